@@ -1,0 +1,93 @@
+//! Connecting to the store and keeping its schema current.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::embedded::{self, EmbeddedCluster};
+use crate::error::{Error, Result};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Where the store is: a server named by URL, or the embedded cluster in a data directory.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Url(String),
+    Embedded(PathBuf),
+}
+
+/// An open, migrated store.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub pool: PgPool,
+    /// Where it is, for messages; never contains a password.
+    pub location: String,
+}
+
+/// Connects (starting the embedded cluster if that is the target) and applies pending
+/// migrations.
+pub async fn connect(target: &Target) -> Result<Database> {
+    let (options, location) = match target {
+        Target::Url(url) => {
+            let options: PgConnectOptions =
+                url.parse().map_err(|source| Error::Connect { target: redact(url), source })?;
+            (options, redact(url))
+        }
+        Target::Embedded(dir) => {
+            let cluster = EmbeddedCluster::new(dir)?;
+            let started = cluster.start()?;
+            if started.initialised {
+                tracing::info!(dir = %cluster.cluster_dir().display(), "initialised the embedded PostgreSQL cluster");
+            }
+            cluster.ensure_database(embedded::DATABASE).await?;
+            (cluster.connect_options(embedded::DATABASE), cluster.url(embedded::DATABASE))
+        }
+    };
+    let pool = pool(options, &location).await?;
+    migrate(&pool).await?;
+    Ok(Database { pool, location })
+}
+
+/// A pool over `options`, with statement logging at trace level only.
+pub async fn pool(options: PgConnectOptions, location: &str) -> Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
+        .await
+        .map_err(|source| Error::Connect { target: location.to_string(), source })
+}
+
+/// Applies every pending migration. Safe to run from several processes at once.
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_never_printed() {
+        assert_eq!(redact("postgres://u:secret@db:5432/x"), "postgres://u:***@db:5432/x");
+        assert_eq!(redact("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(redact("postgresql:///x?host=/tmp"), "postgresql:///x?host=/tmp");
+    }
+}

@@ -1,0 +1,55 @@
+//! The graph store's one error type.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database error while {op}: {source}")]
+    Sql {
+        op: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot connect to PostgreSQL at {target}: {source}")]
+    Connect {
+        target: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("applying migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on PATH, via \
+         `pg_config --bindir`, or under /usr/lib/postgresql/*/bin.\n  Install them: \
+         `apt-get install postgresql` (Debian/Ubuntu), or set PG_BINDIR=/path/to/bin,\n  \
+         or point edgewatch at a running server: --database-url postgres://user@host/db \
+         (or DATABASE_URL)"
+    )]
+    NoServerBinaries,
+    #[error("embedded PostgreSQL in {}: {message}", dir.display())]
+    Embedded { dir: PathBuf, message: String },
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The import would retire more live nodes than the guard allows.
+    #[error(
+        "refusing to retire {would_retire} of {live} live nodes ({pct:.0}% > {limit_pct}%): \
+         the export may be incomplete; pass --allow-mass-retire if this is intended"
+    )]
+    MassRetire { would_retire: usize, live: usize, pct: f64, limit_pct: u32 },
+    /// A published link names a container the graph does not have.
+    #[error("{origin}: field `container`: unknown container {name:?} (not in the inventory, or retired)")]
+    UnknownContainer { name: String, origin: String },
+}
+
+impl Error {
+    pub(crate) fn sql(op: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+        move |source| Error::Sql { op, source }
+    }
+}

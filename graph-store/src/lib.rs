@@ -1,0 +1,23 @@
+//! The graph store: edgewatch's one source of truth, in PostgreSQL.
+//!
+//! - [`embedded`]: the private PostgreSQL cluster used when no `DATABASE_URL` is given.
+//! - [`db`]: connecting and migrating.
+//! - [`cmdb`]: applying CMDB inventory snapshots and published links.
+//! - [`query`]: reading the graph back.
+//!
+//! All of edgewatch's SQL lives in this crate.
+
+pub mod cmdb;
+pub mod db;
+pub mod embedded;
+mod error;
+pub mod model;
+pub mod query;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod time;
+
+pub use db::{connect, migrate, Database};
+pub use error::{Error, Result};
+pub use sqlx::PgPool;
+pub use time::{format_utc, serialize_utc};

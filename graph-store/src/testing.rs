@@ -1,0 +1,117 @@
+//! Test support: a fresh, migrated database per test on a real PostgreSQL.
+//!
+//! The server is `EDGEWATCH_TEST_DATABASE_URL` when set (any database on it; tests
+//! create their own next to it), else an embedded cluster shared by all tests in
+//! `EDGEWATCH_TEST_DATA_DIR` (default `$TMPDIR/edgewatch-test-<uid>`), started on first
+//! use and left running for the next test; `make test` stops it at the end.
+
+use std::path::PathBuf;
+
+use rand::Rng;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::embedded::EmbeddedCluster;
+
+/// A database of a test's own.
+#[derive(Debug)]
+pub struct TestDb {
+    pub pool: PgPool,
+    /// The database's URL, for running the `edgewatch` binary against it.
+    pub url: String,
+    pub name: String,
+}
+
+/// Where the shared embedded test cluster lives.
+pub fn test_data_dir() -> PathBuf {
+    match std::env::var_os("EDGEWATCH_TEST_DATA_DIR") {
+        Some(dir) => dir.into(),
+        None => std::env::temp_dir().join(format!("edgewatch-test-{}", nix::unistd::geteuid())),
+    }
+}
+
+impl TestDb {
+    /// Creates and migrates a fresh database. Panics with the reason when no PostgreSQL
+    /// can be had: a store test without a real database must fail, not pass.
+    pub async fn new() -> TestDb {
+        let name = format!("ew_test_{:016x}", rand::rng().random::<u64>());
+        let (admin, options, url) = match std::env::var("EDGEWATCH_TEST_DATABASE_URL") {
+            Ok(url) => {
+                let admin: PgConnectOptions = url.parse().expect("EDGEWATCH_TEST_DATABASE_URL");
+                let db_url = replace_database(&url, &name);
+                (admin.clone(), admin.database(&name), db_url)
+            }
+            Err(_) => {
+                let dir = test_data_dir();
+                let cluster = EmbeddedCluster::new(&dir)
+                    .unwrap_or_else(|e| panic!("test PostgreSQL in {}: {e}", dir.display()));
+                cluster.start().unwrap_or_else(|e| panic!("starting test PostgreSQL: {e}"));
+                (cluster.connect_options("postgres"), cluster.connect_options(&name), cluster.url(&name))
+            }
+        };
+        let mut conn = PgConnection::connect_with(&admin).await.expect("connecting to test PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.expect("CREATE DATABASE");
+        let pool = crate::db::pool(options, &url).await.expect("connecting to the test database");
+        crate::db::migrate(&pool).await.expect("migrating the test database");
+        TestDb { pool, url, name }
+    }
+
+    /// Every row of the graph's tables, in a stable order, as text: compare two dumps to
+    /// prove that nothing changed.
+    pub async fn dump(&self) -> String {
+        dump(&self.pool).await
+    }
+}
+
+/// See [`TestDb::dump`].
+pub async fn dump(pool: &PgPool) -> String {
+    let tables = [
+        ("hosts", "name"),
+        ("nodes", "id"),
+        ("addresses", "ip"),
+        ("services", "name"),
+        ("service_providers", "service, node_id"),
+        ("edges", "id"),
+        ("edge_health", "edge_id"),
+        ("edge_events", "id"),
+    ];
+    let mut out = String::new();
+    for (table, order) in tables {
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT t::text FROM {table} t ORDER BY {order}"))
+                .fetch_all(pool)
+                .await
+                .unwrap_or_else(|e| panic!("dumping {table}: {e}"));
+        out.push_str(&format!("-- {table} ({} rows)\n", rows.len()));
+        for row in rows {
+            out.push_str(&row);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_is_replaced_in_urls() {
+        assert_eq!(super::replace_database("postgres://u@h:5/db?x=1", "t"), "postgres://u@h:5/t?x=1");
+        assert_eq!(super::replace_database("postgres://u@h", "t"), "postgres://u@h/t");
+    }
+}

@@ -1,0 +1,46 @@
+//! One module per command family; [`run`] dispatches.
+
+mod cmdb;
+mod db;
+mod demo;
+mod graph;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use graph_store::db::Target;
+use graph_store::Database;
+
+use crate::cli::{Cli, Command, Global};
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Demo => demo::run(global).await,
+        Command::Migrate => {
+            let db = connect(global).await?;
+            println!("migrations applied: {}", db.location);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Db(cmd) => db::run(global, cmd).await,
+        Command::Cmdb(cmd) => cmdb::run(global, cmd).await,
+        Command::Graph(cmd) => graph::run(global, cmd).await,
+    }
+}
+
+/// Where the store is, from the global flags.
+pub fn target(global: &Global) -> Target {
+    match &global.database_url {
+        Some(url) => Target::Url(url.clone()),
+        None => Target::Embedded(global.data_dir.clone()),
+    }
+}
+
+/// Opens the store (starting the embedded cluster if needed) with migrations applied.
+pub async fn connect(global: &Global) -> Result<Database> {
+    let target = target(global);
+    graph_store::connect(&target).await.with_context(|| match target {
+        Target::Url(_) => "opening the database given by --database-url / DATABASE_URL".to_string(),
+        Target::Embedded(dir) => format!("opening the embedded database in {}", dir.display()),
+    })
+}

@@ -1,0 +1,54 @@
+//! Printing results: aligned tables for people, JSON for scripts.
+
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{ContentArrangement, Table};
+use graph_store::model::{EdgeView, NodeView};
+use graph_store::format_utc;
+use serde::Serialize;
+
+/// Pretty JSON on stdout.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Disabled).set_header(header);
+    t
+}
+
+pub fn nodes_table(nodes: &[NodeView]) {
+    let mut t = table(&["name", "host", "dc", "role", "ips", "services", "serving"]);
+    for n in nodes {
+        t.add_row(vec![
+            if n.retired { format!("{} (retired)", n.name) } else { n.name.clone() },
+            n.host.clone(),
+            n.dc.clone(),
+            n.role.clone().unwrap_or_default(),
+            n.ips.join(" "),
+            n.services.join(" "),
+            if n.serving { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    println!("{t}");
+    println!("{} nodes", nodes.len());
+}
+
+pub fn edges_table(edges: &[EdgeView]) {
+    let mut t = table(&["src", "dst_ip", "dst", "services", "sources", "queries", "last_seen", "state"]);
+    for e in edges {
+        t.add_row(vec![
+            if e.retired { format!("{} (retired)", e.src) } else { e.src.clone() },
+            e.dst_ip.clone(),
+            e.dst.clone().unwrap_or_else(|| "?".into()),
+            e.services.join(" "),
+            e.sources.join(" "),
+            e.queries.to_string(),
+            format_utc(&e.last_seen),
+            e.state.clone(),
+        ]);
+    }
+    println!("{t}");
+    println!("{} edges", edges.len());
+}
