@@ -34,7 +34,12 @@ pub struct Global {
     pub database_url: Option<String>,
 
     /// Directory of the embedded PostgreSQL cluster (used when no --database-url).
-    #[arg(long, env = "EDGEWATCH_DATA_DIR", default_value = ".edgewatch", global = true)]
+    #[arg(
+        long,
+        env = "EDGEWATCH_DATA_DIR",
+        default_value = ".edgewatch",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// More log output on stderr (-v info, -vv debug); EDGEWATCH_LOG takes a full filter.

@@ -32,15 +32,31 @@ pub async fn apply_inventory(
     inventory: &Inventory,
     allow_mass_retire: bool,
 ) -> Result<InventoryOutcome> {
-    let names: Vec<&str> = inventory.containers.iter().map(|c| c.name.as_str()).collect();
+    let names: Vec<&str> = inventory
+        .containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
     let (live, gone, revived) = count_changes(conn, &names).await?;
-    let pct = if live == 0 { 0.0 } else { gone as f64 * 100.0 / live as f64 };
+    let pct = if live == 0 {
+        0.0
+    } else {
+        gone as f64 * 100.0 / live as f64
+    };
     if !allow_mass_retire && pct > f64::from(MASS_RETIRE_LIMIT_PCT) {
-        return Err(Error::MassRetire { would_retire: gone, live, pct, limit_pct: MASS_RETIRE_LIMIT_PCT });
+        return Err(Error::MassRetire {
+            would_retire: gone,
+            live,
+            pct,
+            limit_pct: MASS_RETIRE_LIMIT_PCT,
+        });
     }
 
-    let hosts: BTreeMap<&str, &str> =
-        inventory.containers.iter().map(|c| (c.host.as_str(), c.dc.as_str())).collect();
+    let hosts: BTreeMap<&str, &str> = inventory
+        .containers
+        .iter()
+        .map(|c| (c.host.as_str(), c.dc.as_str()))
+        .collect();
     upsert_hosts(conn, &hosts).await?;
     let new_nodes = upsert_nodes(conn, inventory).await?;
     let retired_ids = retire_missing_nodes(conn, &names).await?;
@@ -147,7 +163,11 @@ async fn upsert_addresses(conn: &mut PgConnection, inventory: &Inventory) -> Res
     let (ips, owners): (Vec<String>, Vec<&str>) = inventory
         .containers
         .iter()
-        .flat_map(|c| c.ips.iter().map(move |ip| (ip.to_string(), c.name.as_str())))
+        .flat_map(|c| {
+            c.ips
+                .iter()
+                .map(move |ip| (ip.to_string(), c.name.as_str()))
+        })
         .unzip();
     sqlx::query(
         "INSERT INTO addresses (ip, node_id) \
@@ -204,7 +224,11 @@ async fn replace_providers(conn: &mut PgConnection, inventory: &Inventory) -> Re
     let (services, names): (Vec<&str>, Vec<&str>) = inventory
         .containers
         .iter()
-        .flat_map(|c| c.services.iter().map(move |s| (s.as_str(), c.name.as_str())))
+        .flat_map(|c| {
+            c.services
+                .iter()
+                .map(move |s| (s.as_str(), c.name.as_str()))
+        })
         .unzip();
     sqlx::query(
         "DELETE FROM service_providers sp WHERE NOT EXISTS ( \
@@ -264,13 +288,20 @@ pub async fn apply_links(conn: &mut PgConnection, links: &LinkSet) -> Result<Lin
             .into_iter()
             .collect();
     if let Some(missing) = links.links.iter().find(|l| !ids.contains_key(&l.container)) {
-        return Err(Error::UnknownContainer { name: missing.container.clone(), origin: missing.origin.clone() });
+        return Err(Error::UnknownContainer {
+            name: missing.container.clone(),
+            origin: missing.origin.clone(),
+        });
     }
     let node_ids: Vec<i64> = links.links.iter().map(|l| ids[&l.container]).collect();
     let (srcs, ips): (Vec<i64>, Vec<String>) = links
         .links
         .iter()
-        .flat_map(|l| l.targets.iter().map(|ip| (ids[&l.container], ip.to_string())))
+        .flat_map(|l| {
+            l.targets
+                .iter()
+                .map(|ip| (ids[&l.container], ip.to_string()))
+        })
         .unzip();
 
     let inserted: Vec<bool> = sqlx::query_scalar(

@@ -42,7 +42,12 @@ pub enum Error {
         "refusing to retire {would_retire} of {live} live nodes ({pct:.0}% > {limit_pct}%): \
          the export may be incomplete; pass --allow-mass-retire if this is intended"
     )]
-    MassRetire { would_retire: usize, live: usize, pct: f64, limit_pct: u32 },
+    MassRetire {
+        would_retire: usize,
+        live: usize,
+        pct: f64,
+        limit_pct: u32,
+    },
     /// A published link names a container the graph does not have.
     #[error("{origin}: field `container`: unknown container {name:?} (not in the inventory, or retired)")]
     UnknownContainer { name: String, origin: String },

@@ -12,11 +12,21 @@ pub struct ListOptions {
     pub include_retired: bool,
 }
 
+type NodeRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    bool,
+    bool,
+    Vec<String>,
+    Vec<String>,
+);
+
 #[tracing::instrument(skip(pool))]
 pub async fn nodes(pool: &PgPool, opts: ListOptions) -> Result<Vec<NodeView>> {
-    let rows: Vec<(String, String, String, Option<String>, bool, bool, Vec<String>, Vec<String>)> =
-        sqlx::query_as(
-            "SELECT n.name, n.host, n.dc, n.role, n.serving, n.retired_at IS NOT NULL, \
+    let rows: Vec<NodeRow> = sqlx::query_as(
+        "SELECT n.name, n.host, n.dc, n.role, n.serving, n.retired_at IS NOT NULL, \
                     ARRAY(SELECT host(a.ip) FROM addresses a \
                           WHERE a.node_id = n.id \
                             AND (a.retired_at IS NULL OR n.retired_at IS NOT NULL) \
@@ -24,23 +34,25 @@ pub async fn nodes(pool: &PgPool, opts: ListOptions) -> Result<Vec<NodeView>> {
                     ARRAY(SELECT sp.service FROM service_providers sp \
                           WHERE sp.node_id = n.id ORDER BY sp.service) \
              FROM nodes n WHERE $1 OR n.retired_at IS NULL ORDER BY n.name",
-        )
-        .bind(opts.include_retired)
-        .fetch_all(pool)
-        .await
-        .map_err(Error::sql("listing nodes"))?;
+    )
+    .bind(opts.include_retired)
+    .fetch_all(pool)
+    .await
+    .map_err(Error::sql("listing nodes"))?;
     Ok(rows
         .into_iter()
-        .map(|(name, host, dc, role, serving, retired, ips, services)| NodeView {
-            name,
-            host,
-            dc,
-            role,
-            ips,
-            services,
-            serving,
-            retired,
-        })
+        .map(
+            |(name, host, dc, role, serving, retired, ips, services)| NodeView {
+                name,
+                host,
+                dc,
+                role,
+                ips,
+                services,
+                serving,
+                retired,
+            },
+        )
         .collect())
 }
 
@@ -78,17 +90,30 @@ pub async fn edges(pool: &PgPool, opts: ListOptions) -> Result<Vec<EdgeView>> {
     .map_err(Error::sql("listing edges"))?;
     Ok(rows
         .into_iter()
-        .map(|(src, dst_ip, dst, services, sources, queries, first_seen, last_seen, state, retired)| EdgeView {
-            src,
-            dst_ip,
-            dst,
-            services,
-            sources,
-            queries,
-            first_seen,
-            last_seen,
-            state,
-            retired,
-        })
+        .map(
+            |(
+                src,
+                dst_ip,
+                dst,
+                services,
+                sources,
+                queries,
+                first_seen,
+                last_seen,
+                state,
+                retired,
+            )| EdgeView {
+                src,
+                dst_ip,
+                dst,
+                services,
+                sources,
+                queries,
+                first_seen,
+                last_seen,
+                state,
+                retired,
+            },
+        )
         .collect())
 }

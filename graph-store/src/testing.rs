@@ -45,14 +45,29 @@ impl TestDb {
                 let dir = test_data_dir();
                 let cluster = EmbeddedCluster::new(&dir)
                     .unwrap_or_else(|e| panic!("test PostgreSQL in {}: {e}", dir.display()));
-                cluster.start().unwrap_or_else(|e| panic!("starting test PostgreSQL: {e}"));
-                (cluster.connect_options("postgres"), cluster.connect_options(&name), cluster.url(&name))
+                cluster
+                    .start()
+                    .unwrap_or_else(|e| panic!("starting test PostgreSQL: {e}"));
+                (
+                    cluster.connect_options("postgres"),
+                    cluster.connect_options(&name),
+                    cluster.url(&name),
+                )
             }
         };
-        let mut conn = PgConnection::connect_with(&admin).await.expect("connecting to test PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.expect("CREATE DATABASE");
-        let pool = crate::db::pool(options, &url).await.expect("connecting to the test database");
-        crate::db::migrate(&pool).await.expect("migrating the test database");
+        let mut conn = PgConnection::connect_with(&admin)
+            .await
+            .expect("connecting to test PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .expect("CREATE DATABASE");
+        let pool = crate::db::pool(options, &url)
+            .await
+            .expect("connecting to the test database");
+        crate::db::migrate(&pool)
+            .await
+            .expect("migrating the test database");
         TestDb { pool, url, name }
     }
 
@@ -65,6 +80,11 @@ impl TestDb {
 
 /// See [`TestDb::dump`].
 pub async fn dump(pool: &PgPool) -> String {
+    dump_without(pool, &[]).await
+}
+
+/// Like [`dump`], leaving out the named columns (such as `last_seen`) of every table.
+pub async fn dump_without(pool: &PgPool, columns: &[&str]) -> String {
     let tables = [
         ("hosts", "name"),
         ("nodes", "id"),
@@ -77,11 +97,13 @@ pub async fn dump(pool: &PgPool) -> String {
     ];
     let mut out = String::new();
     for (table, order) in tables {
-        let rows: Vec<String> =
-            sqlx::query_scalar(&format!("SELECT t::text FROM {table} t ORDER BY {order}"))
-                .fetch_all(pool)
-                .await
-                .unwrap_or_else(|e| panic!("dumping {table}: {e}"));
+        let rows: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT (to_jsonb(t) - $1::text[])::text FROM {table} t ORDER BY {order}"
+        ))
+        .bind(columns)
+        .fetch_all(pool)
+        .await
+        .unwrap_or_else(|e| panic!("dumping {table}: {e}"));
         out.push_str(&format!("-- {table} ({} rows)\n", rows.len()));
         for row in rows {
             out.push_str(&row);
@@ -107,11 +129,25 @@ fn replace_database(url: &str, name: &str) -> String {
     }
 }
 
+/// Every node's `last_seen`, by name.
+pub async fn node_last_seen(pool: &PgPool) -> Vec<(String, chrono::DateTime<chrono::Utc>)> {
+    sqlx::query_as("SELECT name, last_seen FROM nodes ORDER BY name")
+        .fetch_all(pool)
+        .await
+        .expect("reading last_seen")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn database_is_replaced_in_urls() {
-        assert_eq!(super::replace_database("postgres://u@h:5/db?x=1", "t"), "postgres://u@h:5/t?x=1");
-        assert_eq!(super::replace_database("postgres://u@h", "t"), "postgres://u@h/t");
+        assert_eq!(
+            super::replace_database("postgres://u@h:5/db?x=1", "t"),
+            "postgres://u@h:5/t?x=1"
+        );
+        assert_eq!(
+            super::replace_database("postgres://u@h", "t"),
+            "postgres://u@h/t"
+        );
     }
 }

@@ -12,9 +12,18 @@ use crate::output;
 
 /// The sample fleet, bundled so the demo works from any directory.
 const SAMPLE_FILES: [(&str, &str); 3] = [
-    ("inventory.json", include_str!("../../examples/sample-fleet/inventory.json")),
-    ("inventory.csv", include_str!("../../examples/sample-fleet/inventory.csv")),
-    ("links.txt", include_str!("../../examples/sample-fleet/links.txt")),
+    (
+        "inventory.json",
+        include_str!("../../examples/sample-fleet/inventory.json"),
+    ),
+    (
+        "inventory.csv",
+        include_str!("../../examples/sample-fleet/inventory.csv"),
+    ),
+    (
+        "links.txt",
+        include_str!("../../examples/sample-fleet/links.txt"),
+    ),
 ];
 
 pub async fn run(global: &Global) -> Result<ExitCode> {
@@ -38,7 +47,10 @@ pub async fn run(global: &Global) -> Result<ExitCode> {
         );
     }
     for links in &report.links {
-        println!("imported {}: {} published links", links.file, links.outcome.links);
+        println!(
+            "imported {}: {} published links",
+            links.file, links.outcome.links
+        );
     }
 
     let nodes = query::nodes(&db.pool, ListOptions::default()).await?;

@@ -37,7 +37,10 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Inventory, ExportError> {
     let containers: Vec<ContainerRecord> = located.into_iter().map(|(_, c)| c).collect();
     let listed = listed_services(file, raw.services.unwrap_or_default())?;
     let services = all_services(listed, &containers);
-    Ok(Inventory { containers, services })
+    Ok(Inventory {
+        containers,
+        services,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,7 +91,9 @@ impl<'de> Deserialize<'de> for Ips {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let ips = Vec::<Ip>::deserialize(deserializer)?;
         if ips.is_empty() {
-            return Err(de::Error::custom("a container needs at least one IP address"));
+            return Err(de::Error::custom(
+                "a container needs at least one IP address",
+            ));
         }
         Ok(Ips(dedup_ips(ips.into_iter().map(|ip| ip.0))))
     }
@@ -138,7 +143,10 @@ fn listed_services(file: &str, raw: Vec<RawService>) -> Result<Vec<ServiceRecord
         let port = service.port.map(|p| p.0);
         match seen.entry(service.name.0) {
             Entry::Vacant(slot) => {
-                out.push(ServiceRecord { name: slot.key().clone(), port });
+                out.push(ServiceRecord {
+                    name: slot.key().clone(),
+                    port,
+                });
                 slot.insert((out.len() - 1, i));
             }
             Entry::Occupied(slot) => {
@@ -196,12 +204,27 @@ mod tests {
             }
         );
         assert_eq!(inv.containers[28].name, "db1a.host204");
-        assert!(!inv.containers.iter().find(|c| c.name == "cache1.host102").unwrap().serving);
-        let services: Vec<(&str, Option<u16>)> =
-            inv.services.iter().map(|s| (s.name.as_str(), s.port)).collect();
+        assert!(
+            !inv.containers
+                .iter()
+                .find(|c| c.name == "cache1.host102")
+                .unwrap()
+                .serving
+        );
+        let services: Vec<(&str, Option<u16>)> = inv
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s.port))
+            .collect();
         assert_eq!(
             services,
-            [("api", Some(8080)), ("db1", Some(5432)), ("db2", Some(5432)), ("cache", Some(6379)), ("auth", Some(9000))]
+            [
+                ("api", Some(8080)),
+                ("db1", Some(5432)),
+                ("db2", Some(5432)),
+                ("cache", Some(6379)),
+                ("auth", Some(9000))
+            ]
         );
     }
 
@@ -221,16 +244,25 @@ mod tests {
         }"#;
         let inv = parse_inventory_json("i.json", text.as_bytes()).unwrap();
         let a = &inv.containers[0];
-        assert_eq!((a.name.as_str(), a.role.as_deref(), a.serving), ("a", None, true));
+        assert_eq!(
+            (a.name.as_str(), a.role.as_deref(), a.serving),
+            ("a", None, true)
+        );
         assert_eq!(a.ips, [ip("10.0.0.1"), ip("fd00::1")]);
         assert!(a.services.is_empty());
         let b = &inv.containers[1];
-        assert_eq!((b.role.as_deref(), b.services.len(), b.serving), (None, 0, true));
+        assert_eq!(
+            (b.role.as_deref(), b.services.len(), b.serving),
+            (None, 0, true)
+        );
         let c = &inv.containers[2];
         assert_eq!((c.role.as_deref(), c.serving), (None, false));
         assert_eq!(c.services, ["db", "api"]);
-        let services: Vec<(&str, Option<u16>)> =
-            inv.services.iter().map(|s| (s.name.as_str(), s.port)).collect();
+        let services: Vec<(&str, Option<u16>)> = inv
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s.port))
+            .collect();
         // listed ones first (merged), then those only containers name.
         assert_eq!(services, [("api", Some(8080)), ("web", None), ("db", None)]);
     }
@@ -239,13 +271,25 @@ mod tests {
     fn no_top_level_services_means_the_containers_ones() {
         let text = r#"{"containers": [{"name": "a", "host": "h", "dc": "d", "ips": ["10.0.0.1"], "services": ["x"]}]}"#;
         let inv = parse_inventory_json("i.json", text.as_bytes()).unwrap();
-        assert_eq!(inv.services, [ServiceRecord { name: "x".into(), port: None }]);
+        assert_eq!(
+            inv.services,
+            [ServiceRecord {
+                name: "x".into(),
+                port: None
+            }]
+        );
         let empty = parse_inventory_json("i.json", br#"{"containers": []}"#).unwrap();
         assert_eq!(empty, Inventory::default());
     }
 
     /// (JSON, line, path, field, part of the message)
-    type Case<'a> = (&'a str, Option<usize>, Option<&'a str>, Option<&'a str>, &'a str);
+    type Case<'a> = (
+        &'a str,
+        Option<usize>,
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a str,
+    );
 
     #[test]
     fn refuses_bad_inventories_saying_where() {

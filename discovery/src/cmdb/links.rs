@@ -32,12 +32,17 @@ pub(super) fn parse_text(file: &str, text: &str) -> Result<LinkSet, ExportError>
         let n = i + 1;
         let content = line.split('#').next().unwrap_or("");
         let mut words = content.split_whitespace();
-        let Some(container) = words.next() else { continue };
+        let Some(container) = words.next() else {
+            continue;
+        };
         match first_line.entry(container) {
             Entry::Occupied(first) => {
                 return Err(ExportError::new(
                     file,
-                    format!("container {container:?} is listed twice (first at line {})", first.get()),
+                    format!(
+                        "container {container:?} is listed twice (first at line {})",
+                        first.get()
+                    ),
                 )
                 .line(n)
                 .field("container"));
@@ -50,9 +55,12 @@ pub(super) fn parse_text(file: &str, text: &str) -> Result<LinkSet, ExportError>
             .enumerate()
             .map(|(k, word)| {
                 parse_ip(word).map_err(|message| {
-                    ExportError::new(file, format!("{message} (target {} of {container:?})", k + 1))
-                        .line(n)
-                        .field("targets")
+                    ExportError::new(
+                        file,
+                        format!("{message} (target {} of {container:?})", k + 1),
+                    )
+                    .line(n)
+                    .field("targets")
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -99,4 +107,158 @@ pub(super) fn parse_json(file: &str, text: &str) -> Result<LinkSet, ExportError>
         });
     }
     Ok(LinkSet { links })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../examples/sample-fleet/links.txt");
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|ip| ip.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn parses_the_example() {
+        let set = parse_links_text("links.txt", EXAMPLE.as_bytes()).unwrap();
+        assert_eq!(set.links.len(), 4);
+        assert_eq!(
+            set.links[0],
+            Link {
+                container: "fe1.host101".into(),
+                targets: ips(&["127.20.1.3", "127.20.3.2", "127.20.3.3", "127.20.4.1"]),
+                origin: "links.txt line 2".into(),
+            }
+        );
+        let names: Vec<&str> = set.links.iter().map(|l| l.container.as_str()).collect();
+        assert_eq!(
+            names,
+            ["fe1.host101", "fe1.host103", "fe1.host201", "fe1.host203"]
+        );
+    }
+
+    #[test]
+    fn text_comments_blank_lines_and_empty_links() {
+        let text = "# header\r\n\r\n  a\t10.0.0.1   fd00::1 # trailing\r\nb # no links any more\r\n   # indented comment\nc 10.0.0.2 10.0.0.2#x\n";
+        let set = parse_links_text("l.txt", text.as_bytes()).unwrap();
+        let got: Vec<(&str, Vec<IpAddr>, &str)> = set
+            .links
+            .iter()
+            .map(|l| (l.container.as_str(), l.targets.clone(), l.origin.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", ips(&["10.0.0.1", "fd00::1"]), "l.txt line 3"),
+                ("b", vec![], "l.txt line 4"),
+                ("c", ips(&["10.0.0.2"]), "l.txt line 6"),
+            ]
+        );
+        assert_eq!(parse_links_text("l.txt", b"").unwrap(), LinkSet::default());
+    }
+
+    #[test]
+    fn json_links() {
+        let text = r#"{"links": [{"container": " a ", "targets": ["10.0.0.1", "10.0.0.1", "fd00::2"]},
+                                 {"container": "b", "targets": []}], "generated": "today"}"#;
+        let set = parse_links_json("l.json", text.as_bytes()).unwrap();
+        assert_eq!(
+            set.links,
+            [
+                Link {
+                    container: "a".into(),
+                    targets: ips(&["10.0.0.1", "fd00::2"]),
+                    origin: "l.json $.links[0]".into()
+                },
+                Link {
+                    container: "b".into(),
+                    targets: vec![],
+                    origin: "l.json $.links[1]".into()
+                },
+            ]
+        );
+    }
+
+    /// (input, line, path, field, part of the message)
+    type Case<'a> = (
+        &'a str,
+        Option<usize>,
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a str,
+    );
+
+    #[test]
+    fn refuses_bad_text_links_saying_where() {
+        let cases: &[Case] = &[
+            (
+                "a 10.0.0.1\n# c\nb 10.0.0.2\na 10.0.0.3\n",
+                Some(4),
+                None,
+                Some("container"),
+                "container \"a\" is listed twice (first at line 1)",
+            ),
+            (
+                "a\na\n",
+                Some(2),
+                None,
+                Some("container"),
+                "listed twice (first at line 1)",
+            ),
+            (
+                "a 10.0.0.1\nb 10.0.0.2 db1 10.0.0.3\n",
+                Some(2),
+                None,
+                Some("targets"),
+                "invalid IP address \"db1\" (target 2 of \"b\")",
+            ),
+            (
+                "a 10.0.0.1,10.0.0.2\n",
+                Some(1),
+                None,
+                Some("targets"),
+                "invalid IP address \"10.0.0.1,10.0.0.2\" (target 1",
+            ),
+        ];
+        for (text, line, path, field, message) in cases {
+            let err = parse_links_text("links.txt", text.as_bytes()).unwrap_err();
+            assert_eq!(err.file, "links.txt");
+            assert_eq!(err.line, *line, "{text}\n{err}");
+            assert_eq!(err.path.as_deref(), *path, "{text}\n{err}");
+            assert_eq!(err.field.as_deref(), *field, "{text}\n{err}");
+            assert!(err.message.contains(message), "{text}\n{err}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_json_links_saying_where() {
+        let cases: &[Case] = &[
+            (
+                "{\"links\": [\n {\"container\": \"a\", \"targets\": []},\n {\"container\": \"a\", \"targets\": [\"10.0.0.1\"]}\n]}",
+                None, Some("$.links[1]"), Some("container"), "container \"a\" is listed twice (first at $.links[0])",
+            ),
+            (
+                "{\"links\": [\n {\"container\": \"a\",\n  \"targets\": [\"10.0.0.1\", \"nope\"]}]}",
+                Some(3), Some("$.links[0].targets[1]"), Some("targets"), "invalid IP address \"nope\"",
+            ),
+            (r#"{"links": [{"container": "a"}]}"#, Some(1), Some("$.links[0]"), Some("targets"), "missing field `targets`"),
+            (r#"{"links": [{"targets": []}]}"#, Some(1), Some("$.links[0]"), Some("container"), "missing field `container`"),
+            (r#"{"links": [{"container": "", "targets": []}]}"#, Some(1), Some("$.links[0].container"), Some("container"), "must not be empty"),
+            (r#"{"links": [{"container": "a", "targets": "10.0.0.1"}]}"#, Some(1), Some("$.links[0].targets"), Some("targets"), "invalid type: string"),
+            (r#"{"links": {}}"#, Some(1), Some("$.links"), Some("links"), "invalid type: map"),
+            (r#"{"containers": []}"#, Some(1), Some("$"), Some("links"), "missing field `links`"),
+            ("{\"links\": [\n", Some(2), Some("$.links"), None, "truncated JSON"),
+        ];
+        for (text, line, path, field, message) in cases {
+            let err = parse_links_json("links.json", text.as_bytes()).unwrap_err();
+            assert_eq!(err.file, "links.json");
+            assert_eq!(err.line, *line, "{text}\n{err}");
+            assert_eq!(err.path.as_deref(), *path, "{text}\n{err}");
+            assert_eq!(err.field.as_deref(), *field, "{text}\n{err}");
+            assert!(err.message.contains(message), "{text}\n{err}");
+        }
+    }
 }

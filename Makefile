@@ -1,0 +1,38 @@
+# The two commands: `make demo` and `make test`. Both install what is missing first.
+
+CARGO ?= cargo
+# The embedded PostgreSQL cluster the tests share (each test makes its own database in it).
+EDGEWATCH_TEST_DATA_DIR ?= $(or $(TMPDIR),/tmp)/edgewatch-test-$(shell id -u)
+export EDGEWATCH_TEST_DATA_DIR
+DATA_DIR ?= .edgewatch
+
+.PHONY: all build deps demo test lint clean-test-db
+
+all: build
+
+deps:
+	@scripts/install-deps.sh postgres
+
+build:
+	$(CARGO) build --locked
+
+## make demo: build, make sure PostgreSQL's server binaries are there, load the sample fleet
+demo: deps build
+	./target/debug/edgewatch --data-dir $(DATA_DIR) demo
+
+## make test: install what is missing, then run every test on a real (embedded) PostgreSQL
+test: deps
+	@$(MAKE) --no-print-directory clean-test-db
+	$(CARGO) build --locked --workspace --all-targets
+	$(CARGO) test --locked --workspace --all-targets; status=$$?; \
+	  $(MAKE) --no-print-directory clean-test-db; exit $$status
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+# Stop the shared test cluster (if this or an earlier run left one) and remove it.
+clean-test-db:
+	@if [ -d "$(EDGEWATCH_TEST_DATA_DIR)" ]; then \
+	  ./target/debug/edgewatch --data-dir "$(EDGEWATCH_TEST_DATA_DIR)" db stop >/dev/null 2>&1 || true; \
+	  rm -rf "$(EDGEWATCH_TEST_DATA_DIR)"; fi

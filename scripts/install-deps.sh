@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs the system packages edgewatch's demo and tests need, when they are missing.
+#
+#   scripts/install-deps.sh postgres      PostgreSQL server binaries (initdb, pg_ctl, postgres)
+#
+# Uses apt-get (Debian/Ubuntu) as root, or through sudo when that needs no password.
+# Without either, prints what to install and fails. Never creates or starts a system
+# PostgreSQL cluster: edgewatch runs its own.
+set -euo pipefail
+
+need=()
+
+have_pg_server() {
+    command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1 && return 0
+    if command -v pg_config >/dev/null 2>&1; then
+        local bindir
+        bindir=$(pg_config --bindir 2>/dev/null || true)
+        [ -x "$bindir/initdb" ] && [ -x "$bindir/pg_ctl" ] && return 0
+    fi
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && return 0
+    [ -n "${PG_BINDIR:-}" ] && [ -x "$PG_BINDIR/initdb" ] && return 0
+    return 1
+}
+
+for group in "$@"; do
+    case "$group" in
+        postgres) have_pg_server || need+=(postgresql-common postgresql) ;;
+        *) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;
+    esac
+done
+
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    SUDO=(sudo -n)
+else
+    echo "edgewatch needs these Debian/Ubuntu packages: ${need[*]}" >&2
+    echo "install them as root:  apt-get install ${need[*]}" >&2
+    echo "(or point PG_BINDIR at PostgreSQL's server binaries, or use --database-url)" >&2
+    exit 1
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-deps: no apt-get here; install the PostgreSQL server binaries (${need[*]}) with your package manager" >&2
+    exit 1
+fi
+
+echo "install-deps: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+# postgresql-common first, told not to create (and start) the distribution's own cluster.
+if printf '%s\n' "${need[@]}" | grep -qx postgresql-common; then
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends postgresql-common >/dev/null
+    if [ -f /etc/postgresql-common/createcluster.conf ]; then
+        "${SUDO[@]}" sed -i 's/^#\?\s*create_main_cluster\s*=.*/create_main_cluster = false/' \
+            /etc/postgresql-common/createcluster.conf
+    fi
+fi
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+have_pg_server || { echo "install-deps: PostgreSQL server binaries still not found" >&2; exit 1; }

@@ -1,0 +1,74 @@
+//! Shared helpers for the binary's integration tests: run `edgewatch` against a test
+//! database and read its JSON.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+use graph_store::testing::TestDb;
+use serde_json::Value;
+
+/// A file of the bundled sample fleet, as a path string.
+pub fn sample(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/sample-fleet")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `edgewatch --database-url <test db> ARGS…`
+pub fn edgewatch(db: &TestDb, args: &[&str]) -> Output {
+    Command::cargo_bin("edgewatch")
+        .unwrap()
+        .env_remove("DATABASE_URL")
+        .env_remove("EDGEWATCH_LOG")
+        .arg("--database-url")
+        .arg(&db.url)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs and insists on success; returns stdout.
+pub fn ok(db: &TestDb, args: &[&str]) -> String {
+    let out = edgewatch(db, args);
+    assert!(
+        out.status.success(),
+        "edgewatch {args:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn json(db: &TestDb, args: &[&str]) -> Value {
+    let text = ok(db, args);
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("edgewatch {args:?}: not JSON ({e}):\n{text}"))
+}
+
+/// Keeps only `keys` of every object in a JSON array, sorted by its text.
+pub fn project(items: &Value, keys: &[&str]) -> Vec<Value> {
+    let mut out: Vec<Value> = items
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|item| {
+            keys.iter()
+                .map(|k| (k.to_string(), item[*k].clone()))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        })
+        .collect();
+    out.sort_by_key(|v: &Value| v.to_string());
+    out
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
