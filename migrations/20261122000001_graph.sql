@@ -136,14 +136,37 @@ CREATE TABLE edge_events (
 CREATE INDEX edge_events_edge_at ON edge_events (edge_id, at);
 CREATE INDEX edge_events_at ON edge_events (at);
 
--- Where each log source was read up to: committed in the same transaction as the edges
--- derived from the bytes before that offset.
+-- Where each log file was read up to: committed in the same transaction as the edges
+-- and counters derived from the bytes before byte_offset. A file is known by its device
+-- and inode plus a fingerprint of its first line, not by its path, so a renamed
+-- (rotated) file is continued, not read again.
 CREATE TABLE ingest_checkpoints (
-    source       text PRIMARY KEY,
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    device       bigint NOT NULL,
+    inode        bigint NOT NULL,
     fingerprint  text NOT NULL,
-    device       bigint,
-    inode        bigint,
+    path         text NOT NULL,
     byte_offset  bigint NOT NULL CHECK (byte_offset >= 0),
     lines        bigint NOT NULL DEFAULT 0,
-    updated_at   timestamptz NOT NULL DEFAULT now()
+    first_seen   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (device, inode, fingerprint)
+);
+
+-- DNS discovery's counters: lines and records that gave no edge, by reason.
+CREATE TABLE dns_skips (
+    reason      text PRIMARY KEY,
+    count       bigint NOT NULL DEFAULT 0,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- What the CMDB lacks, seen in DNS queries: unknown client addresses, unknown consumer
+-- names, unknown services; with counts, so an operator can fix the CMDB.
+CREATE TABLE dns_unknowns (
+    kind        text NOT NULL CHECK (kind IN ('client', 'consumer', 'service', 'no-provider')),
+    value       text NOT NULL,
+    count       bigint NOT NULL DEFAULT 0,
+    first_seen  timestamptz NOT NULL DEFAULT now(),
+    last_seen   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, value)
 );

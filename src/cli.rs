@@ -59,10 +59,89 @@ pub enum Command {
     /// Import CMDB exports: inventory snapshots and published links.
     #[command(subcommand)]
     Cmdb(CmdbCommand),
+    /// Learn edges from PowerDNS query logs.
+    #[command(subcommand)]
+    Dns(DnsCommand),
     /// Look at the dependency graph.
     #[command(subcommand)]
     Graph(GraphCommand),
 }
+
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// Zone holding the service names (repeatable): with `--zone example.com`, a query for
+    /// db1.be5.host58.example.com is consumer be5.host58 asking for service db1.
+    #[arg(
+        long = "zone",
+        env = "EDGEWATCH_ZONES",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub zones: Vec<String>,
+    /// Write to the database after this many lines.
+    #[arg(long, default_value_t = 200_000)]
+    pub batch_lines: u64,
+    /// UTC offset of year-less log prefix times such as `Nov 22 01:36:00`, e.g. +02:00.
+    #[arg(long, default_value = "+00:00", value_parser = parse_offset)]
+    pub log_utc_offset: i32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// Read PowerDNS logs from where the last read stopped to their end, once.
+    ///
+    /// Understands, detected per line: authoritative `log-dns-queries` lines, recursor
+    /// old-style and structured (key="value") question lines, pipe-backend `Q` lines and
+    /// `journalctl -o json` lines; bare or behind PowerDNS' own time prefix, syslog
+    /// (traditional, RFC 3339, raw <pri>) or journalctl short/short-iso-precise.
+    ///
+    /// Files are known by device, inode and a fingerprint of their first line, and the
+    /// read position is stored with the edges it produced: reading a file again reads
+    /// only what was appended. A last line without its newline is left for later.
+    Ingest {
+        #[command(flatten)]
+        dns: DnsArgs,
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = TextFormat::Text)]
+        format: TextFormat,
+    },
+    /// Follow PowerDNS logs as they grow (rotation, copytruncate and re-creation
+    /// included) until Ctrl-C; `-` reads standard input, e.g.
+    /// `journalctl -f -o cat -u pdns | edgewatch dns tail --zone example.com -`.
+    Tail {
+        #[command(flatten)]
+        dns: DnsArgs,
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Write at least this often while lines arrive.
+        #[arg(long, value_parser = parse_duration, default_value = "1s")]
+        flush_every: Duration,
+        /// Reload the CMDB this often.
+        #[arg(long, value_parser = parse_duration, default_value = "60s")]
+        cmdb_refresh: Duration,
+        /// Retire DNS edges no query has used for this long ("never" to keep them).
+        #[arg(long, default_value = "7d", value_parser = parse_optional_duration)]
+        expire_after: OptionalDuration,
+    },
+    /// What discovery skipped and why, and the names and addresses the CMDB lacks.
+    Stats {
+        /// How many unknown clients, consumers and services to list.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = TextFormat::Text)]
+        format: TextFormat,
+    },
+    /// Retire DNS edges no query has used for a while (what `dns tail` does hourly).
+    Expire {
+        #[arg(long, value_parser = parse_duration, default_value = "7d")]
+        older_than: Duration,
+    },
+}
+
+/// A duration, or none ("never").
+#[derive(Debug, Clone, Copy)]
+pub struct OptionalDuration(pub Option<Duration>);
 
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
@@ -149,6 +228,37 @@ pub enum ListFormat {
 pub enum TextFormat {
     Text,
     Json,
+}
+
+fn parse_optional_duration(s: &str) -> Result<OptionalDuration, String> {
+    if s.eq_ignore_ascii_case("never") {
+        Ok(OptionalDuration(None))
+    } else {
+        parse_duration(s).map(|d| OptionalDuration(Some(d)))
+    }
+}
+
+/// `+02:00`, `-0530`, `Z` → seconds east of UTC.
+fn parse_offset(s: &str) -> Result<i32, String> {
+    let bad = || format!("{s:?} is not a UTC offset (examples: +00:00, +02:00, -05:30, Z)");
+    if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") {
+        return Ok(0);
+    }
+    let (sign, rest) = match s.as_bytes().first() {
+        Some(b'+') => (1, &s[1..]),
+        Some(b'-') => (-1, &s[1..]),
+        _ => return Err(bad()),
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    if digits.len() != 4 || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let hours: i32 = digits[..2].parse().map_err(|_| bad())?;
+    let minutes: i32 = digits[2..].parse().map_err(|_| bad())?;
+    if hours > 14 || minutes > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (hours * 3600 + minutes * 60))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

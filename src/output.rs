@@ -71,3 +71,34 @@ pub fn edges_table(edges: &[EdgeView]) {
     println!("{t}");
     println!("{} edges", edges.len());
 }
+
+pub fn dns_stats(s: &graph_store::dns::DnsStats) {
+    println!("dns edges: {} ({} queries)", s.dns_edges, s.queries);
+    let section = |title: &str, rows: &[graph_store::dns::CountBy]| {
+        if rows.is_empty() {
+            return;
+        }
+        let mut t = table(&[title, "count"]);
+        for r in rows {
+            t.add_row(vec![r.name.clone(), r.count.to_string()]);
+        }
+        println!("{t}");
+    };
+    section("no edge, because", &s.skipped);
+    section("unknown client address", &s.unknown_clients);
+    section("unknown consumer", &s.unknown_consumers);
+    section("unknown service", &s.unknown_services);
+    section("service without provider", &s.services_without_provider);
+    if !s.sources.is_empty() {
+        let mut t = table(&["log file", "read to byte", "lines", "updated"]);
+        for src in &s.sources {
+            t.add_row(vec![
+                src.path.clone(),
+                src.byte_offset.to_string(),
+                src.lines.to_string(),
+                format_utc(&src.updated_at),
+            ]);
+        }
+        println!("{t}");
+    }
+}

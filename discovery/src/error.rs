@@ -24,6 +24,8 @@ pub enum Error {
     },
     #[error(transparent)]
     Store(#[from] graph_store::Error),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// What is wrong with an export and exactly where: the file, the line (text and CSV) or

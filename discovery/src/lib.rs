@@ -4,6 +4,8 @@
 //!   imported in one transaction each.
 
 pub mod cmdb;
+pub mod dns;
 mod error;
+pub mod fleet;
 
 pub use error::{Error, ExportError, Result};

@@ -48,6 +48,9 @@ pub enum Error {
         pct: f64,
         limit_pct: u32,
     },
+    /// Another reader advanced this file's read position since we read it.
+    #[error("{path}: the stored read position is no longer {expected}: another edgewatch is reading this file")]
+    CheckpointMoved { path: String, expected: i64 },
     /// A published link names a container the graph does not have.
     #[error("{origin}: field `container`: unknown container {name:?} (not in the inventory, or retired)")]
     UnknownContainer { name: String, origin: String },

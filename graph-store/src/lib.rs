@@ -9,6 +9,7 @@
 
 pub mod cmdb;
 pub mod db;
+pub mod dns;
 pub mod embedded;
 mod error;
 pub mod model;

@@ -3,6 +3,7 @@
 mod cmdb;
 mod db;
 mod demo;
+mod dns;
 mod graph;
 
 use std::process::ExitCode;
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Db(cmd) => db::run(global, cmd).await,
         Command::Cmdb(cmd) => cmdb::run(global, cmd).await,
+        Command::Dns(cmd) => dns::run(global, cmd).await,
         Command::Graph(cmd) => graph::run(global, cmd).await,
     }
 }

@@ -1,0 +1,427 @@
+//! journald's JSON export (`journalctl -o json`), one entry per line.
+//!
+//! The recursor's native journal backend puts the question in fields
+//! (`"MESSAGE": "Question", "QNAME": …, "QTYPE": …, "REMOTE": …, "TIMESTAMP": …`); any
+//! other program's entry carries its line in `MESSAGE`, which is parsed like a line of
+//! the other flavours. `__REALTIME_TIMESTAMP` (µs) is the time when the entry gives none.
+//!
+//! A small hand-written scanner: journald writes flat objects of strings (arrays of
+//! bytes for binary fields), and only a few fields matter. It borrows from the line and
+//! allocates only to undo escapes in a name or a message.
+
+use std::borrow::Cow;
+
+use super::addr::parse_client;
+use super::recursor_structured::QUESTION_MESSAGES;
+use super::{epoch_seconds_us, is_qtype, parse_message};
+use crate::dns::record::{ParseContext, Parsed, QueryRecord, SkipReason};
+
+/// Parses a line that starts with `{`.
+pub(super) fn parse<'a>(line: &'a str, ctx: &ParseContext) -> Parsed<'a> {
+    let Some(entry) = scan(line) else {
+        return Parsed::Skipped(SkipReason::Malformed);
+    };
+    let received_us = entry
+        .realtime
+        .and_then(JStr::plain)
+        .and_then(|us| us.parse::<i64>().ok());
+    let parsed = if let Some(qname) = entry.qname {
+        from_fields(&entry, qname)
+    } else if let Some(message) = entry.message {
+        if message.escaped {
+            let text = decode(message.raw);
+            reborrow(parse_message(&text, ctx), line)
+        } else {
+            parse_message(message.raw, ctx)
+        }
+    } else {
+        Parsed::Skipped(SkipReason::NotAQuery)
+    };
+    match parsed {
+        Parsed::Query(mut query) => {
+            query.time_us = query.time_us.or(received_us);
+            Parsed::Query(query)
+        }
+        skipped => skipped,
+    }
+}
+
+/// The recursor's native fields.
+fn from_fields<'a>(entry: &Entry<'a>, qname: JStr<'a>) -> Parsed<'a> {
+    if let Some(message) = entry.message {
+        if !QUESTION_MESSAGES.contains(&&*message.text()) {
+            return Parsed::Skipped(SkipReason::NotAQuery);
+        }
+    }
+    let query = || {
+        let qname = qname.text();
+        let qtype = entry.qtype?.plain()?;
+        if qname.is_empty() || !is_qtype(qtype) {
+            return None;
+        }
+        Some(QueryRecord {
+            client: parse_client(entry.remote?.plain()?)?,
+            qname,
+            qtype,
+            time_us: entry
+                .timestamp
+                .and_then(JStr::plain)
+                .and_then(epoch_seconds_us),
+        })
+    };
+    query().map_or(Parsed::Skipped(SkipReason::Malformed), Parsed::Query)
+}
+
+/// A result parsed from a decoded copy of the message, made to borrow from the line:
+/// the name is owned, and the type (letters and digits, so never escaped) is found in
+/// the line itself.
+fn reborrow<'a>(parsed: Parsed<'_>, line: &'a str) -> Parsed<'a> {
+    match parsed {
+        Parsed::Query(q) => match line.find(q.qtype) {
+            Some(at) => Parsed::Query(QueryRecord {
+                client: q.client,
+                qname: Cow::Owned(q.qname.into_owned()),
+                qtype: &line[at..at + q.qtype.len()],
+                time_us: q.time_us,
+            }),
+            None => Parsed::Skipped(SkipReason::Malformed),
+        },
+        Parsed::Skipped(reason) => Parsed::Skipped(reason),
+    }
+}
+
+/// The fields of an entry that matter, as string values in the line.
+#[derive(Debug, Default)]
+struct Entry<'a> {
+    qname: Option<JStr<'a>>,
+    qtype: Option<JStr<'a>>,
+    remote: Option<JStr<'a>>,
+    message: Option<JStr<'a>>,
+    timestamp: Option<JStr<'a>>,
+    realtime: Option<JStr<'a>>,
+}
+
+/// A JSON string between its quotes, escapes not yet undone.
+#[derive(Debug, Clone, Copy)]
+struct JStr<'a> {
+    raw: &'a str,
+    escaped: bool,
+}
+
+impl<'a> JStr<'a> {
+    fn text(self) -> Cow<'a, str> {
+        if self.escaped {
+            Cow::Owned(decode(self.raw))
+        } else {
+            Cow::Borrowed(self.raw)
+        }
+    }
+
+    fn plain(self) -> Option<&'a str> {
+        (!self.escaped).then_some(self.raw)
+    }
+}
+
+/// Reads one JSON object; `None` if the line is not one.
+fn scan(line: &str) -> Option<Entry<'_>> {
+    let mut c = Cursor { text: line, at: 0 };
+    let mut entry = Entry::default();
+    c.ws();
+    c.eat(b'{')?;
+    c.ws();
+    if c.eat(b'}').is_none() {
+        loop {
+            let key = c.string()?;
+            c.ws();
+            c.eat(b':')?;
+            c.ws();
+            if c.peek() == Some(b'"') {
+                let value = c.string()?;
+                let slot = match key.raw {
+                    "QNAME" => Some(&mut entry.qname),
+                    "QTYPE" => Some(&mut entry.qtype),
+                    "REMOTE" => Some(&mut entry.remote),
+                    "MESSAGE" => Some(&mut entry.message),
+                    "TIMESTAMP" => Some(&mut entry.timestamp),
+                    "__REALTIME_TIMESTAMP" => Some(&mut entry.realtime),
+                    _ => None,
+                };
+                if let Some(slot) = slot {
+                    slot.get_or_insert(value);
+                }
+            } else {
+                c.skip_value()?;
+            }
+            c.ws();
+            if c.eat(b',').is_some() {
+                c.ws();
+                continue;
+            }
+            c.eat(b'}')?;
+            break;
+        }
+    }
+    c.ws();
+    (c.at == line.len()).then_some(entry)
+}
+
+/// A position in the line. Every position it stops at is just before or after an ASCII
+/// byte, so slicing there is always on a character boundary.
+struct Cursor<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek() == Some(byte)).then(|| self.at += 1)
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+            self.at += 1;
+        }
+    }
+
+    /// `"…"`.
+    fn string(&mut self) -> Option<JStr<'a>> {
+        self.eat(b'"')?;
+        let bytes = self.text.as_bytes();
+        let start = self.at;
+        let mut escaped = false;
+        while let Some(&b) = bytes.get(self.at) {
+            match b {
+                b'\\' => {
+                    escaped = true;
+                    self.at += 2;
+                }
+                b'"' => {
+                    let raw = &self.text[start..self.at];
+                    self.at += 1;
+                    return Some(JStr { raw, escaped });
+                }
+                _ => self.at += 1,
+            }
+        }
+        None
+    }
+
+    /// Any value but a string: a number, `true`, `null`, or an array or object
+    /// (journald's byte arrays), nested to any depth without recursion.
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'[' | b'{' => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek()? {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'[' | b'{' => depth += 1,
+                        b']' | b'}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.at += 1;
+                                return Some(());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.at += 1;
+                }
+            }
+            _ => {
+                let start = self.at;
+                while !matches!(
+                    self.peek(),
+                    None | Some(b',' | b'}' | b']' | b'"' | b' ' | b'\t' | b'\r' | b'\n')
+                ) {
+                    self.at += 1;
+                }
+                (self.at > start).then_some(())
+            }
+        }
+    }
+}
+
+/// Undoes JSON string escapes; what cannot be decoded becomes U+FFFD.
+fn decode(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let decoded = match chars.next() {
+            None => break,
+            Some('n') => '\n',
+            Some('t') => '\t',
+            Some('r') => '\r',
+            Some('b') => '\u{8}',
+            Some('f') => '\u{c}',
+            Some('u') => match hex4(&mut chars) {
+                Some(high @ 0xD800..=0xDBFF) => {
+                    let mut ahead = chars.clone();
+                    let low = (ahead.next() == Some('\\') && ahead.next() == Some('u'))
+                        .then(|| hex4(&mut ahead))
+                        .flatten()
+                        .filter(|low| (0xDC00..=0xDFFF).contains(low));
+                    match low {
+                        Some(low) => {
+                            chars = ahead;
+                            char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+                                .unwrap_or(char::REPLACEMENT_CHARACTER)
+                        }
+                        None => char::REPLACEMENT_CHARACTER,
+                    }
+                }
+                Some(code) => char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER),
+                None => char::REPLACEMENT_CHARACTER,
+            },
+            Some(other) => other, // `\"`, `\\`, `\/`
+        };
+        out.push(decoded);
+    }
+    out
+}
+
+fn hex4(chars: &mut std::str::Chars<'_>) -> Option<u32> {
+    (0..4).try_fold(0, |acc, _| Some(acc * 16 + chars.next()?.to_digit(16)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::prefix::tests::{ctx, utc};
+    use super::super::testing::{summary, want, Want};
+    use super::*;
+
+    #[test]
+    fn lines() {
+        let q = |client, qname, qtype, ts| Ok((client, qname, qtype, ts));
+        let cases: &[(&str, Want)] = &[
+            // The recursor's native backend: fields, with TIMESTAMP as the time.
+            (
+                r#"{"LEVEL": "0", "PROTO": "udp", "QTYPE": "A", "__REALTIME_TIMESTAMP": "1795311120875154", "PRIORITY": "6", "SUBSYSTEM": "syncres", "QNAME": "api.be5.host12.example.com", "MESSAGE": "Question", "MTID": "1", "_PID": "10528", "SYSLOG_IDENTIFIER": "pdns_recursor", "_HOSTNAME": "vm", "ECS": "", "REMOTE": "127.0.0.3:59158", "TIMESTAMP": "1795311120.875", "TID": "2", "_TRANSPORT": "journal"}"#,
+                q(
+                    "127.0.0.3",
+                    "api.be5.host12.example.com",
+                    "A",
+                    Some(1_795_311_120_875_000),
+                ),
+            ),
+            (
+                r#"{"_HOSTNAME": "vm", "ECS": "", "TID": "2", "PRIORITY": "6", "__REALTIME_TIMESTAMP": "1795311120876576", "SYSLOG_IDENTIFIER": "pdns_recursor", "QNAME": "api.be5.host12.example.com", "LEVEL": "0", "_PID": "10528", "_TRANSPORT": "journal", "PROTO": "udp", "MESSAGE": "Answer", "REMOTE": "127.0.0.3:59158", "SUBSYSTEM": "syncres", "TIMESTAMP": "1795311120.876", "QTYPE": "A", "MTID": "1"}"#,
+                Err(SkipReason::NotAQuery),
+            ),
+            // Without TIMESTAMP, the time journald received it.
+            (
+                r#"{"MESSAGE":"Question answered from packet cache","QNAME":"a.example.com","QTYPE":"AAAA","REMOTE":"[::1]:5353","__REALTIME_TIMESTAMP":"1795311120900459"}"#,
+                q("::1", "a.example.com", "AAAA", Some(1_795_311_120_900_459)),
+            ),
+            (
+                r#"{"QNAME":"a.example.com","QTYPE":"A","REMOTE":"10.0.0.1:53"}"#,
+                q("10.0.0.1", "a.example.com", "A", None),
+            ),
+            (
+                r#"{"QNAME":"a.example.com","QTYPE":"A"}"#,
+                Err(SkipReason::Malformed),
+            ),
+            (
+                r#"{"QNAME":"a.example.com","QTYPE":"A","REMOTE":"x"}"#,
+                Err(SkipReason::Malformed),
+            ),
+            (
+                r#"{"QNAME":"","QTYPE":"A","REMOTE":"10.0.0.1"}"#,
+                Err(SkipReason::Malformed),
+            ),
+            // Another program's line in MESSAGE, unescaped: borrowed as it is.
+            (
+                r#"{"__REALTIME_TIMESTAMP":"1795310000000001","_HOSTNAME":"vm","SYSLOG_IDENTIFIER":"pdns_server","MESSAGE":"Remote 127.0.0.1 wants 'db1.be5.host58.example.com|A', do = 0, bufsize = 1232: packetcache MISS","_PID":"10409"}"#,
+                q(
+                    "127.0.0.1",
+                    "db1.be5.host58.example.com",
+                    "A",
+                    Some(1_795_310_000_000_001),
+                ),
+            ),
+            // Escaped (a structured recursor line on stdout): its ts wins.
+            (
+                r#"{"MESSAGE":"msg=\"Question\" subsystem=\"syncres\" ts=\"1795311114.002\" qname=\"api.be5.host12.example.com\" qtype=\"A\" remote=\"127.0.0.3:36904\"","__REALTIME_TIMESTAMP":"1795311114002999"}"#,
+                q(
+                    "127.0.0.3",
+                    "api.be5.host12.example.com",
+                    "A",
+                    Some(1_795_311_114_002_000),
+                ),
+            ),
+            (
+                r#"{"MESSAGE":"msg=\"Answer\" qname=\"a\" qtype=\"A\" remote=\"127.0.0.3:36904\""}"#,
+                Err(SkipReason::NotAQuery),
+            ),
+            (
+                r#"{"MESSAGE":"3 question answered from packet cache tag=0 from 127.0.0.2:35066"}"#,
+                Err(SkipReason::CacheHitWithoutName),
+            ),
+            // Other value kinds are skipped; a byte-array MESSAGE says nothing.
+            (
+                r#"{ "A" : [1, [2, {"x": "]"}], 3] , "B":null,"C":-1.5e3,"MESSAGE":[82,101],"QTYPE":"A" }"#,
+                Err(SkipReason::NotAQuery),
+            ),
+            (r#"{}"#, Err(SkipReason::NotAQuery)),
+            (
+                r#"{"MESSAGE":"Started pdns.service"}"#,
+                Err(SkipReason::NotAQuery),
+            ),
+            (
+                r#"{"MESSAGE":"Remote 127.0.0.1 wants"#,
+                Err(SkipReason::Malformed),
+            ),
+            (r#"{"MESSAGE":"x"} trailing"#, Err(SkipReason::Malformed)),
+            (r#"{"MESSAGE" "x"}"#, Err(SkipReason::Malformed)),
+            (r#"{"A":}"#, Err(SkipReason::Malformed)),
+            (r#"{"A":[1,2}"#, Err(SkipReason::Malformed)),
+            (r#"{"#, Err(SkipReason::Malformed)),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(summary(&parse(line, &ctx())), want(*expected), "{line}");
+        }
+    }
+
+    #[test]
+    fn the_inner_line_keeps_its_prefix_time() {
+        let line = r#"{"MESSAGE":"Nov 22 01:31:53 Remote 127.0.0.2 wants 'db1.be5.host58.example.com|A', do = 0","__REALTIME_TIMESTAMP":"1"}"#;
+        let Parsed::Query(q) = parse(line, &ctx()) else {
+            panic!("no query");
+        };
+        assert_eq!(q.time_us, Some(utc(2026, 11, 22, 1, 31, 53)));
+        assert!(matches!(q.qname, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn escaped_names_are_decoded() {
+        let line = r#"{"MESSAGE":"Question","QNAME":"caf\u00e9\ud83d\ude00\"\\\/\n.example.com","QTYPE":"A","REMOTE":"10.0.0.1"}"#;
+        let Parsed::Query(q) = parse(line, &ctx()) else {
+            panic!("no query");
+        };
+        assert_eq!(q.qname, "café😀\"\\/\n.example.com");
+        let cases = [
+            (r"\ud83d", "\u{FFFD}"),
+            (r"\ud83dx", "\u{FFFD}x"),
+            (r"\ud83d\u0041", "\u{FFFD}A"),
+            (r"\ude00", "\u{FFFD}"),
+            (r"\u12", "\u{FFFD}"),
+            (r"\uzzzz", "\u{FFFD}zzz"),
+            (r"a\", "a"),
+            (r"\q", "q"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(decode(raw), want, "{raw}");
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! PowerDNS Recursor structured lines (`structured-logging=yes`, the 4.8 default):
+//! `key="value"` pairs, values quoted with `\"` and `\\` escapes (`std::quoted`).
+//!
+//! ```text
+//! msg="Question" subsystem="syncres" … ts="1795310995.698" ecs="" mtid="1" proto="udp" qname="db1.be5.host58.example.com" qtype="A" remote="127.0.0.2:33949"
+//! msg="Question answered from packet cache" subsystem="in" … qname="…" qtype="A" remote="127.0.0.2:54549" source="127.0.0.2:54549" tag="0"
+//! msg="Answer" …                                                            (not a query)
+//! ```
+//!
+//! Both question messages carry the name, so a packet-cache hit is a query here.
+
+use std::borrow::Cow;
+
+use nom::branch::alt;
+use nom::bytes::complete::{take_till, take_while1};
+use nom::character::complete::{char, space0};
+use nom::{IResult, Parser};
+
+use super::addr::parse_client;
+use super::{epoch_seconds_us, is_qtype};
+use crate::dns::record::{Parsed, QueryRecord, SkipReason};
+
+/// The `msg` values that announce a question; the same words are journald's MESSAGE.
+pub(super) const QUESTION_MESSAGES: [&str; 2] = ["Question", "Question answered from packet cache"];
+
+/// Parses a message that starts with `msg=`; `None` if it does not.
+pub(super) fn parse(message: &str) -> Option<Parsed<'_>> {
+    if !message.starts_with("msg=") {
+        return None;
+    }
+    let is_question =
+        pair(message).is_ok_and(|(_, msg)| !msg.escaped && QUESTION_MESSAGES.contains(&msg.raw));
+    if !is_question {
+        return Some(Parsed::Skipped(SkipReason::NotAQuery));
+    }
+    Some(question(message).unwrap_or(Parsed::Skipped(SkipReason::Malformed)))
+}
+
+/// The fields a question needs, as they stand in the line.
+#[derive(Debug, Default)]
+struct Fields<'a> {
+    qname: Option<Value<'a>>,
+    qtype: Option<Value<'a>>,
+    remote: Option<Value<'a>>,
+    ts: Option<Value<'a>>,
+}
+
+fn question(mut rest: &str) -> Option<Parsed<'_>> {
+    let mut fields = Fields::default();
+    while !rest.is_empty() {
+        let (next, value) = pair(rest).ok()?;
+        let slot = match value.key {
+            "qname" => &mut fields.qname,
+            "qtype" => &mut fields.qtype,
+            "remote" => &mut fields.remote,
+            "ts" => &mut fields.ts,
+            _ => {
+                rest = next;
+                continue;
+            }
+        };
+        slot.get_or_insert(value);
+        rest = next;
+    }
+    let qname = fields.qname?.text();
+    let qtype = fields.qtype?.plain()?;
+    if qname.is_empty() || !is_qtype(qtype) {
+        return None;
+    }
+    Some(Parsed::Query(QueryRecord {
+        client: parse_client(fields.remote?.plain()?)?,
+        qname,
+        qtype,
+        time_us: fields.ts.and_then(Value::plain).and_then(epoch_seconds_us),
+    }))
+}
+
+/// One `key="value"` (or `key=value`) pair as it stands in the line.
+#[derive(Debug, Clone, Copy)]
+struct Value<'a> {
+    key: &'a str,
+    /// Between the quotes, escapes not yet undone.
+    raw: &'a str,
+    escaped: bool,
+}
+
+impl<'a> Value<'a> {
+    /// The value, allocating only to undo escapes.
+    fn text(self) -> Cow<'a, str> {
+        if self.escaped {
+            Cow::Owned(unescape(self.raw))
+        } else {
+            Cow::Borrowed(self.raw)
+        }
+    }
+
+    /// The value if it has no escapes (addresses, types and times never do).
+    fn plain(self) -> Option<&'a str> {
+        (!self.escaped).then_some(self.raw)
+    }
+}
+
+/// `key="value" ` with the spaces after it.
+fn pair(i: &str) -> IResult<&str, Value<'_>, ()> {
+    let (i, (key, _, (raw, escaped), _)) = (
+        take_while1(|c| c != '=' && c != ' ' && c != '"'),
+        char('='),
+        alt((quoted, bare)),
+        space0,
+    )
+        .parse(i)?;
+    Ok((i, Value { key, raw, escaped }))
+}
+
+/// `"…"`: the text between the quotes and whether it has backslash escapes.
+fn quoted(i: &str) -> IResult<&str, (&str, bool), ()> {
+    let (body, _) = char('"').parse(i)?;
+    let bytes = body.as_bytes();
+    let mut escaped = false;
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'\\' => {
+                escaped = true;
+                at += 2;
+            }
+            // A '"' byte is never inside a multi-byte character: slicing here is safe.
+            b'"' => return Ok((&body[at + 1..], (&body[..at], escaped))),
+            _ => at += 1,
+        }
+    }
+    Err(nom::Err::Error(()))
+}
+
+/// An unquoted value, up to the next space.
+fn bare(i: &str) -> IResult<&str, (&str, bool), ()> {
+    take_till(|c| c == ' ' || c == '"')
+        .map(|raw| (raw, false))
+        .parse(i)
+}
+
+/// Undoes `\x` → `x`.
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.extend(chars.next());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{summary, want, Want};
+    use super::*;
+
+    #[test]
+    fn lines() {
+        let q = |client, qname, qtype, ts| Some(Ok((client, qname, qtype, ts)));
+        let cases: &[(&str, Option<Want>)] = &[
+            (
+                r#"msg="Question" subsystem="syncres" level="0" prio="Info" tid="2" ts="1795310995.698" ecs="" mtid="1" proto="udp" qname="db1.be5.host58.example.com" qtype="A" remote="127.0.0.2:33949""#,
+                q(
+                    "127.0.0.2",
+                    "db1.be5.host58.example.com",
+                    "A",
+                    Some(1_795_310_995_698_000),
+                ),
+            ),
+            (
+                r#"msg="Question answered from packet cache" subsystem="in" level="0" prio="Notice" tid="2" ts="1795310996.027" proto="udp" qname="db1.be5.host58.example.com" qtype="A" remote="127.0.0.2:54549" source="127.0.0.2:54549" tag="0""#,
+                q(
+                    "127.0.0.2",
+                    "db1.be5.host58.example.com",
+                    "A",
+                    Some(1_795_310_996_027_000),
+                ),
+            ),
+            (
+                r#"msg="Question" ts="1795311174.329" ecs="10.9.8.0/24" qname="cache.be7.host3.example.com" qtype="AAAA" remote="[fd00:99::2]:34418""#,
+                q(
+                    "fd00:99::2",
+                    "cache.be7.host3.example.com",
+                    "AAAA",
+                    Some(1_795_311_174_329_000),
+                ),
+            ),
+            // No ts: the prefix or the reader gives the time.
+            (
+                r#"msg="Question" qname="a.example.com." qtype="ANY" remote="10.0.0.1:53""#,
+                q("10.0.0.1", "a.example.com.", "ANY", None),
+            ),
+            // Escapes in the name are undone; elsewhere they do not matter.
+            (
+                r#"msg="Question" note="say \"hi\" \\o/" qname="we\"ird\\.example.com" qtype="A" remote="10.0.0.1:53""#,
+                q("10.0.0.1", "we\"ird\\.example.com", "A", None),
+            ),
+            // Unquoted values and the first of duplicate keys.
+            (
+                r#"msg="Question" qname=a.example.com qtype=A remote=10.0.0.1:53 remote="10.9.9.9:1""#,
+                q("10.0.0.1", "a.example.com", "A", None),
+            ),
+            (
+                r#"msg="Answer" qname="a.example.com" qtype="A" remote="10.0.0.1:53""#,
+                Some(Err(SkipReason::NotAQuery)),
+            ),
+            (
+                r#"msg="Enabling IPv4 transport for outgoing queries" subsystem="config""#,
+                Some(Err(SkipReason::NotAQuery)),
+            ),
+            (r#"msg="Quest"#, Some(Err(SkipReason::NotAQuery))),
+            (
+                r#"msg="Question" qname="a.example.com" qtype="A""#,
+                Some(Err(SkipReason::Malformed)),
+            ),
+            (
+                r#"msg="Question" qname="a.example.com" remote="10.0.0.1:53""#,
+                Some(Err(SkipReason::Malformed)),
+            ),
+            (
+                r#"msg="Question" qtype="A" remote="10.0.0.1:53""#,
+                Some(Err(SkipReason::Malformed)),
+            ),
+            (
+                r#"msg="Question" qname="" qtype="A" remote="10.0.0.1:53""#,
+                Some(Err(SkipReason::Malformed)),
+            ),
+            (
+                r#"msg="Question" qname="a" qtype="A" remote="nowhere:53""#,
+                Some(Err(SkipReason::Malformed)),
+            ),
+            (
+                r#"msg="Question" qname="a" qtype="A\"" remote="10.0.0.1:53""#,
+                Some(Err(SkipReason::Malformed)),
+            ),
+            (
+                r#"msg="Question" qname="a" qtype="A" remote="10.0.0.1:53" ts="17953"#,
+                Some(Err(SkipReason::Malformed)),
+            ),
+            (
+                r#"msg="Question" qname="a\"#,
+                Some(Err(SkipReason::Malformed)),
+            ),
+            ("Question", None),
+            (r#"  msg="Question""#, None),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(
+                parse(line).map(|p| summary(&p)),
+                expected.map(want),
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn borrows_unless_escaped() {
+        let line = r#"msg="Question" qname="a.example.com" qtype="A" remote="10.0.0.1:53""#;
+        let Some(Parsed::Query(q)) = parse(line) else {
+            panic!("no query");
+        };
+        assert!(matches!(q.qname, Cow::Borrowed(_)));
+        let line = r#"msg="Question" qname="a\\b.example.com" qtype="A" remote="10.0.0.1:53""#;
+        let Some(Parsed::Query(q)) = parse(line) else {
+            panic!("no query");
+        };
+        assert!(matches!(q.qname, Cow::Owned(_)));
+        assert_eq!(q.qname, "a\\b.example.com");
+    }
+}

@@ -1,0 +1,1 @@
+//! Deterministic fleet generator (being written).

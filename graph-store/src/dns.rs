@@ -1,0 +1,405 @@
+//! DNS discovery's SQL: the CMDB snapshot resolution needs, batched edge upserts with
+//! their counters and the read position in one transaction, retirement of DNS edges
+//! nobody asks for any more, and the hygiene statistics.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+
+use crate::error::{Error, Result};
+
+/// A live node, as resolution needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotNode {
+    pub id: i64,
+    pub name: String,
+    pub host: String,
+    pub dc: String,
+    pub serving: bool,
+}
+
+/// The live part of the CMDB: nodes, who owns which address, who provides what.
+#[derive(Debug, Clone, Default)]
+pub struct CmdbSnapshot {
+    pub nodes: Vec<SnapshotNode>,
+    pub addresses: Vec<(IpAddr, i64)>,
+    pub providers: Vec<(String, i64)>,
+}
+
+/// Loads the snapshot in three bulk queries.
+#[tracing::instrument(skip_all)]
+pub async fn load_snapshot(pool: &PgPool) -> Result<CmdbSnapshot> {
+    let nodes: Vec<(i64, String, String, String, bool)> = sqlx::query_as(
+        "SELECT id, name, host, dc, serving FROM nodes WHERE retired_at IS NULL ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(Error::sql("loading nodes"))?;
+    let addresses: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT host(a.ip), a.node_id FROM addresses a JOIN nodes n ON n.id = a.node_id \
+         WHERE a.retired_at IS NULL AND n.retired_at IS NULL",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(Error::sql("loading addresses"))?;
+    let providers: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT sp.service, sp.node_id FROM service_providers sp JOIN nodes n ON n.id = sp.node_id \
+         WHERE n.retired_at IS NULL ORDER BY sp.service, sp.node_id",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(Error::sql("loading providers"))?;
+    Ok(CmdbSnapshot {
+        nodes: nodes
+            .into_iter()
+            .map(|(id, name, host, dc, serving)| SnapshotNode {
+                id,
+                name,
+                host,
+                dc,
+                serving,
+            })
+            .collect(),
+        addresses: addresses
+            .into_iter()
+            .filter_map(|(ip, id)| Some((ip.parse().ok()?, id)))
+            .collect(),
+        providers,
+    })
+}
+
+/// DNS edges to add, as columns (one row per consumer and destination address).
+#[derive(Debug, Clone, Default)]
+pub struct DnsEdgeBatch {
+    pub src_ids: Vec<i64>,
+    pub dst_ips: Vec<String>,
+    /// The services of each edge, comma-separated.
+    pub services: Vec<String>,
+    pub queries: Vec<i64>,
+    pub first_seen: Vec<DateTime<Utc>>,
+    pub last_seen: Vec<DateTime<Utc>>,
+}
+
+impl DnsEdgeBatch {
+    pub fn len(&self) -> usize {
+        self.src_ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.src_ids.is_empty()
+    }
+}
+
+/// Counters that go with a batch.
+#[derive(Debug, Clone, Default)]
+pub struct DnsCounters {
+    /// (reason, count)
+    pub skips: Vec<(String, i64)>,
+    /// (kind, value, count)
+    pub unknowns: Vec<(String, String, i64)>,
+}
+
+/// A file's identity and how far it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub device: i64,
+    pub inode: i64,
+    pub fingerprint: String,
+    pub path: String,
+    pub byte_offset: i64,
+    pub lines: i64,
+}
+
+/// Where a batch's bytes came from: the new position, and the position the store must
+/// still hold (else another reader moved it, and the batch is refused).
+#[derive(Debug, Clone)]
+pub struct CheckpointAdvance {
+    pub to: Checkpoint,
+    pub expected_offset: i64,
+}
+
+/// The read position of the file with this identity, if it was read before.
+pub async fn find_checkpoint(
+    pool: &PgPool,
+    device: i64,
+    inode: i64,
+    fingerprint: &str,
+) -> Result<Option<Checkpoint>> {
+    let row: Option<(String, i64, i64)> = sqlx::query_as(
+        "SELECT path, byte_offset, lines FROM ingest_checkpoints \
+         WHERE device = $1 AND inode = $2 AND fingerprint = $3",
+    )
+    .bind(device)
+    .bind(inode)
+    .bind(fingerprint)
+    .fetch_optional(pool)
+    .await
+    .map_err(Error::sql("reading a checkpoint"))?;
+    Ok(row.map(|(path, byte_offset, lines)| Checkpoint {
+        device,
+        inode,
+        fingerprint: fingerprint.to_string(),
+        path,
+        byte_offset,
+        lines,
+    }))
+}
+
+/// Writes one batch: edges, counters and (for files) the new read position, all on the
+/// caller's transaction (one statement per kind of row). Fails with [`Error::CheckpointMoved`] when the stored position
+/// is not the expected one.
+#[tracing::instrument(skip_all, fields(edges = edges.len()))]
+pub async fn apply_batch(
+    conn: &mut PgConnection,
+    edges: &DnsEdgeBatch,
+    counters: &DnsCounters,
+    checkpoints: &[CheckpointAdvance],
+) -> Result<()> {
+    for advance in checkpoints {
+        advance_checkpoint(conn, advance).await?;
+    }
+    if !edges.is_empty() {
+        upsert_dns_edges(conn, edges).await?;
+    }
+    if !counters.skips.is_empty() {
+        add_skips(conn, &counters.skips).await?;
+    }
+    if !counters.unknowns.is_empty() {
+        add_unknowns(conn, &counters.unknowns).await?;
+    }
+    Ok(())
+}
+
+async fn advance_checkpoint(conn: &mut PgConnection, advance: &CheckpointAdvance) -> Result<()> {
+    let c = &advance.to;
+    let moved: Option<i32> = sqlx::query_scalar(
+        "INSERT INTO ingest_checkpoints (device, inode, fingerprint, path, byte_offset, lines) \
+         SELECT $1, $2, $3, $4, $5, $6 WHERE $7 = 0 \
+         ON CONFLICT (device, inode, fingerprint) DO UPDATE \
+         SET path = EXCLUDED.path, byte_offset = $5, lines = $6, updated_at = now() \
+         WHERE ingest_checkpoints.byte_offset = $7 \
+         RETURNING 1",
+    )
+    .bind(c.device)
+    .bind(c.inode)
+    .bind(&c.fingerprint)
+    .bind(&c.path)
+    .bind(c.byte_offset)
+    .bind(c.lines)
+    .bind(advance.expected_offset)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(Error::sql("advancing a checkpoint"))?;
+    if moved.is_some() {
+        return Ok(());
+    }
+    // Nothing inserted or updated: either another reader moved the position, or the row
+    // does not exist although we expected a position.
+    let updated: Option<i32> = sqlx::query_scalar(
+        "UPDATE ingest_checkpoints SET path = $4, byte_offset = $5, lines = $6, updated_at = now() \
+         WHERE device = $1 AND inode = $2 AND fingerprint = $3 AND byte_offset = $7 RETURNING 1",
+    )
+    .bind(c.device)
+    .bind(c.inode)
+    .bind(&c.fingerprint)
+    .bind(&c.path)
+    .bind(c.byte_offset)
+    .bind(c.lines)
+    .bind(advance.expected_offset)
+    .fetch_optional(conn)
+    .await
+    .map_err(Error::sql("advancing a checkpoint"))?;
+    match updated {
+        Some(_) => Ok(()),
+        None => Err(Error::CheckpointMoved {
+            path: c.path.clone(),
+            expected: advance.expected_offset,
+        }),
+    }
+}
+
+async fn upsert_dns_edges(conn: &mut PgConnection, b: &DnsEdgeBatch) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO edges AS e (src_id, dst_ip, services, sources, queries, first_seen, last_seen, dns_last_seen) \
+         SELECT t.src, t.ip::inet, string_to_array(t.services, ','), ARRAY['dns'], t.queries, \
+                t.first_seen, t.last_seen, t.last_seen \
+         FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[], $6::timestamptz[]) \
+              AS t(src, ip, services, queries, first_seen, last_seen) \
+         ON CONFLICT (src_id, dst_ip) DO UPDATE SET \
+             services = ARRAY(SELECT DISTINCT x FROM unnest(e.services || EXCLUDED.services) AS x ORDER BY x), \
+             sources = CASE WHEN e.retired_at IS NOT NULL THEN ARRAY['dns'] \
+                            WHEN 'dns' = ANY(e.sources) THEN e.sources \
+                            ELSE e.sources || 'dns'::text END, \
+             queries = e.queries + EXCLUDED.queries, \
+             first_seen = LEAST(e.first_seen, EXCLUDED.first_seen), \
+             last_seen = GREATEST(e.last_seen, EXCLUDED.last_seen), \
+             dns_last_seen = GREATEST(e.dns_last_seen, EXCLUDED.dns_last_seen), \
+             retired_at = NULL",
+    )
+    .bind(&b.src_ids)
+    .bind(&b.dst_ips)
+    .bind(&b.services)
+    .bind(&b.queries)
+    .bind(&b.first_seen)
+    .bind(&b.last_seen)
+    .execute(conn)
+    .await
+    .map_err(Error::sql("upserting dns edges"))?;
+    Ok(())
+}
+
+async fn add_skips(conn: &mut PgConnection, skips: &[(String, i64)]) -> Result<()> {
+    let (reasons, counts): (Vec<&str>, Vec<i64>) =
+        skips.iter().map(|(r, c)| (r.as_str(), *c)).unzip();
+    sqlx::query(
+        "INSERT INTO dns_skips AS s (reason, count) SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
+         ON CONFLICT (reason) DO UPDATE SET count = s.count + EXCLUDED.count, updated_at = now()",
+    )
+    .bind(reasons)
+    .bind(counts)
+    .execute(conn)
+    .await
+    .map_err(Error::sql("counting skipped lines"))?;
+    Ok(())
+}
+
+async fn add_unknowns(conn: &mut PgConnection, unknowns: &[(String, String, i64)]) -> Result<()> {
+    let kinds: Vec<&str> = unknowns.iter().map(|u| u.0.as_str()).collect();
+    let values: Vec<&str> = unknowns.iter().map(|u| u.1.as_str()).collect();
+    let counts: Vec<i64> = unknowns.iter().map(|u| u.2).collect();
+    sqlx::query(
+        "INSERT INTO dns_unknowns AS u (kind, value, count) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) \
+         ON CONFLICT (kind, value) DO UPDATE SET count = u.count + EXCLUDED.count, last_seen = now()",
+    )
+    .bind(kinds)
+    .bind(values)
+    .bind(counts)
+    .execute(conn)
+    .await
+    .map_err(Error::sql("counting unknown names"))?;
+    Ok(())
+}
+
+/// Retires DNS edges no query has used since `before`: `dns` leaves their sources, and
+/// edges left with no source are retired. Returns (edges that lost `dns`, edges retired).
+#[tracing::instrument(skip(conn))]
+pub async fn expire_dns_edges(
+    conn: &mut PgConnection,
+    before: DateTime<Utc>,
+) -> Result<(u64, u64)> {
+    let rows: Vec<bool> = sqlx::query_scalar(
+        "UPDATE edges e SET sources = array_remove(e.sources, 'dns'), \
+             retired_at = CASE WHEN e.sources = ARRAY['dns'] THEN now() ELSE NULL END \
+         WHERE e.retired_at IS NULL AND 'dns' = ANY(e.sources) AND e.dns_last_seen < $1 \
+         RETURNING e.retired_at IS NOT NULL",
+    )
+    .bind(before)
+    .fetch_all(conn)
+    .await
+    .map_err(Error::sql("expiring dns edges"))?;
+    Ok((
+        rows.len() as u64,
+        rows.iter().filter(|r| **r).count() as u64,
+    ))
+}
+
+/// What `dns stats` shows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DnsStats {
+    pub dns_edges: i64,
+    pub queries: i64,
+    pub skipped: Vec<CountBy>,
+    pub unknown_clients: Vec<CountBy>,
+    pub unknown_consumers: Vec<CountBy>,
+    pub unknown_services: Vec<CountBy>,
+    pub services_without_provider: Vec<CountBy>,
+    pub sources: Vec<SourceView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CountBy {
+    pub name: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceView {
+    pub path: String,
+    pub byte_offset: i64,
+    pub lines: i64,
+    #[serde(serialize_with = "crate::time::serialize_utc")]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Discovery statistics, with the top `limit` unknowns of each kind.
+pub async fn stats(pool: &PgPool, limit: i64) -> Result<DnsStats> {
+    let (dns_edges, queries): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT count(*), sum(queries)::bigint FROM edges WHERE retired_at IS NULL AND 'dns' = ANY(sources)",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(Error::sql("counting dns edges"))?;
+    let skipped = count_by(
+        pool,
+        "SELECT reason, count FROM dns_skips ORDER BY count DESC, reason",
+        None,
+    )
+    .await?;
+    let mut out = DnsStats {
+        dns_edges,
+        queries: queries.unwrap_or(0),
+        skipped,
+        ..Default::default()
+    };
+    for (kind, slot) in [
+        ("client", &mut out.unknown_clients),
+        ("consumer", &mut out.unknown_consumers),
+        ("service", &mut out.unknown_services),
+        ("no-provider", &mut out.services_without_provider),
+    ] {
+        *slot = count_by(
+            pool,
+            "SELECT value, count FROM dns_unknowns WHERE kind = $1 ORDER BY count DESC, value LIMIT $2",
+            Some((kind, limit)),
+        )
+        .await?;
+    }
+    let sources: Vec<(String, i64, i64, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT path, byte_offset, lines, updated_at FROM ingest_checkpoints ORDER BY updated_at DESC LIMIT 50",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(Error::sql("listing checkpoints"))?;
+    out.sources = sources
+        .into_iter()
+        .map(|(path, byte_offset, lines, updated_at)| SourceView {
+            path,
+            byte_offset,
+            lines,
+            updated_at,
+        })
+        .collect();
+    Ok(out)
+}
+
+async fn count_by(
+    pool: &PgPool,
+    sql: &'static str,
+    kind: Option<(&str, i64)>,
+) -> Result<Vec<CountBy>> {
+    let mut q = sqlx::query_as::<_, (String, i64)>(sql);
+    if let Some((kind, limit)) = kind {
+        q = q.bind(kind).bind(limit);
+    }
+    let rows = q
+        .fetch_all(pool)
+        .await
+        .map_err(Error::sql("reading dns statistics"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, count)| CountBy { name, count })
+        .collect())
+}

@@ -1,0 +1,135 @@
+//! `edgewatch dns ingest|tail|stats|expire`.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use discovery::dns::ingest::{self, IngestOptions, IngestSummary};
+use discovery::dns::tail::{self, TailOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{DnsArgs, DnsCommand, Global, TextFormat};
+
+fn options(args: &DnsArgs) -> Result<IngestOptions> {
+    Ok(IngestOptions {
+        zones: args.zones.clone(),
+        batch_lines: args.batch_lines,
+        local_offset_secs: args.log_utc_offset,
+        ..Default::default()
+    }
+    .validated()?)
+}
+
+pub async fn run(global: &Global, cmd: DnsCommand) -> Result<ExitCode> {
+    match cmd {
+        DnsCommand::Ingest { dns, files, format } => {
+            let opts = options(&dns)?;
+            let db = super::connect(global).await?;
+            let bar = progress_bar();
+            let summary = ingest::ingest_files(&db.pool, &files, &opts, |done, total| {
+                if let Some(bar) = &bar {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                }
+            })
+            .await?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            match format {
+                TextFormat::Json => crate::output::json(&summary)?,
+                TextFormat::Text => print_summary(&summary),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DnsCommand::Tail {
+            dns,
+            paths,
+            flush_every,
+            cmdb_refresh,
+            expire_after,
+        } => {
+            let opts = TailOptions {
+                ingest: options(&dns)?,
+                flush_every,
+                cmdb_refresh,
+                expire_after: expire_after.0,
+                ..Default::default()
+            };
+            let db = super::connect(global).await?;
+            let shutdown = CancellationToken::new();
+            let on_signal = shutdown.clone();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                on_signal.cancel();
+            });
+            let totals = if paths.len() == 1 && paths[0].as_os_str() == "-" {
+                tail::tail_stdin(&db.pool, &opts, shutdown).await?
+            } else {
+                if paths.iter().any(|p| p.as_os_str() == "-") {
+                    anyhow::bail!("`-` (standard input) cannot be mixed with files");
+                }
+                eprintln!("following {} path(s); Ctrl-C stops", paths.len());
+                tail::tail(&db.pool, &paths, &opts, shutdown).await?
+            };
+            eprintln!(
+                "{} lines, {} queries, {} resolved",
+                totals.lines, totals.queries, totals.resolved
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DnsCommand::Stats { limit, format } => {
+            let db = super::connect(global).await?;
+            let stats = graph_store::dns::stats(&db.pool, limit).await?;
+            match format {
+                TextFormat::Json => crate::output::json(&stats)?,
+                TextFormat::Text => crate::output::dns_stats(&stats),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DnsCommand::Expire { older_than } => {
+            let db = super::connect(global).await?;
+            let before = chrono::Utc::now() - chrono::Duration::from_std(older_than)?;
+            let mut conn = db.pool.acquire().await?;
+            let (lost, retired) = graph_store::dns::expire_dns_edges(&mut conn, before).await?;
+            println!("{lost} edges not asked for since {before}: {retired} retired, {} kept by other sources", lost - retired);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+fn print_summary(s: &IngestSummary) {
+    for f in &s.files {
+        if f.not_ready {
+            println!("{}: no complete line yet, nothing read", f.path);
+        } else {
+            println!("{}: bytes {}..{}, {} lines", f.path, f.from, f.to, f.lines);
+        }
+    }
+    println!(
+        "{} lines: {} queries, {} gave edges",
+        s.totals.lines, s.totals.queries, s.totals.resolved
+    );
+    if !s.skipped.is_empty() {
+        let parts: Vec<String> = s
+            .skipped
+            .iter()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        println!("no edge: {}", parts.join(", "));
+    }
+}

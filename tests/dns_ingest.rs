@@ -1,0 +1,261 @@
+//! `edgewatch dns ingest` end to end: each sample-fleet log gives exactly its expected
+//! edges; reading again changes nothing; a kill at any point neither loses nor doubles.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{edgewatch, json, ok, project, sample};
+use graph_store::testing::TestDb;
+use rand::Rng;
+use serde_json::Value;
+
+const EDGE_KEYS: [&str; 6] = ["src", "dst_ip", "dst", "services", "sources", "queries"];
+
+fn expected(name: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(sample(name)).unwrap();
+    project(&serde_json::from_str(&text).unwrap(), &EDGE_KEYS)
+}
+
+async fn ingest_and_compare(log: &str, links: bool, expected_file: &str) {
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json")]);
+    if links {
+        ok(&db, &["cmdb", "import", &sample("links.txt")]);
+    }
+    ok(
+        &db,
+        &["dns", "ingest", "--zone", "example.com", &sample(log)],
+    );
+    let edges = json(&db, &["graph", "edges", "--format", "json"]);
+    let ours = project(&edges, &EDGE_KEYS);
+    let want = expected(expected_file);
+    let missing: Vec<&Value> = want.iter().filter(|e| !ours.contains(e)).collect();
+    let extra: Vec<&Value> = ours.iter().filter(|e| !want.contains(e)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{log}: missing {missing:#?}\nextra {extra:#?}"
+    );
+}
+
+#[tokio::test]
+async fn auth_console_log_gives_its_expected_edges() {
+    ingest_and_compare(
+        "pdns-auth-console.log",
+        false,
+        "expected-edges-auth-console.json",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn auth_plain_log_gives_its_expected_edges() {
+    ingest_and_compare(
+        "pdns-auth-plain.log",
+        false,
+        "expected-edges-auth-plain.json",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn auth_syslog_log_gives_its_expected_edges() {
+    ingest_and_compare(
+        "pdns-auth-syslog.log",
+        false,
+        "expected-edges-auth-syslog.json",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn recursor_old_log_gives_its_expected_edges() {
+    ingest_and_compare("pdns-rec-old.log", false, "expected-edges-rec-old.json").await;
+}
+
+#[tokio::test]
+async fn recursor_structured_log_gives_its_expected_edges() {
+    ingest_and_compare(
+        "pdns-rec-structured.log",
+        false,
+        "expected-edges-rec-structured.json",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn auth_console_log_with_links_gives_its_expected_edges() {
+    ingest_and_compare(
+        "pdns-auth-console.log",
+        true,
+        "expected-edges-auth-console+links.json",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ingesting_a_file_twice_changes_nothing() {
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json")]);
+    ok(
+        &db,
+        &[
+            "dns",
+            "ingest",
+            "--zone",
+            "example.com",
+            &sample("pdns-rec-structured.log"),
+        ],
+    );
+    let before = db.dump().await;
+    let stats_before = json(&db, &["dns", "stats", "--format", "json"]);
+    let again = ok(
+        &db,
+        &[
+            "dns",
+            "ingest",
+            "--zone",
+            "example.com",
+            &sample("pdns-rec-structured.log"),
+        ],
+    );
+    assert!(again.contains("0 lines"), "{again}");
+    assert_eq!(before, db.dump().await);
+    let stats_after = json(&db, &["dns", "stats", "--format", "json"]);
+    assert_eq!(stats_before["skipped"], stats_after["skipped"]);
+    assert_eq!(
+        stats_before["unknown_clients"],
+        stats_after["unknown_clients"]
+    );
+}
+
+#[tokio::test]
+async fn dns_stats_name_what_the_cmdb_lacks() {
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json")]);
+    ok(
+        &db,
+        &[
+            "dns",
+            "ingest",
+            "--zone",
+            "example.com",
+            &sample("pdns-auth-console.log"),
+        ],
+    );
+    let stats = json(&db, &["dns", "stats", "--format", "json"]);
+    // queries.txt sends noise on purpose: a client no container owns, a consumer the CMDB
+    // does not have, services nobody provides.
+    let pairs = |key: &str| -> Vec<(String, i64)> {
+        stats[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["name"].as_str().unwrap().to_string(), c["count"].as_i64().unwrap()))
+            .collect()
+    };
+    assert_eq!(pairs("unknown_clients"), vec![("127.9.9.9".to_string(), 1)]);
+    assert_eq!(pairs("unknown_consumers"), vec![("nosuch.host999".to_string(), 1)]);
+    let services: Vec<String> = pairs("unknown_services").into_iter().map(|(n, _)| n).collect();
+    assert!(services.contains(&"nosuch".to_string()) && services.contains(&"www".to_string()), "{services:?}");
+    // 13 start-up lines are no queries; the other 151 lines are.
+    assert!(pairs("skipped").contains(&("not-a-query".to_string(), 13)), "{stats:#}");
+}
+
+fn comparable(db: &TestDb) -> (Vec<Value>, Value) {
+    let edges = project(
+        &json(db, &["graph", "edges", "--format", "json"]),
+        &EDGE_KEYS,
+    );
+    let stats = json(db, &["dns", "stats", "--format", "json"]);
+    (
+        edges,
+        serde_json::json!([
+            stats["skipped"],
+            stats["unknown_clients"],
+            stats["unknown_consumers"],
+            stats["queries"]
+        ]),
+    )
+}
+
+#[tokio::test]
+async fn killed_at_random_points_the_ingest_neither_loses_nor_doubles() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("growing.log");
+    let chunk = std::fs::read_to_string(sample("pdns-rec-structured.log"))
+        .unwrap()
+        .repeat(30);
+    let log = path.to_str().unwrap();
+    let args = [
+        "dns",
+        "ingest",
+        "--zone",
+        "example.com",
+        "--batch-lines",
+        "1500",
+        log,
+    ];
+
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json")]);
+    let seed: u64 = rand::rng().random();
+    eprintln!("kill delays from seed {seed}");
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    let mut killed_mid_way = 0;
+    for _ in 0..24 {
+        // The log grows between runs, as a live one does, so every run has work left.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(chunk.as_bytes())
+            .unwrap();
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("edgewatch"))
+            .env_remove("DATABASE_URL")
+            .args(["--database-url", &db.url])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.random_range(10..200)));
+        if child.try_wait().unwrap().is_none() {
+            killed_mid_way += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    ok(&db, &args);
+    assert!(
+        killed_mid_way >= 20,
+        "only {killed_mid_way} kills landed mid-ingest"
+    );
+
+    // One clean run over the final file.
+    let clean = TestDb::new().await;
+    ok(&clean, &["cmdb", "import", &sample("inventory.json")]);
+    ok(&clean, &args);
+    assert_eq!(comparable(&db), comparable(&clean));
+}
+
+#[tokio::test]
+async fn a_missing_zone_and_a_missing_file_are_clear_errors() {
+    let db = TestDb::new().await;
+    let out = edgewatch(&db, &["dns", "ingest", &sample("pdns-rec-old.log")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--zone"));
+    let out = edgewatch(
+        &db,
+        &[
+            "dns",
+            "ingest",
+            "--zone",
+            "example.com",
+            "/nonexistent/pdns.log",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/pdns.log"));
+}
