@@ -2,6 +2,7 @@
 # Installs the system packages edgewatch's demo and tests need, when they are missing.
 #
 #   scripts/install-deps.sh postgres      PostgreSQL server binaries (initdb, pg_ctl, postgres)
+#   scripts/install-deps.sh pdns          PowerDNS auth + bind backend + recursor, dig, iproute2
 #
 # Uses apt-get (Debian/Ubuntu) as root, or through sudo when that needs no password.
 # Without either, prints what to install and fails. Never creates or starts a system
@@ -25,6 +26,14 @@ have_pg_server() {
 for group in "$@"; do
     case "$group" in
         postgres) have_pg_server || need+=(postgresql-common postgresql) ;;
+        pdns)
+            command -v pdns_server >/dev/null 2>&1 || [ -x /usr/sbin/pdns_server ] || need+=(pdns-server)
+            [ -e /usr/lib/x86_64-linux-gnu/pdns/libbindbackend.so ] || compgen -G '/usr/lib/*/pdns/libbindbackend.so' >/dev/null || need+=(pdns-backend-bind)
+            command -v pdns_recursor >/dev/null 2>&1 || [ -x /usr/sbin/pdns_recursor ] || need+=(pdns-recursor)
+            command -v dig >/dev/null 2>&1 || need+=(dnsutils)
+            command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
+            command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+            ;;
         *) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;
     esac
 done
@@ -58,5 +67,17 @@ if printf '%s\n' "${need[@]}" | grep -qx postgresql-common; then
             /etc/postgresql-common/createcluster.conf
     fi
 fi
-"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Packaged daemons (pdns, pdns-recursor) must not be started as system services: the
+# tests start their own, in private network namespaces.
+no_start=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+    "${SUDO[@]}" chmod +x /usr/sbin/policy-rc.d
+    no_start=1
+fi
+status=0
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || status=$?
+[ $no_start -eq 1 ] && "${SUDO[@]}" rm -f /usr/sbin/policy-rc.d
+[ $status -eq 0 ] || { echo "install-deps: apt-get install ${need[*]} failed" >&2; exit $status; }
+printf '%s\n' "${need[@]}" | grep -q postgresql || exit 0
 have_pg_server || { echo "install-deps: PostgreSQL server binaries still not found" >&2; exit 1; }

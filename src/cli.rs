@@ -34,12 +34,7 @@ pub struct Global {
     pub database_url: Option<String>,
 
     /// Directory of the embedded PostgreSQL cluster (used when no --database-url).
-    #[arg(
-        long,
-        env = "EDGEWATCH_DATA_DIR",
-        default_value = ".edgewatch",
-        global = true
-    )]
+    #[arg(long, env = "EDGEWATCH_DATA_DIR", default_value = ".edgewatch", global = true)]
     pub data_dir: PathBuf,
 
     /// More log output on stderr (-v info, -vv debug); EDGEWATCH_LOG takes a full filter.
@@ -71,12 +66,7 @@ pub enum Command {
 pub struct DnsArgs {
     /// Zone holding the service names (repeatable): with `--zone example.com`, a query for
     /// db1.be5.host58.example.com is consumer be5.host58 asking for service db1.
-    #[arg(
-        long = "zone",
-        env = "EDGEWATCH_ZONES",
-        value_delimiter = ',',
-        required = true
-    )]
+    #[arg(long = "zone", env = "EDGEWATCH_ZONES", value_delimiter = ',', required = true)]
     pub zones: Vec<String>,
     /// Write to the database after this many lines.
     #[arg(long, default_value_t = 200_000)]

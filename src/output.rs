@@ -14,9 +14,7 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header);
+    t.load_preset(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Disabled).set_header(header);
     t
 }
 
@@ -24,11 +22,7 @@ pub fn nodes_table(nodes: &[NodeView]) {
     let mut t = table(&["name", "host", "dc", "role", "ips", "services", "serving"]);
     for n in nodes {
         t.add_row(vec![
-            if n.retired {
-                format!("{} (retired)", n.name)
-            } else {
-                n.name.clone()
-            },
+            if n.retired { format!("{} (retired)", n.name) } else { n.name.clone() },
             n.host.clone(),
             n.dc.clone(),
             n.role.clone().unwrap_or_default(),
@@ -42,23 +36,10 @@ pub fn nodes_table(nodes: &[NodeView]) {
 }
 
 pub fn edges_table(edges: &[EdgeView]) {
-    let mut t = table(&[
-        "src",
-        "dst_ip",
-        "dst",
-        "services",
-        "sources",
-        "queries",
-        "last_seen",
-        "state",
-    ]);
+    let mut t = table(&["src", "dst_ip", "dst", "services", "sources", "queries", "last_seen", "state"]);
     for e in edges {
         t.add_row(vec![
-            if e.retired {
-                format!("{} (retired)", e.src)
-            } else {
-                e.src.clone()
-            },
+            if e.retired { format!("{} (retired)", e.src) } else { e.src.clone() },
             e.dst_ip.clone(),
             e.dst.clone().unwrap_or_else(|| "?".into()),
             e.services.join(" "),

@@ -27,9 +27,7 @@ async fn json_and_csv_inventories_give_the_same_graph() {
     assert_eq!(nodes_a.as_array().unwrap().len(), 29);
     assert_eq!(nodes_a, nodes_b);
     let first = &nodes_a[0];
-    for key in [
-        "name", "host", "dc", "role", "ips", "services", "serving", "retired",
-    ] {
+    for key in ["name", "host", "dc", "role", "ips", "services", "serving", "retired"] {
         assert!(first.get(key).is_some(), "node JSON lacks {key}: {first}");
     }
 
@@ -52,10 +50,7 @@ async fn importing_the_same_files_again_changes_nothing_but_last_seen() {
     assert_eq!(before, dump_without(&db.pool, &["last_seen"]).await);
     let seen_after = node_last_seen(&db.pool).await;
     // last_seen is "the last import that still listed it": it moves forward, nothing else.
-    assert!(seen_after
-        .iter()
-        .zip(&seen_before)
-        .all(|(after, before)| after.0 == before.0 && after.1 > before.1));
+    assert!(seen_after.iter().zip(&seen_before).all(|(after, before)| after.0 == before.0 && after.1 > before.1));
 }
 
 #[tokio::test]
@@ -79,22 +74,13 @@ async fn links_give_the_expected_cmdb_edges() {
         .filter(|e| e["sources"].as_array().unwrap().iter().any(|s| s == "cmdb"))
         .collect();
     // Exactly the edges the expected file owes to links.txt…
-    let key = |e: &Value| {
-        (
-            e["src"].to_string(),
-            e["dst_ip"].to_string(),
-            e["dst"].to_string(),
-        )
-    };
+    let key = |e: &Value| (e["src"].to_string(), e["dst_ip"].to_string(), e["dst"].to_string());
     let ours_keys: BTreeSet<_> = ours.as_array().unwrap().iter().map(key).collect();
     let expected_keys: BTreeSet<_> = with_cmdb.iter().map(|e| key(e)).collect();
     assert_eq!(ours_keys, expected_keys);
     // …and those whose only source is cmdb are equal in every field.
-    let cmdb_only: Vec<Value> = with_cmdb
-        .into_iter()
-        .filter(|e| e["sources"] == serde_json::json!(["cmdb"]))
-        .cloned()
-        .collect();
+    let cmdb_only: Vec<Value> =
+        with_cmdb.into_iter().filter(|e| e["sources"] == serde_json::json!(["cmdb"])).cloned().collect();
     assert!(!cmdb_only.is_empty());
     let ours_projected = project(&ours, &EDGE_KEYS);
     for edge in project(&Value::Array(cmdb_only), &EDGE_KEYS) {
@@ -126,12 +112,7 @@ async fn a_links_import_replaces_the_links_of_the_containers_it_names() {
     assert_eq!(of("fe1.host201").len(), 4);
     // Dropped links are retired, not deleted.
     let all = json(&db, &["graph", "edges", "--all", "--format", "json"]);
-    let retired = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["retired"] == true)
-        .count();
+    let retired = all.as_array().unwrap().iter().filter(|e| e["retired"] == true).count();
     assert_eq!(retired, 3 + 4);
 }
 
@@ -182,17 +163,11 @@ async fn bad_exports_are_refused_whole_and_change_nothing() {
         let path = dir.path().join(name);
         std::fs::write(&path, content).unwrap();
         // Given with a good export before it: the good one must not be applied either.
-        let out = edgewatch(
-            &db,
-            &["cmdb", "import", &sample("links.txt"), path_str(&path)],
-        );
+        let out = edgewatch(&db, &["cmdb", "import", &sample("links.txt"), path_str(&path)]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{name} was accepted:\n{stderr}");
         for needle in *must_name {
-            assert!(
-                stderr.contains(needle),
-                "{name}: message does not name {needle:?}:\n{stderr}"
-            );
+            assert!(stderr.contains(needle), "{name}: message does not name {needle:?}:\n{stderr}");
         }
         assert_eq!(before, db.dump().await, "{name} changed the graph");
     }
@@ -204,11 +179,7 @@ async fn the_mass_retire_guard_refuses_and_can_be_overridden() {
     import(&db, &[&sample("inventory.json"), &sample("links.txt")]);
     // An export that lost the whole VA data center (14 of 29 containers, 48%).
     let csv = std::fs::read_to_string(sample("inventory.csv")).unwrap();
-    let tx_only: String = csv
-        .lines()
-        .filter(|l| !l.contains(",VA,"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let tx_only: String = csv.lines().filter(|l| !l.contains(",VA,")).map(|l| format!("{l}\n")).collect();
     let dir = tempfile::tempdir().unwrap();
     let partial = dir.path().join("partial.csv");
     std::fs::write(&partial, tx_only).unwrap();
@@ -217,43 +188,22 @@ async fn the_mass_retire_guard_refuses_and_can_be_overridden() {
     let out = edgewatch(&db, &["cmdb", "import", path_str(&partial)]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(
-        stderr.contains("refusing to retire 14 of 29") && stderr.contains("--allow-mass-retire"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("refusing to retire 14 of 29") && stderr.contains("--allow-mass-retire"), "{stderr}");
     assert_eq!(before, db.dump().await);
 
-    ok(
-        &db,
-        &["cmdb", "import", "--allow-mass-retire", path_str(&partial)],
-    );
+    ok(&db, &["cmdb", "import", "--allow-mass-retire", path_str(&partial)]);
     let nodes = json(&db, &["graph", "nodes", "--all", "--format", "json"]);
-    let retired: Vec<&Value> = nodes
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["retired"] == true)
-        .collect();
+    let retired: Vec<&Value> = nodes.as_array().unwrap().iter().filter(|n| n["retired"] == true).collect();
     assert_eq!(retired.len(), 14);
     assert!(retired.iter().all(|n| n["dc"] == "VA"));
     // Their edges went with them: fe1.host201 and fe1.host203 had 8 links between them.
     let edges = json(&db, &["graph", "edges", "--format", "json"]);
-    assert!(edges
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|e| !e["src"].as_str().unwrap().ends_with("host201")));
+    assert!(edges.as_array().unwrap().iter().all(|e| !e["src"].as_str().unwrap().ends_with("host201")));
     assert_eq!(edges.as_array().unwrap().len(), 8);
 
     // A later full export brings them back (the edges stay retired until seen again).
     ok(&db, &["cmdb", "import", &sample("inventory.json")]);
-    assert_eq!(
-        json(&db, &["graph", "nodes", "--format", "json"])
-            .as_array()
-            .unwrap()
-            .len(),
-        29
-    );
+    assert_eq!(json(&db, &["graph", "nodes", "--format", "json"]).as_array().unwrap().len(), 29);
 }
 
 #[tokio::test]
@@ -294,17 +244,8 @@ async fn concurrent_imports_leave_one_whole_winner() {
         let (mut p1, mut p2) = (spawn(first), spawn(second));
         assert!(p1.wait().unwrap().success() && p2.wait().unwrap().success());
         let nodes = json(&db, &["graph", "nodes", "--format", "json"]);
-        let roles: BTreeSet<bool> = nodes
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["role"] == "variant-b")
-            .collect();
-        assert_eq!(
-            roles.len(),
-            1,
-            "round {round}: a mix of both imports: {nodes}"
-        );
+        let roles: BTreeSet<bool> = nodes.as_array().unwrap().iter().map(|n| n["role"] == "variant-b").collect();
+        assert_eq!(roles.len(), 1, "round {round}: a mix of both imports: {nodes}");
         assert_eq!(nodes.as_array().unwrap().len(), 29);
     }
 }

@@ -23,49 +23,28 @@ async fn ingest_and_compare(log: &str, links: bool, expected_file: &str) {
     if links {
         ok(&db, &["cmdb", "import", &sample("links.txt")]);
     }
-    ok(
-        &db,
-        &["dns", "ingest", "--zone", "example.com", &sample(log)],
-    );
+    ok(&db, &["dns", "ingest", "--zone", "example.com", &sample(log)]);
     let edges = json(&db, &["graph", "edges", "--format", "json"]);
     let ours = project(&edges, &EDGE_KEYS);
     let want = expected(expected_file);
     let missing: Vec<&Value> = want.iter().filter(|e| !ours.contains(e)).collect();
     let extra: Vec<&Value> = ours.iter().filter(|e| !want.contains(e)).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "{log}: missing {missing:#?}\nextra {extra:#?}"
-    );
+    assert!(missing.is_empty() && extra.is_empty(), "{log}: missing {missing:#?}\nextra {extra:#?}");
 }
 
 #[tokio::test]
 async fn auth_console_log_gives_its_expected_edges() {
-    ingest_and_compare(
-        "pdns-auth-console.log",
-        false,
-        "expected-edges-auth-console.json",
-    )
-    .await;
+    ingest_and_compare("pdns-auth-console.log", false, "expected-edges-auth-console.json").await;
 }
 
 #[tokio::test]
 async fn auth_plain_log_gives_its_expected_edges() {
-    ingest_and_compare(
-        "pdns-auth-plain.log",
-        false,
-        "expected-edges-auth-plain.json",
-    )
-    .await;
+    ingest_and_compare("pdns-auth-plain.log", false, "expected-edges-auth-plain.json").await;
 }
 
 #[tokio::test]
 async fn auth_syslog_log_gives_its_expected_edges() {
-    ingest_and_compare(
-        "pdns-auth-syslog.log",
-        false,
-        "expected-edges-auth-syslog.json",
-    )
-    .await;
+    ingest_and_compare("pdns-auth-syslog.log", false, "expected-edges-auth-syslog.json").await;
 }
 
 #[tokio::test]
@@ -75,74 +54,34 @@ async fn recursor_old_log_gives_its_expected_edges() {
 
 #[tokio::test]
 async fn recursor_structured_log_gives_its_expected_edges() {
-    ingest_and_compare(
-        "pdns-rec-structured.log",
-        false,
-        "expected-edges-rec-structured.json",
-    )
-    .await;
+    ingest_and_compare("pdns-rec-structured.log", false, "expected-edges-rec-structured.json").await;
 }
 
 #[tokio::test]
 async fn auth_console_log_with_links_gives_its_expected_edges() {
-    ingest_and_compare(
-        "pdns-auth-console.log",
-        true,
-        "expected-edges-auth-console+links.json",
-    )
-    .await;
+    ingest_and_compare("pdns-auth-console.log", true, "expected-edges-auth-console+links.json").await;
 }
 
 #[tokio::test]
 async fn ingesting_a_file_twice_changes_nothing() {
     let db = TestDb::new().await;
     ok(&db, &["cmdb", "import", &sample("inventory.json")]);
-    ok(
-        &db,
-        &[
-            "dns",
-            "ingest",
-            "--zone",
-            "example.com",
-            &sample("pdns-rec-structured.log"),
-        ],
-    );
+    ok(&db, &["dns", "ingest", "--zone", "example.com", &sample("pdns-rec-structured.log")]);
     let before = db.dump().await;
     let stats_before = json(&db, &["dns", "stats", "--format", "json"]);
-    let again = ok(
-        &db,
-        &[
-            "dns",
-            "ingest",
-            "--zone",
-            "example.com",
-            &sample("pdns-rec-structured.log"),
-        ],
-    );
+    let again = ok(&db, &["dns", "ingest", "--zone", "example.com", &sample("pdns-rec-structured.log")]);
     assert!(again.contains("0 lines"), "{again}");
     assert_eq!(before, db.dump().await);
     let stats_after = json(&db, &["dns", "stats", "--format", "json"]);
     assert_eq!(stats_before["skipped"], stats_after["skipped"]);
-    assert_eq!(
-        stats_before["unknown_clients"],
-        stats_after["unknown_clients"]
-    );
+    assert_eq!(stats_before["unknown_clients"], stats_after["unknown_clients"]);
 }
 
 #[tokio::test]
 async fn dns_stats_name_what_the_cmdb_lacks() {
     let db = TestDb::new().await;
     ok(&db, &["cmdb", "import", &sample("inventory.json")]);
-    ok(
-        &db,
-        &[
-            "dns",
-            "ingest",
-            "--zone",
-            "example.com",
-            &sample("pdns-auth-console.log"),
-        ],
-    );
+    ok(&db, &["dns", "ingest", "--zone", "example.com", &sample("pdns-auth-console.log")]);
     let stats = json(&db, &["dns", "stats", "--format", "json"]);
     // queries.txt sends noise on purpose: a client no container owns, a consumer the CMDB
     // does not have, services nobody provides.
@@ -163,19 +102,11 @@ async fn dns_stats_name_what_the_cmdb_lacks() {
 }
 
 fn comparable(db: &TestDb) -> (Vec<Value>, Value) {
-    let edges = project(
-        &json(db, &["graph", "edges", "--format", "json"]),
-        &EDGE_KEYS,
-    );
+    let edges = project(&json(db, &["graph", "edges", "--format", "json"]), &EDGE_KEYS);
     let stats = json(db, &["dns", "stats", "--format", "json"]);
     (
         edges,
-        serde_json::json!([
-            stats["skipped"],
-            stats["unknown_clients"],
-            stats["unknown_consumers"],
-            stats["queries"]
-        ]),
+        serde_json::json!([stats["skipped"], stats["unknown_clients"], stats["unknown_consumers"], stats["queries"]]),
     )
 }
 
@@ -184,19 +115,9 @@ async fn killed_at_random_points_the_ingest_neither_loses_nor_doubles() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("growing.log");
-    let chunk = std::fs::read_to_string(sample("pdns-rec-structured.log"))
-        .unwrap()
-        .repeat(30);
+    let chunk = std::fs::read_to_string(sample("pdns-rec-structured.log")).unwrap().repeat(30);
     let log = path.to_str().unwrap();
-    let args = [
-        "dns",
-        "ingest",
-        "--zone",
-        "example.com",
-        "--batch-lines",
-        "1500",
-        log,
-    ];
+    let args = ["dns", "ingest", "--zone", "example.com", "--batch-lines", "1500", log];
 
     let db = TestDb::new().await;
     ok(&db, &["cmdb", "import", &sample("inventory.json")]);
@@ -206,13 +127,7 @@ async fn killed_at_random_points_the_ingest_neither_loses_nor_doubles() {
     let mut killed_mid_way = 0;
     for _ in 0..24 {
         // The log grows between runs, as a live one does, so every run has work left.
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(chunk.as_bytes())
-            .unwrap();
+        std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap().write_all(chunk.as_bytes()).unwrap();
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("edgewatch"))
             .env_remove("DATABASE_URL")
             .args(["--database-url", &db.url])
@@ -228,10 +143,7 @@ async fn killed_at_random_points_the_ingest_neither_loses_nor_doubles() {
         let _ = child.wait();
     }
     ok(&db, &args);
-    assert!(
-        killed_mid_way >= 20,
-        "only {killed_mid_way} kills landed mid-ingest"
-    );
+    assert!(killed_mid_way >= 20, "only {killed_mid_way} kills landed mid-ingest");
 
     // One clean run over the final file.
     let clean = TestDb::new().await;
@@ -246,16 +158,7 @@ async fn a_missing_zone_and_a_missing_file_are_clear_errors() {
     let out = edgewatch(&db, &["dns", "ingest", &sample("pdns-rec-old.log")]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--zone"));
-    let out = edgewatch(
-        &db,
-        &[
-            "dns",
-            "ingest",
-            "--zone",
-            "example.com",
-            "/nonexistent/pdns.log",
-        ],
-    );
+    let out = edgewatch(&db, &["dns", "ingest", "--zone", "example.com", "/nonexistent/pdns.log"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/pdns.log"));
 }

@@ -79,24 +79,14 @@ fn lifecycle(data_dir: &Path) -> std::path::PathBuf {
         .args(["--database-url", &url, "graph", "nodes", "--format", "json"])
         .output()
         .unwrap();
-    assert!(
-        nodes.status.success(),
-        "{}",
-        String::from_utf8_lossy(&nodes.stderr)
-    );
+    assert!(nodes.status.success(), "{}", String::from_utf8_lossy(&nodes.stderr));
     assert_eq!(String::from_utf8_lossy(&nodes.stdout).trim(), "[]");
     let conf = std::fs::read_to_string(cluster_dir.join("postgresql.conf")).unwrap();
     assert!(conf.contains("listen_addresses = ''"));
-    assert!(
-        cluster_dir.join(".s.PGSQL.5432").exists(),
-        "no socket in the cluster directory"
-    );
+    assert!(cluster_dir.join(".s.PGSQL.5432").exists(), "no socket in the cluster directory");
 
     assert!(ok(data_dir, &["db", "stop"]).contains("stopped"));
-    assert_eq!(
-        edgewatch(data_dir, &["db", "status"]).status.code(),
-        Some(3)
-    );
+    assert_eq!(edgewatch(data_dir, &["db", "status"]).status.code(), Some(3));
     assert!(ok(data_dir, &["db", "stop"]).contains("was not running"));
 
     // Started again, it keeps what it had (no second initdb).
@@ -126,11 +116,7 @@ fn as_root_a_private_data_dir_moves_the_cluster_where_its_owner_can_reach_it() {
     std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let data_dir = base.path().join("data");
     let cluster_dir = lifecycle(&data_dir);
-    assert!(
-        cluster_dir.starts_with("/var/lib/edgewatch/clusters"),
-        "{}",
-        cluster_dir.display()
-    );
+    assert!(cluster_dir.starts_with("/var/lib/edgewatch/clusters"), "{}", cluster_dir.display());
     let pointer = std::fs::read_to_string(data_dir.join("cluster-location")).unwrap();
     assert_eq!(pointer.trim(), cluster_dir.to_str().unwrap());
     std::fs::remove_dir_all(&cluster_dir).unwrap();
@@ -143,12 +129,7 @@ fn missing_server_binaries_say_how_to_install_them() {
         .unwrap()
         .env_remove("DATABASE_URL")
         .env("PG_BINDIR", "/nonexistent")
-        .args([
-            "--data-dir",
-            base.path().to_str().unwrap(),
-            "graph",
-            "nodes",
-        ])
+        .args(["--data-dir", base.path().to_str().unwrap(), "graph", "nodes"])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -58,13 +58,7 @@ impl fmt::Display for ExportError {
 
 impl ExportError {
     pub fn new(file: impl Into<String>, message: impl Into<String>) -> Self {
-        ExportError {
-            file: file.into(),
-            line: None,
-            path: None,
-            field: None,
-            message: message.into(),
-        }
+        ExportError { file: file.into(), line: None, path: None, field: None, message: message.into() }
     }
 
     pub fn line(mut self, line: usize) -> Self {

@@ -19,19 +19,11 @@ enum Seen {
 }
 
 async fn next(rx: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
-    tokio::time::timeout(Duration::from_secs(20), rx.recv())
-        .await
-        .expect("no watch event within 20 s")
-        .unwrap()
+    tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect("no watch event within 20 s").unwrap()
 }
 
 async fn roles(db: &TestDb) -> Vec<Option<String>> {
-    query::nodes(&db.pool, ListOptions::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|n| n.role)
-        .collect()
+    query::nodes(&db.pool, ListOptions::default()).await.unwrap().into_iter().map(|n| n.role).collect()
 }
 
 #[tokio::test]
@@ -43,11 +35,7 @@ async fn watch_imports_changes_whole_and_never_half() {
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();
-    let opts = WatchOptions {
-        settle: Duration::from_millis(300),
-        poll: Duration::from_secs(60),
-        ..Default::default()
-    };
+    let opts = WatchOptions { settle: Duration::from_millis(300), poll: Duration::from_secs(60), ..Default::default() };
     let task = {
         let (pool, files, shutdown) = (db.pool.clone(), vec![path.clone()], shutdown.clone());
         tokio::spawn(async move {
@@ -67,11 +55,7 @@ async fn watch_imports_changes_whole_and_never_half() {
 
     assert_eq!(next(&mut rx).await, Seen::Imported);
     assert_eq!(roles(&db).await.len(), 29);
-    let backends = roles(&db)
-        .await
-        .iter()
-        .filter(|r| r.as_deref() == Some("be"))
-        .count();
+    let backends = roles(&db).await.iter().filter(|r| r.as_deref() == Some("be")).count();
     assert!(backends > 10);
 
     // A slow writer rewrites the file in place, in two halves with a pause between.
@@ -86,12 +70,7 @@ async fn watch_imports_changes_whole_and_never_half() {
     }
     assert_eq!(next(&mut rx).await, Seen::Imported);
     let now = roles(&db).await;
-    assert_eq!(
-        now.iter()
-            .filter(|r| r.as_deref() == Some("backend"))
-            .count(),
-        backends
-    );
+    assert_eq!(now.iter().filter(|r| r.as_deref() == Some("backend")).count(), backends);
     assert!(!now.iter().any(|r| r.as_deref() == Some("be")));
 
     // A writer that stops half-way: refused, the graph stays as it was.
@@ -108,19 +87,8 @@ async fn watch_imports_changes_whole_and_never_half() {
     std::fs::write(&tmp, INVENTORY).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
     assert_eq!(next(&mut rx).await, Seen::Imported);
-    assert_eq!(
-        roles(&db)
-            .await
-            .iter()
-            .filter(|r| r.as_deref() == Some("be"))
-            .count(),
-        backends
-    );
+    assert_eq!(roles(&db).await.iter().filter(|r| r.as_deref() == Some("be")).count(), backends);
 
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .expect("watch did not stop")
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task).await.expect("watch did not stop").unwrap().unwrap();
 }

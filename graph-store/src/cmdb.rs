@@ -32,31 +32,14 @@ pub async fn apply_inventory(
     inventory: &Inventory,
     allow_mass_retire: bool,
 ) -> Result<InventoryOutcome> {
-    let names: Vec<&str> = inventory
-        .containers
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
+    let names: Vec<&str> = inventory.containers.iter().map(|c| c.name.as_str()).collect();
     let (live, gone, revived) = count_changes(conn, &names).await?;
-    let pct = if live == 0 {
-        0.0
-    } else {
-        gone as f64 * 100.0 / live as f64
-    };
+    let pct = if live == 0 { 0.0 } else { gone as f64 * 100.0 / live as f64 };
     if !allow_mass_retire && pct > f64::from(MASS_RETIRE_LIMIT_PCT) {
-        return Err(Error::MassRetire {
-            would_retire: gone,
-            live,
-            pct,
-            limit_pct: MASS_RETIRE_LIMIT_PCT,
-        });
+        return Err(Error::MassRetire { would_retire: gone, live, pct, limit_pct: MASS_RETIRE_LIMIT_PCT });
     }
 
-    let hosts: BTreeMap<&str, &str> = inventory
-        .containers
-        .iter()
-        .map(|c| (c.host.as_str(), c.dc.as_str()))
-        .collect();
+    let hosts: BTreeMap<&str, &str> = inventory.containers.iter().map(|c| (c.host.as_str(), c.dc.as_str())).collect();
     upsert_hosts(conn, &hosts).await?;
     let new_nodes = upsert_nodes(conn, inventory).await?;
     let retired_ids = retire_missing_nodes(conn, &names).await?;
@@ -160,15 +143,8 @@ async fn retire_missing_hosts(conn: &mut PgConnection, names: &[&str]) -> Result
 /// Gives every listed address to its container (moving it if another had it) and
 /// retires the addresses the snapshot no longer lists.
 async fn upsert_addresses(conn: &mut PgConnection, inventory: &Inventory) -> Result<()> {
-    let (ips, owners): (Vec<String>, Vec<&str>) = inventory
-        .containers
-        .iter()
-        .flat_map(|c| {
-            c.ips
-                .iter()
-                .map(move |ip| (ip.to_string(), c.name.as_str()))
-        })
-        .unzip();
+    let (ips, owners): (Vec<String>, Vec<&str>) =
+        inventory.containers.iter().flat_map(|c| c.ips.iter().map(move |ip| (ip.to_string(), c.name.as_str()))).unzip();
     sqlx::query(
         "INSERT INTO addresses (ip, node_id) \
          SELECT t.ip::inet, n.id FROM UNNEST($1::text[], $2::text[]) AS t(ip, name) \
@@ -221,15 +197,8 @@ async fn upsert_services(conn: &mut PgConnection, inventory: &Inventory) -> Resu
 
 /// Makes the provider table exactly what the snapshot says, touching only what changed.
 async fn replace_providers(conn: &mut PgConnection, inventory: &Inventory) -> Result<()> {
-    let (services, names): (Vec<&str>, Vec<&str>) = inventory
-        .containers
-        .iter()
-        .flat_map(|c| {
-            c.services
-                .iter()
-                .map(move |s| (s.as_str(), c.name.as_str()))
-        })
-        .unzip();
+    let (services, names): (Vec<&str>, Vec<&str>) =
+        inventory.containers.iter().flat_map(|c| c.services.iter().map(move |s| (s.as_str(), c.name.as_str()))).unzip();
     sqlx::query(
         "DELETE FROM service_providers sp WHERE NOT EXISTS ( \
              SELECT 1 FROM UNNEST($1::text[], $2::text[]) AS t(service, name) \
@@ -288,21 +257,11 @@ pub async fn apply_links(conn: &mut PgConnection, links: &LinkSet) -> Result<Lin
             .into_iter()
             .collect();
     if let Some(missing) = links.links.iter().find(|l| !ids.contains_key(&l.container)) {
-        return Err(Error::UnknownContainer {
-            name: missing.container.clone(),
-            origin: missing.origin.clone(),
-        });
+        return Err(Error::UnknownContainer { name: missing.container.clone(), origin: missing.origin.clone() });
     }
     let node_ids: Vec<i64> = links.links.iter().map(|l| ids[&l.container]).collect();
-    let (srcs, ips): (Vec<i64>, Vec<String>) = links
-        .links
-        .iter()
-        .flat_map(|l| {
-            l.targets
-                .iter()
-                .map(|ip| (ids[&l.container], ip.to_string()))
-        })
-        .unzip();
+    let (srcs, ips): (Vec<i64>, Vec<String>) =
+        links.links.iter().flat_map(|l| l.targets.iter().map(|ip| (ids[&l.container], ip.to_string()))).unzip();
 
     let inserted: Vec<bool> = sqlx::query_scalar(
         "INSERT INTO edges (src_id, dst_ip, sources) \

@@ -31,10 +31,8 @@ pub struct Database {
 pub async fn connect(target: &Target) -> Result<Database> {
     let (options, location) = match target {
         Target::Url(url) => {
-            let options: PgConnectOptions = url.parse().map_err(|source| Error::Connect {
-                target: redact(url),
-                source,
-            })?;
+            let options: PgConnectOptions =
+                url.parse().map_err(|source| Error::Connect { target: redact(url), source })?;
             (options, redact(url))
         }
         Target::Embedded(dir) => {
@@ -44,10 +42,7 @@ pub async fn connect(target: &Target) -> Result<Database> {
                 tracing::info!(dir = %cluster.cluster_dir().display(), "initialised the embedded PostgreSQL cluster");
             }
             cluster.ensure_database(embedded::DATABASE).await?;
-            (
-                cluster.connect_options(embedded::DATABASE),
-                cluster.url(embedded::DATABASE),
-            )
+            (cluster.connect_options(embedded::DATABASE), cluster.url(embedded::DATABASE))
         }
     };
     let pool = pool(options, &location).await?;
@@ -62,10 +57,7 @@ pub async fn pool(options: PgConnectOptions, location: &str) -> Result<PgPool> {
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
         .await
-        .map_err(|source| Error::Connect {
-            target: location.to_string(),
-            source,
-        })
+        .map_err(|source| Error::Connect { target: location.to_string(), source })
 }
 
 /// Applies every pending migration. Safe to run from several processes at once.
@@ -80,12 +72,7 @@ pub fn redact(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
                 None => url.to_string(),
             }
         }
@@ -99,14 +86,8 @@ mod tests {
 
     #[test]
     fn passwords_are_never_printed() {
-        assert_eq!(
-            redact("postgres://u:secret@db:5432/x"),
-            "postgres://u:***@db:5432/x"
-        );
+        assert_eq!(redact("postgres://u:secret@db:5432/x"), "postgres://u:***@db:5432/x");
         assert_eq!(redact("postgres://u@db/x"), "postgres://u@db/x");
-        assert_eq!(
-            redact("postgresql:///x?host=/tmp"),
-            "postgresql:///x?host=/tmp"
-        );
+        assert_eq!(redact("postgresql:///x?host=/tmp"), "postgresql:///x?host=/tmp");
     }
 }

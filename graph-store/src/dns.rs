@@ -31,12 +31,11 @@ pub struct CmdbSnapshot {
 /// Loads the snapshot in three bulk queries.
 #[tracing::instrument(skip_all)]
 pub async fn load_snapshot(pool: &PgPool) -> Result<CmdbSnapshot> {
-    let nodes: Vec<(i64, String, String, String, bool)> = sqlx::query_as(
-        "SELECT id, name, host, dc, serving FROM nodes WHERE retired_at IS NULL ORDER BY id",
-    )
-    .fetch_all(pool)
-    .await
-    .map_err(Error::sql("loading nodes"))?;
+    let nodes: Vec<(i64, String, String, String, bool)> =
+        sqlx::query_as("SELECT id, name, host, dc, serving FROM nodes WHERE retired_at IS NULL ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .map_err(Error::sql("loading nodes"))?;
     let addresses: Vec<(String, i64)> = sqlx::query_as(
         "SELECT host(a.ip), a.node_id FROM addresses a JOIN nodes n ON n.id = a.node_id \
          WHERE a.retired_at IS NULL AND n.retired_at IS NULL",
@@ -54,18 +53,9 @@ pub async fn load_snapshot(pool: &PgPool) -> Result<CmdbSnapshot> {
     Ok(CmdbSnapshot {
         nodes: nodes
             .into_iter()
-            .map(|(id, name, host, dc, serving)| SnapshotNode {
-                id,
-                name,
-                host,
-                dc,
-                serving,
-            })
+            .map(|(id, name, host, dc, serving)| SnapshotNode { id, name, host, dc, serving })
             .collect(),
-        addresses: addresses
-            .into_iter()
-            .filter_map(|(ip, id)| Some((ip.parse().ok()?, id)))
-            .collect(),
+        addresses: addresses.into_iter().filter_map(|(ip, id)| Some((ip.parse().ok()?, id))).collect(),
         providers,
     })
 }
@@ -121,12 +111,7 @@ pub struct CheckpointAdvance {
 }
 
 /// The read position of the file with this identity, if it was read before.
-pub async fn find_checkpoint(
-    pool: &PgPool,
-    device: i64,
-    inode: i64,
-    fingerprint: &str,
-) -> Result<Option<Checkpoint>> {
+pub async fn find_checkpoint(pool: &PgPool, device: i64, inode: i64, fingerprint: &str) -> Result<Option<Checkpoint>> {
     let row: Option<(String, i64, i64)> = sqlx::query_as(
         "SELECT path, byte_offset, lines FROM ingest_checkpoints \
          WHERE device = $1 AND inode = $2 AND fingerprint = $3",
@@ -145,6 +130,30 @@ pub async fn find_checkpoint(
         byte_offset,
         lines,
     }))
+}
+
+/// The read positions last stored under `path` (newest first): the files that were at
+/// that path before it was rotated.
+pub async fn checkpoints_for_path(pool: &PgPool, path: &str) -> Result<Vec<Checkpoint>> {
+    let rows: Vec<(i64, i64, String, i64, i64)> = sqlx::query_as(
+        "SELECT device, inode, fingerprint, byte_offset, lines FROM ingest_checkpoints \
+         WHERE path = $1 AND updated_at > now() - interval '7 days' ORDER BY updated_at DESC LIMIT 20",
+    )
+    .bind(path)
+    .fetch_all(pool)
+    .await
+    .map_err(Error::sql("listing checkpoints of a path"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(device, inode, fingerprint, byte_offset, lines)| Checkpoint {
+            device,
+            inode,
+            fingerprint,
+            path: path.to_string(),
+            byte_offset,
+            lines,
+        })
+        .collect())
 }
 
 /// Writes one batch: edges, counters and (for files) the new read position, all on the
@@ -213,10 +222,7 @@ async fn advance_checkpoint(conn: &mut PgConnection, advance: &CheckpointAdvance
     .map_err(Error::sql("advancing a checkpoint"))?;
     match updated {
         Some(_) => Ok(()),
-        None => Err(Error::CheckpointMoved {
-            path: c.path.clone(),
-            expected: advance.expected_offset,
-        }),
+        None => Err(Error::CheckpointMoved { path: c.path.clone(), expected: advance.expected_offset }),
     }
 }
 
@@ -251,8 +257,7 @@ async fn upsert_dns_edges(conn: &mut PgConnection, b: &DnsEdgeBatch) -> Result<(
 }
 
 async fn add_skips(conn: &mut PgConnection, skips: &[(String, i64)]) -> Result<()> {
-    let (reasons, counts): (Vec<&str>, Vec<i64>) =
-        skips.iter().map(|(r, c)| (r.as_str(), *c)).unzip();
+    let (reasons, counts): (Vec<&str>, Vec<i64>) = skips.iter().map(|(r, c)| (r.as_str(), *c)).unzip();
     sqlx::query(
         "INSERT INTO dns_skips AS s (reason, count) SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
          ON CONFLICT (reason) DO UPDATE SET count = s.count + EXCLUDED.count, updated_at = now()",
@@ -286,10 +291,7 @@ async fn add_unknowns(conn: &mut PgConnection, unknowns: &[(String, String, i64)
 /// Retires DNS edges no query has used since `before`: `dns` leaves their sources, and
 /// edges left with no source are retired. Returns (edges that lost `dns`, edges retired).
 #[tracing::instrument(skip(conn))]
-pub async fn expire_dns_edges(
-    conn: &mut PgConnection,
-    before: DateTime<Utc>,
-) -> Result<(u64, u64)> {
+pub async fn expire_dns_edges(conn: &mut PgConnection, before: DateTime<Utc>) -> Result<(u64, u64)> {
     let rows: Vec<bool> = sqlx::query_scalar(
         "UPDATE edges e SET sources = array_remove(e.sources, 'dns'), \
              retired_at = CASE WHEN e.sources = ARRAY['dns'] THEN now() ELSE NULL END \
@@ -300,10 +302,7 @@ pub async fn expire_dns_edges(
     .fetch_all(conn)
     .await
     .map_err(Error::sql("expiring dns edges"))?;
-    Ok((
-        rows.len() as u64,
-        rows.iter().filter(|r| **r).count() as u64,
-    ))
+    Ok((rows.len() as u64, rows.iter().filter(|r| **r).count() as u64))
 }
 
 /// What `dns stats` shows.
@@ -342,18 +341,8 @@ pub async fn stats(pool: &PgPool, limit: i64) -> Result<DnsStats> {
     .fetch_one(pool)
     .await
     .map_err(Error::sql("counting dns edges"))?;
-    let skipped = count_by(
-        pool,
-        "SELECT reason, count FROM dns_skips ORDER BY count DESC, reason",
-        None,
-    )
-    .await?;
-    let mut out = DnsStats {
-        dns_edges,
-        queries: queries.unwrap_or(0),
-        skipped,
-        ..Default::default()
-    };
+    let skipped = count_by(pool, "SELECT reason, count FROM dns_skips ORDER BY count DESC, reason", None).await?;
+    let mut out = DnsStats { dns_edges, queries: queries.unwrap_or(0), skipped, ..Default::default() };
     for (kind, slot) in [
         ("client", &mut out.unknown_clients),
         ("consumer", &mut out.unknown_consumers),
@@ -375,31 +364,16 @@ pub async fn stats(pool: &PgPool, limit: i64) -> Result<DnsStats> {
     .map_err(Error::sql("listing checkpoints"))?;
     out.sources = sources
         .into_iter()
-        .map(|(path, byte_offset, lines, updated_at)| SourceView {
-            path,
-            byte_offset,
-            lines,
-            updated_at,
-        })
+        .map(|(path, byte_offset, lines, updated_at)| SourceView { path, byte_offset, lines, updated_at })
         .collect();
     Ok(out)
 }
 
-async fn count_by(
-    pool: &PgPool,
-    sql: &'static str,
-    kind: Option<(&str, i64)>,
-) -> Result<Vec<CountBy>> {
+async fn count_by(pool: &PgPool, sql: &'static str, kind: Option<(&str, i64)>) -> Result<Vec<CountBy>> {
     let mut q = sqlx::query_as::<_, (String, i64)>(sql);
     if let Some((kind, limit)) = kind {
         q = q.bind(kind).bind(limit);
     }
-    let rows = q
-        .fetch_all(pool)
-        .await
-        .map_err(Error::sql("reading dns statistics"))?;
-    Ok(rows
-        .into_iter()
-        .map(|(name, count)| CountBy { name, count })
-        .collect())
+    let rows = q.fetch_all(pool).await.map_err(Error::sql("reading dns statistics"))?;
+    Ok(rows.into_iter().map(|(name, count)| CountBy { name, count }).collect())
 }

@@ -71,11 +71,7 @@ impl EmbeddedCluster {
     /// Creates nothing on disk except, as root, the unprivileged user.
     pub fn new(data_dir: impl AsRef<Path>) -> Result<Self> {
         let data_dir = absolute(data_dir.as_ref())?;
-        let owner = if nix::unistd::geteuid().is_root() {
-            Some(ensure_owner()?)
-        } else {
-            None
-        };
+        let owner = if nix::unistd::geteuid().is_root() { Some(ensure_owner()?) } else { None };
         let cluster_dir = choose_cluster_dir(&data_dir, owner.as_ref())?;
         let socket = cluster_dir.join(".s.PGSQL.5432");
         if socket.as_os_str().len() > MAX_SOCKET_PATH {
@@ -90,12 +86,7 @@ impl EmbeddedCluster {
         }
         let wanted_version = fs::read_to_string(cluster_dir.join("PG_VERSION")).ok();
         let bindir = find_bindir(wanted_version.as_deref().map(str::trim))?;
-        Ok(EmbeddedCluster {
-            data_dir,
-            cluster_dir,
-            bindir,
-            owner,
-        })
+        Ok(EmbeddedCluster { data_dir, cluster_dir, bindir, owner })
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -171,8 +162,7 @@ impl EmbeddedCluster {
         let was_running = self.status()? == Status::Running;
         if !was_running {
             let log = self.log_file();
-            let out =
-                self.run_pg_ctl(&["start", "-w", "-t", "120", "-l", &log.to_string_lossy()])?;
+            let out = self.run_pg_ctl(&["start", "-w", "-t", "120", "-l", &log.to_string_lossy()])?;
             if !out.status.success() {
                 let tail = fs::read_to_string(&log).unwrap_or_default();
                 let tail: Vec<&str> = tail.lines().rev().take(15).collect();
@@ -189,10 +179,7 @@ impl EmbeddedCluster {
                 });
             }
         }
-        Ok(Started {
-            initialised,
-            was_running,
-        })
+        Ok(Started { initialised, was_running })
     }
 
     /// Stops the cluster (fast shutdown). Returns false when it was not running.
@@ -214,28 +201,19 @@ impl EmbeddedCluster {
             .connect_options("postgres")
             .connect()
             .await
-            .map_err(|source| Error::Connect {
-                target: self.url("postgres"),
-                source,
-            })?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(database)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(Error::sql("looking up the database"))?;
+            .map_err(|source| Error::Connect { target: self.url("postgres"), source })?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(Error::sql("looking up the database"))?;
         if !exists {
             let sql = format!("CREATE DATABASE \"{}\"", database.replace('"', "\"\""));
             match sqlx::query(&sql).execute(&mut conn).await {
                 Ok(_) => {}
                 // Another process created it between our check and our CREATE.
                 Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
-                Err(e) => {
-                    return Err(Error::Sql {
-                        op: "creating the database",
-                        source: e,
-                    })
-                }
+                Err(e) => return Err(Error::Sql { op: "creating the database", source: e }),
             }
         }
         Ok(())
@@ -245,15 +223,9 @@ impl EmbeddedCluster {
         mkdir(&self.data_dir, 0o755)?;
         if self.cluster_dir.starts_with(FALLBACK_ROOT) {
             mkdir(Path::new(FALLBACK_ROOT), 0o755)?;
-            fs::write(
-                self.data_dir.join("cluster-location"),
-                format!("{}\n", self.cluster_dir.display()),
-            )
-            .map_err(|source| Error::Io {
-                what: "writing",
-                path: self.data_dir.join("cluster-location"),
-                source,
-            })?;
+            fs::write(self.data_dir.join("cluster-location"), format!("{}\n", self.cluster_dir.display())).map_err(
+                |source| Error::Io { what: "writing", path: self.data_dir.join("cluster-location"), source },
+            )?;
         }
         mkdir(&self.cluster_dir, 0o700)?;
         if let Some(owner) = &self.owner {
@@ -284,16 +256,8 @@ impl EmbeddedCluster {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|source| Error::Io {
-                what: "opening",
-                path: path.clone(),
-                source,
-            })?;
-        file.lock().map_err(|source| Error::Io {
-            what: "locking",
-            path,
-            source,
-        })?;
+            .map_err(|source| Error::Io { what: "opening", path: path.clone(), source })?;
+        file.lock().map_err(|source| Error::Io { what: "locking", path, source })?;
         Ok(file)
     }
 
@@ -301,16 +265,7 @@ impl EmbeddedCluster {
         let dir = self.cluster_dir.to_string_lossy().into_owned();
         let out = self.run(
             "initdb",
-            &[
-                "-D",
-                &dir,
-                "-U",
-                ROLE,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-locale",
-                "--no-instructions",
-            ],
+            &["-D", &dir, "-U", ROLE, "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-instructions"],
         )?;
         if !out.status.success() {
             return Err(self.failure("initdb", &out));
@@ -327,17 +282,10 @@ impl EmbeddedCluster {
              log_timezone = 'UTC'\n",
             dir.replace('\'', "''")
         );
-        let mut text = fs::read_to_string(&conf).map_err(|source| Error::Io {
-            what: "reading",
-            path: conf.clone(),
-            source,
-        })?;
+        let mut text =
+            fs::read_to_string(&conf).map_err(|source| Error::Io { what: "reading", path: conf.clone(), source })?;
         text.push_str(&settings);
-        fs::write(&conf, text).map_err(|source| Error::Io {
-            what: "writing",
-            path: conf,
-            source,
-        })?;
+        fs::write(&conf, text).map_err(|source| Error::Io { what: "writing", path: conf, source })?;
         Ok(())
     }
 
@@ -352,26 +300,16 @@ impl EmbeddedCluster {
     fn run(&self, program: &str, args: &[&str]) -> Result<Output> {
         let path = self.bindir.join(program);
         let mut cmd = Command::new(&path);
-        cmd.args(args)
-            .current_dir(&self.cluster_dir)
-            .env("LC_ALL", "C")
-            .env_remove("PGDATA");
+        cmd.args(args).current_dir(&self.cluster_dir).env("LC_ALL", "C").env_remove("PGDATA");
         if let Some(owner) = &self.owner {
-            cmd.uid(owner.uid)
-                .gid(owner.gid)
-                .env("HOME", &self.cluster_dir)
-                .env("USER", &owner.name);
+            cmd.uid(owner.uid).gid(owner.gid).env("HOME", &self.cluster_dir).env("USER", &owner.name);
         }
         // pg_ctl start leaves the postmaster running with its output redirected to the log;
         // our pipes must not be inherited by it, or reading them would never finish.
         if program == "pg_ctl" && args.first() == Some(&"start") {
             cmd.stdout(std::process::Stdio::null());
         }
-        cmd.output().map_err(|source| Error::Io {
-            what: "running",
-            path,
-            source,
-        })
+        cmd.output().map_err(|source| Error::Io { what: "running", path, source })
     }
 
     fn failure(&self, what: &str, out: &Output) -> Error {
@@ -395,11 +333,7 @@ fn absolute(path: &Path) -> Result<PathBuf> {
         path.to_path_buf()
     } else {
         std::env::current_dir()
-            .map_err(|source| Error::Io {
-                what: "finding the current directory for",
-                path: path.into(),
-                source,
-            })?
+            .map_err(|source| Error::Io { what: "finding the current directory for", path: path.into(), source })?
             .join(path)
     };
     // Canonicalise what exists, so the same directory always maps to the same cluster.
@@ -423,17 +357,11 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 
 fn mkdir(path: &Path, mode: u32) -> Result<()> {
     if !path.exists() {
-        fs::create_dir_all(path).map_err(|source| Error::Io {
-            what: "creating",
+        fs::create_dir_all(path).map_err(|source| Error::Io { what: "creating", path: path.into(), source })?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|source| Error::Io {
+            what: "setting permissions on",
             path: path.into(),
             source,
-        })?;
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|source| {
-            Error::Io {
-                what: "setting permissions on",
-                path: path.into(),
-                source,
-            }
         })?;
     }
     Ok(())
@@ -448,20 +376,8 @@ fn ensure_owner() -> Result<Owner> {
         Some(user) => user,
         None => {
             let out = Command::new("useradd")
-                .args([
-                    "--system",
-                    "--user-group",
-                    "--no-create-home",
-                    "--home-dir",
-                    "/nonexistent",
-                ])
-                .args([
-                    "--shell",
-                    "/usr/sbin/nologin",
-                    "--comment",
-                    "edgewatch embedded PostgreSQL",
-                    &name,
-                ])
+                .args(["--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent"])
+                .args(["--shell", "/usr/sbin/nologin", "--comment", "edgewatch embedded PostgreSQL", &name])
                 .output();
             match (out, lookup(&name)) {
                 (_, Some(user)) => user,
@@ -490,16 +406,10 @@ fn ensure_owner() -> Result<Owner> {
     if user.uid.is_root() {
         return Err(Error::Embedded {
             dir: PathBuf::from("/"),
-            message: format!(
-                "EDGEWATCH_PG_USER={name:?} is root; PostgreSQL refuses to run as root"
-            ),
+            message: format!("EDGEWATCH_PG_USER={name:?} is root; PostgreSQL refuses to run as root"),
         });
     }
-    Ok(Owner {
-        name,
-        uid: user.uid.as_raw(),
-        gid: user.gid.as_raw(),
-    })
+    Ok(Owner { name, uid: user.uid.as_raw(), gid: user.gid.as_raw() })
 }
 
 /// `<data-dir>/pg`, unless the unprivileged owner could not reach it.
@@ -515,31 +425,24 @@ fn choose_cluster_dir(data_dir: &Path, owner: Option<&Owner>) -> Result<PathBuf>
     if inside.join("PG_VERSION").exists() || reachable_by(data_dir, owner) {
         return Ok(inside);
     }
-    Ok(Path::new(FALLBACK_ROOT).join(format!(
-        "{:016x}",
-        fnv1a(data_dir.to_string_lossy().as_bytes())
-    )))
+    Ok(Path::new(FALLBACK_ROOT).join(format!("{:016x}", fnv1a(data_dir.to_string_lossy().as_bytes()))))
 }
 
 /// Can `owner` traverse every existing ancestor of `dir`?
 fn reachable_by(dir: &Path, owner: &Owner) -> bool {
-    dir.ancestors()
-        .filter(|a| a.exists())
-        .all(|a| match fs::metadata(a) {
-            Ok(meta) => {
-                let mode = meta.mode();
-                (meta.uid() == owner.uid && mode & 0o100 != 0)
-                    || (meta.gid() == owner.gid && mode & 0o010 != 0)
-                    || mode & 0o001 != 0
-            }
-            Err(_) => false,
-        })
+    dir.ancestors().filter(|a| a.exists()).all(|a| match fs::metadata(a) {
+        Ok(meta) => {
+            let mode = meta.mode();
+            (meta.uid() == owner.uid && mode & 0o100 != 0)
+                || (meta.gid() == owner.gid && mode & 0o010 != 0)
+                || mode & 0o001 != 0
+        }
+        Err(_) => false,
+    })
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Finds a directory holding `initdb`, `pg_ctl` and `postgres`: `PG_BINDIR`, then PATH,
@@ -548,11 +451,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 fn find_bindir(cluster_version: Option<&str>) -> Result<PathBuf> {
     let complete = |dir: &Path| SERVER_BINARIES.iter().all(|b| dir.join(b).is_file());
     if let Ok(dir) = std::env::var("PG_BINDIR") {
-        return if complete(Path::new(&dir)) {
-            Ok(dir.into())
-        } else {
-            Err(Error::NoServerBinaries)
-        };
+        return if complete(Path::new(&dir)) { Ok(dir.into()) } else { Err(Error::NoServerBinaries) };
     }
     let mut debian: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
         .into_iter()
@@ -585,10 +484,7 @@ fn find_bindir(cluster_version: Option<&str>) -> Result<PathBuf> {
             return Ok(dir);
         }
     }
-    debian
-        .pop()
-        .map(|(_, dir)| dir)
-        .ok_or(Error::NoServerBinaries)
+    debian.pop().map(|(_, dir)| dir).ok_or(Error::NoServerBinaries)
 }
 
 fn percent_encode_path(path: &str) -> String {
@@ -615,10 +511,7 @@ mod tests {
 
     #[test]
     fn fallback_ids_are_stable() {
-        assert_eq!(
-            fnv1a(b"/root/edgewatch/.edgewatch"),
-            fnv1a(b"/root/edgewatch/.edgewatch")
-        );
+        assert_eq!(fnv1a(b"/root/edgewatch/.edgewatch"), fnv1a(b"/root/edgewatch/.edgewatch"));
         assert_ne!(fnv1a(b"/a"), fnv1a(b"/b"));
     }
 

@@ -42,12 +42,7 @@ pub enum Error {
         "refusing to retire {would_retire} of {live} live nodes ({pct:.0}% > {limit_pct}%): \
          the export may be incomplete; pass --allow-mass-retire if this is intended"
     )]
-    MassRetire {
-        would_retire: usize,
-        live: usize,
-        pct: f64,
-        limit_pct: u32,
-    },
+    MassRetire { would_retire: usize, live: usize, pct: f64, limit_pct: u32 },
     /// Another reader advanced this file's read position since we read it.
     #[error("{path}: the stored read position is no longer {expected}: another edgewatch is reading this file")]
     CheckpointMoved { path: String, expected: i64 },

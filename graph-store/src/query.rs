@@ -12,16 +12,7 @@ pub struct ListOptions {
     pub include_retired: bool,
 }
 
-type NodeRow = (
-    String,
-    String,
-    String,
-    Option<String>,
-    bool,
-    bool,
-    Vec<String>,
-    Vec<String>,
-);
+type NodeRow = (String, String, String, Option<String>, bool, bool, Vec<String>, Vec<String>);
 
 #[tracing::instrument(skip(pool))]
 pub async fn nodes(pool: &PgPool, opts: ListOptions) -> Result<Vec<NodeView>> {
@@ -41,18 +32,16 @@ pub async fn nodes(pool: &PgPool, opts: ListOptions) -> Result<Vec<NodeView>> {
     .map_err(Error::sql("listing nodes"))?;
     Ok(rows
         .into_iter()
-        .map(
-            |(name, host, dc, role, serving, retired, ips, services)| NodeView {
-                name,
-                host,
-                dc,
-                role,
-                ips,
-                services,
-                serving,
-                retired,
-            },
-        )
+        .map(|(name, host, dc, role, serving, retired, ips, services)| NodeView {
+            name,
+            host,
+            dc,
+            role,
+            ips,
+            services,
+            serving,
+            retired,
+        })
         .collect())
 }
 
@@ -90,30 +79,17 @@ pub async fn edges(pool: &PgPool, opts: ListOptions) -> Result<Vec<EdgeView>> {
     .map_err(Error::sql("listing edges"))?;
     Ok(rows
         .into_iter()
-        .map(
-            |(
-                src,
-                dst_ip,
-                dst,
-                services,
-                sources,
-                queries,
-                first_seen,
-                last_seen,
-                state,
-                retired,
-            )| EdgeView {
-                src,
-                dst_ip,
-                dst,
-                services,
-                sources,
-                queries,
-                first_seen,
-                last_seen,
-                state,
-                retired,
-            },
-        )
+        .map(|(src, dst_ip, dst, services, sources, queries, first_seen, last_seen, state, retired)| EdgeView {
+            src,
+            dst_ip,
+            dst,
+            services,
+            sources,
+            queries,
+            first_seen,
+            last_seen,
+            state,
+            retired,
+        })
         .collect())
 }

@@ -43,31 +43,16 @@ impl TestDb {
             }
             Err(_) => {
                 let dir = test_data_dir();
-                let cluster = EmbeddedCluster::new(&dir)
-                    .unwrap_or_else(|e| panic!("test PostgreSQL in {}: {e}", dir.display()));
-                cluster
-                    .start()
-                    .unwrap_or_else(|e| panic!("starting test PostgreSQL: {e}"));
-                (
-                    cluster.connect_options("postgres"),
-                    cluster.connect_options(&name),
-                    cluster.url(&name),
-                )
+                let cluster =
+                    EmbeddedCluster::new(&dir).unwrap_or_else(|e| panic!("test PostgreSQL in {}: {e}", dir.display()));
+                cluster.start().unwrap_or_else(|e| panic!("starting test PostgreSQL: {e}"));
+                (cluster.connect_options("postgres"), cluster.connect_options(&name), cluster.url(&name))
             }
         };
-        let mut conn = PgConnection::connect_with(&admin)
-            .await
-            .expect("connecting to test PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut conn)
-            .await
-            .expect("CREATE DATABASE");
-        let pool = crate::db::pool(options, &url)
-            .await
-            .expect("connecting to the test database");
-        crate::db::migrate(&pool)
-            .await
-            .expect("migrating the test database");
+        let mut conn = PgConnection::connect_with(&admin).await.expect("connecting to test PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.expect("CREATE DATABASE");
+        let pool = crate::db::pool(options, &url).await.expect("connecting to the test database");
+        crate::db::migrate(&pool).await.expect("migrating the test database");
         TestDb { pool, url, name }
     }
 
@@ -97,13 +82,12 @@ pub async fn dump_without(pool: &PgPool, columns: &[&str]) -> String {
     ];
     let mut out = String::new();
     for (table, order) in tables {
-        let rows: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT (to_jsonb(t) - $1::text[])::text FROM {table} t ORDER BY {order}"
-        ))
-        .bind(columns)
-        .fetch_all(pool)
-        .await
-        .unwrap_or_else(|e| panic!("dumping {table}: {e}"));
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT (to_jsonb(t) - $1::text[])::text FROM {table} t ORDER BY {order}"))
+                .bind(columns)
+                .fetch_all(pool)
+                .await
+                .unwrap_or_else(|e| panic!("dumping {table}: {e}"));
         out.push_str(&format!("-- {table} ({} rows)\n", rows.len()));
         for row in rows {
             out.push_str(&row);
@@ -131,23 +115,14 @@ fn replace_database(url: &str, name: &str) -> String {
 
 /// Every node's `last_seen`, by name.
 pub async fn node_last_seen(pool: &PgPool) -> Vec<(String, chrono::DateTime<chrono::Utc>)> {
-    sqlx::query_as("SELECT name, last_seen FROM nodes ORDER BY name")
-        .fetch_all(pool)
-        .await
-        .expect("reading last_seen")
+    sqlx::query_as("SELECT name, last_seen FROM nodes ORDER BY name").fetch_all(pool).await.expect("reading last_seen")
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn database_is_replaced_in_urls() {
-        assert_eq!(
-            super::replace_database("postgres://u@h:5/db?x=1", "t"),
-            "postgres://u@h:5/t?x=1"
-        );
-        assert_eq!(
-            super::replace_database("postgres://u@h", "t"),
-            "postgres://u@h/t"
-        );
+        assert_eq!(super::replace_database("postgres://u@h:5/db?x=1", "t"), "postgres://u@h:5/t?x=1");
+        assert_eq!(super::replace_database("postgres://u@h", "t"), "postgres://u@h/t");
     }
 }

@@ -29,10 +29,7 @@ fn fleet() -> Inventory {
             container("d.h2", "h2", "VA", &["127.1.0.4"], &[]),
             container("e.h3", "h3", "VA", &["127.1.0.5"], &[]),
         ],
-        services: vec![ServiceRecord {
-            name: "api".into(),
-            port: Some(8080),
-        }],
+        services: vec![ServiceRecord { name: "api".into(), port: Some(8080) }],
     }
 }
 
@@ -44,12 +41,7 @@ fn link(container: &str, targets: &[&str]) -> Link {
     }
 }
 
-async fn apply(
-    db: &TestDb,
-    inventory: Option<&Inventory>,
-    links: Option<&LinkSet>,
-    allow: bool,
-) -> Result<(), Error> {
+async fn apply(db: &TestDb, inventory: Option<&Inventory>, links: Option<&LinkSet>, allow: bool) -> Result<(), Error> {
     let mut tx = db.pool.begin().await.unwrap();
     lock_graph(&mut tx).await?;
     if let Some(inventory) = inventory {
@@ -66,9 +58,7 @@ async fn apply(
 async fn nodes_addresses_and_providers_follow_the_snapshot() {
     let db = TestDb::new().await;
     apply(&db, Some(&fleet()), None, false).await.unwrap();
-    let nodes = query::nodes(&db.pool, ListOptions::default())
-        .await
-        .unwrap();
+    let nodes = query::nodes(&db.pool, ListOptions::default()).await.unwrap();
     assert_eq!(nodes.len(), 5);
     let b = nodes.iter().find(|n| n.name == "b.h1").unwrap();
     assert_eq!(b.ips, vec!["127.1.0.2", "::1"]);
@@ -83,21 +73,10 @@ async fn nodes_addresses_and_providers_follow_the_snapshot() {
     next.containers[2].services = vec!["db".into()];
     apply(&db, Some(&next), None, false).await.unwrap();
 
-    let all = query::nodes(
-        &db.pool,
-        ListOptions {
-            include_retired: true,
-        },
-    )
-    .await
-    .unwrap();
+    let all = query::nodes(&db.pool, ListOptions { include_retired: true }).await.unwrap();
     let by = |name: &str| all.iter().find(|n| n.name == name).unwrap().clone();
     assert!(by("d.h2").retired);
-    assert_eq!(
-        by("d.h2").ips,
-        vec!["127.1.0.4"],
-        "a retired node keeps its last addresses"
-    );
+    assert_eq!(by("d.h2").ips, vec!["127.1.0.4"], "a retired node keeps its last addresses");
     assert_eq!(by("a.h1").ips, vec!["127.1.0.1", "::1"]);
     assert_eq!(by("b.h1").ips, vec!["127.1.0.2"]);
     assert_eq!(by("c.h2").services, vec!["db"]);
@@ -110,11 +89,7 @@ async fn the_guard_counts_live_nodes_only() {
     let mut two_gone = fleet();
     two_gone.containers.truncate(3);
     match apply(&db, Some(&two_gone), None, false).await {
-        Err(Error::MassRetire {
-            would_retire: 2,
-            live: 5,
-            ..
-        }) => {}
+        Err(Error::MassRetire { would_retire: 2, live: 5, .. }) => {}
         other => panic!("expected the guard, got {other:?}"),
     }
     apply(&db, Some(&two_gone), None, true).await.unwrap();
@@ -123,11 +98,7 @@ async fn the_guard_counts_live_nodes_only() {
     one_more.containers.truncate(2);
     assert!(matches!(
         apply(&db, Some(&one_more), None, false).await,
-        Err(Error::MassRetire {
-            would_retire: 1,
-            live: 3,
-            ..
-        })
+        Err(Error::MassRetire { would_retire: 1, live: 3, .. })
     ));
 }
 
@@ -135,22 +106,13 @@ async fn the_guard_counts_live_nodes_only() {
 async fn links_ignore_own_addresses_and_refuse_unknown_or_retired_containers() {
     let db = TestDb::new().await;
     apply(&db, Some(&fleet()), None, false).await.unwrap();
-    let links = LinkSet {
-        links: vec![link("a.h1", &["127.1.0.1", "127.1.0.2", "10.99.0.1"])],
-    };
+    let links = LinkSet { links: vec![link("a.h1", &["127.1.0.1", "127.1.0.2", "10.99.0.1"])] };
     apply(&db, None, Some(&links), false).await.unwrap();
-    let edges = query::edges(&db.pool, ListOptions::default())
-        .await
-        .unwrap();
-    let got: Vec<(&str, Option<&str>)> = edges
-        .iter()
-        .map(|e| (e.dst_ip.as_str(), e.dst.as_deref()))
-        .collect();
+    let edges = query::edges(&db.pool, ListOptions::default()).await.unwrap();
+    let got: Vec<(&str, Option<&str>)> = edges.iter().map(|e| (e.dst_ip.as_str(), e.dst.as_deref())).collect();
     assert_eq!(got, vec![("10.99.0.1", None), ("127.1.0.2", Some("b.h1"))]);
 
-    let unknown = LinkSet {
-        links: vec![link("a.h1", &[]), link("zz.h9", &["127.1.0.1"])],
-    };
+    let unknown = LinkSet { links: vec![link("a.h1", &[]), link("zz.h9", &["127.1.0.1"])] };
     match apply(&db, None, Some(&unknown), false).await {
         Err(Error::UnknownContainer { name, origin }) => {
             assert_eq!(name, "zz.h9");
@@ -159,64 +121,33 @@ async fn links_ignore_own_addresses_and_refuse_unknown_or_retired_containers() {
         other => panic!("expected UnknownContainer, got {other:?}"),
     }
     // Nothing of the refused export was applied: a.h1 still has its links.
-    assert_eq!(
-        query::edges(&db.pool, ListOptions::default())
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(query::edges(&db.pool, ListOptions::default()).await.unwrap().len(), 2);
 
     // A retired container cannot be given links.
     let mut smaller = fleet();
     smaller.containers.retain(|c| c.name != "e.h3");
     apply(&db, Some(&smaller), None, false).await.unwrap();
-    let retired = LinkSet {
-        links: vec![link("e.h3", &["127.1.0.1"])],
-    };
-    assert!(matches!(
-        apply(&db, None, Some(&retired), false).await,
-        Err(Error::UnknownContainer { .. })
-    ));
+    let retired = LinkSet { links: vec![link("e.h3", &["127.1.0.1"])] };
+    assert!(matches!(apply(&db, None, Some(&retired), false).await, Err(Error::UnknownContainer { .. })));
 }
 
 #[tokio::test]
 async fn retiring_a_node_retires_edges_from_and_to_it_and_links_bring_them_back() {
     let db = TestDb::new().await;
     apply(&db, Some(&fleet()), None, false).await.unwrap();
-    let links = LinkSet {
-        links: vec![
-            link("a.h1", &["127.1.0.5", "127.1.0.3"]),
-            link("e.h3", &["127.1.0.1"]),
-        ],
-    };
+    let links = LinkSet { links: vec![link("a.h1", &["127.1.0.5", "127.1.0.3"]), link("e.h3", &["127.1.0.1"])] };
     apply(&db, None, Some(&links), false).await.unwrap();
-    assert_eq!(
-        query::edges(&db.pool, ListOptions::default())
-            .await
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(query::edges(&db.pool, ListOptions::default()).await.unwrap().len(), 3);
 
     let mut without_e = fleet();
     without_e.containers.retain(|c| c.name != "e.h3");
     apply(&db, Some(&without_e), None, false).await.unwrap();
-    let live = query::edges(&db.pool, ListOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(
-        live.iter().map(|e| e.dst_ip.as_str()).collect::<Vec<_>>(),
-        vec!["127.1.0.3"]
-    );
+    let live = query::edges(&db.pool, ListOptions::default()).await.unwrap();
+    assert_eq!(live.iter().map(|e| e.dst_ip.as_str()).collect::<Vec<_>>(), vec!["127.1.0.3"]);
 
     // e.h3 returns; its edges come back when a source lists them again.
-    apply(&db, Some(&fleet()), Some(&links), false)
-        .await
-        .unwrap();
-    let live = query::edges(&db.pool, ListOptions::default())
-        .await
-        .unwrap();
+    apply(&db, Some(&fleet()), Some(&links), false).await.unwrap();
+    let live = query::edges(&db.pool, ListOptions::default()).await.unwrap();
     assert_eq!(live.len(), 3);
     assert!(live.iter().all(|e| e.sources == vec!["cmdb"]));
 }

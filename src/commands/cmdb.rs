@@ -10,29 +10,18 @@ use crate::cli::{CmdbCommand, Global, TextFormat};
 
 pub async fn run(global: &Global, cmd: CmdbCommand) -> Result<ExitCode> {
     match cmd {
-        CmdbCommand::Import {
-            files,
-            allow_mass_retire,
-            format,
-        } => {
+        CmdbCommand::Import { files, allow_mass_retire, format } => {
             // Parse before connecting: a bad export is reported even with no database.
             let exports = cmdb::read_exports(&files)?;
             let db = super::connect(global).await?;
-            let report =
-                cmdb::apply_exports(&db.pool, &exports, ImportOptions { allow_mass_retire })
-                    .await?;
+            let report = cmdb::apply_exports(&db.pool, &exports, ImportOptions { allow_mass_retire }).await?;
             match format {
                 TextFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 TextFormat::Text => print_report(&report),
             }
             Ok(ExitCode::SUCCESS)
         }
-        CmdbCommand::Watch {
-            files,
-            allow_mass_retire,
-            settle,
-            poll,
-        } => {
+        CmdbCommand::Watch { files, allow_mass_retire, settle, poll } => {
             let db = super::connect(global).await?;
             let shutdown = CancellationToken::new();
             let on_signal = shutdown.clone();
@@ -40,11 +29,7 @@ pub async fn run(global: &Global, cmd: CmdbCommand) -> Result<ExitCode> {
                 let _ = tokio::signal::ctrl_c().await;
                 on_signal.cancel();
             });
-            let opts = WatchOptions {
-                import: ImportOptions { allow_mass_retire },
-                settle,
-                poll,
-            };
+            let opts = WatchOptions { import: ImportOptions { allow_mass_retire }, settle, poll };
             eprintln!("watching {} file(s); Ctrl-C stops", files.len());
             cmdb::watch(&db.pool, &files, opts, shutdown, |event| match event {
                 WatchEvent::Imported(report) => print_report(report),

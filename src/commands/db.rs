@@ -21,33 +21,22 @@ pub async fn run(global: &Global, cmd: DbCommand) -> Result<ExitCode> {
         DbCommand::Start => {
             let started = cluster.start()?;
             cluster.ensure_database(DATABASE).await?;
-            let pool =
-                graph_store::db::pool(cluster.connect_options(DATABASE), &cluster.url(DATABASE))
-                    .await?;
+            let pool = graph_store::db::pool(cluster.connect_options(DATABASE), &cluster.url(DATABASE)).await?;
             graph_store::migrate(&pool).await?;
             let how = match (started.initialised, started.was_running) {
                 (true, _) => "initialised and started",
                 (false, true) => "already running",
                 (false, false) => "started",
             };
-            println!(
-                "embedded PostgreSQL {how}: {}",
-                cluster.cluster_dir().display()
-            );
+            println!("embedded PostgreSQL {how}: {}", cluster.cluster_dir().display());
             println!("url: {}", cluster.url(DATABASE));
             Ok(ExitCode::SUCCESS)
         }
         DbCommand::Stop => {
             if cluster.stop()? {
-                println!(
-                    "embedded PostgreSQL stopped: {}",
-                    cluster.cluster_dir().display()
-                );
+                println!("embedded PostgreSQL stopped: {}", cluster.cluster_dir().display());
             } else {
-                println!(
-                    "embedded PostgreSQL was not running: {}",
-                    cluster.cluster_dir().display()
-                );
+                println!("embedded PostgreSQL was not running: {}", cluster.cluster_dir().display());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -80,11 +69,7 @@ pub async fn run(global: &Global, cmd: DbCommand) -> Result<ExitCode> {
                 }
             }
             // LSB status codes: 0 running, 3 not running.
-            Ok(if status == Status::Running {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(3)
-            })
+            Ok(if status == Status::Running { ExitCode::SUCCESS } else { ExitCode::from(3) })
         }
         DbCommand::Url => {
             println!("{}", cluster.url(DATABASE));

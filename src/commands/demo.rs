@@ -12,18 +12,9 @@ use crate::output;
 
 /// The sample fleet, bundled so the demo works from any directory.
 const SAMPLE_FILES: [(&str, &str); 3] = [
-    (
-        "inventory.json",
-        include_str!("../../examples/sample-fleet/inventory.json"),
-    ),
-    (
-        "inventory.csv",
-        include_str!("../../examples/sample-fleet/inventory.csv"),
-    ),
-    (
-        "links.txt",
-        include_str!("../../examples/sample-fleet/links.txt"),
-    ),
+    ("inventory.json", include_str!("../../examples/sample-fleet/inventory.json")),
+    ("inventory.csv", include_str!("../../examples/sample-fleet/inventory.csv")),
+    ("links.txt", include_str!("../../examples/sample-fleet/links.txt")),
 ];
 
 pub async fn run(global: &Global) -> Result<ExitCode> {
@@ -41,16 +32,10 @@ pub async fn run(global: &Global) -> Result<ExitCode> {
     let report = cmdb::import_files(&db.pool, &files, ImportOptions::default()).await?;
     if let Some(inv) = &report.inventory {
         let o = &inv.outcome;
-        println!(
-            "imported {}: {} containers on {} hosts, {} services",
-            inv.file, o.containers, o.hosts, o.services
-        );
+        println!("imported {}: {} containers on {} hosts, {} services", inv.file, o.containers, o.hosts, o.services);
     }
     for links in &report.links {
-        println!(
-            "imported {}: {} published links",
-            links.file, links.outcome.links
-        );
+        println!("imported {}: {} published links", links.file, links.outcome.links);
     }
 
     let nodes = query::nodes(&db.pool, ListOptions::default()).await?;

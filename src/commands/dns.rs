@@ -42,13 +42,7 @@ pub async fn run(global: &Global, cmd: DnsCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        DnsCommand::Tail {
-            dns,
-            paths,
-            flush_every,
-            cmdb_refresh,
-            expire_after,
-        } => {
+        DnsCommand::Tail { dns, paths, flush_every, cmdb_refresh, expire_after } => {
             let opts = TailOptions {
                 ingest: options(&dns)?,
                 flush_every,
@@ -72,10 +66,7 @@ pub async fn run(global: &Global, cmd: DnsCommand) -> Result<ExitCode> {
                 eprintln!("following {} path(s); Ctrl-C stops", paths.len());
                 tail::tail(&db.pool, &paths, &opts, shutdown).await?
             };
-            eprintln!(
-                "{} lines, {} queries, {} resolved",
-                totals.lines, totals.queries, totals.resolved
-            );
+            eprintln!("{} lines, {} queries, {} resolved", totals.lines, totals.queries, totals.resolved);
             Ok(ExitCode::SUCCESS)
         }
         DnsCommand::Stats { limit, format } => {
@@ -92,7 +83,10 @@ pub async fn run(global: &Global, cmd: DnsCommand) -> Result<ExitCode> {
             let before = chrono::Utc::now() - chrono::Duration::from_std(older_than)?;
             let mut conn = db.pool.acquire().await?;
             let (lost, retired) = graph_store::dns::expire_dns_edges(&mut conn, before).await?;
-            println!("{lost} edges not asked for since {before}: {retired} retired, {} kept by other sources", lost - retired);
+            println!(
+                "{lost} edges not asked for since {before}: {retired} retired, {} kept by other sources",
+                lost - retired
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -104,10 +98,8 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
     }
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     Some(bar)
 }
@@ -120,16 +112,9 @@ fn print_summary(s: &IngestSummary) {
             println!("{}: bytes {}..{}, {} lines", f.path, f.from, f.to, f.lines);
         }
     }
-    println!(
-        "{} lines: {} queries, {} gave edges",
-        s.totals.lines, s.totals.queries, s.totals.resolved
-    );
+    println!("{} lines: {} queries, {} gave edges", s.totals.lines, s.totals.queries, s.totals.resolved);
     if !s.skipped.is_empty() {
-        let parts: Vec<String> = s
-            .skipped
-            .iter()
-            .map(|(reason, n)| format!("{reason} {n}"))
-            .collect();
+        let parts: Vec<String> = s.skipped.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
         println!("no edge: {}", parts.join(", "));
     }
 }

@@ -12,26 +12,14 @@ pub async fn run(global: &Global, cmd: GraphCommand) -> Result<ExitCode> {
     let db = super::connect(global).await?;
     match cmd {
         GraphCommand::Nodes(args) => {
-            let nodes = query::nodes(
-                &db.pool,
-                ListOptions {
-                    include_retired: args.all,
-                },
-            )
-            .await?;
+            let nodes = query::nodes(&db.pool, ListOptions { include_retired: args.all }).await?;
             match args.format {
                 ListFormat::Json => output::json(&nodes)?,
                 ListFormat::Table => output::nodes_table(&nodes),
             }
         }
         GraphCommand::Edges(args) => {
-            let edges = query::edges(
-                &db.pool,
-                ListOptions {
-                    include_retired: args.all,
-                },
-            )
-            .await?;
+            let edges = query::edges(&db.pool, ListOptions { include_retired: args.all }).await?;
             match args.format {
                 ListFormat::Json => output::json(&edges)?,
                 ListFormat::Table => output::edges_table(&edges),

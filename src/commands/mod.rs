@@ -41,12 +41,8 @@ pub fn target(global: &Global) -> Target {
 /// Opens the store (starting the embedded cluster if needed) with migrations applied.
 pub async fn connect(global: &Global) -> Result<Database> {
     let target = target(global);
-    graph_store::connect(&target)
-        .await
-        .with_context(|| match target {
-            Target::Url(_) => {
-                "opening the database given by --database-url / DATABASE_URL".to_string()
-            }
-            Target::Embedded(dir) => format!("opening the embedded database in {}", dir.display()),
-        })
+    graph_store::connect(&target).await.with_context(|| match target {
+        Target::Url(_) => "opening the database given by --database-url / DATABASE_URL".to_string(),
+        Target::Embedded(dir) => format!("opening the embedded database in {}", dir.display()),
+    })
 }

@@ -12,12 +12,7 @@ use serde_json::Value;
 
 /// A file of the bundled sample fleet, as a path string.
 pub fn sample(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/sample-fleet")
-        .join(name)
-        .to_str()
-        .unwrap()
-        .to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample-fleet").join(name).to_str().unwrap().to_string()
 }
 
 /// `edgewatch --database-url <test db> ARGS…`
@@ -48,8 +43,7 @@ pub fn ok(db: &TestDb, args: &[&str]) -> String {
 
 pub fn json(db: &TestDb, args: &[&str]) -> Value {
     let text = ok(db, args);
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("edgewatch {args:?}: not JSON ({e}):\n{text}"))
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("edgewatch {args:?}: not JSON ({e}):\n{text}"))
 }
 
 /// Keeps only `keys` of every object in a JSON array, sorted by its text.
@@ -58,12 +52,7 @@ pub fn project(items: &Value, keys: &[&str]) -> Vec<Value> {
         .as_array()
         .expect("a JSON array")
         .iter()
-        .map(|item| {
-            keys.iter()
-                .map(|k| (k.to_string(), item[*k].clone()))
-                .collect::<serde_json::Map<_, _>>()
-                .into()
-        })
+        .map(|item| keys.iter().map(|k| (k.to_string(), item[*k].clone())).collect::<serde_json::Map<_, _>>().into())
         .collect();
     out.sort_by_key(|v: &Value| v.to_string());
     out

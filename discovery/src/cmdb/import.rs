@@ -62,64 +62,34 @@ pub fn read_exports(files: &[PathBuf]) -> Result<Vec<ParsedExport>> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })
 }
 
 /// Applies parsed exports in one transaction: the inventory first, then every links file
 /// in the order given. On any error nothing is changed.
 #[tracing::instrument(skip_all, fields(files = exports.len()))]
-pub async fn apply_exports(
-    pool: &PgPool,
-    exports: &[ParsedExport],
-    opts: ImportOptions,
-) -> Result<ImportReport> {
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(|source| graph_store::Error::Sql {
-            op: "starting an import",
-            source,
-        })?;
+pub async fn apply_exports(pool: &PgPool, exports: &[ParsedExport], opts: ImportOptions) -> Result<ImportReport> {
+    let mut tx = pool.begin().await.map_err(|source| graph_store::Error::Sql { op: "starting an import", source })?;
     graph_store::cmdb::lock_graph(&mut tx).await?;
     let mut report = ImportReport::default();
     for parsed in exports {
         if let Export::Inventory(inventory) = &parsed.export {
-            let outcome =
-                graph_store::cmdb::apply_inventory(&mut tx, inventory, opts.allow_mass_retire)
-                    .await?;
-            report.inventory = Some(FileOutcome {
-                file: parsed.file.clone(),
-                outcome,
-            });
+            let outcome = graph_store::cmdb::apply_inventory(&mut tx, inventory, opts.allow_mass_retire).await?;
+            report.inventory = Some(FileOutcome { file: parsed.file.clone(), outcome });
         }
     }
     for parsed in exports {
         if let Export::Links(links) = &parsed.export {
             let outcome = graph_store::cmdb::apply_links(&mut tx, links).await?;
-            report.links.push(FileOutcome {
-                file: parsed.file.clone(),
-                outcome,
-            });
+            report.links.push(FileOutcome { file: parsed.file.clone(), outcome });
         }
     }
-    tx.commit()
-        .await
-        .map_err(|source| graph_store::Error::Sql {
-            op: "committing an import",
-            source,
-        })?;
+    tx.commit().await.map_err(|source| graph_store::Error::Sql { op: "committing an import", source })?;
     Ok(report)
 }
 
 /// Reads, parses and applies `files` as one import.
-pub async fn import_files(
-    pool: &PgPool,
-    files: &[PathBuf],
-    opts: ImportOptions,
-) -> Result<ImportReport> {
+pub async fn import_files(pool: &PgPool, files: &[PathBuf], opts: ImportOptions) -> Result<ImportReport> {
     let exports = read_exports(files)?;
     apply_exports(pool, &exports, opts).await
 }

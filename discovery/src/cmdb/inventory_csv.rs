@@ -7,9 +7,7 @@ use std::collections::HashMap;
 
 use graph_store::model::{ContainerRecord, Inventory};
 
-use super::{
-    all_services, check_containers, clean_list, decode, dedup_ips, optional_text, parse_ip, Place,
-};
+use super::{all_services, check_containers, clean_list, decode, dedup_ips, optional_text, parse_ip, Place};
 use crate::ExportError;
 
 /// Parses a CSV inventory export; containers come out in file order.
@@ -21,20 +19,12 @@ const EXPECTED: &str = "name,host,dc,role,ips,services,serving";
 const REQUIRED: [&str; 4] = ["name", "host", "dc", "ips"];
 
 pub(super) fn parse(file: &str, text: &str) -> Result<Inventory, ExportError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
     let mut lines = Lines::new(text);
     let mut records = reader.records();
     let header = match records.next() {
         Some(header) => header.map_err(|err| csv_error(file, &mut lines, &err))?,
-        None => {
-            return Err(ExportError::new(
-                file,
-                format!("no header line; expected {EXPECTED}"),
-            ))
-        }
+        None => return Err(ExportError::new(file, format!("no header line; expected {EXPECTED}"))),
     };
     let columns = Columns::new(file, lines.at(header.position()), &header)?;
 
@@ -59,10 +49,7 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Inventory, ExportError> {
     check_containers(file, &located)?;
     let containers: Vec<ContainerRecord> = located.into_iter().map(|(_, c)| c).collect();
     let services = all_services(Vec::new(), &containers);
-    Ok(Inventory {
-        containers,
-        services,
-    })
+    Ok(Inventory { containers, services })
 }
 
 /// Line numbers of records. The csv crate's own positions point before the blank lines it
@@ -76,11 +63,7 @@ struct Lines<'a> {
 
 impl<'a> Lines<'a> {
     fn new(text: &'a str) -> Self {
-        Lines {
-            text: text.as_bytes(),
-            offset: 0,
-            line: 1,
-        }
+        Lines { text: text.as_bytes(), offset: 0, line: 1 }
     }
 
     /// The line where the record or error at `position` starts; positions must not go back.
@@ -88,16 +71,11 @@ impl<'a> Lines<'a> {
         let Some(position) = position else {
             return self.line;
         };
-        let mut start = usize::try_from(position.byte())
-            .unwrap_or(usize::MAX)
-            .clamp(self.offset, self.text.len());
+        let mut start = usize::try_from(position.byte()).unwrap_or(usize::MAX).clamp(self.offset, self.text.len());
         while matches!(self.text.get(start), Some(b'\r' | b'\n')) {
             start += 1;
         }
-        self.line += self.text[self.offset..start]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
+        self.line += self.text[self.offset..start].iter().filter(|&&b| b == b'\n').count();
         self.offset = start;
         self.line
     }
@@ -128,21 +106,15 @@ impl Columns {
                 continue;
             }
             if at.insert(name.clone(), i).is_some() {
-                return Err(ExportError::new(
-                    file,
-                    format!("column `{name}` appears twice in the header"),
-                )
-                .line(line)
-                .field(name));
+                return Err(ExportError::new(file, format!("column `{name}` appears twice in the header"))
+                    .line(line)
+                    .field(name));
             }
         }
         if let Some(missing) = REQUIRED.iter().find(|c| !at.contains_key(**c)) {
-            return Err(ExportError::new(
-                file,
-                format!("the header has no `{missing}` column; expected {EXPECTED}"),
-            )
-            .line(line)
-            .field(*missing));
+            return Err(ExportError::new(file, format!("the header has no `{missing}` column; expected {EXPECTED}"))
+                .line(line)
+                .field(*missing));
         }
         Ok(Columns {
             name: at["name"],
@@ -155,16 +127,10 @@ impl Columns {
         })
     }
 
-    fn container(
-        &self,
-        file: &str,
-        line: usize,
-        row: &csv::StringRecord,
-    ) -> Result<ContainerRecord, ExportError> {
+    fn container(&self, file: &str, line: usize, row: &csv::StringRecord) -> Result<ContainerRecord, ExportError> {
         let cell = |i: usize| row.get(i).unwrap_or("").trim();
         let optional = |i: Option<usize>| i.map_or("", cell);
-        let err =
-            |field: &str, message: String| ExportError::new(file, message).line(line).field(field);
+        let err = |field: &str, message: String| ExportError::new(file, message).line(line).field(field);
         let required = |field: &str, i: usize| match cell(i) {
             "" => Err(err(field, format!("`{field}` must not be empty"))),
             value => Ok(value.to_owned()),
@@ -180,10 +146,7 @@ impl Columns {
             .map(|ip| parse_ip(ip).map_err(|message| err("ips", message)))
             .collect::<Result<Vec<_>, _>>()?;
         if ips.is_empty() {
-            return Err(err(
-                "ips",
-                "a container needs at least one IP address".to_owned(),
-            ));
+            return Err(err("ips", "a container needs at least one IP address".to_owned()));
         }
         let serving_text = optional(self.serving);
         let serving = match serving_text.to_ascii_lowercase().as_str() {
@@ -192,9 +155,7 @@ impl Columns {
             _ => {
                 return Err(err(
                     "serving",
-                    format!(
-                        "invalid value {serving_text:?}; expected true/false/yes/no/1/0 or empty"
-                    ),
+                    format!("invalid value {serving_text:?}; expected true/false/yes/no/1/0 or empty"),
                 ))
             }
         };
@@ -218,24 +179,13 @@ mod tests {
 
     #[test]
     fn columns_by_name_in_any_order_optional_ones_absent() {
-        let text = "\r\nDC , Name,ips,Host,comment\r\nTx,a,10.0.0.1; fd00::1 ;;10.0.0.1,h1,x\r\n\r\nVA,b,10.0.0.2,h2,\r\n";
+        let text =
+            "\r\nDC , Name,ips,Host,comment\r\nTx,a,10.0.0.1; fd00::1 ;;10.0.0.1,h1,x\r\n\r\nVA,b,10.0.0.2,h2,\r\n";
         let inv = parse_inventory_csv("i.csv", text.as_bytes()).unwrap();
         let a = &inv.containers[0];
-        assert_eq!(
-            (a.name.as_str(), a.host.as_str(), a.dc.as_str()),
-            ("a", "h1", "Tx")
-        );
-        assert_eq!(
-            a.ips,
-            [
-                "10.0.0.1".parse::<std::net::IpAddr>().unwrap(),
-                "fd00::1".parse().unwrap()
-            ]
-        );
-        assert_eq!(
-            (a.role.as_deref(), a.services.len(), a.serving),
-            (None, 0, true)
-        );
+        assert_eq!((a.name.as_str(), a.host.as_str(), a.dc.as_str()), ("a", "h1", "Tx"));
+        assert_eq!(a.ips, ["10.0.0.1".parse::<std::net::IpAddr>().unwrap(), "fd00::1".parse().unwrap()]);
+        assert_eq!((a.role.as_deref(), a.services.len(), a.serving), (None, 0, true));
         assert_eq!(inv.containers[1].name, "b");
         assert!(inv.services.is_empty());
     }
@@ -252,14 +202,7 @@ mod tests {
         let got: Vec<(&str, Option<&str>, Vec<&str>, bool)> = inv
             .containers
             .iter()
-            .map(|c| {
-                (
-                    c.name.as_str(),
-                    c.role.as_deref(),
-                    c.services.iter().map(String::as_str).collect(),
-                    c.serving,
-                )
-            })
+            .map(|c| (c.name.as_str(), c.role.as_deref(), c.services.iter().map(String::as_str).collect(), c.serving))
             .collect();
         assert_eq!(
             got,
@@ -271,13 +214,8 @@ mod tests {
                 ("e", Some("fe"), vec![], true),
             ]
         );
-        let services: Vec<ServiceRecord> = ["api", "db", "web"]
-            .into_iter()
-            .map(|name| ServiceRecord {
-                name: name.into(),
-                port: None,
-            })
-            .collect();
+        let services: Vec<ServiceRecord> =
+            ["api", "db", "web"].into_iter().map(|name| ServiceRecord { name: name.into(), port: None }).collect();
         assert_eq!(inv.services, services);
     }
 
@@ -289,60 +227,15 @@ mod tests {
         const H: &str = "name,host,dc,role,ips,services,serving\n";
         let row = |rest: &str| format!("{H}a,h1,Tx,be,10.0.0.1,api,true\n{rest}");
         let owned: Vec<(String, Option<usize>, Option<&str>, &str)> = vec![
-            (
-                row("b,h1,Tx,be,10.0.0.2,api\n"),
-                Some(3),
-                None,
-                "6 columns, but the header has 7",
-            ),
-            (
-                row("b,h1,Tx,be,10.0.0.2,api,true,x\n"),
-                Some(3),
-                None,
-                "8 columns, but the header has 7",
-            ),
-            (
-                row("b,h1,Tx,be,10.0.0.2,api,maybe\n"),
-                Some(3),
-                Some("serving"),
-                "invalid value \"maybe\"",
-            ),
-            (
-                row(" ,h1,Tx,be,10.0.0.2,api,true\n"),
-                Some(3),
-                Some("name"),
-                "`name` must not be empty",
-            ),
-            (
-                row("b,,Tx,be,10.0.0.2,api,true\n"),
-                Some(3),
-                Some("host"),
-                "`host` must not be empty",
-            ),
-            (
-                row("b,h1,,be,10.0.0.2,api,true\n"),
-                Some(3),
-                Some("dc"),
-                "`dc` must not be empty",
-            ),
-            (
-                row("b,h1,Tx,be,,api,true\n"),
-                Some(3),
-                Some("ips"),
-                "at least one IP address",
-            ),
-            (
-                row("b,h1,Tx,be, ; ,api,true\n"),
-                Some(3),
-                Some("ips"),
-                "at least one IP address",
-            ),
-            (
-                row("b,h1,Tx,be,10.0.0.2;10.0.0.x,api,true\n"),
-                Some(3),
-                Some("ips"),
-                "invalid IP address \"10.0.0.x\"",
-            ),
+            (row("b,h1,Tx,be,10.0.0.2,api\n"), Some(3), None, "6 columns, but the header has 7"),
+            (row("b,h1,Tx,be,10.0.0.2,api,true,x\n"), Some(3), None, "8 columns, but the header has 7"),
+            (row("b,h1,Tx,be,10.0.0.2,api,maybe\n"), Some(3), Some("serving"), "invalid value \"maybe\""),
+            (row(" ,h1,Tx,be,10.0.0.2,api,true\n"), Some(3), Some("name"), "`name` must not be empty"),
+            (row("b,,Tx,be,10.0.0.2,api,true\n"), Some(3), Some("host"), "`host` must not be empty"),
+            (row("b,h1,,be,10.0.0.2,api,true\n"), Some(3), Some("dc"), "`dc` must not be empty"),
+            (row("b,h1,Tx,be,,api,true\n"), Some(3), Some("ips"), "at least one IP address"),
+            (row("b,h1,Tx,be, ; ,api,true\n"), Some(3), Some("ips"), "at least one IP address"),
+            (row("b,h1,Tx,be,10.0.0.2;10.0.0.x,api,true\n"), Some(3), Some("ips"), "invalid IP address \"10.0.0.x\""),
             (
                 row("\nb,h2,Tx,be,10.0.0.2,api,true\na,h3,Tx,be,10.0.0.3,api,true\n"),
                 Some(5),
@@ -361,24 +254,9 @@ mod tests {
                 Some("dc"),
                 "host \"h1\" is in dc \"VA\" here but in dc \"Tx\" at line 2 (container \"a\")",
             ),
-            (
-                "name,host,ips\na,h,10.0.0.1\n".into(),
-                Some(1),
-                Some("dc"),
-                "the header has no `dc` column",
-            ),
-            (
-                "\nname,host,dc,role\na,h,d,r\n".into(),
-                Some(2),
-                Some("ips"),
-                "the header has no `ips` column",
-            ),
-            (
-                "name,host,dc,ips,Name\n".into(),
-                Some(1),
-                Some("name"),
-                "column `name` appears twice",
-            ),
+            ("name,host,ips\na,h,10.0.0.1\n".into(), Some(1), Some("dc"), "the header has no `dc` column"),
+            ("\nname,host,dc,role\na,h,d,r\n".into(), Some(2), Some("ips"), "the header has no `ips` column"),
+            ("name,host,dc,ips,Name\n".into(), Some(1), Some("name"), "column `name` appears twice"),
             ("".into(), None, None, "no header line"),
             (
                 "name,host,dc,ips\na,h,d,\"10.0.0.1,10.0.0.2\"\n".into(),
@@ -386,23 +264,10 @@ mod tests {
                 Some("ips"),
                 "invalid IP address \"10.0.0.1,10.0.0.2\"",
             ),
-            (
-                "\r\nname,host,dc,ips\r\n\r\n\r\na,h,d,x\r\n".into(),
-                Some(5),
-                Some("ips"),
-                "invalid IP address \"x\"",
-            ),
-            (
-                "name,host,dc,ips\n\"a\nb\",h,d,10.0.0.1\n \n".into(),
-                Some(4),
-                None,
-                "1 column, but the header has 4",
-            ),
+            ("\r\nname,host,dc,ips\r\n\r\n\r\na,h,d,x\r\n".into(), Some(5), Some("ips"), "invalid IP address \"x\""),
+            ("name,host,dc,ips\n\"a\nb\",h,d,10.0.0.1\n \n".into(), Some(4), None, "1 column, but the header has 4"),
         ];
-        let cases: Vec<Case> = owned
-            .iter()
-            .map(|(t, l, f, m)| (t.as_str(), *l, *f, *m))
-            .collect();
+        let cases: Vec<Case> = owned.iter().map(|(t, l, f, m)| (t.as_str(), *l, *f, *m)).collect();
         for (text, line, field, message) in cases {
             let err = parse_inventory_csv("inv.csv", text.as_bytes()).unwrap_err();
             assert_eq!(err.file, "inv.csv");

@@ -14,10 +14,7 @@ use graph_store::model::{ContainerRecord, Inventory, ServiceRecord};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::{
-    all_services, check_containers, clean_list, decode, dedup_ips, from_json, optional_text, Ip,
-    Name, Place,
-};
+use super::{all_services, check_containers, clean_list, decode, dedup_ips, from_json, optional_text, Ip, Name, Place};
 use crate::ExportError;
 
 /// Parses a JSON inventory export; containers come out in file order.
@@ -37,10 +34,7 @@ pub(super) fn parse(file: &str, text: &str) -> Result<Inventory, ExportError> {
     let containers: Vec<ContainerRecord> = located.into_iter().map(|(_, c)| c).collect();
     let listed = listed_services(file, raw.services.unwrap_or_default())?;
     let services = all_services(listed, &containers);
-    Ok(Inventory {
-        containers,
-        services,
-    })
+    Ok(Inventory { containers, services })
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,9 +85,7 @@ impl<'de> Deserialize<'de> for Ips {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let ips = Vec::<Ip>::deserialize(deserializer)?;
         if ips.is_empty() {
-            return Err(de::Error::custom(
-                "a container needs at least one IP address",
-            ));
+            return Err(de::Error::custom("a container needs at least one IP address"));
         }
         Ok(Ips(dedup_ips(ips.into_iter().map(|ip| ip.0))))
     }
@@ -143,10 +135,7 @@ fn listed_services(file: &str, raw: Vec<RawService>) -> Result<Vec<ServiceRecord
         let port = service.port.map(|p| p.0);
         match seen.entry(service.name.0) {
             Entry::Vacant(slot) => {
-                out.push(ServiceRecord {
-                    name: slot.key().clone(),
-                    port,
-                });
+                out.push(ServiceRecord { name: slot.key().clone(), port });
                 slot.insert((out.len() - 1, i));
             }
             Entry::Occupied(slot) => {
@@ -204,18 +193,8 @@ mod tests {
             }
         );
         assert_eq!(inv.containers[28].name, "db1a.host204");
-        assert!(
-            !inv.containers
-                .iter()
-                .find(|c| c.name == "cache1.host102")
-                .unwrap()
-                .serving
-        );
-        let services: Vec<(&str, Option<u16>)> = inv
-            .services
-            .iter()
-            .map(|s| (s.name.as_str(), s.port))
-            .collect();
+        assert!(!inv.containers.iter().find(|c| c.name == "cache1.host102").unwrap().serving);
+        let services: Vec<(&str, Option<u16>)> = inv.services.iter().map(|s| (s.name.as_str(), s.port)).collect();
         assert_eq!(
             services,
             [
@@ -244,25 +223,15 @@ mod tests {
         }"#;
         let inv = parse_inventory_json("i.json", text.as_bytes()).unwrap();
         let a = &inv.containers[0];
-        assert_eq!(
-            (a.name.as_str(), a.role.as_deref(), a.serving),
-            ("a", None, true)
-        );
+        assert_eq!((a.name.as_str(), a.role.as_deref(), a.serving), ("a", None, true));
         assert_eq!(a.ips, [ip("10.0.0.1"), ip("fd00::1")]);
         assert!(a.services.is_empty());
         let b = &inv.containers[1];
-        assert_eq!(
-            (b.role.as_deref(), b.services.len(), b.serving),
-            (None, 0, true)
-        );
+        assert_eq!((b.role.as_deref(), b.services.len(), b.serving), (None, 0, true));
         let c = &inv.containers[2];
         assert_eq!((c.role.as_deref(), c.serving), (None, false));
         assert_eq!(c.services, ["db", "api"]);
-        let services: Vec<(&str, Option<u16>)> = inv
-            .services
-            .iter()
-            .map(|s| (s.name.as_str(), s.port))
-            .collect();
+        let services: Vec<(&str, Option<u16>)> = inv.services.iter().map(|s| (s.name.as_str(), s.port)).collect();
         // listed ones first (merged), then those only containers name.
         assert_eq!(services, [("api", Some(8080)), ("web", None), ("db", None)]);
     }
@@ -271,25 +240,13 @@ mod tests {
     fn no_top_level_services_means_the_containers_ones() {
         let text = r#"{"containers": [{"name": "a", "host": "h", "dc": "d", "ips": ["10.0.0.1"], "services": ["x"]}]}"#;
         let inv = parse_inventory_json("i.json", text.as_bytes()).unwrap();
-        assert_eq!(
-            inv.services,
-            [ServiceRecord {
-                name: "x".into(),
-                port: None
-            }]
-        );
+        assert_eq!(inv.services, [ServiceRecord { name: "x".into(), port: None }]);
         let empty = parse_inventory_json("i.json", br#"{"containers": []}"#).unwrap();
         assert_eq!(empty, Inventory::default());
     }
 
     /// (JSON, line, path, field, part of the message)
-    type Case<'a> = (
-        &'a str,
-        Option<usize>,
-        Option<&'a str>,
-        Option<&'a str>,
-        &'a str,
-    );
+    type Case<'a> = (&'a str, Option<usize>, Option<&'a str>, Option<&'a str>, &'a str);
 
     #[test]
     fn refuses_bad_inventories_saying_where() {
@@ -358,16 +315,30 @@ mod tests {
         // (inventory, path, field, message)
         let cases = [
             (
-                inv(&[c("a", "h1", "Tx", r#""10.0.0.1""#), c("b", "h1", "Tx", r#""10.0.0.2""#), c("a", "h2", "Tx", r#""10.0.0.3""#)]),
-                "$.containers[2]", "name", "container \"a\" is listed twice (first at $.containers[0])",
+                inv(&[
+                    c("a", "h1", "Tx", r#""10.0.0.1""#),
+                    c("b", "h1", "Tx", r#""10.0.0.2""#),
+                    c("a", "h2", "Tx", r#""10.0.0.3""#),
+                ]),
+                "$.containers[2]",
+                "name",
+                "container \"a\" is listed twice (first at $.containers[0])",
             ),
             (
                 inv(&[c("a", "h1", "Tx", r#""10.0.0.1""#), c("b", "h1", "Tx", r#""10.0.0.2", "10.0.0.1""#)]),
-                "$.containers[1].ips[1]", "ips", "IP address 10.0.0.1 is on two containers: \"b\" here and \"a\" at $.containers[0]",
+                "$.containers[1].ips[1]",
+                "ips",
+                "IP address 10.0.0.1 is on two containers: \"b\" here and \"a\" at $.containers[0]",
             ),
             (
-                inv(&[c("a", "h1", "Tx", r#""10.0.0.1""#), c("b", "h2", "VA", r#""10.0.0.2""#), c("c", "h1", "VA", r#""10.0.0.3""#)]),
-                "$.containers[2]", "dc", "host \"h1\" is in dc \"VA\" here but in dc \"Tx\" at $.containers[0] (container \"a\")",
+                inv(&[
+                    c("a", "h1", "Tx", r#""10.0.0.1""#),
+                    c("b", "h2", "VA", r#""10.0.0.2""#),
+                    c("c", "h1", "VA", r#""10.0.0.3""#),
+                ]),
+                "$.containers[2]",
+                "dc",
+                "host \"h1\" is in dc \"VA\" here but in dc \"Tx\" at $.containers[0] (container \"a\")",
             ),
         ];
         for (text, path, field, message) in cases {

@@ -39,10 +39,7 @@ pub(super) fn parse_text(file: &str, text: &str) -> Result<LinkSet, ExportError>
             Entry::Occupied(first) => {
                 return Err(ExportError::new(
                     file,
-                    format!(
-                        "container {container:?} is listed twice (first at line {})",
-                        first.get()
-                    ),
+                    format!("container {container:?} is listed twice (first at line {})", first.get()),
                 )
                 .line(n)
                 .field("container"));
@@ -55,12 +52,9 @@ pub(super) fn parse_text(file: &str, text: &str) -> Result<LinkSet, ExportError>
             .enumerate()
             .map(|(k, word)| {
                 parse_ip(word).map_err(|message| {
-                    ExportError::new(
-                        file,
-                        format!("{message} (target {} of {container:?})", k + 1),
-                    )
-                    .line(n)
-                    .field("targets")
+                    ExportError::new(file, format!("{message} (target {} of {container:?})", k + 1))
+                        .line(n)
+                        .field("targets")
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -134,21 +128,15 @@ mod tests {
             }
         );
         let names: Vec<&str> = set.links.iter().map(|l| l.container.as_str()).collect();
-        assert_eq!(
-            names,
-            ["fe1.host101", "fe1.host103", "fe1.host201", "fe1.host203"]
-        );
+        assert_eq!(names, ["fe1.host101", "fe1.host103", "fe1.host201", "fe1.host203"]);
     }
 
     #[test]
     fn text_comments_blank_lines_and_empty_links() {
         let text = "# header\r\n\r\n  a\t10.0.0.1   fd00::1 # trailing\r\nb # no links any more\r\n   # indented comment\nc 10.0.0.2 10.0.0.2#x\n";
         let set = parse_links_text("l.txt", text.as_bytes()).unwrap();
-        let got: Vec<(&str, Vec<IpAddr>, &str)> = set
-            .links
-            .iter()
-            .map(|l| (l.container.as_str(), l.targets.clone(), l.origin.as_str()))
-            .collect();
+        let got: Vec<(&str, Vec<IpAddr>, &str)> =
+            set.links.iter().map(|l| (l.container.as_str(), l.targets.clone(), l.origin.as_str())).collect();
         assert_eq!(
             got,
             [
@@ -173,23 +161,13 @@ mod tests {
                     targets: ips(&["10.0.0.1", "fd00::2"]),
                     origin: "l.json $.links[0]".into()
                 },
-                Link {
-                    container: "b".into(),
-                    targets: vec![],
-                    origin: "l.json $.links[1]".into()
-                },
+                Link { container: "b".into(), targets: vec![], origin: "l.json $.links[1]".into() },
             ]
         );
     }
 
     /// (input, line, path, field, part of the message)
-    type Case<'a> = (
-        &'a str,
-        Option<usize>,
-        Option<&'a str>,
-        Option<&'a str>,
-        &'a str,
-    );
+    type Case<'a> = (&'a str, Option<usize>, Option<&'a str>, Option<&'a str>, &'a str);
 
     #[test]
     fn refuses_bad_text_links_saying_where() {
@@ -201,13 +179,7 @@ mod tests {
                 Some("container"),
                 "container \"a\" is listed twice (first at line 1)",
             ),
-            (
-                "a\na\n",
-                Some(2),
-                None,
-                Some("container"),
-                "listed twice (first at line 1)",
-            ),
+            ("a\na\n", Some(2), None, Some("container"), "listed twice (first at line 1)"),
             (
                 "a 10.0.0.1\nb 10.0.0.2 db1 10.0.0.3\n",
                 Some(2),

@@ -48,10 +48,7 @@ pub fn parse_export(file: &str, bytes: &[u8]) -> Result<Export, ExportError> {
     let text = decode(file, bytes)?;
     let start = text.trim_start();
     if start.is_empty() {
-        return Err(ExportError::new(
-            file,
-            "empty export: the file has no content",
-        ));
+        return Err(ExportError::new(file, "empty export: the file has no content"));
     }
     if start.starts_with('{') {
         return match json_kind(file, text)? {
@@ -59,11 +56,7 @@ pub fn parse_export(file: &str, bytes: &[u8]) -> Result<Export, ExportError> {
             JsonKind::Links => links::parse_json(file, text).map(Export::Links),
         };
     }
-    let first_line = text
-        .lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty())
-        .unwrap_or("");
+    let first_line = text.lines().map(str::trim).find(|line| !line.is_empty()).unwrap_or("");
     if first_line.to_ascii_lowercase().starts_with("name,") {
         inventory_csv::parse(file, text).map(Export::Inventory)
     } else {
@@ -156,10 +149,7 @@ impl fmt::Display for Place {
 
 /// The checks across containers that no single record can make: unique names, an address
 /// on one container only, each host in one DC.
-fn check_containers(
-    file: &str,
-    containers: &[(Place, ContainerRecord)],
-) -> Result<(), ExportError> {
+fn check_containers(file: &str, containers: &[(Place, ContainerRecord)]) -> Result<(), ExportError> {
     let mut names: HashMap<&str, &Place> = HashMap::with_capacity(containers.len());
     let mut owners: HashMap<IpAddr, (&str, &Place)> = HashMap::with_capacity(containers.len());
     let mut hosts: HashMap<&str, (&str, &str, &Place)> = HashMap::new();
@@ -168,11 +158,7 @@ fn check_containers(
             Entry::Occupied(first) => {
                 let err = ExportError::new(
                     file,
-                    format!(
-                        "container {:?} is listed twice (first at {})",
-                        c.name,
-                        first.get()
-                    ),
+                    format!("container {:?} is listed twice (first at {})", c.name, first.get()),
                 );
                 return Err(place.locate(err, "").field("name"));
             }
@@ -223,17 +209,11 @@ fn check_containers(
 
 /// The inventory's services: those `listed` with their ports, in order, then every other
 /// service a container provides, in order of first mention, without a port.
-fn all_services(
-    mut listed: Vec<ServiceRecord>,
-    containers: &[ContainerRecord],
-) -> Vec<ServiceRecord> {
+fn all_services(mut listed: Vec<ServiceRecord>, containers: &[ContainerRecord]) -> Vec<ServiceRecord> {
     let mut known: HashSet<String> = listed.iter().map(|s| s.name.clone()).collect();
     for name in containers.iter().flat_map(|c| &c.services) {
         if known.insert(name.clone()) {
-            listed.push(ServiceRecord {
-                name: name.clone(),
-                port: None,
-            });
+            listed.push(ServiceRecord { name: name.clone(), port: None });
         }
     }
     listed
@@ -242,12 +222,7 @@ fn all_services(
 /// Trimmed, non-empty, each once, in order.
 fn clean_list<'a>(items: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut seen = HashSet::new();
-    items
-        .into_iter()
-        .map(str::trim)
-        .filter(|item| !item.is_empty() && seen.insert(*item))
-        .map(str::to_owned)
-        .collect()
+    items.into_iter().map(str::trim).filter(|item| !item.is_empty() && seen.insert(*item)).map(str::to_owned).collect()
 }
 
 /// Each address once, in order.
@@ -257,16 +232,12 @@ fn dedup_ips(ips: impl IntoIterator<Item = IpAddr>) -> Vec<IpAddr> {
 }
 
 fn parse_ip(text: &str) -> Result<IpAddr, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("invalid IP address {text:?}"))
+    text.trim().parse().map_err(|_| format!("invalid IP address {text:?}"))
 }
 
 /// An optional text: trimmed, and absent when empty.
 fn optional_text(text: Option<&str>) -> Option<String> {
-    text.map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
+    text.map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned)
 }
 
 /// A required JSON string: trimmed, not empty.
@@ -305,11 +276,7 @@ fn from_json<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, ExportErr
     Ok(value)
 }
 
-fn json_error(
-    file: &str,
-    err: serde_json::Error,
-    path: Option<&serde_path_to_error::Path>,
-) -> ExportError {
+fn json_error(file: &str, err: serde_json::Error, path: Option<&serde_path_to_error::Path>) -> ExportError {
     use serde_json::error::Category;
     use serde_path_to_error::Segment;
 
@@ -346,9 +313,7 @@ fn json_error(
     }
     out = out.path(rendered);
     if err.classify() == Category::Data {
-        let missing = text
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.strip_suffix('`'));
+        let missing = text.strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`'));
         if let Some(field) = missing.or(last_key) {
             out = out.field(field);
         }
@@ -370,21 +335,9 @@ mod tests {
             ("a.txt", INVENTORY_JSON, "inventory"),
             ("a.txt", INVENTORY_CSV, "inventory"),
             ("a.json", LINKS_TXT, "links"),
-            (
-                "a.csv",
-                r#"{"links": [{"container": "a", "targets": ["10.0.0.1"]}]}"#,
-                "links",
-            ),
-            (
-                "x",
-                "\n\n  NAME,Host,DC,IPS\r\na,h,d,10.0.0.1\n",
-                "inventory",
-            ),
-            (
-                "x",
-                "\u{feff}name,host,dc,ips\na,h,d,10.0.0.1\n",
-                "inventory",
-            ),
+            ("a.csv", r#"{"links": [{"container": "a", "targets": ["10.0.0.1"]}]}"#, "links"),
+            ("x", "\n\n  NAME,Host,DC,IPS\r\na,h,d,10.0.0.1\n", "inventory"),
+            ("x", "\u{feff}name,host,dc,ips\na,h,d,10.0.0.1\n", "inventory"),
             ("x", "# only comments\n", "links"),
             ("x", "fe1 10.0.0.1\n", "links"),
         ];
@@ -400,31 +353,18 @@ mod tests {
 
     #[test]
     fn parse_export_gives_the_same_values_as_the_direct_parsers() {
-        let Export::Inventory(json) = parse_export("i.json", INVENTORY_JSON.as_bytes()).unwrap()
-        else {
+        let Export::Inventory(json) = parse_export("i.json", INVENTORY_JSON.as_bytes()).unwrap() else {
             panic!("not an inventory")
         };
-        assert_eq!(
-            json,
-            parse_inventory_json("i.json", INVENTORY_JSON.as_bytes()).unwrap()
-        );
+        assert_eq!(json, parse_inventory_json("i.json", INVENTORY_JSON.as_bytes()).unwrap());
         let Export::Links(links) = parse_export("links.txt", LINKS_TXT.as_bytes()).unwrap() else {
             panic!("not links")
         };
-        assert_eq!(
-            links,
-            parse_links_text("links.txt", LINKS_TXT.as_bytes()).unwrap()
-        );
+        assert_eq!(links, parse_links_text("links.txt", LINKS_TXT.as_bytes()).unwrap());
     }
 
     /// (input, line, path, field, part of the message)
-    type Case<'a> = (
-        &'a [u8],
-        Option<usize>,
-        Option<&'a str>,
-        Option<&'a str>,
-        &'a str,
-    );
+    type Case<'a> = (&'a [u8], Option<usize>, Option<&'a str>, Option<&'a str>, &'a str);
 
     #[test]
     fn refuses_what_it_cannot_classify() {
@@ -432,41 +372,11 @@ mod tests {
             (b"", None, None, None, "empty export"),
             (b" \n\t\r\n", None, None, None, "empty export"),
             (b"{}", None, Some("$"), None, "the object is empty"),
-            (
-                br#"{"nodes": [], "edges": []}"#,
-                None,
-                Some("$"),
-                None,
-                "found `edges`, `nodes`",
-            ),
-            (
-                br#"{"containers": [], "links": []}"#,
-                None,
-                Some("$"),
-                None,
-                "both",
-            ),
-            (
-                b"{\n \"containers\": [\n",
-                Some(3),
-                Some("$.containers"),
-                None,
-                "truncated JSON",
-            ),
-            (
-                b"{\"links\": []} x",
-                Some(1),
-                None,
-                None,
-                "invalid JSON: trailing characters",
-            ),
-            (
-                b"fe1 10.0.0.1\nfe2 \xff10.0.0.2\n",
-                Some(2),
-                None,
-                None,
-                "not valid UTF-8 (byte 5",
-            ),
+            (br#"{"nodes": [], "edges": []}"#, None, Some("$"), None, "found `edges`, `nodes`"),
+            (br#"{"containers": [], "links": []}"#, None, Some("$"), None, "both"),
+            (b"{\n \"containers\": [\n", Some(3), Some("$.containers"), None, "truncated JSON"),
+            (b"{\"links\": []} x", Some(1), None, None, "invalid JSON: trailing characters"),
+            (b"fe1 10.0.0.1\nfe2 \xff10.0.0.2\n", Some(2), None, None, "not valid UTF-8 (byte 5"),
         ];
         for (input, line, path, field, message) in cases {
             let err = parse_export("f", input).unwrap_err();
@@ -484,12 +394,7 @@ mod tests {
         let csv = parse_inventory_csv("inventory.csv", INVENTORY_CSV.as_bytes()).unwrap();
         assert_eq!(json.containers.len(), 29);
         assert_eq!(json.containers, csv.containers);
-        let names = |inv: &Inventory| {
-            inv.services
-                .iter()
-                .map(|s| s.name.clone())
-                .collect::<Vec<_>>()
-        };
+        let names = |inv: &Inventory| inv.services.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(&json), names(&csv));
         assert!(json.services.iter().all(|s| s.port.is_some()));
         assert!(csv.services.iter().all(|s| s.port.is_none()));

@@ -32,11 +32,7 @@ pub struct WatchOptions {
 
 impl Default for WatchOptions {
     fn default() -> Self {
-        WatchOptions {
-            import: ImportOptions::default(),
-            settle: Duration::from_secs(1),
-            poll: Duration::from_secs(30),
-        }
+        WatchOptions { import: ImportOptions::default(), settle: Duration::from_secs(1), poll: Duration::from_secs(30) }
     }
 }
 
@@ -68,21 +64,10 @@ pub async fn watch(
             }
         }
     })
-    .map_err(|source| Error::Watch {
-        path: files.first().cloned().unwrap_or_default(),
-        source,
-    })?;
-    let dirs: HashSet<PathBuf> = wanted
-        .iter()
-        .filter_map(|f| f.parent().map(Path::to_path_buf))
-        .collect();
+    .map_err(|source| Error::Watch { path: files.first().cloned().unwrap_or_default(), source })?;
+    let dirs: HashSet<PathBuf> = wanted.iter().filter_map(|f| f.parent().map(Path::to_path_buf)).collect();
     for dir in &dirs {
-        watcher
-            .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|source| Error::Watch {
-                path: dir.clone(),
-                source,
-            })?;
+        watcher.watch(dir, RecursiveMode::NonRecursive).map_err(|source| Error::Watch { path: dir.clone(), source })?;
     }
 
     let mut last_state = None;
@@ -120,22 +105,11 @@ pub async fn watch(
 type FileState = Vec<Option<(u64, SystemTime)>>;
 
 fn file_state(files: &[PathBuf]) -> FileState {
-    files
-        .iter()
-        .map(|f| {
-            std::fs::metadata(f)
-                .ok()
-                .and_then(|m| Some((m.len(), m.modified().ok()?)))
-        })
-        .collect()
+    files.iter().map(|f| std::fs::metadata(f).ok().and_then(|m| Some((m.len(), m.modified().ok()?)))).collect()
 }
 
 /// Waits until the files have not changed for `settle`; returns their state then.
-async fn settled_state(
-    files: &[PathBuf],
-    settle: Duration,
-    shutdown: &CancellationToken,
-) -> Option<FileState> {
+async fn settled_state(files: &[PathBuf], settle: Duration, shutdown: &CancellationToken) -> Option<FileState> {
     let mut state = file_state(files);
     loop {
         tokio::select! {
@@ -154,14 +128,9 @@ fn absolute(path: &Path) -> PathBuf {
     let path = if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir()
-            .map(|d| d.join(path))
-            .unwrap_or_else(|_| path.to_path_buf())
+        std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
     };
-    match (
-        path.parent().and_then(|p| p.canonicalize().ok()),
-        path.file_name(),
-    ) {
+    match (path.parent().and_then(|p| p.canonicalize().ok()), path.file_name()) {
         (Some(dir), Some(name)) => dir.join(name),
         _ => path,
     }

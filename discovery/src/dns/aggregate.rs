@@ -76,15 +76,12 @@ impl Aggregator {
             Resolution::Edge(resolved) => {
                 self.totals.resolved += 1;
                 for ip in resolved.targets {
-                    let agg = self
-                        .edges
-                        .entry((resolved.consumer, *ip))
-                        .or_insert(EdgeAgg {
-                            queries: 0,
-                            services: Vec::new(),
-                            first_us: at,
-                            last_us: at,
-                        });
+                    let agg = self.edges.entry((resolved.consumer, *ip)).or_insert(EdgeAgg {
+                        queries: 0,
+                        services: Vec::new(),
+                        first_us: at,
+                        last_us: at,
+                    });
                     agg.queries += 1;
                     if !agg.services.contains(&resolved.service) {
                         agg.services.push(resolved.service);
@@ -130,11 +127,7 @@ impl Aggregator {
         // A stable order keeps concurrent writers from deadlocking on row locks.
         keys.sort_by_key(|((consumer, ip), _)| (resolver.node_id(*consumer), *ip));
         for ((consumer, ip), agg) in keys {
-            let mut services: Vec<&str> = agg
-                .services
-                .iter()
-                .map(|s| resolver.service_name(*s))
-                .collect();
+            let mut services: Vec<&str> = agg.services.iter().map(|s| resolver.service_name(*s)).collect();
             services.sort_unstable();
             batch.src_ids.push(resolver.node_id(consumer));
             batch.dst_ips.push(ip.to_string());
@@ -144,16 +137,8 @@ impl Aggregator {
             batch.last_seen.push(time(agg.last_us));
         }
         let mut counters = DnsCounters {
-            skips: self
-                .skips
-                .drain()
-                .map(|(r, c)| (r.to_string(), c))
-                .collect(),
-            unknowns: self
-                .unknowns
-                .drain()
-                .map(|((k, v), c)| (k.to_string(), v, c))
-                .collect(),
+            skips: self.skips.drain().map(|(r, c)| (r.to_string(), c)).collect(),
+            unknowns: self.unknowns.drain().map(|((k, v), c)| (k.to_string(), v, c)).collect(),
         };
         counters.skips.sort();
         counters.unknowns.sort();

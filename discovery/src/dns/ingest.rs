@@ -29,23 +29,14 @@ pub struct IngestOptions {
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions {
-            zones: Vec::new(),
-            batch_lines: 200_000,
-            local_offset_secs: 0,
-            read_buffer: 1 << 20,
-        }
+        IngestOptions { zones: Vec::new(), batch_lines: 200_000, local_offset_secs: 0, read_buffer: 1 << 20 }
     }
 }
 
 impl IngestOptions {
     /// Checks the options; zones are required.
     pub fn validated(mut self) -> Result<Self> {
-        self.zones = self
-            .zones
-            .iter()
-            .map(|z| z.trim().trim_matches('.').to_ascii_lowercase())
-            .collect();
+        self.zones = self.zones.iter().map(|z| z.trim().trim_matches('.').to_ascii_lowercase()).collect();
         self.zones.retain(|z| !z.is_empty());
         if self.zones.is_empty() {
             return Err(Error::Config(
@@ -53,9 +44,7 @@ impl IngestOptions {
             ));
         }
         if self.batch_lines == 0 || self.read_buffer < 4096 {
-            return Err(Error::Config(
-                "batch lines must be positive and the read buffer at least 4 KiB".into(),
-            ));
+            return Err(Error::Config("batch lines must be positive and the read buffer at least 4 KiB".into()));
         }
         Ok(self)
     }
@@ -83,10 +72,7 @@ pub struct FileSummary {
 
 /// Now, for parsing, in microseconds.
 pub fn parse_context(opts: &IngestOptions) -> ParseContext {
-    ParseContext {
-        now_us: chrono::Utc::now().timestamp_micros(),
-        local_offset_secs: opts.local_offset_secs,
-    }
+    ParseContext { now_us: chrono::Utc::now().timestamp_micros(), local_offset_secs: opts.local_offset_secs }
 }
 
 /// Loads the CMDB snapshot and indexes it for resolution.
@@ -96,36 +82,17 @@ pub async fn load_resolver(pool: &PgPool, opts: &IngestOptions) -> Result<Resolv
 }
 
 /// Writes everything aggregated and the files' new positions in one transaction.
-pub async fn flush(
-    pool: &PgPool,
-    agg: &mut Aggregator,
-    resolver: &Resolver,
-    files: &mut [&mut LogFile],
-) -> Result<()> {
-    let advances: Vec<(usize, CheckpointAdvance)> = files
-        .iter()
-        .enumerate()
-        .filter_map(|(i, f)| f.advance().map(|a| (i, a)))
-        .collect();
+pub async fn flush(pool: &PgPool, agg: &mut Aggregator, resolver: &Resolver, files: &mut [&mut LogFile]) -> Result<()> {
+    let advances: Vec<(usize, CheckpointAdvance)> =
+        files.iter().enumerate().filter_map(|(i, f)| f.advance().map(|a| (i, a))).collect();
     if agg.pending_lines() == 0 && advances.is_empty() {
         return Ok(());
     }
     let (batch, counters) = agg.take(resolver);
     let checkpoints: Vec<CheckpointAdvance> = advances.iter().map(|(_, a)| a.clone()).collect();
-    let mut tx = pool
-        .begin()
-        .await
-        .map_err(|source| graph_store::Error::Sql {
-            op: "starting a dns batch",
-            source,
-        })?;
+    let mut tx = pool.begin().await.map_err(|source| graph_store::Error::Sql { op: "starting a dns batch", source })?;
     store::apply_batch(&mut tx, &batch, &counters, &checkpoints).await?;
-    tx.commit()
-        .await
-        .map_err(|source| graph_store::Error::Sql {
-            op: "committing a dns batch",
-            source,
-        })?;
+    tx.commit().await.map_err(|source| graph_store::Error::Sql { op: "committing a dns batch", source })?;
     for (i, advance) in &advances {
         files[*i].committed(advance);
     }
@@ -144,22 +111,12 @@ pub async fn ingest_files(
     let mut agg = Aggregator::new();
     let mut summary = IngestSummary::default();
     let mut buf = vec![0u8; opts.read_buffer];
-    let total: u64 = paths
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
+    let total: u64 = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     let mut done = 0u64;
     for path in paths {
-        let read_err = |source| Error::Read {
-            path: path.clone(),
-            source,
-        };
+        let read_err = |source| Error::Read { path: path.clone(), source };
         if !path.exists() {
-            return Err(read_err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no such file",
-            )));
+            return Err(read_err(std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
         }
         let Some(probed) = LogFile::probe(path).map_err(read_err)? else {
             summary.files.push(FileSummary {
@@ -171,22 +128,15 @@ pub async fn ingest_files(
             });
             continue;
         };
-        let stored = store::find_checkpoint(
-            pool,
-            probed.id.device as i64,
-            probed.id.inode as i64,
-            &probed.fingerprint,
-        )
-        .await?;
+        let stored =
+            store::find_checkpoint(pool, probed.id.device as i64, probed.id.inode as i64, &probed.fingerprint).await?;
         let mut file = LogFile::open(probed, stored).map_err(read_err)?;
         let from = file.position();
         done += from;
         let lines_before = agg.totals().lines;
         let ctx = parse_context(opts);
         loop {
-            let n = file
-                .read_some(&mut buf, &mut agg, &mut resolver, &ctx)
-                .map_err(read_err)?;
+            let n = file.read_some(&mut buf, &mut agg, &mut resolver, &ctx).map_err(read_err)?;
             if n == 0 {
                 break;
             }

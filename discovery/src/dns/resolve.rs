@@ -109,10 +109,7 @@ impl Resolver {
         let mut dcs: HashMap<&str, u32> = HashMap::new();
         let mut index_of_id = HashMap::new();
         let mut r = Resolver {
-            zones: zones
-                .iter()
-                .map(|z| z.trim_matches('.').to_ascii_lowercase())
-                .collect(),
+            zones: zones.iter().map(|z| z.trim_matches('.').to_ascii_lowercase()).collect(),
             node_ids: Vec::new(),
             node_names: Vec::new(),
             nodes: Vec::new(),
@@ -151,10 +148,7 @@ impl Resolver {
                 continue;
             };
             let next = r.service_names.len() as u32;
-            let sid = *r
-                .services
-                .entry(service.to_ascii_lowercase())
-                .or_insert(next);
+            let sid = *r.services.entry(service.to_ascii_lowercase()).or_insert(next);
             if sid == next {
                 r.service_names.push(service.clone());
                 r.providers.push(ServiceProviders::default());
@@ -185,10 +179,7 @@ impl Resolver {
 
     /// Applies the rules to one record.
     pub fn resolve(&mut self, record: &QueryRecord<'_>) -> Resolution<'_> {
-        if !["A", "AAAA", "ANY"]
-            .iter()
-            .any(|t| record.qtype.eq_ignore_ascii_case(t))
-        {
+        if !["A", "AAAA", "ANY"].iter().any(|t| record.qtype.eq_ignore_ascii_case(t)) {
             return Resolution::NoEdge(NoEdge::QueryType, None);
         }
         self.scratch.clear();
@@ -197,15 +188,17 @@ impl Resolver {
         self.scratch.make_ascii_lowercase();
         let name = self.scratch.as_str();
 
-        let Some(labels) = self.zones.iter().find_map(|zone| {
-            name.strip_suffix(zone.as_str()).and_then(|rest| {
-                if rest.is_empty() {
-                    Some("")
-                } else {
-                    rest.strip_suffix('.')
-                }
+        let Some(labels) =
+            self.zones.iter().find_map(|zone| {
+                name.strip_suffix(zone.as_str()).and_then(|rest| {
+                    if rest.is_empty() {
+                        Some("")
+                    } else {
+                        rest.strip_suffix('.')
+                    }
+                })
             })
-        }) else {
+        else {
             return Resolution::NoEdge(NoEdge::OutsideZone, None);
         };
         if labels.is_empty() {
@@ -218,16 +211,9 @@ impl Resolver {
         let consumer = match rest {
             None => match self.by_ip.get(&record.client) {
                 Some(&idx) => idx,
-                None => {
-                    return Resolution::NoEdge(
-                        NoEdge::UnknownClient,
-                        Some(record.client.to_string()),
-                    )
-                }
+                None => return Resolution::NoEdge(NoEdge::UnknownClient, Some(record.client.to_string())),
             },
-            Some(rest) if !rest.contains('.') => {
-                return Resolution::NoEdge(NoEdge::NotAServiceName, None)
-            }
+            Some(rest) if !rest.contains('.') => return Resolution::NoEdge(NoEdge::NotAServiceName, None),
             Some(rest) => match self.by_name.get(rest) {
                 Some(&idx) => idx,
                 None => return Resolution::NoEdge(NoEdge::UnknownConsumer, Some(rest.to_string())),
@@ -242,35 +228,19 @@ impl Resolver {
         }
         let targets = &self.tiers[&(sid, consumer)];
         if targets.is_empty() {
-            return Resolution::NoEdge(
-                NoEdge::NoProvider,
-                Some(self.service_names[sid as usize].clone()),
-            );
+            return Resolution::NoEdge(NoEdge::NoProvider, Some(self.service_names[sid as usize].clone()));
         }
-        Resolution::Edge(Resolved {
-            consumer,
-            service: sid,
-            targets,
-        })
+        Resolution::Edge(Resolved { consumer, service: sid, targets })
     }
 
     /// The closest tier of serving providers other than the consumer itself: its own
     /// host, else its own data center, else all.
     fn tier(&self, sid: u32, consumer: u32) -> Vec<IpAddr> {
         let me = &self.nodes[consumer as usize];
-        let others: Vec<&(u32, Vec<IpAddr>)> = self.providers[sid as usize]
-            .providers
-            .iter()
-            .filter(|(idx, _)| *idx != consumer)
-            .collect();
-        let same_host: Vec<_> = others
-            .iter()
-            .filter(|(idx, _)| self.nodes[*idx as usize].host == me.host)
-            .collect();
-        let same_dc: Vec<_> = others
-            .iter()
-            .filter(|(idx, _)| self.nodes[*idx as usize].dc == me.dc)
-            .collect();
+        let others: Vec<&(u32, Vec<IpAddr>)> =
+            self.providers[sid as usize].providers.iter().filter(|(idx, _)| *idx != consumer).collect();
+        let same_host: Vec<_> = others.iter().filter(|(idx, _)| self.nodes[*idx as usize].host == me.host).collect();
+        let same_dc: Vec<_> = others.iter().filter(|(idx, _)| self.nodes[*idx as usize].dc == me.dc).collect();
         let chosen: Vec<&&(u32, Vec<IpAddr>)> = if !same_host.is_empty() {
             same_host
         } else if !same_dc.is_empty() {
@@ -278,10 +248,7 @@ impl Resolver {
         } else {
             others.iter().collect()
         };
-        let mut ips: Vec<IpAddr> = chosen
-            .iter()
-            .flat_map(|(_, ips)| ips.iter().copied())
-            .collect();
+        let mut ips: Vec<IpAddr> = chosen.iter().flat_map(|(_, ips)| ips.iter().copied()).collect();
         ips.sort();
         ips.dedup();
         ips

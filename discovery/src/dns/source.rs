@@ -57,34 +57,46 @@ pub struct FileId {
 }
 
 pub fn file_id(path: &Path) -> Option<FileId> {
-    std::fs::metadata(path).ok().map(|m| FileId {
-        device: m.dev(),
-        inode: m.ino(),
-    })
+    std::fs::metadata(path).ok().map(|m| FileId { device: m.dev(), inode: m.ino() })
 }
 
 /// The fingerprint of an open file, or None while its first line is still incomplete
 /// (and shorter than [`FINGERPRINT_BYTES`]).
 pub fn fingerprint(file: &File) -> io::Result<Option<String>> {
+    // Leading NULs (the hole a copytruncate leaves before a writer's next line) are not
+    // content: skip them, up to a bound.
+    const MAX_HOLE: u64 = 64 << 20;
+    let mut chunk = [0u8; 4096];
+    let mut start = 0u64;
+    loop {
+        let n = file.read_at(&mut chunk, start)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        match chunk[..n].iter().position(|b| *b != 0) {
+            Some(i) => {
+                start += i as u64;
+                break;
+            }
+            None if start + (n as u64) < MAX_HOLE => start += n as u64,
+            None => return Ok(None),
+        }
+    }
     let mut head = [0u8; FINGERPRINT_BYTES];
     let mut n = 0;
     while n < head.len() {
-        match file.read_at(&mut head[n..], n as u64)? {
+        match file.read_at(&mut head[n..], start + n as u64)? {
             0 => break,
             k => n += k,
         }
     }
     let head = &head[..n];
-    // Leading NULs (a copytruncate hole) are not content.
-    let start = head.iter().position(|b| *b != 0).unwrap_or(head.len());
-    let id = match memchr::memchr(b'\n', &head[start..]) {
-        Some(i) => &head[start..start + i],
-        None if n == FINGERPRINT_BYTES => &head[start..],
+    let id = match memchr::memchr(b'\n', head) {
+        Some(i) => &head[..i],
+        None if n == FINGERPRINT_BYTES => head,
         None => return Ok(None),
     };
-    let hash = id.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = id.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
     Ok(Some(format!("{}:{hash:016x}", id.len())))
 }
 
@@ -101,26 +113,13 @@ impl LogFile {
         let Some(fingerprint) = fingerprint(&file)? else {
             return Ok(None);
         };
-        let id = FileId {
-            device: meta.dev(),
-            inode: meta.ino(),
-        };
-        Ok(Some(Probed {
-            path: path.to_path_buf(),
-            file,
-            id,
-            fingerprint,
-        }))
+        let id = FileId { device: meta.dev(), inode: meta.ino() };
+        Ok(Some(Probed { path: path.to_path_buf(), file, id, fingerprint }))
     }
 
     /// Opens a probed file at the stored position (or the start).
     pub fn open(probed: Probed, stored: Option<Checkpoint>) -> io::Result<LogFile> {
-        let Probed {
-            path,
-            file,
-            id,
-            fingerprint,
-        } = probed;
+        let Probed { path, file, id, fingerprint } = probed;
         let meta = file.metadata()?;
         let (committed, lines) = stored.map_or((0, 0), |c| (c.byte_offset as u64, c.lines as u64));
         // A stored position past the end: the file was truncated while we were away.
@@ -146,11 +145,14 @@ impl LogFile {
         &self.path
     }
 
+    /// Names the file by the path it is followed under (its read position is stored
+    /// under that name), not by where it was rotated to.
+    pub fn set_path(&mut self, path: PathBuf) {
+        self.path = path;
+    }
+
     pub fn id(&self) -> FileId {
-        FileId {
-            device: self.device,
-            inode: self.inode,
-        }
+        FileId { device: self.device, inode: self.inode }
     }
 
     pub fn position(&self) -> u64 {
@@ -161,9 +163,14 @@ impl LogFile {
         Ok(self.file.metadata()?.len())
     }
 
-    /// Has the file shrunk below what we read (copytruncate)?
+    /// Was the file truncated (copytruncate)? It is when it is shorter than what we read,
+    /// or when its first line is another one (truncated and written past our position
+    /// before we looked).
     pub fn truncated(&self) -> io::Result<bool> {
-        Ok(self.size()? < self.read_to)
+        if self.size()? < self.read_to {
+            return Ok(true);
+        }
+        Ok(matches!(fingerprint(&self.file)?, Some(fp) if fp != self.fingerprint))
     }
 
     /// Starts again from the beginning of a truncated file. The file's first line may

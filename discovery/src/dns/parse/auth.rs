@@ -27,20 +27,13 @@ pub(super) fn parse(message: &str) -> Option<Parsed<'_>> {
 /// Finds an auth query message somewhere in `message`, after a prefix nobody told us
 /// about (an rsyslog template such as `… msg= Remote 127.0.0.1 wants '…'`).
 pub(super) fn find(message: &str) -> Option<Parsed<'_>> {
-    message
-        .match_indices(" Remote ")
-        .find_map(|(at, _)| parse(&message[at + 1..]))
+    message.match_indices(" Remote ").find_map(|(at, _)| parse(&message[at + 1..]))
 }
 
 /// `[TCP ]Remote <client> wants '`: the client text and what follows the quote.
 fn head(i: &str) -> IResult<&str, &str, ()> {
-    let (i, (_, _, remote, _)) = (
-        opt(tag("TCP ")),
-        tag("Remote "),
-        take_until(" wants '"),
-        tag(" wants '"),
-    )
-        .parse(i)?;
+    let (i, (_, _, remote, _)) =
+        (opt(tag("TCP ")), tag("Remote "), take_until(" wants '"), tag(" wants '")).parse(i)?;
     Ok((i, remote))
 }
 
@@ -49,12 +42,7 @@ fn query<'a>(remote: &str, quoted: &'a str) -> Option<Parsed<'a>> {
     let client = parse_client(remote.split(' ').next()?)?;
     let end = quoted.find("', do = ").or_else(|| quoted.rfind('\''))?;
     let (qname, qtype) = question(&quoted[..end])?;
-    Some(Parsed::Query(QueryRecord {
-        client,
-        qname: Cow::Borrowed(qname),
-        qtype,
-        time_us: None,
-    }))
+    Some(Parsed::Query(QueryRecord { client, qname: Cow::Borrowed(qname), qtype, time_us: None }))
 }
 
 #[cfg(test)]
@@ -124,11 +112,7 @@ mod tests {
             ("", None),
         ];
         for (line, expected) in cases {
-            assert_eq!(
-                parse(line).map(|p| summary(&p)),
-                expected.map(want),
-                "{line:?}"
-            );
+            assert_eq!(parse(line).map(|p| summary(&p)), expected.map(want), "{line:?}");
         }
     }
 
@@ -138,15 +122,8 @@ mod tests {
         let Some(Parsed::Query(q)) = find(line) else {
             panic!("no query in {line:?}");
         };
-        assert_eq!(
-            (q.client.to_string().as_str(), &*q.qname, q.qtype),
-            ("127.0.0.1", "example.com", "SOA")
-        );
+        assert_eq!((q.client.to_string().as_str(), &*q.qname, q.qtype), ("127.0.0.1", "example.com", "SOA"));
         assert_eq!(find("nothing to see: Remote control enabled"), None);
-        assert_eq!(
-            find("Remote 10.0.0.1 wants 'a|A'"),
-            None,
-            "only after a space"
-        );
+        assert_eq!(find("Remote 10.0.0.1 wants 'a|A'"), None, "only after a space");
     }
 }

@@ -21,10 +21,7 @@ pub(super) fn parse<'a>(line: &'a str, ctx: &ParseContext) -> Parsed<'a> {
     let Some(entry) = scan(line) else {
         return Parsed::Skipped(SkipReason::Malformed);
     };
-    let received_us = entry
-        .realtime
-        .and_then(JStr::plain)
-        .and_then(|us| us.parse::<i64>().ok());
+    let received_us = entry.realtime.and_then(JStr::plain).and_then(|us| us.parse::<i64>().ok());
     let parsed = if let Some(qname) = entry.qname {
         from_fields(&entry, qname)
     } else if let Some(message) = entry.message {
@@ -63,10 +60,7 @@ fn from_fields<'a>(entry: &Entry<'a>, qname: JStr<'a>) -> Parsed<'a> {
             client: parse_client(entry.remote?.plain()?)?,
             qname,
             qtype,
-            time_us: entry
-                .timestamp
-                .and_then(JStr::plain)
-                .and_then(epoch_seconds_us),
+            time_us: entry.timestamp.and_then(JStr::plain).and_then(epoch_seconds_us),
         })
     };
     query().map_or(Parsed::Skipped(SkipReason::Malformed), Parsed::Query)
@@ -237,10 +231,7 @@ impl<'a> Cursor<'a> {
             }
             _ => {
                 let start = self.at;
-                while !matches!(
-                    self.peek(),
-                    None | Some(b',' | b'}' | b']' | b'"' | b' ' | b'\t' | b'\r' | b'\n')
-                ) {
+                while !matches!(self.peek(), None | Some(b',' | b'}' | b']' | b'"' | b' ' | b'\t' | b'\r' | b'\n')) {
                     self.at += 1;
                 }
                 (self.at > start).then_some(())
@@ -308,12 +299,7 @@ mod tests {
             // The recursor's native backend: fields, with TIMESTAMP as the time.
             (
                 r#"{"LEVEL": "0", "PROTO": "udp", "QTYPE": "A", "__REALTIME_TIMESTAMP": "1795311120875154", "PRIORITY": "6", "SUBSYSTEM": "syncres", "QNAME": "api.be5.host12.example.com", "MESSAGE": "Question", "MTID": "1", "_PID": "10528", "SYSLOG_IDENTIFIER": "pdns_recursor", "_HOSTNAME": "vm", "ECS": "", "REMOTE": "127.0.0.3:59158", "TIMESTAMP": "1795311120.875", "TID": "2", "_TRANSPORT": "journal"}"#,
-                q(
-                    "127.0.0.3",
-                    "api.be5.host12.example.com",
-                    "A",
-                    Some(1_795_311_120_875_000),
-                ),
+                q("127.0.0.3", "api.be5.host12.example.com", "A", Some(1_795_311_120_875_000)),
             ),
             (
                 r#"{"_HOSTNAME": "vm", "ECS": "", "TID": "2", "PRIORITY": "6", "__REALTIME_TIMESTAMP": "1795311120876576", "SYSLOG_IDENTIFIER": "pdns_recursor", "QNAME": "api.be5.host12.example.com", "LEVEL": "0", "_PID": "10528", "_TRANSPORT": "journal", "PROTO": "udp", "MESSAGE": "Answer", "REMOTE": "127.0.0.3:59158", "SUBSYSTEM": "syncres", "TIMESTAMP": "1795311120.876", "QTYPE": "A", "MTID": "1"}"#,
@@ -328,37 +314,18 @@ mod tests {
                 r#"{"QNAME":"a.example.com","QTYPE":"A","REMOTE":"10.0.0.1:53"}"#,
                 q("10.0.0.1", "a.example.com", "A", None),
             ),
-            (
-                r#"{"QNAME":"a.example.com","QTYPE":"A"}"#,
-                Err(SkipReason::Malformed),
-            ),
-            (
-                r#"{"QNAME":"a.example.com","QTYPE":"A","REMOTE":"x"}"#,
-                Err(SkipReason::Malformed),
-            ),
-            (
-                r#"{"QNAME":"","QTYPE":"A","REMOTE":"10.0.0.1"}"#,
-                Err(SkipReason::Malformed),
-            ),
+            (r#"{"QNAME":"a.example.com","QTYPE":"A"}"#, Err(SkipReason::Malformed)),
+            (r#"{"QNAME":"a.example.com","QTYPE":"A","REMOTE":"x"}"#, Err(SkipReason::Malformed)),
+            (r#"{"QNAME":"","QTYPE":"A","REMOTE":"10.0.0.1"}"#, Err(SkipReason::Malformed)),
             // Another program's line in MESSAGE, unescaped: borrowed as it is.
             (
                 r#"{"__REALTIME_TIMESTAMP":"1795310000000001","_HOSTNAME":"vm","SYSLOG_IDENTIFIER":"pdns_server","MESSAGE":"Remote 127.0.0.1 wants 'db1.be5.host58.example.com|A', do = 0, bufsize = 1232: packetcache MISS","_PID":"10409"}"#,
-                q(
-                    "127.0.0.1",
-                    "db1.be5.host58.example.com",
-                    "A",
-                    Some(1_795_310_000_000_001),
-                ),
+                q("127.0.0.1", "db1.be5.host58.example.com", "A", Some(1_795_310_000_000_001)),
             ),
             // Escaped (a structured recursor line on stdout): its ts wins.
             (
                 r#"{"MESSAGE":"msg=\"Question\" subsystem=\"syncres\" ts=\"1795311114.002\" qname=\"api.be5.host12.example.com\" qtype=\"A\" remote=\"127.0.0.3:36904\"","__REALTIME_TIMESTAMP":"1795311114002999"}"#,
-                q(
-                    "127.0.0.3",
-                    "api.be5.host12.example.com",
-                    "A",
-                    Some(1_795_311_114_002_000),
-                ),
+                q("127.0.0.3", "api.be5.host12.example.com", "A", Some(1_795_311_114_002_000)),
             ),
             (
                 r#"{"MESSAGE":"msg=\"Answer\" qname=\"a\" qtype=\"A\" remote=\"127.0.0.3:36904\""}"#,
@@ -374,14 +341,8 @@ mod tests {
                 Err(SkipReason::NotAQuery),
             ),
             (r#"{}"#, Err(SkipReason::NotAQuery)),
-            (
-                r#"{"MESSAGE":"Started pdns.service"}"#,
-                Err(SkipReason::NotAQuery),
-            ),
-            (
-                r#"{"MESSAGE":"Remote 127.0.0.1 wants"#,
-                Err(SkipReason::Malformed),
-            ),
+            (r#"{"MESSAGE":"Started pdns.service"}"#, Err(SkipReason::NotAQuery)),
+            (r#"{"MESSAGE":"Remote 127.0.0.1 wants"#, Err(SkipReason::Malformed)),
             (r#"{"MESSAGE":"x"} trailing"#, Err(SkipReason::Malformed)),
             (r#"{"MESSAGE" "x"}"#, Err(SkipReason::Malformed)),
             (r#"{"A":}"#, Err(SkipReason::Malformed)),

@@ -93,8 +93,7 @@ mod testing {
     use crate::dns::record::{Parsed, SkipReason};
 
     /// `(client, qname, qtype, time_us)` or why the line is skipped.
-    pub(super) type Want =
-        Result<(&'static str, &'static str, &'static str, Option<i64>), SkipReason>;
+    pub(super) type Want = Result<(&'static str, &'static str, &'static str, Option<i64>), SkipReason>;
     pub(super) type Got = Result<(IpAddr, String, String, Option<i64>), SkipReason>;
 
     pub(super) fn summary(parsed: &Parsed<'_>) -> Got {
@@ -121,20 +120,14 @@ mod tests {
     use super::testing::{summary, want, Want};
     use super::*;
 
-    const AUTH_FORMATS: &str =
-        include_str!("../../../tests/data/pdns-formats/auth-4.7.3-formats.log");
-    const RECURSOR_FORMATS: &str =
-        include_str!("../../../tests/data/pdns-formats/recursor-4.8.8-formats.log");
+    const AUTH_FORMATS: &str = include_str!("../../../tests/data/pdns-formats/auth-4.7.3-formats.log");
+    const RECURSOR_FORMATS: &str = include_str!("../../../tests/data/pdns-formats/recursor-4.8.8-formats.log");
 
-    const FLEET_AUTH_CONSOLE: &str =
-        include_str!("../../../../examples/sample-fleet/pdns-auth-console.log");
-    const FLEET_AUTH_PLAIN: &str =
-        include_str!("../../../../examples/sample-fleet/pdns-auth-plain.log");
-    const FLEET_AUTH_SYSLOG: &str =
-        include_str!("../../../../examples/sample-fleet/pdns-auth-syslog.log");
+    const FLEET_AUTH_CONSOLE: &str = include_str!("../../../../examples/sample-fleet/pdns-auth-console.log");
+    const FLEET_AUTH_PLAIN: &str = include_str!("../../../../examples/sample-fleet/pdns-auth-plain.log");
+    const FLEET_AUTH_SYSLOG: &str = include_str!("../../../../examples/sample-fleet/pdns-auth-syslog.log");
     const FLEET_REC_OLD: &str = include_str!("../../../../examples/sample-fleet/pdns-rec-old.log");
-    const FLEET_REC_STRUCTURED: &str =
-        include_str!("../../../../examples/sample-fleet/pdns-rec-structured.log");
+    const FLEET_REC_STRUCTURED: &str = include_str!("../../../../examples/sample-fleet/pdns-rec-structured.log");
     const FLEET_QUERIES: &str = include_str!("../../../../examples/sample-fleet/queries.txt");
 
     const FIXTURES: [(&str, &str); 7] = [
@@ -169,42 +162,26 @@ mod tests {
         let strip_port = |remote: &str| -> String {
             match remote.strip_prefix('[') {
                 Some(v6) => v6.split(']').next().unwrap().to_owned(),
-                None if remote.matches(':').count() == 1 => {
-                    remote.split(':').next().unwrap().to_owned()
-                }
+                None if remote.matches(':').count() == 1 => remote.split(':').next().unwrap().to_owned(),
                 None => remote.to_owned(),
             }
         };
         let (client, question) = if line.contains(" wants '") {
-            let client = between(line, "Remote ", " wants")?
-                .split("<-")
-                .next()?
-                .to_owned();
+            let client = between(line, "Remote ", " wants")?.split("<-").next()?.to_owned();
             (client, between(line, "wants '", "', do")?)
         } else if line.contains("question for '") {
             let remote = between(line, "' from ", " ")?;
-            (
-                strip_port(remote),
-                between(line, "question for '", "' from")?,
-            )
+            (strip_port(remote), between(line, "question for '", "' from")?)
         } else if line.contains("msg=\"Question") {
             let question = between(line, "qname=\"", "\"")?;
             let qtype = between(line, "qtype=\"", "\"")?;
             let client = strip_port(between(line, "remote=\"", "\"")?);
-            return Some((
-                client.parse().ok()?,
-                question.to_lowercase(),
-                qtype.to_owned(),
-            ));
+            return Some((client.parse().ok()?, question.to_lowercase(), qtype.to_owned()));
         } else if line.contains("\"MESSAGE\": \"Question") {
             let question = between(line, "\"QNAME\": \"", "\"")?;
             let qtype = between(line, "\"QTYPE\": \"", "\"")?;
             let client = strip_port(between(line, "\"REMOTE\": \"", "\"")?);
-            return Some((
-                client.parse().ok()?,
-                question.to_lowercase(),
-                qtype.to_owned(),
-            ));
+            return Some((client.parse().ok()?, question.to_lowercase(), qtype.to_owned()));
         } else {
             return None;
         };
@@ -214,16 +191,11 @@ mod tests {
 
     /// The pipe-backend lines of the fixture are Python reprs; these are the real lines.
     fn pipe_lines(text: &str) -> Vec<String> {
-        text.lines()
-            .filter_map(|l| l.strip_prefix('\'')?.strip_suffix('\''))
-            .map(|l| l.replace("\\t", "\t"))
-            .collect()
+        text.lines().filter_map(|l| l.strip_prefix('\'')?.strip_suffix('\'')).map(|l| l.replace("\\t", "\t")).collect()
     }
 
     fn count(text: &str, reason: SkipReason) -> usize {
-        text.lines()
-            .filter(|l| parse(l) == Parsed::Skipped(reason))
-            .count()
+        text.lines().filter(|l| parse(l) == Parsed::Skipped(reason)).count()
     }
 
     #[test]
@@ -231,18 +203,10 @@ mod tests {
         for (name, text) in FIXTURES {
             for (n, line) in text.lines().enumerate() {
                 let parsed = parse(line);
-                assert_eq!(
-                    triple(&parsed),
-                    naive(line),
-                    "{name} line {}: {line}",
-                    n + 1
-                );
+                assert_eq!(triple(&parsed), naive(line), "{name} line {}: {line}", n + 1);
                 if let Parsed::Skipped(reason) = parsed {
                     assert!(
-                        matches!(
-                            reason,
-                            SkipReason::NotAQuery | SkipReason::CacheHitWithoutName
-                        ),
+                        matches!(reason, SkipReason::NotAQuery | SkipReason::CacheHitWithoutName),
                         "{name} line {}: {reason:?}: {line}",
                         n + 1
                     );
@@ -253,26 +217,13 @@ mod tests {
 
     #[test]
     fn auth_formats_fixture() {
-        let queries = AUTH_FORMATS
-            .lines()
-            .filter(|l| matches!(parse(l), Parsed::Query(_)))
-            .count();
-        let wants = AUTH_FORMATS
-            .lines()
-            .filter(|l| l.contains(" wants '"))
-            .count();
+        let queries = AUTH_FORMATS.lines().filter(|l| matches!(parse(l), Parsed::Query(_))).count();
+        let wants = AUTH_FORMATS.lines().filter(|l| l.contains(" wants '")).count();
         assert_eq!((queries, wants), (110, 110));
-        assert_eq!(
-            count(AUTH_FORMATS, SkipReason::NotAQuery),
-            AUTH_FORMATS.lines().count() - 110
-        );
+        assert_eq!(count(AUTH_FORMATS, SkipReason::NotAQuery), AUTH_FORMATS.lines().count() - 110);
 
         let pipe = pipe_lines(AUTH_FORMATS);
-        let outcome = |reason| {
-            pipe.iter()
-                .filter(|l| parse(l) == Parsed::Skipped(reason))
-                .count()
-        };
+        let outcome = |reason| pipe.iter().filter(|l| parse(l) == Parsed::Skipped(reason)).count();
         assert_eq!(pipe.len(), 84);
         assert_eq!(outcome(SkipReason::NotAQuery), 9, "HELO");
         assert_eq!(outcome(SkipReason::PipeSoaLookup), 39);
@@ -283,17 +234,9 @@ mod tests {
             }
         }
         assert_eq!(asked.values().sum::<usize>(), 36);
-        let any = |client: &str, qname: &str| {
-            (client.parse().unwrap(), qname.to_owned(), "ANY".to_owned())
-        };
-        assert_eq!(
-            asked.get(&any("127.0.0.2", "db1.be5.host58.example.com")),
-            Some(&6)
-        );
-        assert_eq!(
-            asked.get(&any("127.0.0.3", "api.be5.host12.example.com")),
-            Some(&6)
-        );
+        let any = |client: &str, qname: &str| (client.parse().unwrap(), qname.to_owned(), "ANY".to_owned());
+        assert_eq!(asked.get(&any("127.0.0.2", "db1.be5.host58.example.com")), Some(&6));
+        assert_eq!(asked.get(&any("127.0.0.3", "api.be5.host12.example.com")), Some(&6));
         assert_eq!(asked.get(&any("127.0.0.4", "host58.example.com")), Some(&3));
     }
 
@@ -369,10 +312,7 @@ mod tests {
             ("'Q\\tdb1.be5.host58.example.com\\tIN\\tANY\\t-1\\t127.0.0.2'", Err(SkipReason::NotAQuery)),
         ];
         for (line, expected) in cases {
-            assert!(
-                AUTH_FORMATS.lines().any(|l| l == *line),
-                "not in the fixture: {line}"
-            );
+            assert!(AUTH_FORMATS.lines().any(|l| l == *line), "not in the fixture: {line}");
             assert_eq!(summary(&parse(line)), want(*expected), "{line}");
         }
     }
@@ -380,34 +320,17 @@ mod tests {
     #[test]
     fn recursor_formats_fixture() {
         let lines = RECURSOR_FORMATS.lines();
-        let queries = lines
-            .clone()
-            .filter(|l| matches!(parse(l), Parsed::Query(_)))
-            .count();
+        let queries = lines.clone().filter(|l| matches!(parse(l), Parsed::Query(_))).count();
         let questions = lines
             .clone()
             .filter(|l| {
-                l.contains("question for '")
-                    || l.contains("msg=\"Question")
-                    || l.contains("\"MESSAGE\": \"Question")
+                l.contains("question for '") || l.contains("msg=\"Question") || l.contains("\"MESSAGE\": \"Question")
             })
             .count();
         assert_eq!((queries, questions), (32, 32));
-        let hits = lines
-            .clone()
-            .filter(|l| l.contains("question answered from packet cache tag="))
-            .count();
-        assert_eq!(
-            (
-                count(RECURSOR_FORMATS, SkipReason::CacheHitWithoutName),
-                hits
-            ),
-            (6, 6)
-        );
-        assert_eq!(
-            count(RECURSOR_FORMATS, SkipReason::NotAQuery),
-            lines.count() - 32 - 6
-        );
+        let hits = lines.clone().filter(|l| l.contains("question answered from packet cache tag=")).count();
+        assert_eq!((count(RECURSOR_FORMATS, SkipReason::CacheHitWithoutName), hits), (6, 6));
+        assert_eq!(count(RECURSOR_FORMATS, SkipReason::NotAQuery), lines.count() - 32 - 6);
     }
 
     #[test]
@@ -480,10 +403,7 @@ mod tests {
             ),
         ];
         for (line, expected) in cases {
-            assert!(
-                RECURSOR_FORMATS.lines().any(|l| l == *line),
-                "not in the fixture: {line}"
-            );
+            assert!(RECURSOR_FORMATS.lines().any(|l| l == *line), "not in the fixture: {line}");
             assert_eq!(summary(&parse(line)), want(*expected), "{line}");
         }
     }
@@ -511,18 +431,10 @@ mod tests {
         let sent = multiset(FLEET_QUERIES.lines().filter_map(|l| {
             let mut words = l.split_whitespace();
             let (client, qname, qtype) = (words.next()?, words.next()?, words.next()?);
-            Some((
-                client.parse().unwrap(),
-                qname.to_lowercase(),
-                qtype.to_owned(),
-            ))
+            Some((client.parse().unwrap(), qname.to_lowercase(), qtype.to_owned()))
         }));
         assert_eq!(sent.values().sum::<usize>(), 150);
-        let soa_probe = multiset([(
-            "127.0.0.1".parse().unwrap(),
-            "example.com".to_owned(),
-            "SOA".to_owned(),
-        )]);
+        let soa_probe = multiset([("127.0.0.1".parse().unwrap(), "example.com".to_owned(), "SOA".to_owned())]);
         let window = utc(2026, 11, 22, 1, 35, 0)..utc(2026, 11, 22, 1, 37, 0);
 
         for (name, text, timed) in [
@@ -549,11 +461,7 @@ mod tests {
                 "pdns-rec-old.log" => {
                     assert!(minus(&got, &sent).is_empty(), "{name}: queries nobody sent");
                     let lost = minus(&sent, &got).values().sum::<usize>();
-                    assert_eq!(
-                        (lost, cache_hits),
-                        (87, 87),
-                        "{name}: only cache hits lose queries"
-                    );
+                    assert_eq!((lost, cache_hits), (87, 87), "{name}: only cache hits lose queries");
                 }
                 "pdns-rec-structured.log" => {
                     assert_eq!(got, sent, "{name}");
@@ -561,11 +469,7 @@ mod tests {
                 }
                 _ => {
                     assert!(minus(&sent, &got).is_empty(), "{name}: queries missing");
-                    assert_eq!(
-                        minus(&got, &sent),
-                        soa_probe,
-                        "{name}: only the start-up probe is extra"
-                    );
+                    assert_eq!(minus(&got, &sent), soa_probe, "{name}: only the start-up probe is extra");
                 }
             }
         }
@@ -573,69 +477,35 @@ mod tests {
 
     #[test]
     fn line_hygiene() {
-        let query =
-            "Remote 127.0.0.1 wants 'a.example.com|A', do = 0, bufsize = 1232: packetcache MISS";
+        let query = "Remote 127.0.0.1 wants 'a.example.com|A', do = 0, bufsize = 1232: packetcache MISS";
         let ok = |line: &[u8]| triple(&parse_line(line, &ctx())).map(|t| t.1);
         assert_eq!(ok(query.as_bytes()), Some("a.example.com".to_owned()));
+        assert_eq!(ok(format!("\0\0\0\0{query}").as_bytes()), Some("a.example.com".to_owned()));
+        assert_eq!(ok(format!("{query}\r").as_bytes()), Some("a.example.com".to_owned()));
         assert_eq!(
-            ok(format!("\0\0\0\0{query}").as_bytes()),
-            Some("a.example.com".to_owned())
-        );
-        assert_eq!(
-            ok(format!("{query}\r").as_bytes()),
-            Some("a.example.com".to_owned())
-        );
-        assert_eq!(
-            summary(&parse_line(
-                b"Q\ta.example.com\tIN\tA\t-1\t127.0.0.1\r",
-                &ctx()
-            )),
+            summary(&parse_line(b"Q\ta.example.com\tIN\tA\t-1\t127.0.0.1\r", &ctx())),
             want(Ok(("127.0.0.1", "a.example.com", "A", None)))
         );
+        assert_eq!(parse_line(b"", &ctx()), Parsed::Skipped(SkipReason::NotAQuery));
+        assert_eq!(parse_line(b"\0\0\0", &ctx()), Parsed::Skipped(SkipReason::NotAQuery));
         assert_eq!(
-            parse_line(b"", &ctx()),
-            Parsed::Skipped(SkipReason::NotAQuery)
-        );
-        assert_eq!(
-            parse_line(b"\0\0\0", &ctx()),
-            Parsed::Skipped(SkipReason::NotAQuery)
-        );
-        assert_eq!(
-            parse_line(
-                b"Remote 127.0.0.1 wants 'caf\xe9.example.com|A', do = 0",
-                &ctx()
-            ),
+            parse_line(b"Remote 127.0.0.1 wants 'caf\xe9.example.com|A', do = 0", &ctx()),
             Parsed::Skipped(SkipReason::InvalidUtf8)
         );
-        assert_eq!(
-            parse_line(b"\xff\xfe{", &ctx()),
-            Parsed::Skipped(SkipReason::InvalidUtf8)
-        );
+        assert_eq!(parse_line(b"\xff\xfe{", &ctx()), Parsed::Skipped(SkipReason::InvalidUtf8));
 
         // Exactly the limit is fine; one byte more is not.
         let head = "Remote 127.0.0.1 wants '";
         let tail = ".example.com|A', do = 0";
-        let at_limit = format!(
-            "{head}{}{tail}",
-            "a".repeat(MAX_LINE - head.len() - tail.len())
-        );
+        let at_limit = format!("{head}{}{tail}", "a".repeat(MAX_LINE - head.len() - tail.len()));
         assert_eq!(at_limit.len(), MAX_LINE);
         assert!(matches!(parse(&at_limit), Parsed::Query(_)));
-        let over = format!(
-            "{head}{}{tail}",
-            "a".repeat(MAX_LINE + 1 - head.len() - tail.len())
-        );
+        let over = format!("{head}{}{tail}", "a".repeat(MAX_LINE + 1 - head.len() - tail.len()));
         assert_eq!(parse(&over), Parsed::Skipped(SkipReason::TooLong));
         let huge = vec![b'x'; 200 * 1024];
-        assert_eq!(
-            parse_line(&huge, &ctx()),
-            Parsed::Skipped(SkipReason::TooLong)
-        );
+        assert_eq!(parse_line(&huge, &ctx()), Parsed::Skipped(SkipReason::TooLong));
         let huge_invalid = vec![0xff; 200 * 1024];
-        assert_eq!(
-            parse_line(&huge_invalid, &ctx()),
-            Parsed::Skipped(SkipReason::TooLong)
-        );
+        assert_eq!(parse_line(&huge_invalid, &ctx()), Parsed::Skipped(SkipReason::TooLong));
     }
 
     #[test]
@@ -647,15 +517,8 @@ mod tests {
             "Q\td.example.com\tIN\tANY\t-1\t127.0.0.4",
             r#"{"MESSAGE":"Remote 127.0.0.5 wants 'e.example.com|A', do = 0"}"#,
         ];
-        let names: Vec<String> = mixed
-            .iter()
-            .filter_map(|l| triple(&parse(l)))
-            .map(|t| t.1)
-            .collect();
-        assert_eq!(
-            names,
-            ["a", "b", "c", "d", "e"].map(|n| format!("{n}.example.com"))
-        );
+        let names: Vec<String> = mixed.iter().filter_map(|l| triple(&parse(l))).map(|t| t.1).collect();
+        assert_eq!(names, ["a", "b", "c", "d", "e"].map(|n| format!("{n}.example.com")));
     }
 
     /// A small deterministic generator, so failures reproduce.
@@ -699,22 +562,11 @@ mod tests {
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
         // Bytes that matter to some parser, so the junk gets past the first checks.
         let interesting = b"\0\t\r \"'\\{}[]:<>-/.|=,0123456789aAQTZ\xc3\xa9\xff";
-        let seeds: Vec<&[u8]> = FIXTURES
-            .iter()
-            .flat_map(|(_, text)| text.lines().map(str::as_bytes))
-            .collect();
+        let seeds: Vec<&[u8]> = FIXTURES.iter().flat_map(|(_, text)| text.lines().map(str::as_bytes)).collect();
         for round in 0..20_000 {
-            let mut line: Vec<u8> = if round % 2 == 0 {
-                seeds[rng.below(seeds.len())].to_vec()
-            } else {
-                Vec::new()
-            };
+            let mut line: Vec<u8> = if round % 2 == 0 { seeds[rng.below(seeds.len())].to_vec() } else { Vec::new() };
             for _ in 0..rng.below(24) {
-                let byte = if rng.below(2) == 0 {
-                    interesting[rng.below(interesting.len())]
-                } else {
-                    rng.next() as u8
-                };
+                let byte = if rng.below(2) == 0 { interesting[rng.below(interesting.len())] } else { rng.next() as u8 };
                 match rng.below(3) {
                     0 if !line.is_empty() => {
                         let at = rng.below(line.len());

@@ -22,13 +22,8 @@ pub(super) fn parse(message: &str) -> Option<Parsed<'_>> {
 
 fn question(rest: &str) -> Option<Parsed<'_>> {
     let mut fields = rest.split('\t');
-    let (qname, _qclass, qtype, _id, remote) = (
-        fields.next()?,
-        fields.next()?,
-        fields.next()?,
-        fields.next()?,
-        fields.next()?,
-    );
+    let (qname, _qclass, qtype, _id, remote) =
+        (fields.next()?, fields.next()?, fields.next()?, fields.next()?, fields.next()?);
     // ABI 2 adds the local address, ABI 3 the EDNS subnet; nothing comes after.
     let _local = fields.next();
     let _subnet = fields.next();
@@ -67,43 +62,16 @@ mod tests {
                 "Q\tapi.be5.host12.example.com\tIN\tANY\t-1\t127.0.0.3\t127.0.0.1\t10.9.8.0/24",
                 q("127.0.0.3", "api.be5.host12.example.com", "ANY"),
             ),
-            (
-                "Q\ta.example.com\tIN\tAAAA\t7\tfd00::2\t::1\tfd00::/56",
-                q("fd00::2", "a.example.com", "AAAA"),
-            ),
-            (
-                "Q\texample.com\tIN\tSOA\t-1\t0.0.0.0",
-                Some(Err(SkipReason::PipeSoaLookup)),
-            ),
-            (
-                "Q\texample.com\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0",
-                Some(Err(SkipReason::PipeSoaLookup)),
-            ),
-            (
-                "Q\texample.com\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0\t0.0.0.0/0",
-                Some(Err(SkipReason::PipeSoaLookup)),
-            ),
+            ("Q\ta.example.com\tIN\tAAAA\t7\tfd00::2\t::1\tfd00::/56", q("fd00::2", "a.example.com", "AAAA")),
+            ("Q\texample.com\tIN\tSOA\t-1\t0.0.0.0", Some(Err(SkipReason::PipeSoaLookup))),
+            ("Q\texample.com\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0", Some(Err(SkipReason::PipeSoaLookup))),
+            ("Q\texample.com\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0\t0.0.0.0/0", Some(Err(SkipReason::PipeSoaLookup))),
             // A SOA question from a real client is a question like any other.
-            (
-                "Q\texample.com\tIN\tSOA\t-1\t127.0.0.1",
-                q("127.0.0.1", "example.com", "SOA"),
-            ),
-            (
-                "Q\texample.com\tIN\tSOA\t-1",
-                Some(Err(SkipReason::Malformed)),
-            ),
-            (
-                "Q\texample.com\tIN\tA\t-1\tsomewhere",
-                Some(Err(SkipReason::Malformed)),
-            ),
-            (
-                "Q\t\tIN\tA\t-1\t127.0.0.1",
-                Some(Err(SkipReason::Malformed)),
-            ),
-            (
-                "Q\ta\tIN\tA\t-1\t127.0.0.1\t127.0.0.1\t0.0.0.0/0\textra",
-                Some(Err(SkipReason::Malformed)),
-            ),
+            ("Q\texample.com\tIN\tSOA\t-1\t127.0.0.1", q("127.0.0.1", "example.com", "SOA")),
+            ("Q\texample.com\tIN\tSOA\t-1", Some(Err(SkipReason::Malformed))),
+            ("Q\texample.com\tIN\tA\t-1\tsomewhere", Some(Err(SkipReason::Malformed))),
+            ("Q\t\tIN\tA\t-1\t127.0.0.1", Some(Err(SkipReason::Malformed))),
+            ("Q\ta\tIN\tA\t-1\t127.0.0.1\t127.0.0.1\t0.0.0.0/0\textra", Some(Err(SkipReason::Malformed))),
             ("HELO\t1", None),
             ("AXFR\t1", None),
             // What the fixture shows: Python's repr of the line, not the line.
@@ -111,11 +79,7 @@ mod tests {
             ("Q example.com IN A -1 127.0.0.1", None),
         ];
         for (line, expected) in cases {
-            assert_eq!(
-                parse(line).map(|p| summary(&p)),
-                expected.map(want),
-                "{line:?}"
-            );
+            assert_eq!(parse(line).map(|p| summary(&p)), expected.map(want), "{line:?}");
         }
     }
 }

@@ -45,10 +45,7 @@ pub(super) fn split<'a>(line: &'a str, ctx: &ParseContext) -> Prefixed<'a> {
     } else if has_priority {
         (rest, None)
     } else {
-        return Prefixed {
-            message: line,
-            time_us: None,
-        };
+        return Prefixed { message: line, time_us: None };
     };
     let rest = match program(rest).or_else(|_| host_and_program(rest)) {
         // PowerDNS' own time behind the tag (stdout captured with --log-timestamp=yes):
@@ -56,10 +53,7 @@ pub(super) fn split<'a>(line: &'a str, ctx: &ParseContext) -> Prefixed<'a> {
         Ok((rest, ())) => bsd_stamp(rest).map_or(rest, |(rest, _)| rest),
         Err(_) => rest,
     };
-    Prefixed {
-        message: rest,
-        time_us,
-    }
+    Prefixed { message: rest, time_us }
 }
 
 /// A time of day with microseconds.
@@ -74,13 +68,7 @@ struct Clock {
 #[derive(Debug, Clone, Copy)]
 enum Stamp {
     /// RFC 3339 / ISO 8601; without an offset, local time.
-    Full {
-        year: i32,
-        month: u32,
-        day: u32,
-        clock: Clock,
-        offset_secs: Option<i32>,
-    },
+    Full { year: i32, month: u32, day: u32, clock: Clock, offset_secs: Option<i32> },
     /// `%b %d %H:%M:%S`, local time of a year to be guessed.
     YearLess { month: u32, day: u32, clock: Clock },
 }
@@ -88,22 +76,13 @@ enum Stamp {
 impl Stamp {
     fn to_us(self, ctx: &ParseContext) -> Option<i64> {
         match self {
-            Stamp::Full {
-                year,
-                month,
-                day,
-                clock,
-                offset_secs,
-            } => {
+            Stamp::Full { year, month, day, clock, offset_secs } => {
                 let offset = offset_secs.unwrap_or(ctx.local_offset_secs);
                 utc_us(year, month, day, clock, offset)
             }
             Stamp::YearLess { month, day, clock } => {
                 let offset = ctx.local_offset_secs;
-                let local_now = ctx
-                    .now_us
-                    .div_euclid(MICROS)
-                    .saturating_add(i64::from(offset));
+                let local_now = ctx.now_us.div_euclid(MICROS).saturating_add(i64::from(offset));
                 let year = DateTime::from_timestamp(local_now, 0)?.year();
                 let latest = ctx.now_us.saturating_add(DAY_US);
                 match utc_us(year, month, day, clock, offset) {
@@ -126,11 +105,7 @@ fn utc_us(year: i32, month: u32, day: u32, clock: Clock, offset_secs: i32) -> Op
 
 /// `<30>`: the priority of a raw syslog datagram.
 fn priority(i: &str) -> Res<'_, ()> {
-    value(
-        (),
-        delimited(char('<'), take_while_m_n(1, 3, is_digit), char('>')),
-    )
-    .parse(i)
+    value((), delimited(char('<'), take_while_m_n(1, 3, is_digit), char('>'))).parse(i)
 }
 
 /// `2026-11-22T01:36:05.080405+00:00 ` (also `+0000`, `Z`, no offset, or a space for `T`).
@@ -148,83 +123,43 @@ fn iso_stamp(i: &str) -> Res<'_, Stamp> {
     )
         .parse(i)?;
     let year = i32::try_from(year).map_err(|_| nom::Err::Error(()))?;
-    Ok((
-        i,
-        Stamp::Full {
-            year,
-            month,
-            day,
-            clock,
-            offset_secs,
-        },
-    ))
+    Ok((i, Stamp::Full { year, month, day, clock, offset_secs }))
 }
 
 /// `Nov 22 01:36:00 ` (syslog pads the day with a space: `Nov  2`).
 fn bsd_stamp(i: &str) -> Res<'_, Stamp> {
-    let (i, (month, _, _, day, _, clock, _)) = (
-        month,
-        char(' '),
-        opt(char(' ')),
-        number(1, 2),
-        char(' '),
-        clock,
-        char(' '),
-    )
-        .parse(i)?;
+    let (i, (month, _, _, day, _, clock, _)) =
+        (month, char(' '), opt(char(' ')), number(1, 2), char(' '), clock, char(' ')).parse(i)?;
     Ok((i, Stamp::YearLess { month, day, clock }))
 }
 
 fn month(i: &str) -> Res<'_, u32> {
     map_res(take(3usize), |name: &str| {
-        const NAMES: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        NAMES
-            .iter()
-            .position(|n| *n == name)
-            .map(|p| p as u32 + 1)
-            .ok_or(())
+        const NAMES: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        NAMES.iter().position(|n| *n == name).map(|p| p as u32 + 1).ok_or(())
     })
     .parse(i)
 }
 
 /// `01:36:05` or `01:36:05.080405`.
 fn clock(i: &str) -> Res<'_, Clock> {
-    let (i, (hour, _, min, _, sec, fraction)) = (
-        number(2, 2),
-        char(':'),
-        number(2, 2),
-        char(':'),
-        number(2, 2),
-        opt(preceded(char('.'), digit1)),
-    )
-        .parse(i)?;
-    Ok((
-        i,
-        Clock {
-            hour,
-            min,
-            sec,
-            micros: fraction.map_or(0, micros_of_fraction),
-        },
-    ))
+    let (i, (hour, _, min, _, sec, fraction)) =
+        (number(2, 2), char(':'), number(2, 2), char(':'), number(2, 2), opt(preceded(char('.'), digit1))).parse(i)?;
+    Ok((i, Clock { hour, min, sec, micros: fraction.map_or(0, micros_of_fraction) }))
 }
 
 /// `Z`, `+00:00`, `-0500`: seconds east of UTC.
 fn utc_offset(i: &str) -> Res<'_, i32> {
     alt((
         value(0, char('Z')),
-        (one_of("+-"), number(2, 2), opt(char(':')), number(2, 2)).map(
-            |(sign, hours, _, minutes)| {
-                let secs = (hours * 3600 + minutes * 60) as i32;
-                if sign == '-' {
-                    -secs
-                } else {
-                    secs
-                }
-            },
-        ),
+        (one_of("+-"), number(2, 2), opt(char(':')), number(2, 2)).map(|(sign, hours, _, minutes)| {
+            let secs = (hours * 3600 + minutes * 60) as i32;
+            if sign == '-' {
+                -secs
+            } else {
+                secs
+            }
+        }),
     ))
     .parse(i)
 }
@@ -245,15 +180,13 @@ fn program(i: &str) -> Res<'_, ()> {
 
 /// `vm pdns[123]: `.
 fn host_and_program(i: &str) -> Res<'_, ()> {
-    let (i, _) = (take_while1(|c| c != ' '), char(' ')).parse(i)?;
+    let (i, _) = (take_while1(is_host_char), char(' ')).parse(i)?;
     program(i)
 }
 
 /// A decimal number of `min..=max` digits (at most 9, so it fits).
 fn number<'a>(min: usize, max: usize) -> impl Parser<&'a str, Output = u32, Error = ()> {
-    map_res(take_while_m_n(min, max, is_digit), |d: &str| {
-        d.parse::<u32>()
-    })
+    map_res(take_while_m_n(min, max, is_digit), |d: &str| d.parse::<u32>())
 }
 
 /// `080405123` → 80405: the first six digits of a decimal fraction, as microseconds.
@@ -269,6 +202,11 @@ fn is_digit(c: char) -> bool {
     c.is_ascii_digit()
 }
 
+/// Host names, or addresses when the sender has no name.
+fn is_host_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')
+}
+
 fn is_tag_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '@')
 }
@@ -279,41 +217,21 @@ pub(super) mod tests {
 
     /// Microseconds since the epoch of a UTC date and time.
     pub(crate) fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
-        NaiveDate::from_ymd_opt(y, mo, d)
-            .unwrap()
-            .and_hms_opt(h, mi, s)
-            .unwrap()
-            .and_utc()
-            .timestamp_micros()
+        NaiveDate::from_ymd_opt(y, mo, d).unwrap().and_hms_opt(h, mi, s).unwrap().and_utc().timestamp_micros()
     }
 
     /// 2026-11-22T02:00:00Z, UTC: shortly after the fixtures were captured.
     pub(crate) fn ctx() -> ParseContext {
-        ParseContext {
-            now_us: utc(2026, 11, 22, 2, 0, 0),
-            local_offset_secs: 0,
-        }
+        ParseContext { now_us: utc(2026, 11, 22, 2, 0, 0), local_offset_secs: 0 }
     }
 
     #[test]
     fn prefixes() {
         let cases: &[(&str, &str, Option<i64>)] = &[
             ("Remote 127.0.0.1 wants", "Remote 127.0.0.1 wants", None),
-            (
-                "Nov 22 01:28:18 Remote 127.0.0.1 wants",
-                "Remote 127.0.0.1 wants",
-                Some(utc(2026, 11, 22, 1, 28, 18)),
-            ),
-            (
-                "Nov 22 01:28:50 vm pdns[8023]: Remote ::1 wants",
-                "Remote ::1 wants",
-                Some(utc(2026, 11, 22, 1, 28, 50)),
-            ),
-            (
-                "Nov  2 01:28:50 vm pdns[8023]: x",
-                "x",
-                Some(utc(2026, 11, 2, 1, 28, 50)),
-            ),
+            ("Nov 22 01:28:18 Remote 127.0.0.1 wants", "Remote 127.0.0.1 wants", Some(utc(2026, 11, 22, 1, 28, 18))),
+            ("Nov 22 01:28:50 vm pdns[8023]: Remote ::1 wants", "Remote ::1 wants", Some(utc(2026, 11, 22, 1, 28, 50))),
+            ("Nov  2 01:28:50 vm pdns[8023]: x", "x", Some(utc(2026, 11, 2, 1, 28, 50))),
             ("Nov 02 01:28:50 x", "x", Some(utc(2026, 11, 2, 1, 28, 50))),
             (
                 "<29>Nov 22 01:28:50 pdns[8023]: Remote 127.0.0.1",
@@ -335,37 +253,23 @@ pub(super) mod tests {
                 "Remote",
                 Some(utc(2026, 11, 22, 1, 31, 52) + 950_531),
             ),
-            (
-                "2026-11-22T02:31:52.9+01:00 vm pdns: Remote",
-                "Remote",
-                Some(utc(2026, 11, 22, 1, 31, 52) + 900_000),
-            ),
-            (
-                "2026-11-21T20:31:52-0500 vm pdns-recursor[1]: x",
-                "x",
-                Some(utc(2026, 11, 22, 1, 31, 52)),
-            ),
-            (
-                "2026-11-22T01:31:52Z pdns_recursor: x",
-                "x",
-                Some(utc(2026, 11, 22, 1, 31, 52)),
-            ),
-            (
-                "2026-11-22 01:31:52 x",
-                "x",
-                Some(utc(2026, 11, 22, 1, 31, 52)),
-            ),
+            ("2026-11-22T02:31:52.9+01:00 vm pdns: Remote", "Remote", Some(utc(2026, 11, 22, 1, 31, 52) + 900_000)),
+            ("2026-11-21T20:31:52-0500 vm pdns-recursor[1]: x", "x", Some(utc(2026, 11, 22, 1, 31, 52))),
+            ("2026-11-22T01:31:52Z pdns_recursor: x", "x", Some(utc(2026, 11, 22, 1, 31, 52))),
+            ("2026-11-22 01:31:52 x", "x", Some(utc(2026, 11, 22, 1, 31, 52))),
             (
                 "Nov 22 01:31:54 vm pdns-recursor[10410]: Nov 22 01:31:53 3 [1/1] question",
                 "3 [1/1] question",
                 Some(utc(2026, 11, 22, 1, 31, 54)),
             ),
             // A message that merely starts with a word and a colon loses it: harmless.
+            ("Nov 22 01:36:08 allow-from: 127.0.0.0/8", "127.0.0.0/8", Some(utc(2026, 11, 22, 1, 36, 8))),
             (
-                "Nov 22 01:36:08 allow-from: 127.0.0.0/8",
-                "127.0.0.0/8",
-                Some(utc(2026, 11, 22, 1, 36, 8)),
+                "Nov 22 01:29:54 msg=\"Not a tag: really\" subsystem=\"config\"",
+                "msg=\"Not a tag: really\" subsystem=\"config\"",
+                Some(utc(2026, 11, 22, 1, 29, 54)),
             ),
+            ("Nov 22 01:29:54 fd00::1 pdns: x", "x", Some(utc(2026, 11, 22, 1, 29, 54))),
             // Not prefixes.
             ("Nov 22 01:28 x", "Nov 22 01:28 x", None),
             ("Foo 22 01:28:18 x", "Foo 22 01:28:18 x", None),
@@ -378,23 +282,13 @@ pub(super) mod tests {
         ];
         for (line, message, time_us) in cases {
             let got = split(line, &ctx());
-            assert_eq!(
-                got,
-                Prefixed {
-                    message,
-                    time_us: *time_us
-                },
-                "{line:?}"
-            );
+            assert_eq!(got, Prefixed { message, time_us: *time_us }, "{line:?}");
         }
     }
 
     #[test]
     fn year_less_times_take_the_year_before_when_they_would_be_in_the_future() {
-        let new_year = ParseContext {
-            now_us: utc(2027, 1, 1, 0, 30, 0),
-            local_offset_secs: 0,
-        };
+        let new_year = ParseContext { now_us: utc(2027, 1, 1, 0, 30, 0), local_offset_secs: 0 };
         let cases: &[(&str, ParseContext, i64)] = &[
             ("Dec 31 23:59:00 x", new_year, utc(2026, 12, 31, 23, 59, 0)),
             ("Jan  1 00:10:00 x", new_year, utc(2027, 1, 1, 0, 10, 0)),
@@ -402,30 +296,17 @@ pub(super) mod tests {
             ("Jan  1 23:00:00 x", new_year, utc(2027, 1, 1, 23, 0, 0)),
             ("Jan  2 01:00:00 x", new_year, utc(2026, 1, 2, 1, 0, 0)),
             // Local time one hour east of UTC.
-            (
-                "Nov 22 03:00:00 x",
-                ParseContext {
-                    local_offset_secs: 3600,
-                    ..ctx()
-                },
-                utc(2026, 11, 22, 2, 0, 0),
-            ),
+            ("Nov 22 03:00:00 x", ParseContext { local_offset_secs: 3600, ..ctx() }, utc(2026, 11, 22, 2, 0, 0)),
             // Just after midnight UTC but already in the new year locally.
             (
                 "Jan  1 00:30:00 x",
-                ParseContext {
-                    now_us: utc(2026, 12, 31, 23, 45, 0),
-                    local_offset_secs: 3600,
-                },
+                ParseContext { now_us: utc(2026, 12, 31, 23, 45, 0), local_offset_secs: 3600 },
                 utc(2026, 12, 31, 23, 30, 0),
             ),
             // 29 February read in a year that has none.
             (
                 "Feb 29 12:00:00 x",
-                ParseContext {
-                    now_us: utc(2029, 1, 1, 0, 0, 0),
-                    local_offset_secs: 0,
-                },
+                ParseContext { now_us: utc(2029, 1, 1, 0, 0, 0), local_offset_secs: 0 },
                 utc(2028, 2, 29, 12, 0, 0),
             ),
         ];
@@ -436,13 +317,7 @@ pub(super) mod tests {
 
     #[test]
     fn fractions() {
-        let cases = [
-            ("0", 0),
-            ("5", 500_000),
-            ("080405", 80_405),
-            ("080405999", 80_405),
-            ("334", 334_000),
-        ];
+        let cases = [("0", 0), ("5", 500_000), ("080405", 80_405), ("080405999", 80_405), ("334", 334_000)];
         for (digits, want) in cases {
             assert_eq!(micros_of_fraction(digits), want, "{digits:?}");
         }

@@ -40,11 +40,7 @@ fn question_for(i: &str) -> IResult<&str, (), ()> {
 /// `3 [1/1] `: the worker thread and the query counters, each optional.
 fn thread_and_query_id(i: &str) -> IResult<&str, (), ()> {
     let (i, _) = opt((digit1, char(' '))).parse(i)?;
-    let (i, _) = opt((
-        delimited(char('['), take_till(|c| c == ']'), char(']')),
-        char(' '),
-    ))
-    .parse(i)?;
+    let (i, _) = opt((delimited(char('['), take_till(|c| c == ']'), char(']')), char(' '))).parse(i)?;
     Ok((i, ()))
 }
 
@@ -70,10 +66,7 @@ mod tests {
     fn lines() {
         let q = |client, qname, qtype| Some(Ok((client, qname, qtype, None)));
         let cases: &[(&str, Option<Want>)] = &[
-            (
-                "3 [1/1] question for 'db1.example.com|A' from 127.21.1.2:44361",
-                q("127.21.1.2", "db1.example.com", "A"),
-            ),
+            ("3 [1/1] question for 'db1.example.com|A' from 127.21.1.2:44361", q("127.21.1.2", "db1.example.com", "A")),
             (
                 "1 [1/1] TCP question for 'cache.be7.host3.example.com|A' from 127.0.0.4:34395",
                 q("127.0.0.4", "cache.be7.host3.example.com", "A"),
@@ -86,19 +79,10 @@ mod tests {
                 "3 [1/1] question for 'api.be5.host12.example.com|AAAA' from [fd00:99::2]:40402",
                 q("fd00:99::2", "api.be5.host12.example.com", "AAAA"),
             ),
-            (
-                "3 [1/1] question for 'a.example.com|A' from fd00:99::2",
-                q("fd00:99::2", "a.example.com", "A"),
-            ),
+            ("3 [1/1] question for 'a.example.com|A' from fd00:99::2", q("fd00:99::2", "a.example.com", "A")),
             // Older releases: no thread number, or no counters.
-            (
-                "[7] question for 'Www.Example.com.|ANY' from 10.1.2.3:53",
-                q("10.1.2.3", "Www.Example.com.", "ANY"),
-            ),
-            (
-                "question for 'a.example.com|A' from 10.1.2.3",
-                q("10.1.2.3", "a.example.com", "A"),
-            ),
+            ("[7] question for 'Www.Example.com.|ANY' from 10.1.2.3:53", q("10.1.2.3", "Www.Example.com.", "ANY")),
+            ("question for 'a.example.com|A' from 10.1.2.3", q("10.1.2.3", "a.example.com", "A")),
             // A name that contains the separator.
             (
                 "3 [1/1] question for 'x' from y.example.com|TXT' from 10.1.2.3:53",
@@ -108,18 +92,9 @@ mod tests {
                 "3 question answered from packet cache tag=0 from 127.0.0.1:5555",
                 Some(Err(SkipReason::CacheHitWithoutName)),
             ),
-            (
-                "question answered from packet cache from 127.0.0.1:5555",
-                Some(Err(SkipReason::CacheHitWithoutName)),
-            ),
-            (
-                "3 [1/1] question for 'db1.example.com|A' from nowhere:1",
-                Some(Err(SkipReason::Malformed)),
-            ),
-            (
-                "3 [1/1] question for 'db1.example.com|A' from ",
-                Some(Err(SkipReason::Malformed)),
-            ),
+            ("question answered from packet cache from 127.0.0.1:5555", Some(Err(SkipReason::CacheHitWithoutName))),
+            ("3 [1/1] question for 'db1.example.com|A' from nowhere:1", Some(Err(SkipReason::Malformed))),
+            ("3 [1/1] question for 'db1.example.com|A' from ", Some(Err(SkipReason::Malformed))),
             ("3 [1/1] question for 'db1.example.com' from 10.0.0.1", Some(Err(SkipReason::Malformed))),
             ("3 [1/1] question for 'db1.example.com|A", Some(Err(SkipReason::Malformed))),
             ("3 [1/1] answer to question 'db1.example.com|A': 1 answers, 1 additional", None),
@@ -129,11 +104,7 @@ mod tests {
             ("", None),
         ];
         for (line, expected) in cases {
-            assert_eq!(
-                parse(line).map(|p| summary(&p)),
-                expected.map(want),
-                "{line:?}"
-            );
+            assert_eq!(parse(line).map(|p| summary(&p)), expected.map(want), "{line:?}");
         }
     }
 }

@@ -28,8 +28,7 @@ pub(super) fn parse(message: &str) -> Option<Parsed<'_>> {
     if !message.starts_with("msg=") {
         return None;
     }
-    let is_question =
-        pair(message).is_ok_and(|(_, msg)| !msg.escaped && QUESTION_MESSAGES.contains(&msg.raw));
+    let is_question = pair(message).is_ok_and(|(_, msg)| !msg.escaped && QUESTION_MESSAGES.contains(&msg.raw));
     if !is_question {
         return Some(Parsed::Skipped(SkipReason::NotAQuery));
     }
@@ -102,13 +101,8 @@ impl<'a> Value<'a> {
 
 /// `key="value" ` with the spaces after it.
 fn pair(i: &str) -> IResult<&str, Value<'_>, ()> {
-    let (i, (key, _, (raw, escaped), _)) = (
-        take_while1(|c| c != '=' && c != ' ' && c != '"'),
-        char('='),
-        alt((quoted, bare)),
-        space0,
-    )
-        .parse(i)?;
+    let (i, (key, _, (raw, escaped), _)) =
+        (take_while1(|c| c != '=' && c != ' ' && c != '"'), char('='), alt((quoted, bare)), space0).parse(i)?;
     Ok((i, Value { key, raw, escaped }))
 }
 
@@ -134,9 +128,7 @@ fn quoted(i: &str) -> IResult<&str, (&str, bool), ()> {
 
 /// An unquoted value, up to the next space.
 fn bare(i: &str) -> IResult<&str, (&str, bool), ()> {
-    take_till(|c| c == ' ' || c == '"')
-        .map(|raw| (raw, false))
-        .parse(i)
+    take_till(|c| c == ' ' || c == '"').map(|raw| (raw, false)).parse(i)
 }
 
 /// Undoes `\x` → `x`.
@@ -164,30 +156,15 @@ mod tests {
         let cases: &[(&str, Option<Want>)] = &[
             (
                 r#"msg="Question" subsystem="syncres" level="0" prio="Info" tid="2" ts="1795310995.698" ecs="" mtid="1" proto="udp" qname="db1.be5.host58.example.com" qtype="A" remote="127.0.0.2:33949""#,
-                q(
-                    "127.0.0.2",
-                    "db1.be5.host58.example.com",
-                    "A",
-                    Some(1_795_310_995_698_000),
-                ),
+                q("127.0.0.2", "db1.be5.host58.example.com", "A", Some(1_795_310_995_698_000)),
             ),
             (
                 r#"msg="Question answered from packet cache" subsystem="in" level="0" prio="Notice" tid="2" ts="1795310996.027" proto="udp" qname="db1.be5.host58.example.com" qtype="A" remote="127.0.0.2:54549" source="127.0.0.2:54549" tag="0""#,
-                q(
-                    "127.0.0.2",
-                    "db1.be5.host58.example.com",
-                    "A",
-                    Some(1_795_310_996_027_000),
-                ),
+                q("127.0.0.2", "db1.be5.host58.example.com", "A", Some(1_795_310_996_027_000)),
             ),
             (
                 r#"msg="Question" ts="1795311174.329" ecs="10.9.8.0/24" qname="cache.be7.host3.example.com" qtype="AAAA" remote="[fd00:99::2]:34418""#,
-                q(
-                    "fd00:99::2",
-                    "cache.be7.host3.example.com",
-                    "AAAA",
-                    Some(1_795_311_174_329_000),
-                ),
+                q("fd00:99::2", "cache.be7.host3.example.com", "AAAA", Some(1_795_311_174_329_000)),
             ),
             // No ts: the prefix or the reader gives the time.
             (
@@ -204,56 +181,25 @@ mod tests {
                 r#"msg="Question" qname=a.example.com qtype=A remote=10.0.0.1:53 remote="10.9.9.9:1""#,
                 q("10.0.0.1", "a.example.com", "A", None),
             ),
-            (
-                r#"msg="Answer" qname="a.example.com" qtype="A" remote="10.0.0.1:53""#,
-                Some(Err(SkipReason::NotAQuery)),
-            ),
+            (r#"msg="Answer" qname="a.example.com" qtype="A" remote="10.0.0.1:53""#, Some(Err(SkipReason::NotAQuery))),
             (
                 r#"msg="Enabling IPv4 transport for outgoing queries" subsystem="config""#,
                 Some(Err(SkipReason::NotAQuery)),
             ),
             (r#"msg="Quest"#, Some(Err(SkipReason::NotAQuery))),
-            (
-                r#"msg="Question" qname="a.example.com" qtype="A""#,
-                Some(Err(SkipReason::Malformed)),
-            ),
-            (
-                r#"msg="Question" qname="a.example.com" remote="10.0.0.1:53""#,
-                Some(Err(SkipReason::Malformed)),
-            ),
-            (
-                r#"msg="Question" qtype="A" remote="10.0.0.1:53""#,
-                Some(Err(SkipReason::Malformed)),
-            ),
-            (
-                r#"msg="Question" qname="" qtype="A" remote="10.0.0.1:53""#,
-                Some(Err(SkipReason::Malformed)),
-            ),
-            (
-                r#"msg="Question" qname="a" qtype="A" remote="nowhere:53""#,
-                Some(Err(SkipReason::Malformed)),
-            ),
-            (
-                r#"msg="Question" qname="a" qtype="A\"" remote="10.0.0.1:53""#,
-                Some(Err(SkipReason::Malformed)),
-            ),
-            (
-                r#"msg="Question" qname="a" qtype="A" remote="10.0.0.1:53" ts="17953"#,
-                Some(Err(SkipReason::Malformed)),
-            ),
-            (
-                r#"msg="Question" qname="a\"#,
-                Some(Err(SkipReason::Malformed)),
-            ),
+            (r#"msg="Question" qname="a.example.com" qtype="A""#, Some(Err(SkipReason::Malformed))),
+            (r#"msg="Question" qname="a.example.com" remote="10.0.0.1:53""#, Some(Err(SkipReason::Malformed))),
+            (r#"msg="Question" qtype="A" remote="10.0.0.1:53""#, Some(Err(SkipReason::Malformed))),
+            (r#"msg="Question" qname="" qtype="A" remote="10.0.0.1:53""#, Some(Err(SkipReason::Malformed))),
+            (r#"msg="Question" qname="a" qtype="A" remote="nowhere:53""#, Some(Err(SkipReason::Malformed))),
+            (r#"msg="Question" qname="a" qtype="A\"" remote="10.0.0.1:53""#, Some(Err(SkipReason::Malformed))),
+            (r#"msg="Question" qname="a" qtype="A" remote="10.0.0.1:53" ts="17953"#, Some(Err(SkipReason::Malformed))),
+            (r#"msg="Question" qname="a\"#, Some(Err(SkipReason::Malformed))),
             ("Question", None),
             (r#"  msg="Question""#, None),
         ];
         for (line, expected) in cases {
-            assert_eq!(
-                parse(line).map(|p| summary(&p)),
-                expected.map(want),
-                "{line:?}"
-            );
+            assert_eq!(parse(line).map(|p| summary(&p)), expected.map(want), "{line:?}");
         }
     }
 

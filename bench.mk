@@ -1,0 +1,3 @@
+bench:
+	bash bench/run.sh
+.PHONY: bench
