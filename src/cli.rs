@@ -33,9 +33,18 @@ pub struct Global {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// Directory of the embedded PostgreSQL cluster (used when no --database-url).
-    #[arg(long, env = "EDGEWATCH_DATA_DIR", default_value = ".edgewatch", global = true)]
-    pub data_dir: PathBuf,
+    /// Directory of the embedded PostgreSQL cluster (used when no --database-url)
+    /// [default: .edgewatch]
+    #[arg(long, env = "EDGEWATCH_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Configuration file (TOML); flags and environment variables win over it.
+    #[arg(long, env = "EDGEWATCH_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// The loaded configuration file.
+    #[arg(skip)]
+    pub file: crate::config::Config,
 
     /// More log output on stderr (-v info, -vv debug); EDGEWATCH_LOG takes a full filter.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -64,16 +73,18 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DnsArgs {
-    /// Zone holding the service names (repeatable): with `--zone example.com`, a query for
-    /// db1.be5.host58.example.com is consumer be5.host58 asking for service db1.
-    #[arg(long = "zone", env = "EDGEWATCH_ZONES", value_delimiter = ',', required = true)]
+    /// Zone holding the service names (repeatable; else `[dns] zones` of the config
+    /// file): with `--zone example.com`, a query for db1.be5.host58.example.com is
+    /// consumer be5.host58 asking for service db1.
+    #[arg(long = "zone", env = "EDGEWATCH_ZONES", value_delimiter = ',')]
     pub zones: Vec<String>,
-    /// Write to the database after this many lines.
-    #[arg(long, default_value_t = 200_000)]
-    pub batch_lines: u64,
-    /// UTC offset of year-less log prefix times such as `Nov 22 01:36:00`, e.g. +02:00.
-    #[arg(long, default_value = "+00:00", value_parser = parse_offset)]
-    pub log_utc_offset: i32,
+    /// Write to the database after this many lines [default: 200000].
+    #[arg(long)]
+    pub batch_lines: Option<u64>,
+    /// UTC offset of year-less log prefix times such as `Nov 22 01:36:00`, e.g. +02:00
+    /// [default: +00:00].
+    #[arg(long, value_parser = parse_offset)]
+    pub log_utc_offset: Option<i32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,9 +121,10 @@ pub enum DnsCommand {
         /// Reload the CMDB this often.
         #[arg(long, value_parser = parse_duration, default_value = "60s")]
         cmdb_refresh: Duration,
-        /// Retire DNS edges no query has used for this long ("never" to keep them).
-        #[arg(long, default_value = "7d", value_parser = parse_optional_duration)]
-        expire_after: OptionalDuration,
+        /// Retire DNS edges no query has used for this long ("never" to keep them)
+        /// [default: 7d].
+        #[arg(long, value_parser = parse_optional_duration)]
+        expire_after: Option<OptionalDuration>,
     },
     /// What discovery skipped and why, and the names and addresses the CMDB lacks.
     Stats {
@@ -220,7 +232,7 @@ pub enum TextFormat {
     Json,
 }
 
-fn parse_optional_duration(s: &str) -> Result<OptionalDuration, String> {
+pub fn parse_optional_duration(s: &str) -> Result<OptionalDuration, String> {
     if s.eq_ignore_ascii_case("never") {
         Ok(OptionalDuration(None))
     } else {
@@ -229,7 +241,7 @@ fn parse_optional_duration(s: &str) -> Result<OptionalDuration, String> {
 }
 
 /// `+02:00`, `-0530`, `Z` → seconds east of UTC.
-fn parse_offset(s: &str) -> Result<i32, String> {
+pub fn parse_offset(s: &str) -> Result<i32, String> {
     let bad = || format!("{s:?} is not a UTC offset (examples: +00:00, +02:00, -05:30, Z)");
     if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") {
         return Ok(0);
@@ -253,4 +265,16 @@ fn parse_offset(s: &str) -> Result<i32, String> {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 2s, 5m, 7d)"))
+}
+
+impl Global {
+    /// The embedded cluster's directory: the flag, else the config file, else `.edgewatch`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().or_else(|| self.file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(".edgewatch"))
+    }
+
+    /// The database URL: the flag or DATABASE_URL, else the config file.
+    pub fn database_url(&self) -> Option<String> {
+        self.database_url.clone().or_else(|| self.file.database_url.clone())
+    }
 }

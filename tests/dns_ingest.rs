@@ -162,3 +162,114 @@ async fn a_missing_zone_and_a_missing_file_are_clear_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/pdns.log"));
 }
+
+#[tokio::test]
+async fn junk_is_skipped_and_counted_never_a_panic() {
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json")]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk.log");
+    let good = "Remote 127.20.3.2 wants 'cache.example.com|A', do = 0, bufsize = 1232: packetcache MISS\n";
+    let mut junk: Vec<u8> = Vec::new();
+    junk.extend_from_slice(good.as_bytes());
+    junk.extend_from_slice(b"\xff\xfe invalid utf-8 \xc3\x28 Remote 127.20.3.2 wants 'x|A'\n");
+    junk.extend(std::iter::repeat_n(b'a', 200 * 1024));
+    junk.push(b'\n');
+    let mut x: u32 = 12345;
+    for _ in 0..2000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        junk.push((x >> 16) as u8);
+    }
+    junk.push(b'\n');
+    junk.extend_from_slice(&good.as_bytes()[..40]);
+    junk.push(b'\n');
+    junk.extend_from_slice(good.as_bytes());
+    std::fs::write(&path, &junk).unwrap();
+    let out = json(&db, &["dns", "ingest", "--zone", "example.com", "--format", "json", path.to_str().unwrap()]);
+    assert_eq!(out["resolved"], 2, "{out:#}");
+    assert_eq!(out["skipped"]["too-long"], 1, "{out:#}");
+    assert_eq!(
+        out["skipped"]["invalid-utf8"].as_u64().unwrap_or(0)
+            + out["skipped"]["not-a-query"].as_u64().unwrap_or(0)
+            + out["skipped"]["malformed"].as_u64().unwrap_or(0),
+        out["lines"].as_u64().unwrap() - 3,
+        "{out:#}"
+    );
+    let edges = json(&db, &["graph", "edges", "--format", "json"]);
+    assert_eq!(edges.as_array().unwrap().iter().map(|e| e["queries"].as_i64().unwrap()).sum::<i64>(), 2);
+}
+
+#[tokio::test]
+async fn tail_reads_standard_input() {
+    use std::io::Write;
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json")]);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("edgewatch"))
+        .env_remove("DATABASE_URL")
+        .args(["--database-url", &db.url, "dns", "tail", "--zone", "example.com", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = std::fs::read(sample("pdns-auth-plain.log")).unwrap();
+    child.stdin.take().unwrap().write_all(&log).unwrap();
+    // End of input ends the tail, after a last write.
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ours = project(&json(&db, &["graph", "edges", "--format", "json"]), &EDGE_KEYS);
+    assert_eq!(ours, expected("expected-edges-auth-plain.json"));
+}
+
+#[tokio::test]
+async fn dns_edges_nobody_asks_for_retire_and_come_back() {
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json"), &sample("links.txt")]);
+    ok(&db, &["dns", "ingest", "--zone", "example.com", &sample("pdns-auth-console.log")]);
+    let all = json(&db, &["graph", "edges", "--format", "json"]).as_array().unwrap().len();
+    let only_cmdb = expected("expected-edges-auth-console+links.json")
+        .iter()
+        .filter(|e| e["sources"] == serde_json::json!(["cmdb"]))
+        .count();
+    let both = expected("expected-edges-auth-console+links.json")
+        .iter()
+        .filter(|e| e["sources"] == serde_json::json!(["cmdb", "dns"]))
+        .count();
+
+    // Nothing is old enough yet.
+    ok(&db, &["dns", "expire", "--older-than", "7d"]);
+    assert_eq!(json(&db, &["graph", "edges", "--format", "json"]).as_array().unwrap().len(), all);
+
+    graph_store::testing::age_dns_edges(&db.pool, 8).await;
+    let said = ok(&db, &["dns", "expire", "--older-than", "7d"]);
+    assert!(said.contains(&format!("kept by other sources")), "{said}");
+    let live = json(&db, &["graph", "edges", "--format", "json"]);
+    // What is left: the published links, without `dns` now.
+    assert_eq!(live.as_array().unwrap().len(), only_cmdb + both);
+    assert!(live.as_array().unwrap().iter().all(|e| e["sources"] == serde_json::json!(["cmdb"])));
+
+    // Asked for again (a new log), they are back.
+    let dir = tempfile::tempdir().unwrap();
+    let again = dir.path().join("again.log");
+    std::fs::write(&again, std::fs::read(sample("pdns-auth-syslog.log")).unwrap()).unwrap();
+    ok(&db, &["dns", "ingest", "--zone", "example.com", again.to_str().unwrap()]);
+    assert_eq!(json(&db, &["graph", "edges", "--format", "json"]).as_array().unwrap().len(), all);
+}
+
+#[tokio::test]
+async fn zones_come_from_the_config_file_and_bad_keys_are_named() {
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json")]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("edgewatch.toml");
+    std::fs::write(&config, "[dns]\nzones = [\"example.com\"]\n").unwrap();
+    ok(&db, &["--config", config.to_str().unwrap(), "dns", "ingest", &sample("pdns-rec-old.log")]);
+    let ours = project(&json(&db, &["graph", "edges", "--format", "json"]), &EDGE_KEYS);
+    assert_eq!(ours, expected("expected-edges-rec-old.json"));
+
+    std::fs::write(&config, "[dns]\nzone = [\"example.com\"]\n").unwrap();
+    let out = edgewatch(&db, &["--config", config.to_str().unwrap(), "dns", "ingest", &sample("pdns-rec-old.log")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("edgewatch.toml") && stderr.contains("zone"), "{stderr}");
+}

@@ -118,6 +118,18 @@ pub async fn node_last_seen(pool: &PgPool) -> Vec<(String, chrono::DateTime<chro
     sqlx::query_as("SELECT name, last_seen FROM nodes ORDER BY name").fetch_all(pool).await.expect("reading last_seen")
 }
 
+/// Moves the time every DNS edge was last asked for back by `days`, as if no query had
+/// used it since.
+pub async fn age_dns_edges(pool: &PgPool, days: i32) {
+    sqlx::query(
+        "UPDATE edges SET dns_last_seen = dns_last_seen - make_interval(days => $1) WHERE dns_last_seen IS NOT NULL",
+    )
+    .bind(days)
+    .execute(pool)
+    .await
+    .expect("ageing dns edges");
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

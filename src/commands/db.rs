@@ -9,14 +9,14 @@ use serde_json::json;
 use crate::cli::{DbCommand, Global, TextFormat};
 
 pub async fn run(global: &Global, cmd: DbCommand) -> Result<ExitCode> {
-    if global.database_url.is_some() {
+    if global.database_url().is_some() {
         bail!(
             "`edgewatch db` manages the embedded cluster, but --database-url / DATABASE_URL \
              points at another server; unset it to manage the cluster in {}",
-            global.data_dir.display()
+            global.data_dir().display()
         );
     }
-    let cluster = EmbeddedCluster::new(&global.data_dir)?;
+    let cluster = EmbeddedCluster::new(global.data_dir())?;
     match cmd {
         DbCommand::Start => {
             let started = cluster.start()?;

@@ -8,22 +8,42 @@ use discovery::dns::ingest::{self, IngestOptions, IngestSummary};
 use discovery::dns::tail::{self, TailOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{DnsArgs, DnsCommand, Global, TextFormat};
+use crate::cli::{DnsArgs, DnsCommand, Global, OptionalDuration, TextFormat};
 
-fn options(args: &DnsArgs) -> Result<IngestOptions> {
+/// Flags over the config file's `[dns]` over the defaults.
+fn options(global: &Global, args: &DnsArgs) -> Result<IngestOptions> {
+    let file = &global.file.dns;
+    let defaults = IngestOptions::default();
+    let offset = match (args.log_utc_offset, &file.log_utc_offset) {
+        (Some(offset), _) => offset,
+        (None, Some(text)) => {
+            crate::cli::parse_offset(text).map_err(|e| anyhow::anyhow!("config [dns] log_utc_offset: {e}"))?
+        }
+        (None, None) => defaults.local_offset_secs,
+    };
     Ok(IngestOptions {
-        zones: args.zones.clone(),
-        batch_lines: args.batch_lines,
-        local_offset_secs: args.log_utc_offset,
-        ..Default::default()
+        zones: if args.zones.is_empty() { file.zones.clone() } else { args.zones.clone() },
+        batch_lines: args.batch_lines.or(file.batch_lines).unwrap_or(defaults.batch_lines),
+        local_offset_secs: offset,
+        ..defaults
     }
     .validated()?)
+}
+
+fn resolve_expire_after(global: &Global, flag: Option<OptionalDuration>) -> Result<Option<std::time::Duration>> {
+    match (flag, &global.file.dns.expire_after) {
+        (Some(d), _) => Ok(d.0),
+        (None, Some(text)) => crate::cli::parse_optional_duration(text)
+            .map(|d| d.0)
+            .map_err(|e| anyhow::anyhow!("config [dns] expire_after: {e}")),
+        (None, None) => Ok(Some(std::time::Duration::from_secs(7 * 24 * 3600))),
+    }
 }
 
 pub async fn run(global: &Global, cmd: DnsCommand) -> Result<ExitCode> {
     match cmd {
         DnsCommand::Ingest { dns, files, format } => {
-            let opts = options(&dns)?;
+            let opts = options(global, &dns)?;
             let db = super::connect(global).await?;
             let bar = progress_bar();
             let summary = ingest::ingest_files(&db.pool, &files, &opts, |done, total| {
@@ -44,10 +64,10 @@ pub async fn run(global: &Global, cmd: DnsCommand) -> Result<ExitCode> {
         }
         DnsCommand::Tail { dns, paths, flush_every, cmdb_refresh, expire_after } => {
             let opts = TailOptions {
-                ingest: options(&dns)?,
+                ingest: options(global, &dns)?,
                 flush_every,
                 cmdb_refresh,
-                expire_after: expire_after.0,
+                expire_after: resolve_expire_after(global, expire_after)?,
                 ..Default::default()
             };
             let db = super::connect(global).await?;

@@ -14,7 +14,10 @@ use graph_store::Database;
 
 use crate::cli::{Cli, Command, Global};
 
-pub async fn run(cli: Cli) -> Result<ExitCode> {
+pub async fn run(mut cli: Cli) -> Result<ExitCode> {
+    if let Some(path) = &cli.global.config {
+        cli.global.file = crate::config::Config::load(path)?;
+    }
     let global = &cli.global;
     match cli.command {
         Command::Demo => demo::run(global).await,
@@ -32,9 +35,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 
 /// Where the store is, from the global flags.
 pub fn target(global: &Global) -> Target {
-    match &global.database_url {
-        Some(url) => Target::Url(url.clone()),
-        None => Target::Embedded(global.data_dir.clone()),
+    match global.database_url() {
+        Some(url) => Target::Url(url),
+        None => Target::Embedded(global.data_dir()),
     }
 }
 

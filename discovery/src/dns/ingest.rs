@@ -40,7 +40,9 @@ impl IngestOptions {
         self.zones.retain(|z| !z.is_empty());
         if self.zones.is_empty() {
             return Err(Error::Config(
-                "no DNS zone given: say which zone holds the service names, e.g. --zone example.com".into(),
+                "no DNS zone given: say which zone holds the service names, e.g. --zone example.com \
+                 (or `zones` under [dns] in the config file)"
+                    .into(),
             ));
         }
         if self.batch_lines == 0 || self.read_buffer < 4096 {
