@@ -6,12 +6,16 @@ EDGEWATCH_TEST_DATA_DIR ?= $(or $(TMPDIR),/tmp)/edgewatch-test-$(shell id -u)
 export EDGEWATCH_TEST_DATA_DIR
 DATA_DIR ?= .edgewatch
 
-.PHONY: all build deps demo test lint clean-test-db
+.PHONY: all build deps test-deps demo test lint clean-test-db
 
 all: build
 
 deps:
 	@scripts/install-deps.sh postgres
+
+# The tests also need a real PowerDNS (auth, bind backend, recursor), dig and iproute2.
+test-deps:
+	@scripts/install-deps.sh postgres pdns
 
 build:
 	$(CARGO) build --locked
@@ -21,7 +25,7 @@ demo: deps build
 	./target/debug/edgewatch --data-dir $(DATA_DIR) demo
 
 ## make test: install what is missing, then run every test on a real (embedded) PostgreSQL
-test: deps
+test: test-deps
 	@$(MAKE) --no-print-directory clean-test-db
 	$(CARGO) build --locked --workspace --all-targets
 	$(CARGO) test --locked --workspace --all-targets; status=$$?; \
@@ -36,3 +40,6 @@ clean-test-db:
 	@if [ -d "$(EDGEWATCH_TEST_DATA_DIR)" ]; then \
 	  ./target/debug/edgewatch --data-dir "$(EDGEWATCH_TEST_DATA_DIR)" db stop >/dev/null 2>&1 || true; \
 	  rm -rf "$(EDGEWATCH_TEST_DATA_DIR)"; fi
+
+# make bench: parse and ingest benchmarks, results in docs/BENCHMARKS.md
+include bench.mk
