@@ -69,7 +69,7 @@ CREATE TABLE edges (
     dns_last_seen  timestamptz,
     retired_at     timestamptz,
     UNIQUE (src_id, dst_ip)
-);
+) WITH (fillfactor = 70);  -- room for in-page (HOT) updates: every DNS batch updates many edges
 CREATE INDEX edges_dst_ip ON edges (dst_ip);
 CREATE INDEX edges_live ON edges (src_id) WHERE retired_at IS NULL;
 

@@ -78,7 +78,8 @@ pub struct DnsArgs {
     /// consumer be5.host58 asking for service db1.
     #[arg(long = "zone", env = "EDGEWATCH_ZONES", value_delimiter = ',')]
     pub zones: Vec<String>,
-    /// Write to the database after this many lines [default: 200000].
+    /// Write to the database after this many lines at most [default: 5000000]; writes
+    /// also happen every 10 s and when 250,000 (consumer, service) pairs are held.
     #[arg(long)]
     pub batch_lines: Option<u64>,
     /// UTC offset of year-less log prefix times such as `Nov 22 01:36:00`, e.g. +02:00

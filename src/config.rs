@@ -7,7 +7,7 @@
 //!
 //! [dns]
 //! zones = ["example.com"]                  # zones holding the service names
-//! batch_lines = 200000
+//! batch_lines = 5000000
 //! log_utc_offset = "+00:00"                # of year-less log prefixes
 //! expire_after = "7d"                      # retire DNS edges unused this long ("never")
 //! ```

@@ -234,7 +234,8 @@ async fn upsert_dns_edges(conn: &mut PgConnection, b: &DnsEdgeBatch) -> Result<(
          FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[], $6::timestamptz[]) \
               AS t(src, ip, services, queries, first_seen, last_seen) \
          ON CONFLICT (src_id, dst_ip) DO UPDATE SET \
-             services = ARRAY(SELECT DISTINCT x FROM unnest(e.services || EXCLUDED.services) AS x ORDER BY x), \
+             services = CASE WHEN e.services @> EXCLUDED.services THEN e.services \
+                        ELSE ARRAY(SELECT DISTINCT x FROM unnest(e.services || EXCLUDED.services) AS x ORDER BY x) END, \
              sources = CASE WHEN e.retired_at IS NOT NULL THEN ARRAY['dns'] \
                             WHEN 'dns' = ANY(e.sources) THEN e.sources \
                             ELSE e.sources || 'dns'::text END, \

@@ -19,8 +19,13 @@ use crate::{Error, Result};
 pub struct IngestOptions {
     /// Zones whose names are service names (`example.com`).
     pub zones: Vec<String>,
-    /// Write after this many lines (and at the end, and in `tail` at least every second).
+    /// Write after this many lines at most (a crash re-reads no more than this).
     pub batch_lines: u64,
+    /// Write when this many distinct (consumer, service) pairs are held: memory is
+    /// bounded by this, whatever the length of the logs.
+    pub max_pairs: usize,
+    /// Write at least this often while reading.
+    pub flush_interval: std::time::Duration,
     /// UTC offset of the year-less time prefixes, in seconds.
     pub local_offset_secs: i32,
     /// Read buffer size.
@@ -29,7 +34,14 @@ pub struct IngestOptions {
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions { zones: Vec::new(), batch_lines: 200_000, local_offset_secs: 0, read_buffer: 1 << 20 }
+        IngestOptions {
+            zones: Vec::new(),
+            batch_lines: 5_000_000,
+            max_pairs: 250_000,
+            flush_interval: std::time::Duration::from_secs(10),
+            local_offset_secs: 0,
+            read_buffer: 1 << 20,
+        }
     }
 }
 
@@ -45,7 +57,7 @@ impl IngestOptions {
                     .into(),
             ));
         }
-        if self.batch_lines == 0 || self.read_buffer < 4096 {
+        if self.batch_lines == 0 || self.max_pairs == 0 || self.read_buffer < 4096 {
             return Err(Error::Config("batch lines must be positive and the read buffer at least 4 KiB".into()));
         }
         Ok(self)
@@ -83,6 +95,13 @@ pub async fn load_resolver(pool: &PgPool, opts: &IngestOptions) -> Result<Resolv
     Ok(Resolver::new(&snapshot, &opts.zones))
 }
 
+/// Is it time to write?
+pub fn batch_due(agg: &Aggregator, opts: &IngestOptions, last_flush: std::time::Instant) -> bool {
+    agg.pending_lines() >= opts.batch_lines
+        || agg.pending_pairs() >= opts.max_pairs
+        || (agg.pending_lines() > 0 && last_flush.elapsed() >= opts.flush_interval)
+}
+
 /// Writes everything aggregated and the files' new positions in one transaction.
 pub async fn flush(pool: &PgPool, agg: &mut Aggregator, resolver: &Resolver, files: &mut [&mut LogFile]) -> Result<()> {
     let advances: Vec<(usize, CheckpointAdvance)> =
@@ -115,6 +134,7 @@ pub async fn ingest_files(
     let mut buf = vec![0u8; opts.read_buffer];
     let total: u64 = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     let mut done = 0u64;
+    let mut last_flush = std::time::Instant::now();
     for path in paths {
         let read_err = |source| Error::Read { path: path.clone(), source };
         if !path.exists() {
@@ -144,8 +164,9 @@ pub async fn ingest_files(
             }
             done += n as u64;
             progress(done, total);
-            if agg.pending_lines() >= opts.batch_lines {
+            if batch_due(&agg, opts, last_flush) {
                 flush(pool, &mut agg, &resolver, &mut [&mut file]).await?;
+                last_flush = std::time::Instant::now();
             }
         }
         flush(pool, &mut agg, &resolver, &mut [&mut file]).await?;

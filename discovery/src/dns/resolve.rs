@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use graph_store::dns::CmdbSnapshot;
+use rustc_hash::FxHashMap;
 
 use super::record::QueryRecord;
 
@@ -98,7 +99,7 @@ pub struct Resolver {
     services: HashMap<String, u32>,
     providers: Vec<ServiceProviders>,
     /// Tier per (service, consumer), computed on first use.
-    tiers: HashMap<(u32, u32), Vec<IpAddr>>,
+    tiers: FxHashMap<(u32, u32), Vec<IpAddr>>,
     scratch: String,
 }
 
@@ -118,7 +119,7 @@ impl Resolver {
             service_names: Vec::new(),
             services: HashMap::new(),
             providers: Vec::new(),
-            tiers: HashMap::new(),
+            tiers: FxHashMap::default(),
             scratch: String::new(),
         };
         for n in &snapshot.nodes {
@@ -226,11 +227,17 @@ impl Resolver {
             let tier = self.tier(sid, consumer);
             self.tiers.insert((sid, consumer), tier);
         }
-        let targets = &self.tiers[&(sid, consumer)];
+        let targets = self.targets(sid, consumer);
         if targets.is_empty() {
             return Resolution::NoEdge(NoEdge::NoProvider, Some(self.service_names[sid as usize].clone()));
         }
         Resolution::Edge(Resolved { consumer, service: sid, targets })
+    }
+
+    /// The provider addresses a resolved (service, consumer) pair points at; empty for a
+    /// pair this resolver has not resolved.
+    pub fn targets(&self, service: u32, consumer: u32) -> &[IpAddr] {
+        self.tiers.get(&(service, consumer)).map_or(&[], Vec::as_slice)
     }
 
     /// The closest tier of serving providers other than the consumer itself: its own

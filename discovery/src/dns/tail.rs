@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::aggregate::{Aggregator, Totals};
-use super::ingest::{flush, load_resolver, parse_context, IngestOptions};
+use super::ingest::{batch_due, flush, load_resolver, parse_context, IngestOptions};
 use super::record::{SkipReason, MAX_LINE};
 use super::source::{file_id, LogFile};
 use crate::{Error, Result};
@@ -79,7 +79,7 @@ pub async fn tail(pool: &PgPool, paths: &[PathBuf], opts: &TailOptions, shutdown
             progressed |= step(pool, f, &mut buf, &mut agg, &mut resolver, &ctx, opts).await?;
         }
         let due = last_flush.elapsed() >= opts.flush_every;
-        if agg.pending_lines() >= opts.ingest.batch_lines || due {
+        if due || batch_due(&agg, &opts.ingest, last_flush) {
             let mut files: Vec<&mut LogFile> = followed.iter_mut().filter_map(|f| f.file.as_mut()).collect();
             flush(pool, &mut agg, &resolver, &mut files).await?;
             last_flush = Instant::now();
@@ -220,7 +220,7 @@ async fn step(
             break;
         }
         progressed = true;
-        if agg.pending_lines() >= opts.ingest.batch_lines {
+        if agg.pending_lines() >= opts.ingest.batch_lines || agg.pending_pairs() >= opts.ingest.max_pairs {
             break;
         }
     }
@@ -305,7 +305,7 @@ pub async fn tail_stdin(pool: &PgPool, opts: &TailOptions, shutdown: Cancellatio
             }
             None => {}
         }
-        if agg.pending_lines() >= opts.ingest.batch_lines || last_flush.elapsed() >= opts.flush_every {
+        if batch_due(&agg, &opts.ingest, last_flush) || last_flush.elapsed() >= opts.flush_every {
             flush(pool, &mut agg, &resolver, &mut []).await?;
             last_flush = Instant::now();
         }
