@@ -69,6 +69,40 @@ pub enum Command {
     /// Look at the dependency graph.
     #[command(subcommand)]
     Graph(GraphCommand),
+    /// Make a synthetic fleet: a CMDB inventory and PowerDNS logs, for trials and benchmarks.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Write DIR/inventory.json and DIR/pdns-<flavour>.log, deterministic from --seed.
+    ///
+    /// Every address is in 127.0.0.0/8, so the fleet can also be probed on one machine.
+    /// Example: edgewatch fleet generate --out /tmp/fleet --lines 1000000 --flavour
+    /// auth-console, then cmdb import /tmp/fleet/inventory.json and dns ingest --zone
+    /// example.com /tmp/fleet/pdns-auth-console.log.
+    Generate {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Log lines per flavour.
+        #[arg(long, default_value_t = 100_000)]
+        lines: u64,
+        /// auth-console, auth-plain, auth-syslog, rec-old, rec-structured, pipe,
+        /// journald-json, or all.
+        #[arg(long, default_value = "all")]
+        flavour: String,
+        #[arg(long, default_value_t = 6)]
+        dcs: usize,
+        #[arg(long, default_value_t = 1000)]
+        hosts: usize,
+        #[arg(long, default_value_t = 5000)]
+        containers: usize,
+        #[arg(long, default_value = "example.com")]
+        zone: String,
+    },
 }
 
 #[derive(Debug, Args)]

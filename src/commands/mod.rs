@@ -4,6 +4,7 @@ mod cmdb;
 mod db;
 mod demo;
 mod dns;
+mod fleet;
 mod graph;
 
 use std::process::ExitCode;
@@ -30,6 +31,7 @@ pub async fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::Cmdb(cmd) => cmdb::run(global, cmd).await,
         Command::Dns(cmd) => dns::run(global, cmd).await,
         Command::Graph(cmd) => graph::run(global, cmd).await,
+        Command::Fleet(cmd) => fleet::run(cmd),
     }
 }
 
