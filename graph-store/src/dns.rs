@@ -181,46 +181,34 @@ pub async fn apply_batch(
     Ok(())
 }
 
+/// Moves a file's stored position from `expected_offset` to the new one: inserts the
+/// row for a file read for the first time, updates it otherwise; refuses when the
+/// stored position is not the expected one (another reader moved it).
 async fn advance_checkpoint(conn: &mut PgConnection, advance: &CheckpointAdvance) -> Result<()> {
     let c = &advance.to;
-    let moved: Option<i32> = sqlx::query_scalar(
-        "INSERT INTO ingest_checkpoints (device, inode, fingerprint, path, byte_offset, lines) \
-         SELECT $1, $2, $3, $4, $5, $6 WHERE $7 = 0 \
+    let sql = if advance.expected_offset == 0 {
+        "INSERT INTO ingest_checkpoints AS k (device, inode, fingerprint, path, byte_offset, lines) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (device, inode, fingerprint) DO UPDATE \
          SET path = EXCLUDED.path, byte_offset = $5, lines = $6, updated_at = now() \
-         WHERE ingest_checkpoints.byte_offset = $7 \
-         RETURNING 1",
-    )
-    .bind(c.device)
-    .bind(c.inode)
-    .bind(&c.fingerprint)
-    .bind(&c.path)
-    .bind(c.byte_offset)
-    .bind(c.lines)
-    .bind(advance.expected_offset)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(Error::sql("advancing a checkpoint"))?;
-    if moved.is_some() {
-        return Ok(());
-    }
-    // Nothing inserted or updated: either another reader moved the position, or the row
-    // does not exist although we expected a position.
-    let updated: Option<i32> = sqlx::query_scalar(
+         WHERE k.byte_offset = $7 \
+         RETURNING 1"
+    } else {
         "UPDATE ingest_checkpoints SET path = $4, byte_offset = $5, lines = $6, updated_at = now() \
-         WHERE device = $1 AND inode = $2 AND fingerprint = $3 AND byte_offset = $7 RETURNING 1",
-    )
-    .bind(c.device)
-    .bind(c.inode)
-    .bind(&c.fingerprint)
-    .bind(&c.path)
-    .bind(c.byte_offset)
-    .bind(c.lines)
-    .bind(advance.expected_offset)
-    .fetch_optional(conn)
-    .await
-    .map_err(Error::sql("advancing a checkpoint"))?;
-    match updated {
+         WHERE device = $1 AND inode = $2 AND fingerprint = $3 AND byte_offset = $7 RETURNING 1"
+    };
+    let moved: Option<i32> = sqlx::query_scalar(sql)
+        .bind(c.device)
+        .bind(c.inode)
+        .bind(&c.fingerprint)
+        .bind(&c.path)
+        .bind(c.byte_offset)
+        .bind(c.lines)
+        .bind(advance.expected_offset)
+        .fetch_optional(conn)
+        .await
+        .map_err(Error::sql("advancing a checkpoint"))?;
+    match moved {
         Some(_) => Ok(()),
         None => Err(Error::CheckpointMoved { path: c.path.clone(), expected: advance.expected_offset }),
     }

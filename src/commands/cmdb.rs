@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use discovery::cmdb::{self, ImportOptions, ImportReport, WatchEvent, WatchOptions};
-use tokio_util::sync::CancellationToken;
 
 use crate::cli::{CmdbCommand, Global, TextFormat};
 
@@ -23,12 +22,7 @@ pub async fn run(global: &Global, cmd: CmdbCommand) -> Result<ExitCode> {
         }
         CmdbCommand::Watch { files, allow_mass_retire, settle, poll } => {
             let db = super::connect(global).await?;
-            let shutdown = CancellationToken::new();
-            let on_signal = shutdown.clone();
-            tokio::spawn(async move {
-                let _ = tokio::signal::ctrl_c().await;
-                on_signal.cancel();
-            });
+            let shutdown = super::shutdown_on_ctrl_c();
             let opts = WatchOptions { import: ImportOptions { allow_mass_retire }, settle, poll };
             eprintln!("watching {} file(s); Ctrl-C stops", files.len());
             cmdb::watch(&db.pool, &files, opts, shutdown, |event| match event {

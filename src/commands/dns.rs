@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 use discovery::dns::ingest::{self, IngestOptions, IngestSummary};
 use discovery::dns::tail::{self, TailOptions};
-use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DnsArgs, DnsCommand, Global, OptionalDuration, TextFormat};
 
@@ -71,12 +70,7 @@ pub async fn run(global: &Global, cmd: DnsCommand) -> Result<ExitCode> {
                 ..Default::default()
             };
             let db = super::connect(global).await?;
-            let shutdown = CancellationToken::new();
-            let on_signal = shutdown.clone();
-            tokio::spawn(async move {
-                let _ = tokio::signal::ctrl_c().await;
-                on_signal.cancel();
-            });
+            let shutdown = super::shutdown_on_ctrl_c();
             let totals = if paths.len() == 1 && paths[0].as_os_str() == "-" {
                 tail::tail_stdin(&db.pool, &opts, shutdown).await?
             } else {

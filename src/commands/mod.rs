@@ -51,3 +51,14 @@ pub async fn connect(global: &Global) -> Result<Database> {
         Target::Embedded(dir) => format!("opening the embedded database in {}", dir.display()),
     })
 }
+
+/// A token cancelled by Ctrl-C (SIGINT), for the long-running commands.
+pub fn shutdown_on_ctrl_c() -> tokio_util::sync::CancellationToken {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        on_signal.cancel();
+    });
+    shutdown
+}
