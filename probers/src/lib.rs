@@ -1,4 +1,25 @@
 //! Probing: ICMP and TCP probes, prober workers, the agent and path tracing.
 //!
-//! Empty for now; the probing issue fills it. Everything here that sends packets will
-//! check its target against an allow-list of networks first.
+//! The probe engine ([`Engine`]) takes targets ([`ProbeTarget`]: an address, and ICMP echo
+//! or TCP connect to a port), checks each against the [`AllowList`] before anything is sent,
+//! and gives per target the packets sent and received, loss and RTT figures
+//! ([`ProbeOutcome`]). ICMP runs over one socket per address family (raw, or the kernel's
+//! unprivileged ICMP datagram socket) with thousands of targets in flight at once, all
+//! sends paced under one packets-per-second cap.
+
+pub mod allow;
+pub mod engine;
+pub mod error;
+pub mod health;
+pub mod icmp;
+mod pace;
+pub mod stats;
+pub mod target;
+pub mod tcp;
+
+pub use allow::{AllowList, AllowedIp, RefusalReason, Refused};
+pub use engine::{Engine, EngineBuilder, EngineStats, ProbeSettings};
+pub use error::{Error, Result};
+pub use icmp::{Family, IcmpMode};
+pub use stats::{ProbeOutcome, RttStats};
+pub use target::{ProbeKind, ProbeTarget};

@@ -1,0 +1,59 @@
+//! The crate's one error type.
+//!
+//! A failed *probe* (a lost packet, a refused connection) is not an error: it is an outcome
+//! ([`crate::ProbeOutcome`]). These variants are for configuration and sockets that could not
+//! be set up, and for targets the allow-list refuses.
+
+use std::io;
+
+use crate::allow::Refused;
+use crate::icmp::Family;
+
+/// Everything that can go wrong in `probers`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A builder setting is out of range; the message says which and what is allowed.
+    #[error("invalid probe setting {setting}: {reason}")]
+    InvalidSetting { setting: &'static str, reason: String },
+
+    /// The allow-list configuration itself is unusable (empty, or an entry that is not a network).
+    #[error("invalid allow-list: {0}")]
+    InvalidAllowList(String),
+
+    /// A target lies outside the allow-list (or is not a unicast address); nothing was sent.
+    #[error(transparent)]
+    Refused(#[from] Refused),
+
+    /// Neither a raw nor a datagram ICMP socket could be opened for this address family.
+    #[error(
+        "ICMP probing over {family} is unavailable: raw socket: {raw}; datagram socket: {dgram} \
+         (raw sockets need root or CAP_NET_RAW; datagram ICMP sockets need the group to be in \
+         sysctl net.ipv4.ping_group_range)"
+    )]
+    IcmpUnavailable { family: Family, raw: io::Error, dgram: io::Error },
+
+    /// A socket operation failed; `op` names it (e.g. "set ICMP socket non-blocking").
+    #[error("{op}: {source}")]
+    Io {
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The engine was built outside a tokio runtime (its sockets need one).
+    #[error("the probe engine must be built inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn io(op: &'static str) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Io { op, source }
+    }
+
+    pub(crate) fn setting(setting: &'static str, reason: impl Into<String>) -> Error {
+        Error::InvalidSetting { setting, reason: reason.into() }
+    }
+}

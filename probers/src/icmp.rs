@@ -1,0 +1,504 @@
+//! ICMP echo probing: one socket per address family, thousands of targets in flight at once.
+//!
+//! Each family gets one socket: raw (`SOCK_RAW`, needs root or `CAP_NET_RAW`) or the
+//! kernel's unprivileged ICMP datagram socket (`SOCK_DGRAM`, allowed when our group is in
+//! `net.ipv4.ping_group_range`), whichever opens first in the preferred order. Every echo
+//! request gets a sequence number unique among those in flight on its socket; one receive
+//! task per socket matches replies to waiting probes by sequence number and source address
+//! (and, on raw sockets, which see every ICMP packet on the host, by our identifier too; a
+//! datagram socket's identifier is the kernel's). Raw sockets carry a kernel (classic BPF)
+//! filter that lets through only echo replies with our identifier and ICMP errors, so our
+//! own requests looping back and other programs' traffic never reach the receive task.
+//!
+//! The sockets are driven by tokio's `UdpSocket`, which is only readiness plumbing around
+//! `sendto`/`recvfrom` — the same calls an ICMP socket takes — and gives safe, initialised
+//! receive buffers and source addresses without `unsafe`.
+
+pub mod packet;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use socket2::{Domain, Protocol, SockFilter, Socket, Type};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use self::packet::Family;
+use self::packet::{ErrorKind, Framing, Message};
+use crate::allow::AllowedIp;
+use crate::engine::Counters;
+use crate::error::{Error, Result};
+use crate::pace::Pacer;
+use crate::stats::{human_duration, ProbeOutcome};
+
+/// Echo requests in flight per socket at most (sequence numbers are 16 bits; half the space
+/// stays free so a late reply rarely meets a reused number).
+pub const MAX_IN_FLIGHT: usize = 32_768;
+
+/// Which kind of ICMP socket a family uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IcmpMode {
+    /// `SOCK_RAW`: sees all ICMP on the host; IPv4 reads include the IP header.
+    Raw,
+    /// `SOCK_DGRAM` ("ping socket"): the kernel sets the identifier and delivers only our replies.
+    Datagram,
+}
+
+impl fmt::Display for IcmpMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IcmpMode::Raw => "raw",
+            IcmpMode::Datagram => "datagram",
+        })
+    }
+}
+
+/// Settings the pinger takes from the engine builder (validated there).
+#[derive(Debug, Clone)]
+pub(crate) struct PingSettings {
+    pub packets: u32,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub identifier: u16,
+    pub prefer_unprivileged: bool,
+}
+
+/// A fresh identifier for each pinger in this process (so two engines' raw sockets never
+/// take each other's replies), starting from a random point (so two processes rarely meet).
+pub(crate) fn next_identifier() -> u16 {
+    static NEXT: OnceLock<AtomicU16> = OnceLock::new();
+    NEXT.get_or_init(|| AtomicU16::new(rand::random())).fetch_add(1, Ordering::Relaxed)
+}
+
+/// ICMP echo over one socket per family.
+#[derive(Debug)]
+pub(crate) struct Pinger {
+    v4: std::result::Result<Arc<IcmpSocket>, String>,
+    v6: std::result::Result<Arc<IcmpSocket>, String>,
+    settings: PingSettings,
+    pacer: Arc<Pacer>,
+    counters: Arc<Counters>,
+    cancel: CancellationToken,
+    receivers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+struct IcmpSocket {
+    family: Family,
+    mode: IcmpMode,
+    socket: tokio::net::UdpSocket,
+    identifier: u16,
+    slots: Arc<Semaphore>,
+    pending: Mutex<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    waiters: HashMap<u16, Waiter>,
+    next_seq: u16,
+    next_token: u64,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    target: IpAddr,
+    token: u64,
+    sent_at: Instant,
+    tx: oneshot::Sender<Reply>,
+}
+
+#[derive(Debug)]
+enum Reply {
+    Echo(Duration),
+    Error { kind: ErrorKind, from: IpAddr },
+}
+
+/// Holds a sequence number (and an in-flight slot) until the packet is answered or given up.
+#[derive(Debug)]
+struct Registration {
+    socket: Arc<IcmpSocket>,
+    seq: u16,
+    token: u64,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut pending = self.socket.lock_pending();
+        if pending.waiters.get(&self.seq).is_some_and(|w| w.token == self.token) {
+            pending.waiters.remove(&self.seq);
+        }
+    }
+}
+
+impl Pinger {
+    /// Opens a socket per family and starts its receive task. A family whose socket cannot
+    /// be opened is remembered with the reason, and its targets get that reason as their
+    /// outcome.
+    pub(crate) fn open(settings: PingSettings, pacer: Arc<Pacer>, counters: Arc<Counters>) -> Pinger {
+        let cancel = CancellationToken::new();
+        let mut receivers = Vec::new();
+        let mut open_family = |family| -> std::result::Result<Arc<IcmpSocket>, String> {
+            let socket = IcmpSocket::open(family, settings.prefer_unprivileged, settings.identifier)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())?;
+            receivers.push(tokio::spawn(receive(socket.clone(), counters.clone(), cancel.clone())));
+            tracing::debug!(%family, mode = %socket.mode, identifier = socket.identifier, "ICMP socket open");
+            Ok(socket)
+        };
+        let v4 = open_family(Family::V4);
+        let v6 = open_family(Family::V6);
+        Pinger { v4, v6, settings, pacer, counters, cancel, receivers: Mutex::new(receivers) }
+    }
+
+    /// The socket kind in use for a family, or why there is none.
+    pub(crate) fn mode(&self, family: Family) -> std::result::Result<IcmpMode, &str> {
+        self.socket(family).map(|s| s.mode).map_err(String::as_str)
+    }
+
+    fn socket(&self, family: Family) -> std::result::Result<&Arc<IcmpSocket>, &String> {
+        match family {
+            Family::V4 => self.v4.as_ref(),
+            Family::V6 => self.v6.as_ref(),
+        }
+    }
+
+    /// One cycle against `target`: `packets` echo requests `interval` apart, each waited for
+    /// up to `timeout`.
+    pub(crate) async fn ping(&self, target: AllowedIp) -> ProbeOutcome {
+        let ip = target.ip();
+        let socket = match self.socket(Family::of(ip)) {
+            Ok(socket) => socket.clone(),
+            Err(reason) => return ProbeOutcome::not_sent(reason.clone()),
+        };
+        let PingSettings { packets, interval, timeout, .. } = self.settings;
+        let mut sent = 0;
+        let mut cause: Option<String> = None;
+        let mut in_flight = Vec::with_capacity(packets as usize);
+        for i in 0..packets {
+            if i > 0 {
+                tokio::time::sleep(interval).await;
+            }
+            let slot = socket.slots.clone().acquire_owned().await.expect("the in-flight semaphore is never closed");
+            self.pacer.wait().await;
+            let (registration, rx) = socket.register(target, slot);
+            let request = packet::echo_request(socket.family, socket.identifier, registration.seq);
+            sent += 1;
+            match socket.socket.send_to(&request, SocketAddr::new(ip, 0)).await {
+                Ok(_) => {
+                    self.counters.packet_sent();
+                    in_flight.push((tokio::time::Instant::now() + timeout, rx, registration));
+                }
+                Err(e) => cause = Some(format!("sending echo request to {ip}: {e}")),
+            }
+        }
+        let mut rtts = Vec::with_capacity(in_flight.len());
+        for (deadline, rx, registration) in in_flight {
+            match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(Reply::Echo(rtt))) if rtt <= timeout => rtts.push(rtt),
+                Ok(Ok(Reply::Echo(_))) | Err(_) => {
+                    cause.get_or_insert_with(|| format!("no echo reply within {}", human_duration(timeout)));
+                }
+                Ok(Ok(Reply::Error { kind, from })) => cause = Some(format!("{kind} from {from}")),
+                Ok(Err(_)) => cause = Some("the ICMP receive task stopped".into()),
+            }
+            drop(registration);
+        }
+        self.counters.replies_received(rtts.len());
+        let cause = if rtts.len() < sent as usize { cause } else { None };
+        ProbeOutcome::from_samples(sent, &rtts, cause)
+    }
+
+    /// Stops the receive tasks and waits for them.
+    pub(crate) async fn shutdown(&self) {
+        self.cancel.cancel();
+        let handles = std::mem::take(&mut *self.receivers.lock().unwrap_or_else(|p| p.into_inner()));
+        for handle in handles {
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Drop for Pinger {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl IcmpSocket {
+    fn open(family: Family, prefer_unprivileged: bool, identifier: u16) -> Result<IcmpSocket> {
+        let (domain, protocol, unspecified) = match family {
+            Family::V4 => (Domain::IPV4, Protocol::ICMPV4, IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            Family::V6 => (Domain::IPV6, Protocol::ICMPV6, IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+        };
+        let order =
+            if prefer_unprivileged { [IcmpMode::Datagram, IcmpMode::Raw] } else { [IcmpMode::Raw, IcmpMode::Datagram] };
+        let try_open = |mode| {
+            let ty = match mode {
+                IcmpMode::Raw => Type::RAW,
+                IcmpMode::Datagram => Type::DGRAM,
+            };
+            Socket::new(domain, ty, Some(protocol))
+        };
+        let (socket, mode) = match try_open(order[0]) {
+            Ok(socket) => (socket, order[0]),
+            Err(first) => match try_open(order[1]) {
+                Ok(socket) => {
+                    tracing::debug!(%family, preferred = %order[0], error = %first, "falling back to {} ICMP socket", order[1]);
+                    (socket, order[1])
+                }
+                Err(second) => {
+                    let (raw, dgram) = if order[0] == IcmpMode::Raw { (first, second) } else { (second, first) };
+                    return Err(Error::IcmpUnavailable { family, raw, dgram });
+                }
+            },
+        };
+        socket.set_nonblocking(true).map_err(Error::io("set ICMP socket non-blocking"))?;
+        // Thousands of replies can arrive in a burst; a larger buffer keeps them (the
+        // kernel caps it at net.core.rmem_max, which is fine).
+        let _ = socket.set_recv_buffer_size(4 << 20);
+        if mode == IcmpMode::Raw {
+            // A raw socket sees every ICMP packet on the host: our own requests looping back,
+            // other programs' pings, neighbour discovery. Let the kernel drop all but what
+            // `dispatch` could use, so a busy host does not flood the receive task. If the
+            // filter cannot be set, `dispatch` still checks everything; it is only slower.
+            let program: Vec<SockFilter> = raw_filter(family, identifier)
+                .iter()
+                .map(|&(code, jt, jf, k)| SockFilter::new(code, jt, jf, k))
+                .collect();
+            if let Err(e) = socket.attach_filter(&program) {
+                tracing::warn!(%family, error = %e, "cannot attach the ICMP socket filter; filtering in user space");
+            }
+        }
+        let identifier = match mode {
+            IcmpMode::Raw => identifier,
+            IcmpMode::Datagram => {
+                // Binding picks the identifier the kernel will put on our requests.
+                socket.bind(&SocketAddr::new(unspecified, 0).into()).map_err(Error::io("bind ICMP datagram socket"))?;
+                socket.local_addr().ok().and_then(|a| a.as_socket()).map(|a| a.port()).unwrap_or(identifier)
+            }
+        };
+        let socket = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(socket))
+            .map_err(Error::io("register ICMP socket with the runtime"))?;
+        Ok(IcmpSocket {
+            family,
+            mode,
+            socket,
+            identifier,
+            slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            pending: Mutex::new(Pending::default()),
+        })
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes a free sequence number for a request to `target`, sent from now on.
+    fn register(
+        self: &Arc<Self>,
+        target: AllowedIp,
+        slot: OwnedSemaphorePermit,
+    ) -> (Registration, oneshot::Receiver<Reply>) {
+        let (tx, rx) = oneshot::channel();
+        let mut pending = self.lock_pending();
+        // At most MAX_IN_FLIGHT numbers are taken (the slot says so), so a free one exists.
+        let mut seq = pending.next_seq;
+        while pending.waiters.contains_key(&seq) {
+            seq = seq.wrapping_add(1);
+        }
+        pending.next_seq = seq.wrapping_add(1);
+        let token = pending.next_token;
+        pending.next_token += 1;
+        pending.waiters.insert(seq, Waiter { target: target.ip(), token, sent_at: Instant::now(), tx });
+        drop(pending);
+        (Registration { socket: self.clone(), seq, token, _slot: slot }, rx)
+    }
+
+    /// Hands a received packet to the probe waiting for it, if any.
+    fn dispatch(&self, buf: &[u8], from: IpAddr, at: Instant) {
+        let framing = match (self.mode, self.family) {
+            (IcmpMode::Raw, Family::V4) => Framing::WithIpHeader,
+            _ => Framing::IcmpOnly,
+        };
+        let ours = |id: u16| self.mode == IcmpMode::Datagram || id == self.identifier;
+        let (seq, target, reply) = match packet::parse(self.family, framing, buf) {
+            Message::EchoReply { id, seq, payload } if ours(id) && payload.starts_with(packet::PAYLOAD_MAGIC) => {
+                (seq, from, None)
+            }
+            Message::Error { kind, dst, id, seq } if ours(id) => (seq, dst, Some(Reply::Error { kind, from })),
+            _ => return,
+        };
+        let mut pending = self.lock_pending();
+        if pending.waiters.get(&seq).is_some_and(|w| w.target == target.to_canonical()) {
+            let waiter = pending.waiters.remove(&seq).expect("checked above");
+            drop(pending);
+            let reply = reply.unwrap_or_else(|| Reply::Echo(at.saturating_duration_since(waiter.sent_at)));
+            let _ = waiter.tx.send(reply);
+        }
+    }
+}
+
+/// The receive task of one socket: reads until cancelled.
+async fn receive(socket: Arc<IcmpSocket>, counters: Arc<Counters>, cancel: CancellationToken) {
+    // Loopback's MTU is 64 KiB; raw IPv4 reads include the IP header.
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let received = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = socket.socket.recv_from(&mut buf) => r,
+        };
+        match received {
+            Ok((n, from)) => {
+                counters.icmp_packet_read();
+                socket.dispatch(&buf[..n], from.ip(), Instant::now());
+            }
+            Err(e) => {
+                tracing::warn!(family = %socket.family, mode = %socket.mode, error = %e, "ICMP receive failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// One classic BPF instruction: (code, jump if true, jump if false, k).
+type Insn = (u16, u8, u8, u32);
+
+const LDX_B_MSH: u16 = 0xb1; // X = 4 * (P[k] & 0xf): the IPv4 header length
+const LD_B_ABS: u16 = 0x30; // A = P[k]
+const LD_H_ABS: u16 = 0x28; // A = P[k..k+2], big-endian
+const LD_B_IND: u16 = 0x50; // A = P[X+k]
+const LD_H_IND: u16 = 0x48; // A = P[X+k..X+k+2], big-endian
+const JEQ_K: u16 = 0x15; // pc += (A == k) ? jt : jf
+const RET_K: u16 = 0x06; // keep k bytes (0: drop)
+
+/// The kernel filter for a raw socket: keep echo replies carrying our identifier and the
+/// ICMP errors that may quote our requests; drop the rest. Raw IPv4 sockets filter from
+/// the IP header, ICMPv6 ones from the ICMPv6 header.
+fn raw_filter(family: Family, identifier: u16) -> [Insn; 10] {
+    const KEEP: Insn = (RET_K, 0, 0, 0x0004_0000);
+    const DROP: Insn = (RET_K, 0, 0, 0);
+    let id = u32::from(identifier);
+    // Instruction 8 drops, 9 keeps; jump offsets count from the next instruction.
+    match family {
+        Family::V4 => [
+            (LDX_B_MSH, 0, 0, 0),
+            (LD_B_IND, 0, 0, 0), // type
+            (JEQ_K, 6, 0, 3),    // destination unreachable
+            (JEQ_K, 5, 0, 11),   // time exceeded
+            (JEQ_K, 4, 0, 12),   // parameter problem
+            (JEQ_K, 0, 2, 0),    // echo reply, else drop
+            (LD_H_IND, 0, 0, 4), // identifier
+            (JEQ_K, 1, 0, id),
+            DROP,
+            KEEP,
+        ],
+        Family::V6 => [
+            (LD_B_ABS, 0, 0, 0), // type
+            (JEQ_K, 7, 0, 1),    // destination unreachable
+            (JEQ_K, 6, 0, 2),    // packet too big
+            (JEQ_K, 5, 0, 3),    // time exceeded
+            (JEQ_K, 4, 0, 4),    // parameter problem
+            (JEQ_K, 0, 2, 129),  // echo reply, else drop
+            (LD_H_ABS, 0, 0, 4), // identifier
+            (JEQ_K, 1, 0, id),
+            DROP,
+            KEEP,
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a classic BPF program the way the kernel does (a load past the end drops).
+    fn run(program: &[Insn], pkt: &[u8]) -> u32 {
+        let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+        let byte = |at: u32| pkt.get(at as usize).map(|&b| u32::from(b));
+        let half = |at: u32| Some(byte(at)? << 8 | byte(at + 1)?);
+        loop {
+            let (code, jt, jf, k) = program[pc];
+            pc += 1;
+            let loaded = match code {
+                LDX_B_MSH => {
+                    let Some(b) = byte(k) else { return 0 };
+                    x = 4 * (b & 0xf);
+                    continue;
+                }
+                LD_B_ABS => byte(k),
+                LD_H_ABS => half(k),
+                LD_B_IND => byte(x + k),
+                LD_H_IND => half(x + k),
+                JEQ_K => {
+                    pc += usize::from(if a == k { jt } else { jf });
+                    continue;
+                }
+                RET_K => return k,
+                other => panic!("unexpected opcode {other:#x}"),
+            };
+            match loaded {
+                Some(v) => a = v,
+                None => return 0,
+            }
+        }
+    }
+
+    fn ipv4(icmp: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1];
+        p.extend_from_slice(icmp);
+        p
+    }
+
+    fn with_type(mut icmp: Vec<u8>, ty: u8) -> Vec<u8> {
+        icmp[0] = ty;
+        icmp
+    }
+
+    #[test]
+    fn raw_filters_keep_our_replies_and_errors_only() {
+        let id = 0x4242;
+        let v4 = raw_filter(Family::V4, id);
+        let ours = packet::echo_request(Family::V4, id, 1);
+        let cases = [
+            ("our reply", ipv4(&with_type(ours.clone(), 0)), true),
+            ("someone's reply", ipv4(&with_type(packet::echo_request(Family::V4, id + 1, 1), 0)), false),
+            ("our request looping back", ipv4(&ours), false),
+            ("destination unreachable", ipv4(&with_type(ours.clone(), 3)), true),
+            ("time exceeded", ipv4(&with_type(ours.clone(), 11)), true),
+            ("timestamp request", ipv4(&with_type(ours.clone(), 13)), false),
+            ("truncated", ipv4(&[0, 0]), false),
+        ];
+        for (name, pkt, keep) in &cases {
+            assert_eq!(run(&v4, pkt) > 0, *keep, "IPv4: {name}");
+        }
+        // An IPv4 header with options (IHL 6) moves the ICMP header.
+        let mut long = vec![0x46, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1, 1, 1, 1, 1];
+        long.extend_from_slice(&with_type(ours, 0));
+        assert!(run(&v4, &long) > 0);
+
+        let v6 = raw_filter(Family::V6, id);
+        let ours6 = packet::echo_request(Family::V6, id, 1);
+        let cases6 = [
+            ("our reply", with_type(ours6.clone(), 129), true),
+            ("someone's reply", with_type(packet::echo_request(Family::V6, id - 1, 1), 129), false),
+            ("our request looping back", ours6.clone(), false),
+            ("neighbour solicitation", with_type(ours6.clone(), 135), false),
+            ("destination unreachable", with_type(ours6.clone(), 1), true),
+            ("packet too big", with_type(ours6.clone(), 2), true),
+            ("time exceeded", with_type(ours6.clone(), 3), true),
+            ("parameter problem", with_type(ours6, 4), true),
+            ("truncated", vec![129, 0, 0], false),
+        ];
+        for (name, pkt, keep) in &cases6 {
+            assert_eq!(run(&v6, pkt) > 0, *keep, "IPv6: {name}");
+        }
+    }
+}
