@@ -8,39 +8,47 @@
 //! ```
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
-use nom::bytes::complete::{tag, take_until};
-use nom::combinator::opt;
-use nom::{IResult, Parser};
+use memchr::memmem::Finder;
 
 use super::addr::parse_client;
 use super::question;
 use crate::dns::record::{Parsed, QueryRecord, SkipReason};
 
+const WANTS: &str = " wants '";
+const DO: &str = "', do = ";
+
+/// The searchers, built once rather than per line.
+static WANTS_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(WANTS));
+static DO_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(DO));
+static REMOTE_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(" Remote "));
+
 /// Parses a message that starts with `Remote ` or `TCP Remote `; `None` if it is not
 /// such a line.
 pub(super) fn parse(message: &str) -> Option<Parsed<'_>> {
-    let (quoted, remote) = head(message).ok()?;
+    let (remote, quoted) = head(message)?;
     Some(query(remote, quoted).unwrap_or(Parsed::Skipped(SkipReason::Malformed)))
 }
 
 /// Finds an auth query message somewhere in `message`, after a prefix nobody told us
 /// about (an rsyslog template such as `… msg= Remote 127.0.0.1 wants '…'`).
 pub(super) fn find(message: &str) -> Option<Parsed<'_>> {
-    message.match_indices(" Remote ").find_map(|(at, _)| parse(&message[at + 1..]))
+    REMOTE_FINDER.find_iter(message.as_bytes()).find_map(|at| parse(&message[at + 1..]))
 }
 
 /// `[TCP ]Remote <client> wants '`: the client text and what follows the quote.
-fn head(i: &str) -> IResult<&str, &str, ()> {
-    let (i, (_, _, remote, _)) =
-        (opt(tag("TCP ")), tag("Remote "), take_until(" wants '"), tag(" wants '")).parse(i)?;
-    Ok((i, remote))
+fn head(i: &str) -> Option<(&str, &str)> {
+    let i = i.strip_prefix("TCP ").unwrap_or(i);
+    let i = i.strip_prefix("Remote ")?;
+    let at = WANTS_FINDER.find(i.as_bytes())?;
+    Some((&i[..at], &i[at + WANTS.len()..]))
 }
 
 fn query<'a>(remote: &str, quoted: &'a str) -> Option<Parsed<'a>> {
     // The client is the first word: a later `(…)` note is not part of it.
     let client = parse_client(remote.split(' ').next()?)?;
-    let end = quoted.find("', do = ").or_else(|| quoted.rfind('\''))?;
+    let end = DO_FINDER.find(quoted.as_bytes()).or_else(|| memchr::memrchr(b'\'', quoted.as_bytes()))?;
     let (qname, qtype) = question(&quoted[..end])?;
     Some(Parsed::Query(QueryRecord { client, qname: Cow::Borrowed(qname), qtype, time_us: None }))
 }

@@ -21,7 +21,6 @@ pub(super) fn parse<'a>(line: &'a str, ctx: &ParseContext) -> Parsed<'a> {
     let Some(entry) = scan(line) else {
         return Parsed::Skipped(SkipReason::Malformed);
     };
-    let received_us = entry.realtime.and_then(JStr::plain).and_then(|us| us.parse::<i64>().ok());
     let parsed = if let Some(qname) = entry.qname {
         from_fields(&entry, qname)
     } else if let Some(message) = entry.message {
@@ -36,7 +35,8 @@ pub(super) fn parse<'a>(line: &'a str, ctx: &ParseContext) -> Parsed<'a> {
     };
     match parsed {
         Parsed::Query(mut query) => {
-            query.time_us = query.time_us.or(received_us);
+            let received_us = || entry.realtime.and_then(JStr::plain).and_then(|us| us.parse::<i64>().ok());
+            query.time_us = query.time_us.or_else(received_us);
             Parsed::Query(query)
         }
         skipped => skipped,

@@ -10,50 +10,54 @@
 //! After a time, a program tag (`name[pid]:` or `name:`) may follow, with or without a
 //! host name before it. Query messages never start like a tag, so stripping one is safe.
 
-use chrono::{DateTime, Datelike, NaiveDate};
-use nom::branch::alt;
-use nom::bytes::complete::{take, take_while1, take_while_m_n};
-use nom::character::complete::{char, digit1, one_of};
-use nom::combinator::{eof, map_res, opt, value};
-use nom::sequence::{delimited, preceded};
-use nom::{IResult, Parser};
-
 use crate::dns::record::ParseContext;
-
-type Res<'a, O> = IResult<&'a str, O, ()>;
 
 const MICROS: i64 = 1_000_000;
 const DAY_US: i64 = 86_400 * MICROS;
 
-/// A line split into its message and the time its prefix gave, if any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The years chrono can represent: times outside them are `None`, as they always were.
+const MIN_YEAR: i64 = -262_143;
+const MAX_YEAR: i64 = 262_142;
+
+/// A line split into its message and the time stamp its prefix had, if any.
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Prefixed<'a> {
     pub(super) message: &'a str,
-    pub(super) time_us: Option<i64>,
+    stamp: Option<Stamp>,
+}
+
+impl Prefixed<'_> {
+    /// The time the prefix gave: `None` without a stamp or when the stamp's date or time
+    /// does not exist. Worked out only when asked (most query lines carry their own
+    /// time, or are not queries at all).
+    pub(super) fn time_us(&self, ctx: &ParseContext) -> Option<i64> {
+        self.stamp?.to_us(ctx)
+    }
 }
 
 /// Splits the known prefixes off `line`. A line without one is all message.
-pub(super) fn split<'a>(line: &'a str, ctx: &ParseContext) -> Prefixed<'a> {
-    let (rest, has_priority) = match priority(line) {
-        Ok((rest, ())) => (rest, true),
-        Err(_) => (line, false),
-    };
-    let (rest, time_us) = if let Ok((rest, stamp)) = iso_stamp(rest) {
-        (rest, stamp.to_us(ctx))
-    } else if let Ok((rest, stamp)) = bsd_stamp(rest) {
-        (rest, stamp.to_us(ctx))
-    } else if has_priority {
+///
+/// Every parser below works on bytes and only ever cuts just after an ASCII byte it
+/// matched, so each `&s[n..]` is on a character boundary.
+pub(super) fn split(line: &str) -> Prefixed<'_> {
+    let after_priority = priority(line);
+    let rest = after_priority.unwrap_or(line);
+    let (rest, stamp) = if let Some((rest, stamp)) = iso_stamp(rest) {
+        (rest, Some(stamp))
+    } else if let Some((rest, stamp)) = bsd_stamp(rest) {
+        (rest, Some(stamp))
+    } else if after_priority.is_some() {
         (rest, None)
     } else {
-        return Prefixed { message: line, time_us: None };
+        return Prefixed { message: line, stamp: None };
     };
-    let rest = match program(rest).or_else(|_| host_and_program(rest)) {
+    let rest = match program(rest).or_else(|| host_and_program(rest)) {
         // PowerDNS' own time behind the tag (stdout captured with --log-timestamp=yes):
         // the outer one is kept, it is at least as precise.
-        Ok((rest, ())) => bsd_stamp(rest).map_or(rest, |(rest, _)| rest),
-        Err(_) => rest,
+        Some(rest) => bsd_stamp(rest).map_or(rest, |(rest, _)| rest),
+        None => rest,
     };
-    Prefixed { message: rest, time_us }
+    Prefixed { message: rest, stamp }
 }
 
 /// A time of day with microseconds.
@@ -78,141 +82,238 @@ impl Stamp {
         match self {
             Stamp::Full { year, month, day, clock, offset_secs } => {
                 let offset = offset_secs.unwrap_or(ctx.local_offset_secs);
-                utc_us(year, month, day, clock, offset)
+                utc_us(i64::from(year), month, day, clock, offset)
             }
             Stamp::YearLess { month, day, clock } => {
                 let offset = ctx.local_offset_secs;
                 let local_now = ctx.now_us.div_euclid(MICROS).saturating_add(i64::from(offset));
-                let year = DateTime::from_timestamp(local_now, 0)?.year();
+                let year = year_of_day(local_now.div_euclid(86_400));
+                if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
+                    return None;
+                }
                 let latest = ctx.now_us.saturating_add(DAY_US);
                 match utc_us(year, month, day, clock, offset) {
                     Some(t) if t <= latest => Some(t),
-                    _ => utc_us(year.checked_sub(1)?, month, day, clock, offset),
+                    _ => utc_us(year - 1, month, day, clock, offset),
                 }
             }
         }
     }
 }
 
-/// Microseconds since the epoch of a local time `offset_secs` east of UTC.
-fn utc_us(year: i32, month: u32, day: u32, clock: Clock, offset_secs: i32) -> Option<i64> {
-    let local = NaiveDate::from_ymd_opt(year, month, day)?
-        .and_hms_micro_opt(clock.hour, clock.min, clock.sec, clock.micros)?
-        .and_utc()
-        .timestamp_micros();
+/// Microseconds since the epoch of a local time `offset_secs` east of UTC; `None` when
+/// the date or the time of day does not exist.
+fn utc_us(year: i64, month: u32, day: u32, clock: Clock, offset_secs: i32) -> Option<i64> {
+    let valid_date = (MIN_YEAR..=MAX_YEAR).contains(&year)
+        && (1..=12).contains(&month)
+        && (1..=days_in_month(year, month)).contains(&day);
+    let valid_time = clock.hour < 24 && clock.min < 60 && clock.sec < 60 && clock.micros < 1_000_000;
+    if !(valid_date && valid_time) {
+        return None;
+    }
+    let secs = days_from_civil(year, month, day) * 86_400 + i64::from(clock.hour * 3600 + clock.min * 60 + clock.sec);
+    let local = secs * MICROS + i64::from(clock.micros);
     local.checked_sub(i64::from(offset_secs).checked_mul(MICROS)?)
 }
 
-/// `<30>`: the priority of a raw syslog datagram.
-fn priority(i: &str) -> Res<'_, ()> {
-    value((), delimited(char('<'), take_while_m_n(1, 3, is_digit), char('>'))).parse(i)
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a (proleptic Gregorian) date, by Howard Hinnant's
+/// `days_from_civil`: plain integer arithmetic, no calendar library in the hot path.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400; // 0..=399
+    let month_from_march = i64::from((month + 9) % 12); // March = 0
+    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1; // 0..=365
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The year of the day `days` after 1970-01-01 (Hinnant's `civil_from_days`).
+fn year_of_day(days: i64) -> i64 {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097; // 0..=146096
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153; // March = 0
+    let year = era * 400 + year_of_era;
+    // January and February belong to the next civil year.
+    if month_from_march >= 10 {
+        year + 1
+    } else {
+        year
+    }
+}
+
+/// `<30>`: the priority of a raw syslog datagram. What follows it.
+fn priority(i: &str) -> Option<&str> {
+    let rest = i.strip_prefix('<')?;
+    let n = leading_digits(rest.as_bytes(), 3);
+    if n == 0 {
+        return None;
+    }
+    rest[n..].strip_prefix('>')
 }
 
 /// `2026-11-22T01:36:05.080405+00:00 ` (also `+0000`, `Z`, no offset, or a space for `T`).
-fn iso_stamp(i: &str) -> Res<'_, Stamp> {
-    let (i, (year, _, month, _, day, _, clock, offset_secs, _)) = (
-        number(4, 4),
-        char('-'),
-        number(2, 2),
-        char('-'),
-        number(2, 2),
-        one_of("T "),
-        clock,
-        opt(utc_offset),
-        char(' '),
-    )
-        .parse(i)?;
-    let year = i32::try_from(year).map_err(|_| nom::Err::Error(()))?;
-    Ok((i, Stamp::Full { year, month, day, clock, offset_secs }))
+fn iso_stamp(i: &str) -> Option<(&str, Stamp)> {
+    let b = i.as_bytes();
+    if !b.first()?.is_ascii_digit() {
+        return None;
+    }
+    let year = fixed_number(b, 0, 4)?;
+    let month = fixed_number(b, 5, 2)?;
+    let day = fixed_number(b, 8, 2)?;
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !matches!(b.get(10), Some(b'T' | b' ')) {
+        return None;
+    }
+    let (rest, clock) = clock(&i[11..])?;
+    let (rest, offset_secs) = match utc_offset(rest) {
+        Some((rest, offset)) => (rest, Some(offset)),
+        None => (rest, None),
+    };
+    let rest = rest.strip_prefix(' ')?;
+    let year = i32::try_from(year).ok()?;
+    Some((rest, Stamp::Full { year, month, day, clock, offset_secs }))
 }
 
 /// `Nov 22 01:36:00 ` (syslog pads the day with a space: `Nov  2`).
-fn bsd_stamp(i: &str) -> Res<'_, Stamp> {
-    let (i, (month, _, _, day, _, clock, _)) =
-        (month, char(' '), opt(char(' ')), number(1, 2), char(' '), clock, char(' ')).parse(i)?;
-    Ok((i, Stamp::YearLess { month, day, clock }))
+fn bsd_stamp(i: &str) -> Option<(&str, Stamp)> {
+    let month = month(i.as_bytes())?;
+    let rest = i[3..].strip_prefix(' ')?;
+    let rest = rest.strip_prefix(' ').unwrap_or(rest);
+    let n = leading_digits(rest.as_bytes(), 2);
+    let day = fixed_number(rest.as_bytes(), 0, n)?;
+    let rest = rest[n..].strip_prefix(' ')?;
+    let (rest, clock) = clock(rest)?;
+    let rest = rest.strip_prefix(' ')?;
+    Some((rest, Stamp::YearLess { month, day, clock }))
 }
 
-fn month(i: &str) -> Res<'_, u32> {
-    map_res(take(3usize), |name: &str| {
-        const NAMES: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-        NAMES.iter().position(|n| *n == name).map(|p| p as u32 + 1).ok_or(())
-    })
-    .parse(i)
+/// `Jan` … `Dec` at the start of `b`: 1 … 12.
+fn month(b: &[u8]) -> Option<u32> {
+    let month = match b.get(..3)? {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    };
+    Some(month)
 }
 
 /// `01:36:05` or `01:36:05.080405`.
-fn clock(i: &str) -> Res<'_, Clock> {
-    let (i, (hour, _, min, _, sec, fraction)) =
-        (number(2, 2), char(':'), number(2, 2), char(':'), number(2, 2), opt(preceded(char('.'), digit1))).parse(i)?;
-    Ok((i, Clock { hour, min, sec, micros: fraction.map_or(0, micros_of_fraction) }))
+fn clock(i: &str) -> Option<(&str, Clock)> {
+    let b = i.as_bytes();
+    let (hour, min, sec) = (fixed_number(b, 0, 2)?, fixed_number(b, 3, 2)?, fixed_number(b, 6, 2)?);
+    if b.get(2) != Some(&b':') || b.get(5) != Some(&b':') {
+        return None;
+    }
+    let mut end = 8;
+    let mut micros = 0;
+    if b.get(8) == Some(&b'.') {
+        let n = leading_digits(&b[9..], usize::MAX);
+        if n > 0 {
+            micros = micros_of_fraction(&i[9..9 + n]);
+            end = 9 + n;
+        }
+    }
+    Some((&i[end..], Clock { hour, min, sec, micros }))
 }
 
-/// `Z`, `+00:00`, `-0500`: seconds east of UTC.
-fn utc_offset(i: &str) -> Res<'_, i32> {
-    alt((
-        value(0, char('Z')),
-        (one_of("+-"), number(2, 2), opt(char(':')), number(2, 2)).map(|(sign, hours, _, minutes)| {
-            let secs = (hours * 3600 + minutes * 60) as i32;
-            if sign == '-' {
-                -secs
-            } else {
-                secs
-            }
-        }),
-    ))
-    .parse(i)
+/// `Z`, `+00:00`, `-0500`: seconds east of UTC, and what follows.
+fn utc_offset(i: &str) -> Option<(&str, i32)> {
+    let b = i.as_bytes();
+    let sign = match b.first()? {
+        b'Z' => return Some((&i[1..], 0)),
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let hours = fixed_number(b, 1, 2)?;
+    let colon = usize::from(b.get(3) == Some(&b':'));
+    let minutes = fixed_number(b, 3 + colon, 2)?;
+    Some((&i[5 + colon..], sign * (hours * 3600 + minutes * 60) as i32))
 }
 
-/// `pdns[123]: ` or `pdns_recursor: `.
-fn program(i: &str) -> Res<'_, ()> {
-    value(
-        (),
-        (
-            take_while_m_n(1, 64, is_tag_char),
-            opt(delimited(char('['), digit1, char(']'))),
-            char(':'),
-            alt((value((), char(' ')), value((), eof))),
-        ),
-    )
-    .parse(i)
+/// `pdns[123]: ` or `pdns_recursor: `: what follows the tag.
+fn program(i: &str) -> Option<&str> {
+    let b = i.as_bytes();
+    let name = b.iter().take(65).take_while(|&&c| is_tag_char(c)).count();
+    if !(1..=64).contains(&name) {
+        return None;
+    }
+    let mut at = name;
+    if b.get(at) == Some(&b'[') {
+        let pid = leading_digits(&b[at + 1..], usize::MAX);
+        if pid == 0 || b.get(at + 1 + pid) != Some(&b']') {
+            return None;
+        }
+        at += pid + 2;
+    }
+    let rest = i[at..].strip_prefix(':')?;
+    if rest.is_empty() {
+        return Some(rest);
+    }
+    rest.strip_prefix(' ')
 }
 
-/// `vm pdns[123]: `.
-fn host_and_program(i: &str) -> Res<'_, ()> {
-    let (i, _) = (take_while1(is_host_char), char(' ')).parse(i)?;
-    program(i)
+/// `vm pdns[123]: `: what follows the tag.
+fn host_and_program(i: &str) -> Option<&str> {
+    let host = i.bytes().take_while(|&c| is_host_char(c)).count();
+    if host == 0 {
+        return None;
+    }
+    program(i[host..].strip_prefix(' ')?)
 }
 
-/// A decimal number of `min..=max` digits (at most 9, so it fits).
-fn number<'a>(min: usize, max: usize) -> impl Parser<&'a str, Output = u32, Error = ()> {
-    map_res(take_while_m_n(min, max, is_digit), |d: &str| d.parse::<u32>())
+/// How many ASCII digits `b` starts with, at most `max`.
+fn leading_digits(b: &[u8], max: usize) -> usize {
+    b.iter().take(max).take_while(|c| c.is_ascii_digit()).count()
+}
+
+/// The decimal number of exactly `len` (1 to 9) digits at `b[at..]`.
+fn fixed_number(b: &[u8], at: usize, len: usize) -> Option<u32> {
+    let digits = b.get(at..at + len).filter(|d| !d.is_empty() && d.len() <= 9)?;
+    digits.iter().try_fold(0, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
 }
 
 /// `080405123` → 80405: the first six digits of a decimal fraction, as microseconds.
 pub(super) fn micros_of_fraction(digits: &str) -> u32 {
-    digits
-        .bytes()
-        .chain(std::iter::repeat(b'0'))
-        .take(6)
-        .fold(0, |acc, b| acc * 10 + u32::from(b.wrapping_sub(b'0') % 10))
-}
-
-fn is_digit(c: char) -> bool {
-    c.is_ascii_digit()
+    let b = digits.as_bytes();
+    (0..6).fold(0, |acc, at| acc * 10 + b.get(at).map_or(0, |&c| u32::from(c.wrapping_sub(b'0') % 10)))
 }
 
 /// Host names, or addresses when the sender has no name.
-fn is_host_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')
+fn is_host_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':')
 }
 
-fn is_tag_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '@')
+fn is_tag_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/' | b'@')
 }
 
 #[cfg(test)]
 pub(super) mod tests {
+    use chrono::{DateTime, Datelike, NaiveDate};
+
     use super::*;
 
     /// Microseconds since the epoch of a UTC date and time.
@@ -281,8 +382,8 @@ pub(super) mod tests {
             ("2026-13-22T01:31:52Z x", "x", None),
         ];
         for (line, message, time_us) in cases {
-            let got = split(line, &ctx());
-            assert_eq!(got, Prefixed { message, time_us: *time_us }, "{line:?}");
+            let got = split(line);
+            assert_eq!((got.message, got.time_us(&ctx())), (*message, *time_us), "{line:?}");
         }
     }
 
@@ -311,7 +412,7 @@ pub(super) mod tests {
             ),
         ];
         for (line, ctx, want) in cases {
-            assert_eq!(split(line, ctx).time_us, Some(*want), "{line:?}");
+            assert_eq!(split(line).time_us(ctx), Some(*want), "{line:?}");
         }
     }
 
@@ -320,6 +421,68 @@ pub(super) mod tests {
         let cases = [("0", 0), ("5", 500_000), ("080405", 80_405), ("080405999", 80_405), ("334", 334_000)];
         for (digits, want) in cases {
             assert_eq!(micros_of_fraction(digits), want, "{digits:?}");
+        }
+    }
+
+    /// The calendar arithmetic as it was, with chrono: the reference for the tests below.
+    fn chrono_utc_us(year: i64, month: u32, day: u32, clock: Clock, offset_secs: i32) -> Option<i64> {
+        let local = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?
+            .and_hms_micro_opt(clock.hour, clock.min, clock.sec, clock.micros)?
+            .and_utc()
+            .timestamp_micros();
+        local.checked_sub(i64::from(offset_secs).checked_mul(MICROS)?)
+    }
+
+    #[test]
+    fn year_range_is_chronos() {
+        assert_eq!((MIN_YEAR, MAX_YEAR), (i64::from(NaiveDate::MIN.year()), i64::from(NaiveDate::MAX.year())));
+    }
+
+    #[test]
+    fn calendar_arithmetic_agrees_with_chrono() {
+        let clock = Clock { hour: 23, min: 59, sec: 58, micros: 999_999 };
+        let years = (1500..=2600).chain([-262_144, -262_143, -262_142, -1, 0, 1, 9999, 262_141, 262_142, 262_143]);
+        for year in years {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    for offset in [0, -18_000, 3600] {
+                        let got = utc_us(year, month, day, clock, offset);
+                        assert_eq!(
+                            got,
+                            chrono_utc_us(year, month, day, clock, offset),
+                            "{year}-{month}-{day} {offset}"
+                        );
+                    }
+                }
+            }
+        }
+        let times = [(0, 0, 0, 0), (24, 0, 0, 0), (0, 60, 0, 0), (0, 0, 60, 0), (12, 34, 56, 789_012), (23, 59, 59, 0)];
+        for (hour, min, sec, micros) in times {
+            let clock = Clock { hour, min, sec, micros };
+            assert_eq!(utc_us(2026, 11, 22, clock, 0), chrono_utc_us(2026, 11, 22, clock, 0), "{clock:?}");
+        }
+    }
+
+    #[test]
+    fn year_of_a_day_agrees_with_chrono() {
+        let chrono_year = |secs: i64| DateTime::from_timestamp(secs, 0).map(|t| i64::from(t.year()));
+        let ours = |secs: i64| Some(year_of_day(secs.div_euclid(86_400))).filter(|y| (MIN_YEAR..=MAX_YEAR).contains(y));
+        let mut days: Vec<i64> = (-800_000..800_000).step_by(7).collect();
+        days.extend([-100_000_000, -95_000_000, 95_000_000, 100_000_000]);
+        for edge in [NaiveDate::MIN, NaiveDate::MAX] {
+            let day = edge.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp().div_euclid(86_400);
+            days.extend(day - 2..=day + 2);
+        }
+        for day in days {
+            for secs in [day * 86_400, day * 86_400 + 86_399] {
+                assert_eq!(ours(secs), chrono_year(secs), "{secs}");
+            }
+        }
+        for now_us in [i64::MIN, i64::MIN / 2, -1, 0, i64::MAX / 2, i64::MAX] {
+            let ctx = ParseContext { now_us, local_offset_secs: 3600 };
+            // Whatever the clock says, no panic; out of chrono's range, no time.
+            let t = split("Dec 31 23:59:59 x").time_us(&ctx);
+            assert_eq!(t.is_some(), chrono_year(now_us.div_euclid(MICROS) + 3600).is_some(), "{now_us}");
         }
     }
 }

@@ -10,45 +10,51 @@
 //! ```
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
-use nom::bytes::complete::{tag, take_till};
-use nom::character::complete::{char, digit1};
-use nom::combinator::opt;
-use nom::sequence::delimited;
-use nom::{IResult, Parser};
+use memchr::memmem::FinderRev;
 
 use super::addr::parse_client;
 use super::question;
 use crate::dns::record::{Parsed, QueryRecord, SkipReason};
 
+const FROM: &str = "' from ";
+
+/// The searcher, built once rather than per line.
+static FROM_FINDER: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(FROM));
+
 /// Parses a recursor question or packet-cache line; `None` if it is neither.
 pub(super) fn parse(message: &str) -> Option<Parsed<'_>> {
-    let (rest, ()) = thread_and_query_id(message).ok()?;
+    let rest = skip_thread_and_query_id(message);
     if rest.starts_with("question answered from packet cache") {
         return Some(Parsed::Skipped(SkipReason::CacheHitWithoutName));
     }
-    let (rest, ()) = question_for(rest).ok()?;
+    let rest = rest.strip_prefix("TCP ").unwrap_or(rest);
+    let rest = rest.strip_prefix("question for '")?;
     Some(query(rest).unwrap_or(Parsed::Skipped(SkipReason::Malformed)))
 }
 
-/// `[TCP ]question for '`.
-fn question_for(i: &str) -> IResult<&str, (), ()> {
-    let (i, _) = (opt(tag("TCP ")), tag("question for '")).parse(i)?;
-    Ok((i, ()))
-}
-
-/// `3 [1/1] `: the worker thread and the query counters, each optional.
-fn thread_and_query_id(i: &str) -> IResult<&str, (), ()> {
-    let (i, _) = opt((digit1, char(' '))).parse(i)?;
-    let (i, _) = opt((delimited(char('['), take_till(|c| c == ']'), char(']')), char(' '))).parse(i)?;
-    Ok((i, ()))
+/// Skips `3 [1/1] `: the worker thread and the query counters, each optional.
+fn skip_thread_and_query_id(i: &str) -> &str {
+    let digits = i.bytes().take_while(u8::is_ascii_digit).count();
+    let i = match i[digits..].strip_prefix(' ') {
+        Some(rest) if digits > 0 => rest,
+        _ => i,
+    };
+    let Some(counters) = i.strip_prefix('[') else {
+        return i;
+    };
+    match memchr::memchr(b']', counters.as_bytes()) {
+        Some(at) => counters[at + 1..].strip_prefix(' ').unwrap_or(i),
+        None => i,
+    }
 }
 
 /// `name|type' from client[ (…)]`.
 fn query(rest: &str) -> Option<Parsed<'_>> {
-    let end = rest.rfind("' from ")?;
+    let end = FROM_FINDER.rfind(rest.as_bytes())?;
     let (qname, qtype) = question(&rest[..end])?;
-    let remote = rest[end + "' from ".len()..].split(' ').next()?;
+    let remote = rest[end + FROM.len()..].split(' ').next()?;
     Some(Parsed::Query(QueryRecord {
         client: parse_client(remote)?,
         qname: Cow::Borrowed(qname),

@@ -11,11 +11,6 @@
 
 use std::borrow::Cow;
 
-use nom::branch::alt;
-use nom::bytes::complete::{take_till, take_while1};
-use nom::character::complete::{char, space0};
-use nom::{IResult, Parser};
-
 use super::addr::parse_client;
 use super::{epoch_seconds_us, is_qtype};
 use crate::dns::record::{Parsed, QueryRecord, SkipReason};
@@ -28,7 +23,7 @@ pub(super) fn parse(message: &str) -> Option<Parsed<'_>> {
     if !message.starts_with("msg=") {
         return None;
     }
-    let is_question = pair(message).is_ok_and(|(_, msg)| !msg.escaped && QUESTION_MESSAGES.contains(&msg.raw));
+    let is_question = pair(message).is_some_and(|(_, msg)| !msg.escaped && QUESTION_MESSAGES.contains(&msg.raw));
     if !is_question {
         return Some(Parsed::Skipped(SkipReason::NotAQuery));
     }
@@ -47,7 +42,7 @@ struct Fields<'a> {
 fn question(mut rest: &str) -> Option<Parsed<'_>> {
     let mut fields = Fields::default();
     while !rest.is_empty() {
-        let (next, value) = pair(rest).ok()?;
+        let (next, value) = pair(rest)?;
         let slot = match value.key {
             "qname" => &mut fields.qname,
             "qtype" => &mut fields.qtype,
@@ -99,16 +94,33 @@ impl<'a> Value<'a> {
     }
 }
 
-/// `key="value" ` with the spaces after it.
-fn pair(i: &str) -> IResult<&str, Value<'_>, ()> {
-    let (i, (key, _, (raw, escaped), _)) =
-        (take_while1(|c| c != '=' && c != ' ' && c != '"'), char('='), alt((quoted, bare)), space0).parse(i)?;
-    Ok((i, Value { key, raw, escaped }))
+/// `key="value" ` with the spaces (and tabs) after it, and what follows. The key is at
+/// least one byte and has no `=`, space or `"`. A value that opens a quote but never
+/// closes it is read as an empty bare value, which leaves the `"` for the next pair to
+/// fail on. Every cut is just before or after an ASCII byte, so on a character boundary.
+fn pair(i: &str) -> Option<(&str, Value<'_>)> {
+    let bytes = i.as_bytes();
+    let key_len = bytes.iter().take_while(|&&b| !matches!(b, b'=' | b' ' | b'"')).count();
+    if key_len == 0 || bytes.get(key_len) != Some(&b'=') {
+        return None;
+    }
+    let key = &i[..key_len];
+    let value = &i[key_len + 1..];
+    let (rest, raw, escaped) = match quoted(value) {
+        Some((raw, escaped)) => (&value[raw.len() + 2..], raw, escaped),
+        None => {
+            let len = value.bytes().take_while(|&b| b != b' ' && b != b'"').count();
+            (&value[len..], &value[..len], false)
+        }
+    };
+    let spaces = rest.bytes().take_while(|&b| b == b' ' || b == b'\t').count();
+    Some((&rest[spaces..], Value { key, raw, escaped }))
 }
 
-/// `"…"`: the text between the quotes and whether it has backslash escapes.
-fn quoted(i: &str) -> IResult<&str, (&str, bool), ()> {
-    let (body, _) = char('"').parse(i)?;
+/// `"…"`: the text between the quotes and whether it has backslash escapes; `None`
+/// when `i` does not start with a quote or it is never closed.
+fn quoted(i: &str) -> Option<(&str, bool)> {
+    let body = i.strip_prefix('"')?;
     let bytes = body.as_bytes();
     let mut escaped = false;
     let mut at = 0;
@@ -119,16 +131,11 @@ fn quoted(i: &str) -> IResult<&str, (&str, bool), ()> {
                 at += 2;
             }
             // A '"' byte is never inside a multi-byte character: slicing here is safe.
-            b'"' => return Ok((&body[at + 1..], (&body[..at], escaped))),
+            b'"' => return Some((&body[..at], escaped)),
             _ => at += 1,
         }
     }
-    Err(nom::Err::Error(()))
-}
-
-/// An unquoted value, up to the next space.
-fn bare(i: &str) -> IResult<&str, (&str, bool), ()> {
-    take_till(|c| c == ' ' || c == '"').map(|raw| (raw, false)).parse(i)
+    None
 }
 
 /// Undoes `\x` → `x`.
