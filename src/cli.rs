@@ -69,9 +69,96 @@ pub enum Command {
     /// Look at the dependency graph.
     #[command(subcommand)]
     Graph(GraphCommand),
+    /// Run the prober worker pool: claim due edges from the store, probe them, record.
+    Probe(ProbeArgs),
+    /// Serve the HTTP API (agents' targets and results; more to come).
+    Serve(ServeArgs),
+    /// Run one agent: probe this node's edges from where the traffic starts.
+    Agent(AgentArgs),
+    /// Manage agent tokens.
+    #[command(subcommand, name = "agent-token")]
+    AgentToken(AgentTokenCommand),
     /// Make a synthetic fleet: a CMDB inventory and PowerDNS logs, for trials and benchmarks.
     #[command(subcommand)]
     Fleet(FleetCommand),
+}
+
+/// What every prober (worker or agent) needs to know.
+#[derive(Debug, Args, Clone)]
+pub struct ProbeSettingsArgs {
+    /// Networks probes may go to (comma-separated CIDRs); anything else is refused
+    /// before a packet leaves.
+    #[arg(long, env = "EDGEWATCH_ALLOW", value_delimiter = ',', default_value = "127.0.0.0/8,::1/128")]
+    pub allow: Vec<String>,
+    /// Time between two probes of one edge.
+    #[arg(long, value_parser = parse_duration, default_value = "120s")]
+    pub interval: Duration,
+    /// Packets (ICMP echoes or TCP connects) per edge per cycle.
+    #[arg(long, default_value_t = 5)]
+    pub packets: u32,
+    /// How long to wait for each reply.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub timeout: Duration,
+    /// Cap on packets per second, all targets together.
+    #[arg(long, default_value_t = 1000)]
+    pub pps: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    #[command(flatten)]
+    pub probe: ProbeSettingsArgs,
+    /// Worker tasks in this process (they share one probe engine).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Edges claimed per batch.
+    #[arg(long, default_value_t = 500)]
+    pub batch: i64,
+    /// This process's name in leases and results [default: <hostname>-<pid>].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Stop after this long (for tests and trials).
+    #[arg(long, value_parser = parse_duration)]
+    pub run_for: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8440", env = "EDGEWATCH_LISTEN")]
+    pub listen: String,
+    /// Health thresholds and interval used to judge agents' results.
+    #[arg(long, value_parser = parse_duration, default_value = "120s")]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub probe: ProbeSettingsArgs,
+    /// The edgewatch server, e.g. http://127.0.0.1:8440
+    #[arg(long, env = "EDGEWATCH_SERVER")]
+    pub server: String,
+    /// This agent's node (container) name, as in the CMDB.
+    #[arg(long, env = "EDGEWATCH_NODE")]
+    pub name: String,
+    /// The token made by `edgewatch agent-token create NODE`.
+    #[arg(long, env = "EDGEWATCH_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// An nginx access log (combined format) to report request and error rates from.
+    #[arg(long)]
+    pub nginx_access_log: Option<PathBuf>,
+    /// Stop after this long (for tests and trials).
+    #[arg(long, value_parser = parse_duration)]
+    pub run_for: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentTokenCommand {
+    /// Make a token for NODE's agent; printed once, only its hash is stored.
+    Create { node: String },
+    /// Revoke every token of NODE.
+    Revoke { node: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,6 +13,7 @@ pub mod dns;
 pub mod embedded;
 mod error;
 pub mod model;
+pub mod probe;
 pub mod query;
 #[cfg(feature = "testing")]
 pub mod testing;

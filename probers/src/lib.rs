@@ -13,6 +13,7 @@ pub mod error;
 pub mod health;
 pub mod icmp;
 mod pace;
+pub mod record;
 pub mod stats;
 pub mod target;
 pub mod tcp;

@@ -6,6 +6,8 @@ mod demo;
 mod dns;
 mod fleet;
 mod graph;
+mod probe;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -32,6 +34,10 @@ pub async fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::Dns(cmd) => dns::run(global, cmd).await,
         Command::Graph(cmd) => graph::run(global, cmd).await,
         Command::Fleet(cmd) => fleet::run(cmd),
+        Command::Probe(args) => probe::run(global, args).await,
+        Command::Serve(args) => serve::serve(global, args).await,
+        Command::Agent(args) => serve::agent(global, args).await,
+        Command::AgentToken(cmd) => serve::agent_token(global, cmd).await,
     }
 }
 

@@ -1,0 +1,191 @@
+//! Turning probe outcomes into history, health and events: the one path by which
+//! results reach the store, whether a prober worker or an agent made them.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use graph_store::probe::{self as store, EventRow, HealthRow, ResultRow};
+use graph_store::PgPool;
+use rand::Rng;
+
+use crate::health::{EdgeHealth, HealthConfig, HealthState, Thresholds, VerdictHistory};
+use crate::{ProbeKind, ProbeOutcome};
+
+/// How results are judged and when an edge is probed next.
+#[derive(Debug, Clone)]
+pub struct RecordConfig {
+    pub thresholds: Thresholds,
+    pub health: HealthConfig,
+    /// Time between two probes of one edge.
+    pub interval: Duration,
+    /// Each next probe time moves by up to this share of the interval, either way.
+    pub jitter: f64,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        RecordConfig {
+            thresholds: Thresholds::default(),
+            health: HealthConfig::default(),
+            interval: Duration::from_secs(120),
+            jitter: 0.1,
+        }
+    }
+}
+
+/// One probe cycle of one edge.
+#[derive(Debug, Clone)]
+pub struct CycleResult {
+    pub edge_id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: ProbeKind,
+    pub outcome: ProbeOutcome,
+}
+
+/// What a batch changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recorded {
+    pub results: usize,
+    pub events: usize,
+    /// Results for edges the store does not know (retired, or never had a health row).
+    pub unknown_edges: usize,
+}
+
+fn to_health(row: &HealthRow) -> EdgeHealth {
+    EdgeHealth {
+        state: row.state.parse().unwrap_or(HealthState::Unknown),
+        since: row.since,
+        last_result_at: row.last_result_at,
+        fail_streak: row.fail_streak.max(0) as u32,
+        ok_streak: row.ok_streak.max(0) as u32,
+        degraded_streak: row.degraded_streak.max(0) as u32,
+        recent_states: row.recent_states.parse().unwrap_or_else(|_| VerdictHistory::new()),
+        flapping: row.flapping,
+        flap_pct: f64::from(row.flap_pct),
+    }
+}
+
+fn to_row(edge_id: i64, h: &EdgeHealth, outcome: Option<&ProbeOutcome>, old: &HealthRow) -> HealthRow {
+    HealthRow {
+        edge_id,
+        state: h.state.as_str().to_string(),
+        since: h.since,
+        last_result_at: h.last_result_at,
+        loss_pct: outcome.map(|o| o.loss_pct as f32).or(old.loss_pct),
+        rtt_avg_ms: outcome.map_or(old.rtt_avg_ms, |o| o.rtt_avg_ms.map(|v| v as f32)),
+        fail_streak: h.fail_streak.min(i32::MAX as u32) as i32,
+        ok_streak: h.ok_streak.min(i32::MAX as u32) as i32,
+        degraded_streak: h.degraded_streak.min(i32::MAX as u32) as i32,
+        recent_states: h.recent_states.to_string(),
+        flapping: h.flapping,
+        flap_pct: h.flap_pct as f32,
+    }
+}
+
+fn next_probe(at: DateTime<Utc>, cfg: &RecordConfig) -> DateTime<Utc> {
+    let factor = 1.0 + rand::rng().random_range(-cfg.jitter..=cfg.jitter);
+    let secs = cfg.interval.as_secs_f64() * factor.max(0.1);
+    at + chrono::Duration::milliseconds((secs * 1000.0) as i64)
+}
+
+/// Records a batch of cycles from `prober` in one transaction: the health rows are
+/// locked, each result is judged and fed to the edge's state machine, and history,
+/// health (with the next probe time, lease released) and events are written in bulk.
+/// Results older than what an edge already has are kept as history but do not move
+/// its state backwards. Allow-list refusals are not results: they only reschedule.
+pub async fn record(pool: &PgPool, prober: &str, cycles: &[CycleResult], cfg: &RecordConfig) -> graph_store::Result<Recorded> {
+    let mut ids: Vec<i64> = cycles.iter().map(|c| c.edge_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut tx = pool.begin().await.map_err(|source| graph_store::Error::Sql { op: "starting to record results", source })?;
+    let rows: HashMap<i64, HealthRow> =
+        store::lock_health(&mut tx, &ids).await?.into_iter().map(|r| (r.edge_id, r)).collect();
+    let mut state: HashMap<i64, (EdgeHealth, Option<&ProbeOutcome>, DateTime<Utc>)> = HashMap::new();
+    let (mut results, mut events) = (Vec::new(), Vec::new());
+    let mut out = Recorded::default();
+    let mut ordered: Vec<&CycleResult> = cycles.iter().collect();
+    ordered.sort_by_key(|c| (c.edge_id, c.at));
+    for c in ordered {
+        let Some(row) = rows.get(&c.edge_id) else {
+            out.unknown_edges += 1;
+            continue;
+        };
+        let entry = state.entry(c.edge_id).or_insert_with(|| (to_health(row), None, c.at));
+        entry.2 = entry.2.max(c.at);
+        if c.outcome.refused {
+            continue;
+        }
+        let o = &c.outcome;
+        let obs = cfg.thresholds.assess(o.sent, o.received, o.rtt_avg_ms);
+        results.push(ResultRow {
+            edge_id: c.edge_id,
+            at: c.at,
+            kind: match c.kind {
+                ProbeKind::Icmp => "icmp",
+                ProbeKind::Tcp { .. } => "tcp",
+            },
+            prober: prober.to_string(),
+            sent: o.sent as i32,
+            received: o.received as i32,
+            rtt_min_ms: o.rtt_min_ms.map(|v| v as f32),
+            rtt_avg_ms: o.rtt_avg_ms.map(|v| v as f32),
+            rtt_max_ms: o.rtt_max_ms.map(|v| v as f32),
+            rtt_sd_ms: o.rtt_stddev_ms.map(|v| v as f32),
+            verdict: obs.verdict.as_str(),
+        });
+        out.results += 1;
+        if entry.0.last_result_at.is_some_and(|last| c.at < last) {
+            continue;
+        }
+        for e in entry.0.observe(obs, c.at, &cfg.health) {
+            events.push(EventRow {
+                edge_id: c.edge_id,
+                at: e.at,
+                from: e.from.as_str().to_string(),
+                to: e.to.as_str().to_string(),
+                reason: e.reason,
+            });
+        }
+        entry.1 = Some(o);
+    }
+    out.events = events.len();
+    let health: Vec<(HealthRow, DateTime<Utc>)> = state
+        .iter()
+        .map(|(id, (h, outcome, last_at))| (to_row(*id, h, *outcome, &rows[id]), next_probe(*last_at, cfg)))
+        .collect();
+    store::write_cycle(&mut tx, &results, &health, &events).await?;
+    tx.commit().await.map_err(|source| graph_store::Error::Sql { op: "committing results", source })?;
+    Ok(out)
+}
+
+/// Marks edges with no result for `stale_after_intervals` intervals `stale`.
+pub async fn mark_stale(pool: &PgPool, cfg: &RecordConfig) -> graph_store::Result<usize> {
+    let now = Utc::now();
+    let window = cfg.interval * cfg.health.stale_after_intervals;
+    let before = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1));
+    let silent = store::silent_since(pool, before).await?;
+    if silent.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = pool.begin().await.map_err(|source| graph_store::Error::Sql { op: "marking stale edges", source })?;
+    let ids: Vec<i64> = silent.iter().map(|r| r.edge_id).collect();
+    let locked = store::lock_health(&mut tx, &ids).await?;
+    let (mut health, mut events) = (Vec::new(), Vec::new());
+    for row in &locked {
+        let mut h = to_health(row);
+        if let Some(e) = h.check_stale(now, cfg.interval, &cfg.health) {
+            events.push(EventRow {
+                edge_id: row.edge_id,
+                at: e.at,
+                from: e.from.as_str().to_string(),
+                to: e.to.as_str().to_string(),
+                reason: e.reason,
+            });
+            health.push((to_row(row.edge_id, &h, None, row), now));
+        }
+    }
+    store::write_cycle(&mut tx, &[], &health, &events).await?;
+    tx.commit().await.map_err(|source| graph_store::Error::Sql { op: "marking stale edges", source })?;
+    Ok(events.len())
+}
