@@ -116,6 +116,8 @@ RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     d date;
 BEGIN
+    -- Several workers may get here at once; CREATE ... IF NOT EXISTS alone races.
+    PERFORM pg_advisory_xact_lock(hashtext('edgewatch:probe_results partitions'));
     FOR i IN 0 .. days - 1 LOOP
         d := first_day + i;
         EXECUTE format(

@@ -16,6 +16,7 @@ mod pace;
 pub mod record;
 pub mod stats;
 pub mod target;
+pub mod worker;
 pub mod tcp;
 
 pub use allow::{AllowList, AllowedIp, RefusalReason, Refused};

@@ -12,9 +12,10 @@ use crate::cli::Global;
 use crate::output;
 
 /// The sample fleet, bundled so the demo works from any directory.
+const INVENTORY_JSON: &str = include_str!("../../examples/sample-fleet/inventory.json");
 const SAMPLE_FILES: [(&str, &str); 5] = [
     ("pdns-rec-structured.log", include_str!("../../examples/sample-fleet/pdns-rec-structured.log")),
-    ("inventory.json", include_str!("../../examples/sample-fleet/inventory.json")),
+    ("inventory.json", INVENTORY_JSON),
     ("inventory.csv", include_str!("../../examples/sample-fleet/inventory.csv")),
     ("links.txt", include_str!("../../examples/sample-fleet/links.txt")),
     ("pdns-auth-console.log", include_str!("../../examples/sample-fleet/pdns-auth-console.log")),
@@ -53,12 +54,15 @@ pub async fn run(global: &Global) -> Result<ExitCode> {
         summary.totals.resolved
     );
 
+    probe_sample_fleet(&db.pool).await?;
+
     let nodes = query::nodes(&db.pool, ListOptions::default()).await?;
     let edges = query::edges(&db.pool, ListOptions::default()).await?;
     let dcs: std::collections::BTreeSet<&str> = nodes.iter().map(|n| n.dc.as_str()).collect();
     println!();
     output::nodes_table(&nodes);
     let from = |source: &str| edges.iter().filter(|e| e.sources.iter().any(|s| s == source)).count();
+    let in_state = |state: &str| edges.iter().filter(|e| e.state == state).count();
     println!(
         "\nThe graph now holds {} containers in {} data centers ({}) and {} edges \
          ({} learned from DNS queries, {} from published links).",
@@ -69,6 +73,27 @@ pub async fn run(global: &Global) -> Result<ExitCode> {
         from("dns"),
         from("cmdb"),
     );
+    println!(
+        "Probed from the consumers' side: {} up, {} down, {} degraded, {} not decided yet.",
+        in_state("up"),
+        in_state("down"),
+        in_state("degraded"),
+        in_state("unknown") + in_state("stale"),
+    );
+    let broken: Vec<_> = edges.iter().filter(|e| e.state == "down" || e.state == "degraded").collect();
+    if !broken.is_empty() {
+        println!("Broken now:");
+        for e in broken.iter().take(12) {
+            println!(
+                "  {} -> {} ({}) {}: {}",
+                e.src,
+                e.dst.as_deref().unwrap_or("?"),
+                e.dst_ip,
+                e.services.join(","),
+                e.state
+            );
+        }
+    }
     let dd = if global.data_dir().as_os_str() == ".edgewatch" {
         String::new()
     } else {
@@ -79,6 +104,7 @@ pub async fn run(global: &Global) -> Result<ExitCode> {
          edgewatch{dd} graph edges                  the dependencies learned so far\n  \
          edgewatch{dd} graph nodes --format json    the containers, for scripts\n  \
          edgewatch{dd} dns stats                    what the logs asked for that the CMDB lacks\n  \
+         edgewatch{dd} probe --interval 10s         keep probing (Ctrl-C stops)\n  \
          edgewatch{dd} dns ingest --zone {SAMPLE_ZONE} {}\n  \
          edgewatch{dd} cmdb import {}\n  \
          psql \"$(edgewatch{dd} db url)\"              the tables themselves\n  \
@@ -87,4 +113,62 @@ pub async fn run(global: &Global) -> Result<ExitCode> {
         samples.join("inventory.csv").display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The provider whose service port the demo leaves without a listener: its consumers'
+/// edges to it break, for real.
+const DEMO_BROKEN_PROVIDER: &str = "db2a.host202";
+
+/// Listens on every sample provider's service port but one, then probes the whole graph
+/// for a few short cycles: enough for the hysteresis to decide.
+async fn probe_sample_fleet(pool: &graph_store::PgPool) -> Result<()> {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let inventory = discovery::cmdb::parse_inventory_json("inventory.json", INVENTORY_JSON.as_bytes())?;
+    let ports: std::collections::HashMap<&str, u16> =
+        inventory.services.iter().filter_map(|s| Some((s.name.as_str(), s.port?))).collect();
+    let mut listeners = Vec::new();
+    for c in inventory.containers.iter().filter(|c| c.name != DEMO_BROKEN_PROVIDER) {
+        for (ip, port) in c.ips.iter().flat_map(|ip| c.services.iter().filter_map(|s| ports.get(s.as_str())).map(move |p| (*ip, *p))) {
+            match tokio::net::TcpListener::bind((ip, port)).await {
+                Ok(listener) => listeners.push(tokio::spawn(async move {
+                    while let Ok((conn, _)) = listener.accept().await {
+                        drop(conn);
+                    }
+                })),
+                Err(e) => eprintln!("note: cannot listen on {ip}:{port} for the demo ({e}); edges to it will look broken"),
+            }
+        }
+    }
+    let allow: probers::AllowList = "127.0.0.0/8".parse()?;
+    let engine = Arc::new(
+        probers::Engine::builder(allow)
+            .packets(3)
+            .interval(Duration::from_millis(50))
+            .timeout(Duration::from_millis(300))
+            // The unprivileged ICMP socket where the kernel allows it, else a raw one.
+            .prefer_unprivileged(true)
+            .build()?,
+    );
+    if let Err(why) = engine.icmp_mode(probers::Family::V4) {
+        eprintln!("note: no ICMP here ({why}); edges without a service port cannot be probed (run as root)");
+    }
+    println!(
+        "probing every edge for a few 1-second cycles (listening on every service port but {DEMO_BROKEN_PROVIDER}'s) …"
+    );
+    let record = probers::record::RecordConfig { interval: Duration::from_secs(1), jitter: 0.0, ..Default::default() };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut opts = probers::worker::WorkerOptions::new(format!("demo-{}", std::process::id()), record);
+    opts.lease = Duration::from_secs(5);
+    let worker = tokio::spawn(probers::worker::run_worker(pool.clone(), engine.clone(), opts, shutdown.clone()));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    shutdown.cancel();
+    let totals = worker.await?;
+    engine.shutdown().await;
+    for l in listeners {
+        l.abort();
+    }
+    println!("probed {} edge cycles, {} state changes", totals.recorded, totals.events);
+    Ok(())
 }

@@ -1,11 +1,59 @@
 //! `edgewatch probe`: the prober worker pool.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use probers::record::RecordConfig;
+use probers::worker::{run_worker, WorkerOptions};
+use probers::{AllowList, Engine};
 
-use crate::cli::{Global, ProbeArgs};
+use crate::cli::{Global, ProbeArgs, ProbeSettingsArgs};
 
-pub async fn run(_global: &Global, _args: ProbeArgs) -> Result<ExitCode> {
-    anyhow::bail!("not yet")
+/// The probe engine the flags describe (the allow-list first of all).
+pub fn engine(args: &ProbeSettingsArgs) -> Result<Engine> {
+    let allow: AllowList = args.allow.join(",").parse().with_context(|| format!("--allow {}", args.allow.join(",")))?;
+    tracing::info!(%allow, "probe targets are limited to the allow-list");
+    Engine::builder(allow)
+        .packets(args.packets)
+        .timeout(args.timeout)
+        .pps(args.pps)
+        .build()
+        .context("starting the probe engine")
+}
+
+pub async fn run(global: &Global, args: ProbeArgs) -> Result<ExitCode> {
+    let db = super::connect(global).await?;
+    let engine = Arc::new(engine(&args.probe)?);
+    let shutdown = super::shutdown_on_ctrl_c();
+    if let Some(limit) = args.run_for {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            stop.cancel();
+        });
+    }
+    let base = args.name.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+    let record = RecordConfig { interval: args.probe.interval, ..Default::default() };
+    eprintln!("{} worker(s) probing every {:?}; Ctrl-C stops", args.workers, args.probe.interval);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..args.workers.max(1) {
+        let mut opts = WorkerOptions::new(format!("{base}/{i}"), record.clone());
+        opts.batch = args.batch;
+        tasks.spawn(run_worker(db.pool.clone(), engine.clone(), opts, shutdown.clone()));
+    }
+    let (mut probed, mut recorded, mut events) = (0, 0, 0);
+    while let Some(done) = tasks.join_next().await {
+        let totals = done.context("a worker panicked")?;
+        probed += totals.probed;
+        recorded += totals.recorded;
+        events += totals.events;
+    }
+    engine.shutdown().await;
+    eprintln!("probed {probed} edges, recorded {recorded} results, {events} state changes");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "edgewatch".into())
 }
