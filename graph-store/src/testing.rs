@@ -130,6 +130,22 @@ pub async fn age_dns_edges(pool: &PgPool, days: i32) {
     .expect("ageing dns edges");
 }
 
+/// Every probe result's (edge, time, prober), oldest first per edge.
+pub async fn probe_results(pool: &PgPool) -> Vec<(i64, chrono::DateTime<chrono::Utc>, String)> {
+    sqlx::query_as("SELECT edge_id, at, prober FROM probe_results ORDER BY edge_id, at")
+        .fetch_all(pool)
+        .await
+        .expect("reading probe results")
+}
+
+/// Every edge event (edge, from, to), in order.
+pub async fn edge_events(pool: &PgPool) -> Vec<(i64, String, String)> {
+    sqlx::query_as("SELECT edge_id, from_state, to_state FROM edge_events ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .expect("reading edge events")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,0 +1,65 @@
+//! Prober workers against a real PostgreSQL: two processes share the graph and probe
+//! every due edge exactly once per interval; results become health states.
+//! Every target is in 127.0.0.0/8 (the sample fleet) and the allow-list says so.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
+
+use common::{json, ok, sample};
+use graph_store::testing::{probe_results, TestDb};
+
+fn spawn_prober(db: &TestDb, name: &str, run_for: &str) -> std::process::Child {
+    Command::new(assert_cmd::cargo::cargo_bin("edgewatch"))
+        .env_remove("DATABASE_URL")
+        .args(["--database-url", &db.url, "probe", "--allow", "127.0.0.0/8", "--interval", "2s", "--packets", "2"])
+        .args(["--timeout", "300ms", "--workers", "2", "--name", name, "--run-for", run_for])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_worker_processes_probe_every_edge_exactly_once_per_interval() {
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json"), &sample("links.txt")]);
+    ok(&db, &["dns", "ingest", "--zone", "example.com", &sample("pdns-auth-console.log")]);
+    let edges = json(&db, &["graph", "edges", "--format", "json"]).as_array().unwrap().len();
+
+    let (mut a, mut b) = (spawn_prober(&db, "a", "11s"), spawn_prober(&db, "b", "11s"));
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+
+    let results = probe_results(&db.pool).await;
+    let mut by_edge: BTreeMap<i64, Vec<chrono::DateTime<chrono::Utc>>> = BTreeMap::new();
+    let mut probers = BTreeSet::new();
+    for (edge, at, prober) in &results {
+        by_edge.entry(*edge).or_default().push(*at);
+        probers.insert(prober.split('/').next().unwrap().to_string());
+    }
+    assert_eq!(by_edge.len(), edges, "every edge was probed");
+    assert_eq!(probers, BTreeSet::from(["a".to_string(), "b".to_string()]), "both processes took a share");
+    for (edge, times) in &by_edge {
+        // About 11 s / 2 s = 5 cycles; never two probes of one edge within one interval
+        // (less the 10% jitter either way).
+        assert!((3..=7).contains(&times.len()), "edge {edge}: {} probes in 11 s", times.len());
+        for pair in times.windows(2) {
+            let gap = (pair[1] - pair[0]).num_milliseconds();
+            assert!(gap >= 1500, "edge {edge} probed twice within {gap} ms");
+        }
+    }
+
+    // The DNS edges go to service ports nothing listens on here: down. The published
+    // links have no port: ICMP echo to 127/8 answers (as root; else no ICMP socket).
+    let states: Vec<(String, String)> = json(&db, &["graph", "edges", "--format", "json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["sources"].to_string(), e["state"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(states.iter().filter(|(s, _)| s.contains("dns")).all(|(_, state)| state == "down"), "{states:?}");
+    if nix::unistd::geteuid().is_root() {
+        assert!(states.iter().filter(|(s, _)| s == r#"["cmdb"]"#).all(|(_, state)| state == "up"), "{states:?}");
+    }
+}
