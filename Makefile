@@ -13,9 +13,10 @@ all: build
 deps:
 	@scripts/install-deps.sh postgres
 
-# The tests also need a real PowerDNS (auth, bind backend, recursor), dig and iproute2.
+# The tests also need a real PowerDNS (auth, bind backend, recursor), dig, and for the
+# network-namespace lab iproute2, nftables and fping.
 test-deps:
-	@scripts/install-deps.sh postgres pdns
+	@scripts/install-deps.sh postgres pdns lab
 
 build:
 	$(CARGO) build --locked

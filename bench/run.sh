@@ -149,9 +149,31 @@ PY
 done
 
 # ---------------------------------------------------------------------------------------
+PROBE_SECS=${BENCH_PROBE_SECS:-30}
+PROBE_INTERVAL=${BENCH_PROBE_INTERVAL:-2s}
+say "probing: the operators' fleet's edges, worker pool for ${PROBE_SECS}s, interval $PROBE_INTERVAL (loopback only)"
+dir=$BENCH_DIR/probe
+data=$BENCH_DIR/pg-probe
+rm -rf "$dir" "$data"
+run "$GEN" --seed "$SEED" --out "$dir" --lines 500000 --flavour "$INGEST_FLAVOUR" --name pdns.log
+CLUSTERS+=("$data")
+run "$EDGEWATCH" --data-dir "$data" cmdb import "$dir/inventory.json" >&2
+run "$EDGEWATCH" --data-dir "$data" dns ingest --zone "$ZONE" "$dir/pdns.log" >&2
+# Every generated address is in 127.0.0.0/8; the allow-list says so.
+run /usr/bin/time -v -o "$RESULTS/time-probe.txt" \
+  "$EDGEWATCH" --data-dir "$data" probe --allow 127.0.0.0/8 --interval "$PROBE_INTERVAL" --packets 1 \
+  --timeout 500ms --pps 50000 --workers 4 --batch 2000 --run-for "${PROBE_SECS}s" 2>"$RESULTS/probe.log"
+url=$("$EDGEWATCH" --data-dir "$data" db url)
+psql -X -A -t -F' ' "$url" -c "SELECT (SELECT count(*) FROM edges WHERE retired_at IS NULL), count(*), \
+  count(DISTINCT edge_id), extract(epoch FROM max(at) - min(at)) FROM probe_results" >"$RESULTS/probe-counts.txt"
+psql -X -A -t -F' ' "$url" -c "SELECT state, count(*) FROM edge_health GROUP BY 1 ORDER BY 1" >"$RESULTS/probe-states.txt"
+run "$EDGEWATCH" --data-dir "$data" db stop >&2
+[ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$dir"
+
 say "report: $OUT"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/loadavg-end.txt" 2>/dev/null || true
 export BENCH_SEED=$SEED BENCH_PARSE_LINES=$PARSE_LINES BENCH_INGEST_FLAVOUR=$INGEST_FLAVOUR \
   BENCH_REPS=$REPS BENCH_PY_REPS=$PY_REPS BENCH_DIR BENCH_SECONDS=$(( $(date +%s) - STARTED ))
 python3 bench/report.py "$RESULTS" "$OUT"
+python3 bench/probe_report.py "$RESULTS" "$PROBE_SECS" "$PROBE_INTERVAL" >>"$OUT"
 echo "wrote $OUT in $(( $(date +%s) - STARTED )) s" >&2

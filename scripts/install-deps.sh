@@ -3,6 +3,7 @@
 #
 #   scripts/install-deps.sh postgres      PostgreSQL server binaries (initdb, pg_ctl, postgres)
 #   scripts/install-deps.sh pdns          PowerDNS auth + bind backend + recursor, dig, iproute2
+#   scripts/install-deps.sh lab           network-namespace lab: iproute2, nftables, fping
 #
 # Uses apt-get (Debian/Ubuntu) as root, or through sudo when that needs no password.
 # Without either, prints what to install and fails. Never creates or starts a system
@@ -35,6 +36,12 @@ for group in "$@"; do
             command -v dig >/dev/null 2>&1 || need+=(dnsutils)
             command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
             command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+            optional=1
+            ;;
+        lab)
+            command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
+            command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
+            command -v fping >/dev/null 2>&1 || [ -x /usr/bin/fping ] || need+=(fping)
             optional=1
             ;;
         *) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;
