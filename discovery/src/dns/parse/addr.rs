@@ -2,87 +2,94 @@
 //! `[fd00::2]:5353`, bare `fd00::2`, with an EDNS `<-subnet` or a `(…)` note attached.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+use nom::branch::alt;
+use nom::combinator::{cut, eof, opt, rest};
+use nom::sequence::{preceded, terminated};
+use nom::Parser;
+
+use super::combinators::{byte, take_till_byte, take_until_first, take_while_m_n, try_map, Needle, Res};
+
+/// An EDNS client subnet after the address.
+static SUBNET: Needle = LazyLock::new(|| Finder::new("<-"));
 
 /// The client address in `token`, with port, `<-subnet` and `(…)` suffixes removed.
 /// `None` when what is left is not an IPv4 or IPv6 address.
 pub(super) fn parse_client(token: &str) -> Option<IpAddr> {
     // The common case, `1.2.3.4` or `1.2.3.4:port` (nothing to cut or trim), without
     // the general parsers.
-    if let Some((ip, len)) = ipv4_prefix(token.as_bytes()) {
-        let after = &token[len..];
-        if after.is_empty() || after.strip_prefix(':').is_some_and(is_port) {
-            return Some(IpAddr::V4(ip));
-        }
+    if let Ok((_, ip)) = terminated(ipv4, (opt(preceded(byte(b':'), port)), eof)).parse_complete(token) {
+        return Some(IpAddr::V4(ip));
     }
-    let token = cut(token, '(');
-    let token = cut_subnet(token).trim();
-    if let Some(bracketed) = token.strip_prefix('[') {
-        let (inside, after) = bracketed.split_once(']')?;
-        if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
+    // What is left once the `(…)` note and the `<-subnet` are cut off, trimmed.
+    let (_, token) =
+        take_till_byte(b'(').and_then(alt((take_until_first(&SUBNET), rest))).parse_complete(token).ok()?;
+    let (_, ip) = alt((bracketed, bare, ipv4_with_port)).parse_complete(token.trim()).ok()?;
+    Some(ip)
+}
+
+/// `[fd00::2]` or `[fd00::2]:53`, the whole token; once the bracket opens, nothing else.
+fn bracketed(i: &str) -> Res<'_, IpAddr> {
+    let ipv6 = try_map(take_till_byte(b']'), |inside: &str| before(inside, b'%').parse::<Ipv6Addr>().ok());
+    preceded(byte(b'['), cut(terminated(ipv6, (byte(b']'), opt(preceded(byte(b':'), port)), eof))))
+        .map(IpAddr::V6)
+        .parse_complete(i)
+}
+
+/// An address as std reads one (`fe80::1%eth0` without its zone), the whole token.
+fn bare(i: &str) -> Res<'_, IpAddr> {
+    try_map(rest, |token: &str| before(token, b'%').parse::<IpAddr>().ok()).parse_complete(i)
+}
+
+/// `1.2.3.4:53`, the whole token (an IPv6 address with a port is always bracketed).
+fn ipv4_with_port(i: &str) -> Res<'_, IpAddr> {
+    terminated(ipv4, (byte(b':'), port, eof)).map(IpAddr::V4).parse_complete(i)
+}
+
+/// A dotted-quad IPv4 address, as `Ipv4Addr::from_str` reads one (four decimal
+/// octets, no leading zeros).
+fn ipv4(i: &str) -> Res<'_, Ipv4Addr> {
+    (octet, byte(b'.'), octet, byte(b'.'), octet, byte(b'.'), octet)
+        .map(|(a, _, b, _, c, _, d)| Ipv4Addr::new(a, b, c, d))
+        .parse_complete(i)
+}
+
+/// `0` to `255`, without leading zeros.
+fn octet(i: &str) -> Res<'_, u8> {
+    let value = |digits: &str| {
+        if digits.len() > 1 && digits.starts_with('0') {
             return None;
         }
-        return cut(inside, '%').parse::<Ipv6Addr>().ok().map(IpAddr::V6);
-    }
-    if let Ok(ip) = cut(token, '%').parse::<IpAddr>() {
-        return Some(ip);
-    }
-    // IPv4 with a port; an IPv6 address with a port is always bracketed.
-    let (host, port) = token.rsplit_once(':')?;
-    if !is_port(port) {
-        return None;
-    }
-    host.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+        u8::try_from(digits.bytes().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))).ok()
+    };
+    try_map(take_while_m_n(1, 3, |b| b.is_ascii_digit()), value).parse_complete(i)
 }
 
-/// A dotted-quad IPv4 address at the start of `b`, as `Ipv4Addr::from_str` reads one
-/// (four decimal octets, no leading zeros), and its length.
-fn ipv4_prefix(b: &[u8]) -> Option<(Ipv4Addr, usize)> {
-    let mut octets = [0u8; 4];
-    let mut at = 0;
-    for (i, octet) in octets.iter_mut().enumerate() {
-        if i > 0 {
-            if b.get(at) != Some(&b'.') {
-                return None;
-            }
-            at += 1;
-        }
-        let digits = b[at..].iter().take(4).take_while(|c| c.is_ascii_digit()).count();
-        let text = &b[at..at + digits];
-        if !(1..=3).contains(&digits) || (digits > 1 && text[0] == b'0') {
-            return None;
-        }
-        let value = text.iter().fold(0u32, |acc, &c| acc * 10 + u32::from(c - b'0'));
-        *octet = u8::try_from(value).ok()?;
-        at += digits;
-    }
-    Some((Ipv4Addr::from(octets), at))
+/// One to five digits; whether the token ends there is up to the caller.
+fn port(i: &str) -> Res<'_, &str> {
+    take_while_m_n(1, 5, |b| b.is_ascii_digit()).parse_complete(i)
 }
 
-/// `s` up to the first `sep`, or all of it.
-fn cut(s: &str, sep: char) -> &str {
-    s.split_once(sep).map_or(s, |(head, _)| head)
-}
-
-/// `s` up to the first `<-` (an EDNS client subnet), or all of it.
-fn cut_subnet(s: &str) -> &str {
-    let b = s.as_bytes();
-    let mut from = 0;
-    while let Some(at) = memchr::memchr(b'<', &b[from..]).map(|at| from + at) {
-        if b.get(at + 1) == Some(&b'-') {
-            return &s[..at];
-        }
-        from = at + 1;
-    }
-    s
-}
-
-fn is_port(s: &str) -> bool {
-    (1..=5).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+/// `token` up to the first `sep` (ASCII), or all of it.
+fn before(token: &str, sep: u8) -> &str {
+    memchr::memchr(sep, token.as_bytes()).map_or(token, |at| &token[..at])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The IPv4 fast path's address at the start of `b`, and its length.
+    fn ipv4_prefix(b: &[u8]) -> Option<(Ipv4Addr, usize)> {
+        let s = std::str::from_utf8(b).ok()?;
+        ipv4(s).ok().map(|(rest, ip)| (ip, s.len() - rest.len()))
+    }
+
+    fn is_port(s: &str) -> bool {
+        terminated(port, eof).parse_complete(s).is_ok()
+    }
 
     #[test]
     fn client_forms() {

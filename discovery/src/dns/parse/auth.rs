@@ -7,56 +7,67 @@
 //! Remote fd00:99::2 wants 'db1.be5.host58.example.com|AAAA', do = 0, bufsize = 1232: packetcache MISS
 //! ```
 
-use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
+use nom::branch::alt;
+use nom::bytes::tag;
+use nom::combinator::{cut, opt};
+use nom::sequence::delimited;
+use nom::Parser;
 
 use super::addr::parse_client;
-use super::question;
-use crate::dns::record::{Parsed, QueryRecord, SkipReason};
-
-const WANTS: &str = " wants '";
-const DO: &str = "', do = ";
+use super::combinators::{
+    flavour, take_till_byte, take_until_first, take_until_last_byte, try_map, within, Needle, Res,
+};
+use super::{borrowed, question};
+use crate::dns::record::Parsed;
 
 /// The searchers, built once rather than per line.
-static WANTS_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(WANTS));
-static DO_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(DO));
-static REMOTE_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(" Remote "));
+static WANTS: Needle = LazyLock::new(|| Finder::new(" wants '"));
+static DO: Needle = LazyLock::new(|| Finder::new("', do = "));
+static REMOTE: Needle = LazyLock::new(|| Finder::new(" Remote "));
 
 /// Parses a message that starts with `Remote ` or `TCP Remote `; `None` if it is not
 /// such a line.
 pub(super) fn parse(message: &str) -> Option<Parsed<'_>> {
-    let (remote, quoted) = head(message)?;
-    Some(query(remote, quoted).unwrap_or(Parsed::Skipped(SkipReason::Malformed)))
+    flavour(query.map(|(client, question)| borrowed(client, question)).parse_complete(message))
 }
 
 /// Finds an auth query message somewhere in `message`, after a prefix nobody told us
 /// about (an rsyslog template such as `… msg= Remote 127.0.0.1 wants '…'`).
 pub(super) fn find(message: &str) -> Option<Parsed<'_>> {
-    REMOTE_FINDER.find_iter(message.as_bytes()).find_map(|at| parse(&message[at + 1..]))
+    REMOTE.find_iter(message.as_bytes()).find_map(|at| parse(&message[at + 1..]))
 }
 
-/// `[TCP ]Remote <client> wants '`: the client text and what follows the quote.
-fn head(i: &str) -> Option<(&str, &str)> {
-    let i = i.strip_prefix("TCP ").unwrap_or(i);
-    let i = i.strip_prefix("Remote ")?;
-    let at = WANTS_FINDER.find(i.as_bytes())?;
-    Some((&i[..at], &i[at + WANTS.len()..]))
+/// `[TCP ]Remote <client> wants 'name|type', do = …`; once ` wants '` is seen, it is
+/// this flavour, and a bad client or question is a failure.
+fn query(i: &str) -> Res<'_, (IpAddr, (&str, &str))> {
+    (within(head, cut(client)), cut(within(quoted, question))).parse_complete(i)
 }
 
-fn query<'a>(remote: &str, quoted: &'a str) -> Option<Parsed<'a>> {
-    // The client is the first word: a later `(…)` note is not part of it.
-    let client = parse_client(remote.split(' ').next()?)?;
-    let end = DO_FINDER.find(quoted.as_bytes()).or_else(|| memchr::memrchr(b'\'', quoted.as_bytes()))?;
-    let (qname, qtype) = question(&quoted[..end])?;
-    Some(Parsed::Query(QueryRecord { client, qname: Cow::Borrowed(qname), qtype, time_us: None }))
+/// `[TCP ]Remote <client> wants '`: the client text.
+fn head(i: &str) -> Res<'_, &str> {
+    delimited((opt(tag("TCP ")), tag("Remote ")), take_until_first(&WANTS), tag(" wants '")).parse_complete(i)
+}
+
+/// The client is the first word: a later `(…)` note is not part of it.
+fn client(i: &str) -> Res<'_, IpAddr> {
+    try_map(take_till_byte(b' '), parse_client).parse_complete(i)
+}
+
+/// What is quoted: up to `', do = `, or, for older versions without that tail, the last
+/// quote.
+fn quoted(i: &str) -> Res<'_, &str> {
+    alt((take_until_first(&DO), take_until_last_byte(b'\''))).parse_complete(i)
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testing::{summary, want, Want};
     use super::*;
+    use crate::dns::record::SkipReason;
 
     #[test]
     fn lines() {

@@ -5,13 +5,21 @@
 //! other program's entry carries its line in `MESSAGE`, which is parsed like a line of
 //! the other flavours. `__REALTIME_TIMESTAMP` (µs) is the time when the entry gives none.
 //!
-//! A small hand-written scanner: journald writes flat objects of strings (arrays of
-//! bytes for binary fields), and only a few fields matter. It borrows from the line and
-//! allocates only to undo escapes in a name or a message.
+//! A small nom scanner rather than a JSON library: journald writes flat objects of
+//! strings (arrays of bytes for binary fields), and only a few fields matter. It borrows
+//! from the line and allocates only to undo escapes in a name or a message.
 
 use std::borrow::Cow;
 
+use nom::branch::alt;
+use nom::bytes::take_till1;
+use nom::character::one_of;
+use nom::combinator::{eof, opt, peek, value};
+use nom::sequence::{preceded, terminated};
+use nom::Parser;
+
 use super::addr::parse_client;
+use super::combinators::{byte, fail, quoted_string, take_while_m_n, Res};
 use super::recursor_structured::QUESTION_MESSAGES;
 use super::{epoch_seconds_us, is_qtype, parse_message};
 use crate::dns::record::{ParseContext, Parsed, QueryRecord, SkipReason};
@@ -118,125 +126,90 @@ impl<'a> JStr<'a> {
 
 /// Reads one JSON object; `None` if the line is not one.
 fn scan(line: &str) -> Option<Entry<'_>> {
-    let mut c = Cursor { text: line, at: 0 };
     let mut entry = Entry::default();
-    c.ws();
-    c.eat(b'{')?;
-    c.ws();
-    if c.eat(b'}').is_none() {
-        loop {
-            let key = c.string()?;
-            c.ws();
-            c.eat(b':')?;
-            c.ws();
-            if c.peek() == Some(b'"') {
-                let value = c.string()?;
-                let slot = match key.raw {
-                    "QNAME" => Some(&mut entry.qname),
-                    "QTYPE" => Some(&mut entry.qtype),
-                    "REMOTE" => Some(&mut entry.remote),
-                    "MESSAGE" => Some(&mut entry.message),
-                    "TIMESTAMP" => Some(&mut entry.timestamp),
-                    "__REALTIME_TIMESTAMP" => Some(&mut entry.realtime),
-                    _ => None,
-                };
-                if let Some(slot) = slot {
-                    slot.get_or_insert(value);
-                }
-            } else {
-                c.skip_value()?;
+    let (mut i, empty) = object_start(line).ok()?;
+    let mut more = !empty;
+    while more {
+        let (rest, (key, string)) = member(i).ok()?;
+        if let Some((raw, escaped)) = string {
+            let slot = match key {
+                "QNAME" => Some(&mut entry.qname),
+                "QTYPE" => Some(&mut entry.qtype),
+                "REMOTE" => Some(&mut entry.remote),
+                "MESSAGE" => Some(&mut entry.message),
+                "TIMESTAMP" => Some(&mut entry.timestamp),
+                "__REALTIME_TIMESTAMP" => Some(&mut entry.realtime),
+                _ => None,
+            };
+            if let Some(slot @ None) = slot {
+                *slot = Some(JStr { raw, escaped });
             }
-            c.ws();
-            if c.eat(b',').is_some() {
-                c.ws();
+        }
+        (i, more) = separator(rest).ok()?;
+    }
+    object_end(i).ok()?;
+    Some(entry)
+}
+
+/// JSON white space (nom's `multispace0`, over bytes).
+fn ws(i: &str) -> Res<'_, &str> {
+    take_while_m_n(0, usize::MAX, |b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')).parse_complete(i)
+}
+
+/// `{` and white space; whether the object closes at once (`{}`).
+fn object_start(i: &str) -> Res<'_, bool> {
+    preceded((ws, byte(b'{'), ws), opt(byte(b'}'))).map(|close| close.is_some()).parse_complete(i)
+}
+
+/// White space, then the end of the line.
+fn object_end(i: &str) -> Res<'_, ()> {
+    value((), (ws, eof)).parse_complete(i)
+}
+
+/// After a member, `,` (another follows: `true`) or `}` (the last one: `false`).
+fn separator(i: &str) -> Res<'_, bool> {
+    alt((value(true, (byte(b','), ws)), value(false, byte(b'}')))).parse_complete(i)
+}
+
+/// `"KEY": value` and the white space after it: the key as it stands, and the value if
+/// it is a string.
+fn member(i: &str) -> Res<'_, (&str, Option<(&str, bool)>)> {
+    let key = quoted_string.map(|(key, _)| key);
+    let value = alt((quoted_string.map(Some), value(None, other_value)));
+    (terminated(key, (ws, byte(b':'), ws)), terminated(value, ws)).parse_complete(i)
+}
+
+/// Any value but a string: an array or object (journald's byte arrays), or a number,
+/// `true` or `null`, not checked further.
+fn other_value(i: &str) -> Res<'_, ()> {
+    let scalar = take_till1(|c| matches!(c, ',' | '}' | ']' | '"' | ' ' | '\t' | '\r' | '\n'));
+    alt((nested, value((), scalar))).parse_complete(i)
+}
+
+/// `[…]` or `{…}`, nested to any depth without recursion; strings inside may hold
+/// brackets.
+fn nested(i: &str) -> Res<'_, ()> {
+    let (_, _) = peek(one_of("[{")).parse_complete(i)?;
+    let mut depth = 0usize;
+    let mut at = 0;
+    loop {
+        match i.as_bytes().get(at) {
+            None => return fail(),
+            Some(b'"') => {
+                let (rest, _) = quoted_string(&i[at..])?;
+                at = i.len() - rest.len();
                 continue;
             }
-            c.eat(b'}')?;
-            break;
-        }
-    }
-    c.ws();
-    (c.at == line.len()).then_some(entry)
-}
-
-/// A position in the line. Every position it stops at is just before or after an ASCII
-/// byte, so slicing there is always on a character boundary.
-struct Cursor<'a> {
-    text: &'a str,
-    at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.at).copied()
-    }
-
-    fn eat(&mut self, byte: u8) -> Option<()> {
-        (self.peek() == Some(byte)).then(|| self.at += 1)
-    }
-
-    fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
-            self.at += 1;
-        }
-    }
-
-    /// `"…"`.
-    fn string(&mut self) -> Option<JStr<'a>> {
-        self.eat(b'"')?;
-        let bytes = self.text.as_bytes();
-        let start = self.at;
-        let mut escaped = false;
-        while let Some(&b) = bytes.get(self.at) {
-            match b {
-                b'\\' => {
-                    escaped = true;
-                    self.at += 2;
-                }
-                b'"' => {
-                    let raw = &self.text[start..self.at];
-                    self.at += 1;
-                    return Some(JStr { raw, escaped });
-                }
-                _ => self.at += 1,
-            }
-        }
-        None
-    }
-
-    /// Any value but a string: a number, `true`, `null`, or an array or object
-    /// (journald's byte arrays), nested to any depth without recursion.
-    fn skip_value(&mut self) -> Option<()> {
-        match self.peek()? {
-            b'[' | b'{' => {
-                let mut depth = 0usize;
-                loop {
-                    match self.peek()? {
-                        b'"' => {
-                            self.string()?;
-                            continue;
-                        }
-                        b'[' | b'{' => depth += 1,
-                        b']' | b'}' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                self.at += 1;
-                                return Some(());
-                            }
-                        }
-                        _ => {}
-                    }
-                    self.at += 1;
+            Some(b'[' | b'{') => depth += 1,
+            Some(b']' | b'}') => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok((&i[at + 1..], ()));
                 }
             }
-            _ => {
-                let start = self.at;
-                while !matches!(self.peek(), None | Some(b',' | b'}' | b']' | b'"' | b' ' | b'\t' | b'\r' | b'\n')) {
-                    self.at += 1;
-                }
-                (self.at > start).then_some(())
-            }
+            Some(_) => {}
         }
+        at += 1;
     }
 }
 

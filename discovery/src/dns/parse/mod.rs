@@ -10,20 +10,34 @@
 //! each bare or behind one of the [`prefix`]es (PowerDNS' own time, syslog, journalctl).
 //! On the common paths nothing is allocated: records borrow from the line.
 //!
-//! Speed matters (`bench/run.sh` asks ≥ 3 M lines/s per flavour on one core), so the
-//! parsers are hand-written over bytes: the flavour is picked by the message's first
-//! byte, substring searchers are built once (`static` [`memchr::memmem`] finders), dates
-//! are plain integer arithmetic, and IPv4 clients have a fast path.
+//! Each grammar is a nom parser over the line's text, with `()` errors (a branch that
+//! does not match costs nothing), run in complete mode (`parse_complete`). Speed
+//! matters (`bench/run.sh` asks ≥ 3 M lines/s per flavour on one core), so: the flavour
+//! is picked by the message's first byte; where nom's own primitives are slow the
+//! [`combinators`] stand in for them (substring searches with `memchr` and searchers
+//! built once, byte loops, inlined versions of `map_opt` and `map_parser`), composed
+//! with nom's own combinators; dates are plain integer arithmetic; and IPv4 clients
+//! have a fast path. A flavour parser's nom error means "not this flavour", a failure
+//! after a `cut` "this flavour, but malformed".
 
 mod addr;
 mod auth;
+mod combinators;
 mod journald_json;
 mod pipe;
 mod prefix;
 mod recursor_old;
 mod recursor_structured;
 
-use crate::dns::record::{ParseContext, Parsed, SkipReason, MAX_LINE};
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use nom::combinator::{eof, opt};
+use nom::sequence::{preceded, terminated};
+use nom::Parser;
+
+use self::combinators::{byte, take_until_last_byte, take_while_m_n, try_map, Res};
+use crate::dns::record::{ParseContext, Parsed, QueryRecord, SkipReason, MAX_LINE};
 
 /// Parses one line (without its newline; a trailing '\r' may be present). Never panics,
 /// whatever the bytes.
@@ -83,27 +97,40 @@ fn by_first_byte(message: &str) -> Option<Parsed<'_>> {
     }
 }
 
-/// `name|type`, as the auth and the old-style recursor quote a question: split at the
-/// last `|` (a type never has one), both parts non-empty, the type a word.
-fn question(quoted: &str) -> Option<(&str, &str)> {
-    let (qname, qtype) = quoted.rsplit_once('|')?;
-    (!qname.is_empty() && is_qtype(qtype)).then_some((qname, qtype))
+/// `name|type`, all of the input, as the auth and the old-style recursor quote a
+/// question: split at the last `|` (a type never has one), both parts non-empty.
+fn question(i: &str) -> Res<'_, (&str, &str)> {
+    let qname = try_map(take_until_last_byte(b'|'), |qname: &str| (!qname.is_empty()).then_some(qname));
+    terminated((qname, preceded(byte(b'|'), qtype)), eof).parse_complete(i)
 }
 
 /// `A`, `AAAA`, `ANY`, `TYPE65534`: letters and digits.
+fn qtype(i: &str) -> Res<'_, &str> {
+    take_while_m_n(1, 16, |b| b.is_ascii_alphanumeric()).parse_complete(i)
+}
+
 fn is_qtype(s: &str) -> bool {
-    (1..=16).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
+    terminated(qtype, eof).parse_complete(s).is_ok()
 }
 
 /// `1795311372.334` (epoch seconds with a fraction) in microseconds.
 fn epoch_seconds_us(s: &str) -> Option<i64> {
-    let (secs, fraction) = s.split_once('.').unwrap_or((s, ""));
-    let all_digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
-    if !(1..=12).contains(&secs.len()) || !all_digits(secs) || !all_digits(fraction) {
-        return None;
-    }
-    let secs: i64 = secs.parse().ok()?;
-    Some(secs * 1_000_000 + i64::from(prefix::micros_of_fraction(fraction)))
+    epoch_seconds(s).ok().map(|(_, us)| us)
+}
+
+/// `1795311372.334`, all of the input: epoch seconds with a fraction, in microseconds.
+fn epoch_seconds(i: &str) -> Res<'_, i64> {
+    let secs = take_while_m_n(1, 12, |b| b.is_ascii_digit())
+        .map(|digits: &str| digits.bytes().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')));
+    let fraction = take_while_m_n(0, usize::MAX, |b| b.is_ascii_digit());
+    terminated((secs, opt(preceded(byte(b'.'), fraction))), eof)
+        .map(|(secs, fraction)| secs * 1_000_000 + i64::from(prefix::micros_of_fraction(fraction.unwrap_or_default())))
+        .parse_complete(i)
+}
+
+/// A query record that borrows its name and type from the line.
+fn borrowed<'a>(client: IpAddr, (qname, qtype): (&'a str, &'a str)) -> Parsed<'a> {
+    Parsed::Query(QueryRecord { client, qname: Cow::Borrowed(qname), qtype, time_us: None })
 }
 
 /// Compact expectations for the table-driven tests of every flavour.

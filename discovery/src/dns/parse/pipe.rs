@@ -8,37 +8,56 @@
 //!
 //! The server's own SOA look-ups come from `0.0.0.0` and are skipped.
 
-use std::borrow::Cow;
+use nom::bytes::tag;
+use nom::combinator::{cut, eof, opt};
+use nom::sequence::{preceded, terminated};
+use nom::Parser;
 
 use super::addr::parse_client;
-use super::is_qtype;
-use crate::dns::record::{Parsed, QueryRecord, SkipReason};
+use super::combinators::{byte, flavour, take_till_byte, try_map, within, Res};
+use super::{borrowed, qtype};
+use crate::dns::record::{Parsed, SkipReason};
 
 /// Parses a `Q` line; `None` if the message is not one.
 pub(super) fn parse(message: &str) -> Option<Parsed<'_>> {
-    let rest = message.strip_prefix("Q\t")?;
-    Some(question(rest).unwrap_or(Parsed::Skipped(SkipReason::Malformed)))
+    flavour(preceded(tag("Q\t"), cut(fields)).map(question).parse_complete(message))
 }
 
-fn question(rest: &str) -> Option<Parsed<'_>> {
-    let mut fields = rest.split('\t');
-    let (qname, _qclass, qtype, _id, remote) =
-        (fields.next()?, fields.next()?, fields.next()?, fields.next()?, fields.next()?);
-    // ABI 2 adds the local address, ABI 3 the EDNS subnet; nothing comes after.
-    let _local = fields.next();
-    let _subnet = fields.next();
-    if fields.next().is_some() || qname.is_empty() || !is_qtype(qtype) {
-        return None;
-    }
+/// `qname<TAB>qclass<TAB>qtype<TAB>id<TAB>remote[<TAB>local[<TAB>subnet]]`, all of the
+/// input: the name (not empty), the type and the remote address as they stand.
+fn fields(i: &str) -> Res<'_, (&str, &str, &str)> {
+    let field = || take_till_byte(b'\t');
+    let tab = || byte(b'\t');
+    let qname = try_map(field(), |qname: &str| (!qname.is_empty()).then_some(qname));
+    terminated(
+        (
+            qname,
+            tab(),
+            field(),
+            tab(),
+            within(field(), terminated(qtype, eof)),
+            tab(),
+            field(),
+            tab(),
+            field(),
+            // ABI 2 adds the local address, ABI 3 the EDNS subnet; nothing comes after.
+            opt(preceded(tab(), field())),
+            opt(preceded(tab(), field())),
+        ),
+        eof,
+    )
+    .map(|(qname, _, _qclass, _, qtype, _, _id, _, remote, _local, _subnet)| (qname, qtype, remote))
+    .parse_complete(i)
+}
+
+fn question<'a>((qname, qtype, remote): (&'a str, &'a str, &'a str)) -> Parsed<'a> {
     if remote == "0.0.0.0" && qtype.eq_ignore_ascii_case("SOA") {
-        return Some(Parsed::Skipped(SkipReason::PipeSoaLookup));
+        return Parsed::Skipped(SkipReason::PipeSoaLookup);
     }
-    Some(Parsed::Query(QueryRecord {
-        client: parse_client(remote)?,
-        qname: Cow::Borrowed(qname),
-        qtype,
-        time_us: None,
-    }))
+    match parse_client(remote) {
+        Some(client) => borrowed(client, (qname, qtype)),
+        None => Parsed::Skipped(SkipReason::Malformed),
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,18 @@
 //!
 //! After a time, a program tag (`name[pid]:` or `name:`) may follow, with or without a
 //! host name before it. Query messages never start like a tag, so stripping one is safe.
+//!
+//! Each part is a nom parser over the line; the time is kept as parsed and
+//! worked out (plain integer arithmetic) only when a record needs it.
 
+use nom::branch::alt;
+use nom::bytes::tag;
+use nom::character::{digit1, one_of};
+use nom::combinator::{eof, opt, value};
+use nom::sequence::{delimited, preceded};
+use nom::Parser;
+
+use super::combinators::{byte, number, take_while_m_n, try_map, Res};
 use crate::dns::record::ParseContext;
 
 const MICROS: i64 = 1_000_000;
@@ -36,28 +47,22 @@ impl Prefixed<'_> {
 }
 
 /// Splits the known prefixes off `line`. A line without one is all message.
-///
-/// Every parser below works on bytes and only ever cuts just after an ASCII byte it
-/// matched, so each `&s[n..]` is on a character boundary.
 pub(super) fn split(line: &str) -> Prefixed<'_> {
-    let after_priority = priority(line);
-    let rest = after_priority.unwrap_or(line);
-    let (rest, stamp) = if let Some((rest, stamp)) = iso_stamp(rest) {
-        (rest, Some(stamp))
-    } else if let Some((rest, stamp)) = bsd_stamp(rest) {
-        (rest, Some(stamp))
-    } else if after_priority.is_some() {
-        (rest, None)
-    } else {
-        return Prefixed { message: line, stamp: None };
-    };
-    let rest = match program(rest).or_else(|| host_and_program(rest)) {
-        // PowerDNS' own time behind the tag (stdout captured with --log-timestamp=yes):
-        // the outer one is kept, it is at least as precise.
-        Some(rest) => bsd_stamp(rest).map_or(rest, |(rest, _)| rest),
-        None => rest,
-    };
-    Prefixed { message: rest, stamp }
+    match prefix(line) {
+        Ok((message, stamp)) => Prefixed { message, stamp },
+        Err(_) => Prefixed { message: line, stamp: None },
+    }
+}
+
+/// `[<30>]time [[host ]tag: [time ]]`: the time stamp, if any. Fails when there is
+/// neither a priority nor a time.
+fn prefix(i: &str) -> Res<'_, Option<Stamp>> {
+    let stamp = || alt((iso_stamp, bsd_stamp));
+    let (i, stamp) = alt((preceded(priority, opt(stamp())), stamp().map(Some))).parse_complete(i)?;
+    // PowerDNS' own time behind the tag (stdout captured with --log-timestamp=yes): the
+    // outer one is kept, it is at least as precise.
+    let (i, _) = opt((alt((program, host_and_program)), opt(bsd_stamp))).parse_complete(i)?;
+    Ok((i, stamp))
 }
 
 /// A time of day with microseconds.
@@ -72,7 +77,7 @@ struct Clock {
 #[derive(Debug, Clone, Copy)]
 enum Stamp {
     /// RFC 3339 / ISO 8601; without an offset, local time.
-    Full { year: i32, month: u32, day: u32, clock: Clock, offset_secs: Option<i32> },
+    Full { year: u32, month: u32, day: u32, clock: Clock, offset_secs: Option<i32> },
     /// `%b %d %H:%M:%S`, local time of a year to be guessed.
     YearLess { month: u32, day: u32, clock: Clock },
 }
@@ -154,145 +159,88 @@ fn year_of_day(days: i64) -> i64 {
     }
 }
 
-/// `<30>`: the priority of a raw syslog datagram. What follows it.
-fn priority(i: &str) -> Option<&str> {
-    let rest = i.strip_prefix('<')?;
-    let n = leading_digits(rest.as_bytes(), 3);
-    if n == 0 {
-        return None;
-    }
-    rest[n..].strip_prefix('>')
+/// `<30>`: the priority of a raw syslog datagram.
+fn priority(i: &str) -> Res<'_, &str> {
+    delimited(byte(b'<'), take_while_m_n(1, 3, |b| b.is_ascii_digit()), byte(b'>')).parse_complete(i)
 }
 
 /// `2026-11-22T01:36:05.080405+00:00 ` (also `+0000`, `Z`, no offset, or a space for `T`).
-fn iso_stamp(i: &str) -> Option<(&str, Stamp)> {
-    let b = i.as_bytes();
-    if !b.first()?.is_ascii_digit() {
-        return None;
-    }
-    let year = fixed_number(b, 0, 4)?;
-    let month = fixed_number(b, 5, 2)?;
-    let day = fixed_number(b, 8, 2)?;
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !matches!(b.get(10), Some(b'T' | b' ')) {
-        return None;
-    }
-    let (rest, clock) = clock(&i[11..])?;
-    let (rest, offset_secs) = match utc_offset(rest) {
-        Some((rest, offset)) => (rest, Some(offset)),
-        None => (rest, None),
-    };
-    let rest = rest.strip_prefix(' ')?;
-    let year = i32::try_from(year).ok()?;
-    Some((rest, Stamp::Full { year, month, day, clock, offset_secs }))
+fn iso_stamp(i: &str) -> Res<'_, Stamp> {
+    let date = (number(4, 4), byte(b'-'), number(2, 2), byte(b'-'), number(2, 2));
+    (date, one_of("T "), clock, opt(utc_offset), byte(b' '))
+        .map(|((year, _, month, _, day), _, clock, offset_secs, _)| Stamp::Full {
+            year,
+            month,
+            day,
+            clock,
+            offset_secs,
+        })
+        .parse_complete(i)
 }
 
 /// `Nov 22 01:36:00 ` (syslog pads the day with a space: `Nov  2`).
-fn bsd_stamp(i: &str) -> Option<(&str, Stamp)> {
-    let month = month(i.as_bytes())?;
-    let rest = i[3..].strip_prefix(' ')?;
-    let rest = rest.strip_prefix(' ').unwrap_or(rest);
-    let n = leading_digits(rest.as_bytes(), 2);
-    let day = fixed_number(rest.as_bytes(), 0, n)?;
-    let rest = rest[n..].strip_prefix(' ')?;
-    let (rest, clock) = clock(rest)?;
-    let rest = rest.strip_prefix(' ')?;
-    Some((rest, Stamp::YearLess { month, day, clock }))
+fn bsd_stamp(i: &str) -> Res<'_, Stamp> {
+    (month, byte(b' '), opt(byte(b' ')), number(1, 2), byte(b' '), clock, byte(b' '))
+        .map(|(month, _, _, day, _, clock, _)| Stamp::YearLess { month, day, clock })
+        .parse_complete(i)
 }
 
-/// `Jan` … `Dec` at the start of `b`: 1 … 12.
-fn month(b: &[u8]) -> Option<u32> {
-    let month = match b.get(..3)? {
-        b"Jan" => 1,
-        b"Feb" => 2,
-        b"Mar" => 3,
-        b"Apr" => 4,
-        b"May" => 5,
-        b"Jun" => 6,
-        b"Jul" => 7,
-        b"Aug" => 8,
-        b"Sep" => 9,
-        b"Oct" => 10,
-        b"Nov" => 11,
-        b"Dec" => 12,
-        _ => return None,
+/// `Jan` … `Dec`: 1 … 12.
+fn month(i: &str) -> Res<'_, u32> {
+    let number = |name: &str| match name {
+        "Jan" => Some(1),
+        "Feb" => Some(2),
+        "Mar" => Some(3),
+        "Apr" => Some(4),
+        "May" => Some(5),
+        "Jun" => Some(6),
+        "Jul" => Some(7),
+        "Aug" => Some(8),
+        "Sep" => Some(9),
+        "Oct" => Some(10),
+        "Nov" => Some(11),
+        "Dec" => Some(12),
+        _ => None,
     };
-    Some(month)
+    try_map(take_while_m_n(3, 3, |b| b.is_ascii_alphabetic()), number).parse_complete(i)
 }
 
 /// `01:36:05` or `01:36:05.080405`.
-fn clock(i: &str) -> Option<(&str, Clock)> {
-    let b = i.as_bytes();
-    let (hour, min, sec) = (fixed_number(b, 0, 2)?, fixed_number(b, 3, 2)?, fixed_number(b, 6, 2)?);
-    if b.get(2) != Some(&b':') || b.get(5) != Some(&b':') {
-        return None;
-    }
-    let mut end = 8;
-    let mut micros = 0;
-    if b.get(8) == Some(&b'.') {
-        let n = leading_digits(&b[9..], usize::MAX);
-        if n > 0 {
-            micros = micros_of_fraction(&i[9..9 + n]);
-            end = 9 + n;
+fn clock(i: &str) -> Res<'_, Clock> {
+    let fraction = opt(preceded(byte(b'.'), digit1()));
+    (number(2, 2), byte(b':'), number(2, 2), byte(b':'), number(2, 2), fraction)
+        .map(|(hour, _, min, _, sec, fraction)| Clock {
+            hour,
+            min,
+            sec,
+            micros: fraction.map_or(0, micros_of_fraction),
+        })
+        .parse_complete(i)
+}
+
+/// `Z`, `+00:00`, `-0500`: seconds east of UTC.
+fn utc_offset(i: &str) -> Res<'_, i32> {
+    let signed = (one_of("+-"), number(2, 2), opt(byte(b':')), number(2, 2)).map(|(sign, hours, _, minutes)| {
+        let secs = (hours * 3600 + minutes * 60) as i32;
+        if sign == '-' {
+            -secs
+        } else {
+            secs
         }
-    }
-    Some((&i[end..], Clock { hour, min, sec, micros }))
+    });
+    alt((value(0, byte(b'Z')), signed)).parse_complete(i)
 }
 
-/// `Z`, `+00:00`, `-0500`: seconds east of UTC, and what follows.
-fn utc_offset(i: &str) -> Option<(&str, i32)> {
-    let b = i.as_bytes();
-    let sign = match b.first()? {
-        b'Z' => return Some((&i[1..], 0)),
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let hours = fixed_number(b, 1, 2)?;
-    let colon = usize::from(b.get(3) == Some(&b':'));
-    let minutes = fixed_number(b, 3 + colon, 2)?;
-    Some((&i[5 + colon..], sign * (hours * 3600 + minutes * 60) as i32))
+/// `pdns[123]: ` or `pdns_recursor: ` (or the tag ending the line).
+fn program(i: &str) -> Res<'_, ()> {
+    let pid = delimited(byte(b'['), digit1(), byte(b']'));
+    let end = alt((tag(" "), eof));
+    value((), (take_while_m_n(1, 64, is_tag_char), opt(pid), byte(b':'), end)).parse_complete(i)
 }
 
-/// `pdns[123]: ` or `pdns_recursor: `: what follows the tag.
-fn program(i: &str) -> Option<&str> {
-    let b = i.as_bytes();
-    let name = b.iter().take(65).take_while(|&&c| is_tag_char(c)).count();
-    if !(1..=64).contains(&name) {
-        return None;
-    }
-    let mut at = name;
-    if b.get(at) == Some(&b'[') {
-        let pid = leading_digits(&b[at + 1..], usize::MAX);
-        if pid == 0 || b.get(at + 1 + pid) != Some(&b']') {
-            return None;
-        }
-        at += pid + 2;
-    }
-    let rest = i[at..].strip_prefix(':')?;
-    if rest.is_empty() {
-        return Some(rest);
-    }
-    rest.strip_prefix(' ')
-}
-
-/// `vm pdns[123]: `: what follows the tag.
-fn host_and_program(i: &str) -> Option<&str> {
-    let host = i.bytes().take_while(|&c| is_host_char(c)).count();
-    if host == 0 {
-        return None;
-    }
-    program(i[host..].strip_prefix(' ')?)
-}
-
-/// How many ASCII digits `b` starts with, at most `max`.
-fn leading_digits(b: &[u8], max: usize) -> usize {
-    b.iter().take(max).take_while(|c| c.is_ascii_digit()).count()
-}
-
-/// The decimal number of exactly `len` (1 to 9) digits at `b[at..]`.
-fn fixed_number(b: &[u8], at: usize, len: usize) -> Option<u32> {
-    let digits = b.get(at..at + len).filter(|d| !d.is_empty() && d.len() <= 9)?;
-    digits.iter().try_fold(0, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+/// `vm pdns[123]: `.
+fn host_and_program(i: &str) -> Res<'_, ()> {
+    preceded((take_while_m_n(1, usize::MAX, is_host_char), byte(b' ')), program).parse_complete(i)
 }
 
 /// `080405123` → 80405: the first six digits of a decimal fraction, as microseconds.

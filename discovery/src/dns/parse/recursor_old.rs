@@ -9,58 +9,61 @@
 //! 3 [1/1] answer to question 'db1.example.com|A': 1 answers, …          (not a query)
 //! ```
 
-use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::LazyLock;
 
 use memchr::memmem::FinderRev;
+use nom::branch::alt;
+use nom::bytes::tag;
+use nom::character::digit1;
+use nom::combinator::{cut, opt, value};
+use nom::sequence::preceded;
+use nom::Parser;
 
 use super::addr::parse_client;
-use super::question;
-use crate::dns::record::{Parsed, QueryRecord, SkipReason};
-
-const FROM: &str = "' from ";
+use super::combinators::{
+    byte, flavour, take_till_byte, take_until_byte, take_until_last, try_map, within, NeedleRev, Res,
+};
+use super::{borrowed, question};
+use crate::dns::record::{Parsed, SkipReason};
 
 /// The searcher, built once rather than per line.
-static FROM_FINDER: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(FROM));
+static FROM: NeedleRev = LazyLock::new(|| FinderRev::new("' from "));
+
+/// A question (`None` for a packet-cache hit, which has none).
+type Question<'a> = Option<(IpAddr, (&'a str, &'a str))>;
 
 /// Parses a recursor question or packet-cache line; `None` if it is neither.
 pub(super) fn parse(message: &str) -> Option<Parsed<'_>> {
-    let rest = skip_thread_and_query_id(message);
-    if rest.starts_with("question answered from packet cache") {
-        return Some(Parsed::Skipped(SkipReason::CacheHitWithoutName));
-    }
-    let rest = rest.strip_prefix("TCP ").unwrap_or(rest);
-    let rest = rest.strip_prefix("question for '")?;
-    Some(query(rest).unwrap_or(Parsed::Skipped(SkipReason::Malformed)))
+    let mut parsed = line.map(|question| match question {
+        Some((client, question)) => borrowed(client, question),
+        None => Parsed::Skipped(SkipReason::CacheHitWithoutName),
+    });
+    flavour(parsed.parse_complete(message))
 }
 
-/// Skips `3 [1/1] `: the worker thread and the query counters, each optional.
-fn skip_thread_and_query_id(i: &str) -> &str {
-    let digits = i.bytes().take_while(u8::is_ascii_digit).count();
-    let i = match i[digits..].strip_prefix(' ') {
-        Some(rest) if digits > 0 => rest,
-        _ => i,
-    };
-    let Some(counters) = i.strip_prefix('[') else {
-        return i;
-    };
-    match memchr::memchr(b']', counters.as_bytes()) {
-        Some(at) => counters[at + 1..].strip_prefix(' ').unwrap_or(i),
-        None => i,
-    }
+/// `3 [1/1] question for 'name|type' from client …` or a packet-cache hit.
+fn line(i: &str) -> Res<'_, Question<'_>> {
+    preceded(
+        thread_and_query_id,
+        alt((
+            value(None, tag("question answered from packet cache")),
+            preceded((opt(tag("TCP ")), tag("question for '")), cut(query)).map(Some),
+        )),
+    )
+    .parse_complete(i)
 }
 
-/// `name|type' from client[ (…)]`.
-fn query(rest: &str) -> Option<Parsed<'_>> {
-    let end = FROM_FINDER.rfind(rest.as_bytes())?;
-    let (qname, qtype) = question(&rest[..end])?;
-    let remote = rest[end + FROM.len()..].split(' ').next()?;
-    Some(Parsed::Query(QueryRecord {
-        client: parse_client(remote)?,
-        qname: Cow::Borrowed(qname),
-        qtype,
-        time_us: None,
-    }))
+/// `3 [1/1] `: the worker thread and the query counters, each optional.
+fn thread_and_query_id(i: &str) -> Res<'_, ()> {
+    (opt((digit1(), byte(b' '))), opt((byte(b'['), take_until_byte(b']'), tag("] ")))).map(|_| ()).parse_complete(i)
+}
+
+/// `name|type' from client[ (…)]`: the name is up to the last `' from `.
+fn query(i: &str) -> Res<'_, (IpAddr, (&str, &str))> {
+    (within(take_until_last(&FROM), question), preceded(tag("' from "), try_map(take_till_byte(b' '), parse_client)))
+        .map(|(question, client)| (client, question))
+        .parse_complete(i)
 }
 
 #[cfg(test)]

@@ -11,8 +11,15 @@
 
 use std::borrow::Cow;
 
+use nom::branch::alt;
+use nom::bytes::{tag, take_till, take_till1};
+use nom::combinator::{eof, iterator, peek};
+use nom::sequence::{preceded, terminated};
+use nom::Parser;
+
 use super::addr::parse_client;
-use super::{epoch_seconds_us, is_qtype};
+use super::combinators::{byte, quoted_string, take_while_m_n, Res};
+use super::{epoch_seconds, is_qtype};
 use crate::dns::record::{Parsed, QueryRecord, SkipReason};
 
 /// The `msg` values that announce a question; the same words are journald's MESSAGE.
@@ -20,14 +27,13 @@ pub(super) const QUESTION_MESSAGES: [&str; 2] = ["Question", "Question answered 
 
 /// Parses a message that starts with `msg=`; `None` if it does not.
 pub(super) fn parse(message: &str) -> Option<Parsed<'_>> {
-    if !message.starts_with("msg=") {
-        return None;
-    }
-    let is_question = pair(message).is_some_and(|(_, msg)| !msg.escaped && QUESTION_MESSAGES.contains(&msg.raw));
+    // After `msg=` a pair always follows (a bare value may be empty).
+    let (rest, msg) = preceded(peek(tag("msg=")), pair).parse_complete(message).ok()?;
+    let is_question = !msg.escaped && QUESTION_MESSAGES.contains(&msg.raw);
     if !is_question {
         return Some(Parsed::Skipped(SkipReason::NotAQuery));
     }
-    Some(question(message).unwrap_or(Parsed::Skipped(SkipReason::Malformed)))
+    Some(question(rest).unwrap_or(Parsed::Skipped(SkipReason::Malformed)))
 }
 
 /// The fields a question needs, as they stand in the line.
@@ -39,33 +45,40 @@ struct Fields<'a> {
     ts: Option<Value<'a>>,
 }
 
-fn question(mut rest: &str) -> Option<Parsed<'_>> {
-    let mut fields = Fields::default();
-    while !rest.is_empty() {
-        let (next, value) = pair(rest)?;
+impl<'a> Fields<'a> {
+    /// Keeps the first of each field that matters.
+    fn keep(&mut self, value: Value<'a>) {
         let slot = match value.key {
-            "qname" => &mut fields.qname,
-            "qtype" => &mut fields.qtype,
-            "remote" => &mut fields.remote,
-            "ts" => &mut fields.ts,
-            _ => {
-                rest = next;
-                continue;
-            }
+            "qname" => &mut self.qname,
+            "qtype" => &mut self.qtype,
+            "remote" => &mut self.remote,
+            "ts" => &mut self.ts,
+            _ => return,
         };
         slot.get_or_insert(value);
-        rest = next;
     }
+}
+
+/// The pairs after `msg="…"`, all of them well-formed.
+fn question(rest: &str) -> Option<Parsed<'_>> {
+    let mut fields = Fields::default();
+    let mut pairs = iterator(rest, pair);
+    for value in &mut pairs {
+        fields.keep(value);
+    }
+    let (rest, ()) = pairs.finish().ok()?;
+    eof::<_, ()>(rest).ok()?;
     let qname = fields.qname?.text();
     let qtype = fields.qtype?.plain()?;
     if qname.is_empty() || !is_qtype(qtype) {
         return None;
     }
+    let ts = fields.ts.and_then(Value::plain);
     Some(Parsed::Query(QueryRecord {
         client: parse_client(fields.remote?.plain()?)?,
         qname,
         qtype,
-        time_us: fields.ts.and_then(Value::plain).and_then(epoch_seconds_us),
+        time_us: ts.and_then(|ts| epoch_seconds(ts).ok()).map(|(_, us)| us),
     }))
 }
 
@@ -94,48 +107,16 @@ impl<'a> Value<'a> {
     }
 }
 
-/// `key="value" ` with the spaces (and tabs) after it, and what follows. The key is at
-/// least one byte and has no `=`, space or `"`. A value that opens a quote but never
-/// closes it is read as an empty bare value, which leaves the `"` for the next pair to
-/// fail on. Every cut is just before or after an ASCII byte, so on a character boundary.
-fn pair(i: &str) -> Option<(&str, Value<'_>)> {
-    let bytes = i.as_bytes();
-    let key_len = bytes.iter().take_while(|&&b| !matches!(b, b'=' | b' ' | b'"')).count();
-    if key_len == 0 || bytes.get(key_len) != Some(&b'=') {
-        return None;
-    }
-    let key = &i[..key_len];
-    let value = &i[key_len + 1..];
-    let (rest, raw, escaped) = match quoted(value) {
-        Some((raw, escaped)) => (&value[raw.len() + 2..], raw, escaped),
-        None => {
-            let len = value.bytes().take_while(|&b| b != b' ' && b != b'"').count();
-            (&value[len..], &value[..len], false)
-        }
-    };
-    let spaces = rest.bytes().take_while(|&b| b == b' ' || b == b'\t').count();
-    Some((&rest[spaces..], Value { key, raw, escaped }))
-}
-
-/// `"…"`: the text between the quotes and whether it has backslash escapes; `None`
-/// when `i` does not start with a quote or it is never closed.
-fn quoted(i: &str) -> Option<(&str, bool)> {
-    let body = i.strip_prefix('"')?;
-    let bytes = body.as_bytes();
-    let mut escaped = false;
-    let mut at = 0;
-    while at < bytes.len() {
-        match bytes[at] {
-            b'\\' => {
-                escaped = true;
-                at += 2;
-            }
-            // A '"' byte is never inside a multi-byte character: slicing here is safe.
-            b'"' => return Some((&body[..at], escaped)),
-            _ => at += 1,
-        }
-    }
-    None
+/// `key="value" ` with the spaces (and tabs) after it. The key is at least one byte and
+/// has no `=`, space or `"`. A value that opens a quote but never closes it is read as
+/// an empty bare value, which leaves the `"` for the next pair to fail on.
+fn pair(i: &str) -> Res<'_, Value<'_>> {
+    let key = terminated(take_till1(|c| matches!(c, '=' | ' ' | '"')), byte(b'='));
+    let bare = take_till(|c| c == ' ' || c == '"').map(|raw| (raw, false));
+    let spaces = take_while_m_n(0, usize::MAX, |b| b == b' ' || b == b'\t');
+    (key, alt((quoted_string, bare)), spaces)
+        .map(|(key, (raw, escaped), _)| Value { key, raw, escaped })
+        .parse_complete(i)
 }
 
 /// Undoes `\x` → `x`.
