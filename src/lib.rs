@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod config;
+mod http;
 mod output;
 
 use std::process::ExitCode;

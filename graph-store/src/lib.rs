@@ -7,6 +7,7 @@
 //!
 //! All of edgewatch's SQL lives in this crate.
 
+pub mod agents;
 pub mod cmdb;
 pub mod db;
 pub mod dns;

@@ -7,11 +7,13 @@
 //! unprivileged ICMP datagram socket) with thousands of targets in flight at once, all
 //! sends paced under one packets-per-second cap.
 
+pub mod agent;
 pub mod allow;
 pub mod engine;
 pub mod error;
 pub mod health;
 pub mod icmp;
+pub mod nginx;
 mod pace;
 pub mod record;
 pub mod stats;

@@ -1,19 +1,155 @@
-//! `edgewatch serve`, `edgewatch agent`, `edgewatch agent-token` (being written).
+//! `edgewatch serve` (the HTTP API), `edgewatch agent` (one agent) and
+//! `edgewatch agent-token` (the agents' tokens).
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use graph_store::agents as store;
+use graph_store::PgPool;
+use probers::agent::{run_agent, AgentConfig};
+use probers::record::RecordConfig;
+use probers::{AllowList, Engine};
+use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AgentArgs, AgentTokenCommand, Global, ServeArgs};
+use crate::cli::{AgentArgs, AgentTokenCommand, Global, ProbeSettingsArgs, ServeArgs};
+use crate::http::{self, token, App};
 
-pub async fn serve(_global: &Global, _args: ServeArgs) -> Result<ExitCode> {
-    anyhow::bail!("not yet")
+/// Agent reports older than this are deleted.
+const REPORT_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
+
+pub async fn serve(global: &Global, args: ServeArgs) -> Result<ExitCode> {
+    let db = super::connect(global).await?;
+    let record = RecordConfig { interval: args.interval, ..RecordConfig::default() };
+    housekeeping(&db.pool, &record).await.context("preparing the store for results")?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {} (--listen)", args.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    println!("listening on http://{addr}");
+    eprintln!("serving the agent API on http://{addr}/api/v1/agents/ (store: {}); Ctrl-C stops", db.location);
+
+    let shutdown = super::shutdown_on_ctrl_c();
+    let keeper = tokio::spawn(keep_house(db.pool.clone(), record.clone(), shutdown.clone()));
+    let app = Arc::new(App { pool: db.pool.clone(), record });
+    let served = http::serve(listener, app, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = keeper.await;
+    served.context("serving HTTP")?;
+    Ok(ExitCode::SUCCESS)
 }
 
-pub async fn agent(_global: &Global, _args: AgentArgs) -> Result<ExitCode> {
-    anyhow::bail!("not yet")
+/// What the store needs before results can arrive: partitions for today's history, health
+/// rows for new edges (an agent's targets are the edges that have one).
+async fn housekeeping(pool: &PgPool, record: &RecordConfig) -> graph_store::Result<()> {
+    graph_store::probe::ensure_partitions(pool).await?;
+    graph_store::probe::sync_health(pool, record.interval).await?;
+    Ok(())
 }
 
-pub async fn agent_token(_global: &Global, _cmd: AgentTokenCommand) -> Result<ExitCode> {
-    anyhow::bail!("not yet")
+/// Repeats [`housekeeping`] while serving, and prunes old agent reports hourly. A store
+/// that is away only delays it.
+async fn keep_house(pool: PgPool, record: RecordConfig, shutdown: CancellationToken) {
+    let every = record.interval.clamp(Duration::from_secs(1), Duration::from_secs(30));
+    let mut last_prune: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if let Err(e) = housekeeping(&pool, &record).await {
+            tracing::warn!("housekeeping (partitions, health rows) failed, will retry: {e}");
+            continue;
+        }
+        if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+            let before = chrono::Utc::now() - chrono::Duration::from_std(REPORT_RETENTION).unwrap_or_default();
+            match store::prune_reports(&pool, before).await {
+                Ok(n) => {
+                    last_prune = Some(tokio::time::Instant::now());
+                    if n > 0 {
+                        tracing::info!(deleted = n, "agent reports past retention deleted");
+                    }
+                }
+                Err(e) => tracing::warn!("pruning agent reports failed, will retry: {e}"),
+            }
+        }
+    }
+}
+
+pub async fn agent(_global: &Global, args: AgentArgs) -> Result<ExitCode> {
+    let engine = Arc::new(engine(&args.probe)?);
+    let mut cfg = AgentConfig::new(&args.server, &args.name, &args.token).interval(args.probe.interval);
+    cfg.nginx_access_log = args.nginx_access_log.clone();
+    let shutdown = super::shutdown_on_ctrl_c();
+    if let Some(limit) = args.run_for {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            stop.cancel();
+        });
+    }
+    eprintln!(
+        "agent for {} probing every {} and reporting to {}; Ctrl-C stops",
+        args.name,
+        humantime::format_duration(args.probe.interval),
+        args.server
+    );
+    let totals = run_agent(engine.clone(), cfg, shutdown).await.context("running the agent")?;
+    engine.shutdown().await;
+    eprintln!(
+        "{} cycles, {} results made, {} delivered, {} refused by the server, {} dropped, {} undelivered",
+        totals.cycles,
+        totals.results_made,
+        totals.results_delivered,
+        totals.results_refused,
+        totals.results_dropped,
+        totals.undelivered
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The probe engine the flags describe; only the allow-list's networks are ever probed.
+fn engine(args: &ProbeSettingsArgs) -> Result<Engine> {
+    let allow = AllowList::parse(&args.allow).with_context(|| format!("--allow {}", args.allow.join(",")))?;
+    tracing::info!(%allow, "probe targets are limited to the allow-list");
+    Engine::builder(allow)
+        .packets(args.packets)
+        .timeout(args.timeout)
+        .pps(args.pps)
+        .prefer_unprivileged(!nix_is_root())
+        .build()
+        .context("starting the probe engine")
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+pub async fn agent_token(global: &Global, cmd: AgentTokenCommand) -> Result<ExitCode> {
+    let db = super::connect(global).await?;
+    match cmd {
+        AgentTokenCommand::Create { node } => {
+            let node_id = live_node(&db.pool, &node).await?;
+            let token = token::generate();
+            store::create_token(&db.pool, node_id, &token::hash(&token)).await?;
+            println!("{token}");
+            eprintln!("token for {node} made; it is shown only now (the store keeps only its hash)");
+        }
+        AgentTokenCommand::Revoke { node } => {
+            let node_id = live_node(&db.pool, &node).await?;
+            let n = store::revoke_tokens(&db.pool, node_id).await?;
+            eprintln!("revoked {n} token(s) of {node}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn live_node(pool: &PgPool, node: &str) -> Result<i64> {
+    store::live_node(pool, node)
+        .await?
+        .with_context(|| format!("unknown node {node:?}: not in the graph, or retired (see `edgewatch graph nodes`)"))
 }

@@ -1,0 +1,626 @@
+//! The agent: runs beside a container, asks the server for that node's targets every
+//! interval, probes them from where the traffic starts, and posts the results with the
+//! node's local figures (load average; nginx request and error rates when given an
+//! access log).
+//!
+//! Probing never waits for the server: one task probes on the interval and puts each
+//! cycle's report in a bounded buffer; another delivers the buffer oldest first, backing
+//! off (exponentially, with jitter) while the server cannot take it. When the server is
+//! unreachable the agent keeps probing the targets it last had, and the reports made
+//! meanwhile are delivered once it is back. The server recognises a report sent twice
+//! (after an answer that got lost), so resending is always safe. When the buffer is full
+//! the oldest reports go first, and are counted.
+//!
+//! - [`wire`]: the API's JSON and the checks the server applies to it.
+//! - [`local`]: load average and the nginx access log.
+
+pub mod local;
+pub mod wire;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng;
+use reqwest::{StatusCode, Url};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::Engine;
+use local::AccessLog;
+use wire::{Accepted, ErrorBody, Kind, Local, ResultItem, Results, Targets};
+
+/// How an agent behaves. [`AgentConfig::new`] gives the defaults.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// The server's base URL, e.g. `http://127.0.0.1:8440`.
+    pub server: String,
+    /// This agent's node, as in the CMDB.
+    pub node: String,
+    /// The token made by `edgewatch agent-token create NODE`. Never logged.
+    pub token: String,
+    /// Time between two cycles.
+    pub interval: Duration,
+    /// nginx access log (combined format) to report rates from.
+    pub nginx_access_log: Option<PathBuf>,
+    /// Where to read the load average.
+    pub loadavg: PathBuf,
+    /// Results kept while the server cannot take them, at most (oldest dropped first).
+    pub max_buffered_results: usize,
+    /// Results per request at most (halved while the server answers 413).
+    pub max_results_per_post: usize,
+    /// How long one request may take.
+    pub request_timeout: Duration,
+    /// The longest wait between two delivery attempts.
+    pub max_backoff: Duration,
+    /// How long to keep trying to deliver at shutdown.
+    pub final_flush: Duration,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("server", &self.server)
+            .field("node", &self.node)
+            .field("token", &"<hidden>")
+            .field("interval", &self.interval)
+            .field("nginx_access_log", &self.nginx_access_log)
+            .field("max_buffered_results", &self.max_buffered_results)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentConfig {
+    pub fn new(server: impl Into<String>, node: impl Into<String>, token: impl Into<String>) -> Self {
+        AgentConfig {
+            server: server.into(),
+            node: node.into(),
+            token: token.into(),
+            interval: Duration::from_secs(120),
+            nginx_access_log: None,
+            loadavg: PathBuf::from(local::LOADAVG),
+            max_buffered_results: 100_000,
+            max_results_per_post: 1000,
+            request_timeout: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(30),
+            final_flush: Duration::from_secs(5),
+        }
+    }
+
+    /// Sets the interval, and the back-off ceiling that goes with it (four intervals,
+    /// within 2–30 s): no point waiting much longer than a few cycles between attempts.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self.max_backoff = (interval * 4).clamp(Duration::from_secs(2), Duration::from_secs(30));
+        self
+    }
+
+    fn validate(&self) -> Result<Url> {
+        let mut base = Url::parse(&self.server).map_err(|e| {
+            Error::setting("server", format!("{:?} is not a URL ({e}), e.g. http://127.0.0.1:8440", self.server))
+        })?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(Error::setting("server", format!("{:?} is not an http:// URL", self.server)));
+        }
+        if self.node.is_empty() {
+            return Err(Error::setting("name", "the node name is empty"));
+        }
+        if self.token.is_empty() || self.token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::setting("token", "empty, or has spaces or control characters"));
+        }
+        if self.interval < Duration::from_millis(100) {
+            return Err(Error::setting("interval", format!("{:?} is under 100 ms", self.interval)));
+        }
+        if self.max_buffered_results == 0 || self.max_results_per_post == 0 {
+            return Err(Error::setting("max_buffered_results", "the buffer and the batch need room for a result"));
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        Ok(base)
+    }
+}
+
+/// What an agent did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AgentTotals {
+    pub cycles: u64,
+    /// Results made by probing.
+    pub results_made: u64,
+    /// Results the server accepted (resends it recognised included).
+    pub results_delivered: u64,
+    /// Results dropped because the buffer was full or they grew too old.
+    pub results_dropped: u64,
+    /// Results the server refused as invalid (400/413) and that were not sent again.
+    pub results_refused: u64,
+    /// Requests that failed and were retried later.
+    pub failed_requests: u64,
+    /// Results still in the buffer when the agent stopped.
+    pub undelivered: u64,
+}
+
+/// One cycle's report, as buffered.
+#[derive(Debug)]
+struct Report {
+    seq: u64,
+    results: Vec<ResultItem>,
+    /// Results already delivered (a large report goes in several requests).
+    sent: usize,
+    local: Option<Local>,
+    made: chrono::DateTime<Utc>,
+}
+
+/// The reports not delivered yet, bounded by their results.
+#[derive(Debug, Default)]
+struct Buffer {
+    reports: VecDeque<Report>,
+    results: usize,
+    next_seq: u64,
+    dropped: u64,
+}
+
+impl Buffer {
+    fn push(&mut self, results: Vec<ResultItem>, local: Option<Local>, max_results: usize) {
+        self.results += results.len();
+        let made = Utc::now();
+        self.reports.push_back(Report { seq: self.next_seq, results, sent: 0, local, made });
+        self.next_seq += 1;
+        let too_old = made - chrono::Duration::from_std(wire::MAX_RESULT_AGE).unwrap_or(chrono::Duration::MAX);
+        while self.results > max_results || self.reports.front().is_some_and(|r| r.made < too_old) {
+            let Some(old) = self.reports.pop_front() else { break };
+            let lost = old.results.len() - old.sent;
+            self.results -= lost;
+            self.dropped += lost as u64;
+            tracing::warn!(lost, "agent buffer full or results too old: dropping the oldest undelivered report");
+        }
+    }
+
+    /// The next request to send: the front report's next `chunk` results (and its local
+    /// figures with the first of them).
+    fn next_request(&self, chunk: usize) -> Option<(u64, usize, Results)> {
+        let r = self.reports.front()?;
+        let end = (r.sent + chunk).min(r.results.len());
+        let body = Results {
+            results: r.results[r.sent..end].to_vec(),
+            local: if r.sent == 0 { r.local.clone() } else { None },
+        };
+        Some((r.seq, end - r.sent, body))
+    }
+
+    /// Marks `n` results of report `seq` as done (delivered or refused).
+    fn done(&mut self, seq: u64, n: usize) {
+        let Some(front) = self.reports.front_mut().filter(|r| r.seq == seq) else {
+            return; // dropped meanwhile
+        };
+        front.sent += n;
+        self.results -= n;
+        if front.sent >= front.results.len() {
+            self.reports.pop_front();
+        }
+    }
+
+    fn drop_front(&mut self, seq: u64) -> usize {
+        match self.reports.front() {
+            Some(r) if r.seq == seq => {
+                let n = r.results.len() - r.sent;
+                self.done(seq, n);
+                self.reports.retain(|r| r.seq != seq);
+                n
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Why a request did not succeed.
+#[derive(Debug)]
+enum Failure {
+    /// Worth trying again later: the server is unreachable, busy, or refused us for a
+    /// reason an operator can fix (token, node).
+    Retry(String),
+    /// The server will never take this body (400, 413).
+    Refused { status: StatusCode, message: String },
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Retry(m) => f.write_str(m),
+            Failure::Refused { status, message } => write!(f, "{status}: {message}"),
+        }
+    }
+}
+
+/// The agent API, from the agent's side. (No `Debug`: it holds the token.)
+struct Client {
+    http: reqwest::Client,
+    targets: Url,
+    results: Url,
+    auth: String,
+}
+
+impl Client {
+    fn new(base: &Url, cfg: &AgentConfig) -> Result<Client> {
+        let endpoint = |leaf: &str| -> Result<Url> {
+            let mut url = base.clone();
+            url.path_segments_mut()
+                .map_err(|()| Error::setting("server", "not a base URL"))?
+                .pop_if_empty()
+                .extend(wire::API_PREFIX.trim_start_matches('/').split('/'))
+                .push(&cfg.node)
+                .push(leaf);
+            Ok(url)
+        };
+        let http = reqwest::Client::builder()
+            .timeout(cfg.request_timeout)
+            .connect_timeout(cfg.request_timeout.min(Duration::from_secs(3)))
+            .user_agent(concat!("edgewatch-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::setting("server", format!("cannot make an HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            targets: endpoint("targets")?,
+            results: endpoint("results")?,
+            auth: format!("Bearer {}", cfg.token),
+        })
+    }
+
+    async fn targets(&self, timeout: Duration) -> std::result::Result<Targets, Failure> {
+        let resp =
+            self.http.get(self.targets.clone()).header("authorization", &self.auth).timeout(timeout).send().await;
+        answer(resp).await
+    }
+
+    async fn post(&self, body: &Results) -> std::result::Result<Accepted, Failure> {
+        let resp = self.http.post(self.results.clone()).header("authorization", &self.auth).json(body).send().await;
+        answer(resp).await
+    }
+}
+
+async fn answer<T: serde::de::DeserializeOwned>(
+    resp: std::result::Result<reqwest::Response, reqwest::Error>,
+) -> std::result::Result<T, Failure> {
+    let resp = resp.map_err(|e| Failure::Retry(describe(&e)))?;
+    let status = resp.status();
+    if status.is_success() {
+        return resp.json::<T>().await.map_err(|e| Failure::Retry(format!("unreadable answer: {}", describe(&e))));
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<ErrorBody>(&text).map(|b| b.error).unwrap_or(text);
+    if matches!(status, StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNPROCESSABLE_ENTITY) {
+        Err(Failure::Refused { status, message })
+    } else {
+        Err(Failure::Retry(format!("{status}: {message}")))
+    }
+}
+
+/// A reqwest error with its causes (the top level alone says only "error sending request").
+fn describe(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Exponential back-off with jitter: from 500 ms, doubling, up to `max`.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(500);
+
+    fn new(max: Duration) -> Self {
+        Backoff { next: Self::FIRST.min(max), max }
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST.min(self.max);
+    }
+
+    /// The next wait: the current step, jittered to 50–150 %, capped at `max`.
+    fn step(&mut self) -> Duration {
+        let wait = self.next.mul_f64(rand::rng().random_range(0.5..1.5)).min(self.max);
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+}
+
+/// Shared between the probing and the delivering task.
+struct Shared {
+    buffer: Mutex<Buffer>,
+    more: Notify,
+}
+
+impl Shared {
+    fn buffer(&self) -> std::sync::MutexGuard<'_, Buffer> {
+        self.buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Runs the agent until `shutdown`, then tries for a moment to deliver what it holds.
+pub async fn run_agent(engine: Arc<Engine>, cfg: AgentConfig, shutdown: CancellationToken) -> Result<AgentTotals> {
+    let base = cfg.validate()?;
+    let client = Arc::new(Client::new(&base, &cfg)?);
+    let shared = Arc::new(Shared { buffer: Mutex::new(Buffer::default()), more: Notify::new() });
+    let delivery = tokio::spawn(deliver(client.clone(), shared.clone(), cfg.clone(), shutdown.clone()));
+    let mut totals = probe_loop(&engine, &client, &shared, &cfg, &shutdown).await;
+    let delivered = delivery.await.unwrap_or_else(|e| {
+        tracing::error!("the delivery task failed: {e}");
+        AgentTotals::default()
+    });
+    totals.results_delivered = delivered.results_delivered;
+    totals.results_refused = delivered.results_refused;
+    totals.failed_requests += delivered.failed_requests;
+    let buffer = shared.buffer();
+    totals.results_dropped = buffer.dropped;
+    totals.undelivered = buffer.results as u64;
+    Ok(totals)
+}
+
+/// Every interval: refresh the targets (keeping the last ones if the server does not
+/// answer), probe them, measure the local figures, buffer the report.
+async fn probe_loop(
+    engine: &Engine,
+    client: &Client,
+    shared: &Shared,
+    cfg: &AgentConfig,
+    shutdown: &CancellationToken,
+) -> AgentTotals {
+    let mut totals = AgentTotals::default();
+    let mut ticker = tokio::time::interval(cfg.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut targets: Option<Vec<wire::Target>> = None;
+    let mut reachable = true;
+    let mut nginx = cfg.nginx_access_log.clone().map(AccessLog::new);
+    // A slow server must not slow the probing down: past this, the last targets do.
+    let fetch_timeout = (cfg.interval / 2).clamp(Duration::from_millis(200), cfg.request_timeout);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let fetched = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            fetched = client.targets(fetch_timeout) => fetched,
+        };
+        match fetched {
+            Ok(t) => {
+                if !reachable {
+                    tracing::info!("the server answers again");
+                }
+                reachable = true;
+                if t.interval_s != cfg.interval.as_secs() {
+                    tracing::debug!(server = t.interval_s, agent = ?cfg.interval, "the server expects another interval");
+                }
+                targets = Some(t.targets);
+            }
+            Err(e) => {
+                totals.failed_requests += 1;
+                if reachable {
+                    tracing::warn!(
+                        "cannot get targets ({e}); probing the last known {} target(s) meanwhile",
+                        targets.as_ref().map_or(0, Vec::len)
+                    );
+                }
+                reachable = false;
+            }
+        }
+        let list = targets.clone().unwrap_or_default();
+        let probes: Vec<(wire::Target, crate::ProbeTarget)> =
+            list.iter().filter_map(|t| Some((*t, t.probe_target()?))).collect();
+        let outcomes = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            outcomes = engine.probe_all(probes.iter().map(|(_, p)| *p).collect()) => outcomes,
+        };
+        let at = wire::store_precision(Utc::now());
+        let results: Vec<ResultItem> = probes
+            .iter()
+            .zip(outcomes)
+            .map(|((t, _), (_, outcome))| ResultItem {
+                edge_id: t.edge_id,
+                at,
+                kind: t.kind,
+                port: if t.kind == Kind::Tcp { t.port } else { None },
+                outcome,
+            })
+            .collect();
+        totals.cycles += 1;
+        totals.results_made += results.len() as u64;
+        let local = measure(cfg, &mut nginx, at).await;
+        shared.buffer().push(results, Some(local), cfg.max_buffered_results);
+        shared.more.notify_one();
+    }
+    totals
+}
+
+async fn measure(cfg: &AgentConfig, nginx: &mut Option<AccessLog>, at: chrono::DateTime<Utc>) -> Local {
+    let loadavg = cfg.loadavg.clone();
+    let log = nginx.take();
+    let joined = tokio::task::spawn_blocking(move || {
+        let load = local::read_loadavg(&loadavg);
+        let mut log = log;
+        let rates = log.as_mut().and_then(AccessLog::rates);
+        (load, log, rates)
+    })
+    .await;
+    match joined {
+        Ok((load, log, rates)) => {
+            *nginx = log;
+            Local {
+                at: Some(at),
+                load1: load.map(|l| l.0),
+                load5: load.map(|l| l.1),
+                load15: load.map(|l| l.2),
+                nginx: rates.map(Into::into),
+            }
+        }
+        Err(e) => {
+            tracing::error!("measuring local figures failed: {e}");
+            Local { at: Some(at), ..Local::default() }
+        }
+    }
+}
+
+/// Delivers the buffer oldest first; backs off while the server cannot take it.
+async fn deliver(
+    client: Arc<Client>,
+    shared: Arc<Shared>,
+    cfg: AgentConfig,
+    shutdown: CancellationToken,
+) -> AgentTotals {
+    let mut totals = AgentTotals::default();
+    let mut backoff = Backoff::new(cfg.max_backoff);
+    let mut chunk = cfg.max_results_per_post;
+    let mut failing = false;
+    while !shutdown.is_cancelled() {
+        let next = shared.buffer().next_request(chunk);
+        let Some((seq, n, body)) = next else {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = shared.more.notified() => continue,
+            }
+        };
+        let sent = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            sent = client.post(&body) => sent,
+        };
+        match sent {
+            Ok(_) => {
+                if failing {
+                    tracing::info!("delivering results again");
+                }
+                failing = false;
+                backoff.reset();
+                totals.results_delivered += n as u64;
+                shared.buffer().done(seq, n);
+            }
+            Err(Failure::Refused { status, .. }) if status == StatusCode::PAYLOAD_TOO_LARGE && n > 1 => {
+                chunk = (n / 2).max(1);
+                tracing::warn!(chunk, "the server finds the request too large; sending fewer results at a time");
+            }
+            Err(Failure::Refused { status, message }) => {
+                let dropped = shared.buffer().drop_front(seq);
+                totals.results_refused += dropped as u64;
+                tracing::error!(%status, dropped, "the server refused a report, not sending it again: {message}");
+            }
+            Err(Failure::Retry(why)) => {
+                totals.failed_requests += 1;
+                let wait = backoff.step();
+                if !failing {
+                    tracing::warn!(?wait, "cannot deliver results ({why}); keeping them and retrying");
+                } else {
+                    tracing::debug!(?wait, "still cannot deliver results: {why}");
+                }
+                failing = true;
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+    // Stopping: one last try for what is left, briefly.
+    let deadline = tokio::time::Instant::now() + cfg.final_flush;
+    loop {
+        let next = shared.buffer().next_request(chunk);
+        let Some((seq, n, body)) = next else { break };
+        match tokio::time::timeout_at(deadline, client.post(&body)).await {
+            Ok(Ok(_)) => {
+                totals.results_delivered += n as u64;
+                shared.buffer().done(seq, n);
+            }
+            Ok(Err(Failure::Refused { .. })) => {
+                totals.results_refused += shared.buffer().drop_front(seq) as u64;
+            }
+            Ok(Err(Failure::Retry(why))) => {
+                tracing::warn!("stopping with undelivered results: {why}");
+                break;
+            }
+            Err(_) => {
+                tracing::warn!("stopping with undelivered results: the server did not answer in time");
+                break;
+            }
+        }
+    }
+    totals
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ProbeOutcome;
+
+    fn item(edge_id: i64) -> ResultItem {
+        ResultItem { edge_id, at: Utc::now(), kind: Kind::Icmp, port: None, outcome: ProbeOutcome::not_sent("x") }
+    }
+
+    #[test]
+    fn buffer_is_bounded_oldest_first() {
+        let mut b = Buffer::default();
+        b.push(vec![item(1), item(2)], None, 5);
+        b.push(vec![item(3), item(4)], None, 5);
+        b.push(vec![item(5), item(6)], None, 5);
+        assert_eq!((b.reports.len(), b.results, b.dropped), (2, 4, 2));
+        let (seq, n, body) = b.next_request(10).unwrap();
+        assert_eq!((n, body.results[0].edge_id), (2, 3));
+        b.done(seq, n);
+        assert_eq!((b.reports.len(), b.results), (1, 2));
+    }
+
+    #[test]
+    fn large_reports_go_in_chunks_with_local_once() {
+        let mut b = Buffer::default();
+        b.push((1..=5).map(item).collect(), Some(Local::default()), 100);
+        let (seq, n, body) = b.next_request(2).unwrap();
+        assert_eq!((n, body.local.is_some()), (2, true));
+        b.done(seq, n);
+        let (seq2, n, body) = b.next_request(2).unwrap();
+        assert_eq!((seq2, n, body.local.is_some(), body.results[0].edge_id), (seq, 2, false, 3));
+        // A report dropped while its request was out is not marked twice.
+        assert_eq!(b.drop_front(seq), 3);
+        b.done(seq, n);
+        assert_eq!((b.reports.len(), b.results), (0, 0));
+    }
+
+    #[test]
+    fn backoff_grows_to_the_cap() {
+        let mut b = Backoff::new(Duration::from_secs(4));
+        let waits: Vec<Duration> = (0..8).map(|_| b.step()).collect();
+        assert!(waits[0] <= Duration::from_millis(750));
+        assert!(waits.iter().all(|w| *w <= Duration::from_secs(4)));
+        assert!(waits[7] >= Duration::from_secs(2));
+        b.reset();
+        assert!(b.step() <= Duration::from_millis(750));
+    }
+
+    #[test]
+    fn config_is_checked() {
+        let ok = AgentConfig::new("http://127.0.0.1:8440", "fe1.host101", "t0k");
+        let base = ok.validate().unwrap();
+        let client = Client::new(&base, &ok).unwrap();
+        assert_eq!(client.targets.as_str(), "http://127.0.0.1:8440/api/v1/agents/fe1.host101/targets");
+        let prefixed = AgentConfig::new("http://127.0.0.1:8440/ew", "a b", "t0k");
+        let client = Client::new(&prefixed.validate().unwrap(), &prefixed).unwrap();
+        assert_eq!(client.results.as_str(), "http://127.0.0.1:8440/ew/api/v1/agents/a%20b/results");
+        for bad in [
+            AgentConfig::new("127.0.0.1:8440", "n", "t"),
+            AgentConfig::new("ftp://x", "n", "t"),
+            AgentConfig::new("http://x", "", "t"),
+            AgentConfig::new("http://x", "n", "a b"),
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        assert_eq!(ok.interval(Duration::from_secs(1)).max_backoff, Duration::from_secs(4));
+    }
+}
