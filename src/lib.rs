@@ -14,6 +14,7 @@ pub use cli::Cli;
 
 /// Parses the command line, runs the command, prints any error, and gives the exit code.
 pub fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     init_tracing(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -42,4 +43,13 @@ fn init_tracing(verbose: u8) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EDGEWATCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Dies quietly on a closed pipe (`edgewatch graph edges | head`), as Unix tools do,
+/// instead of panicking on the write error Rust's default of ignoring SIGPIPE gives.
+#[allow(unsafe_code)]
+fn restore_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; setting a signal's
+    // disposition to the default installs no handler code.
+    let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
 }
