@@ -14,6 +14,13 @@ user = float(re.search(r"User time \(seconds\):\s*(\S+)", time_txt).group(1))
 system = float(re.search(r"System time \(seconds\):\s*(\S+)", time_txt).group(1))
 rate = rows / secs
 need = edges / 120.0
+interval_secs = float(interval.rstrip("s")) if interval.endswith("s") and not interval.endswith("ms") else 1.0
+demand = edges / interval_secs
+if rate < 0.9 * demand:
+    verdict = ("the pool recorded less, so the rate below is its ceiling on this machine, with PostgreSQL on the "
+               "same two cores.")
+else:
+    verdict = "the pool kept up with it, so its ceiling on this machine is higher than the rate below."
 print(f"""
 ## Probing: prober worker pool
 
@@ -21,9 +28,8 @@ print(f"""
 --batch 2000 --run-for {secs:.0f}s` on the generated operators' fleet (5,000 containers; edges from 500,000 DNS
 lines), every target in 127.0.0.0/8 (ICMP echo for published links, TCP connect to the service port for DNS
 edges; nothing listens on those ports here, so the TCP probes end with a reset). The {interval} interval asks for
-{edges / 2.0 if interval == "2s" else 0:,.0f} probes per second, more than the pool does here, so the recorded rate is the
-pool's ceiling on this machine, with PostgreSQL on the same two cores. Beyond it: more `edgewatch probe` processes
-(they share the graph through leases) and a PostgreSQL of its own.
+{demand:,.0f} probes per second; {verdict} Beyond it: more `edgewatch probe` processes (they share the graph
+through leases) and a PostgreSQL of its own.
 
 | figure | value |
 | --- | ---: |

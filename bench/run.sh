@@ -150,7 +150,7 @@ done
 
 # ---------------------------------------------------------------------------------------
 PROBE_SECS=${BENCH_PROBE_SECS:-30}
-PROBE_INTERVAL=${BENCH_PROBE_INTERVAL:-2s}
+PROBE_INTERVAL=${BENCH_PROBE_INTERVAL:-1s}
 say "probing: the operators' fleet's edges, worker pool for ${PROBE_SECS}s, interval $PROBE_INTERVAL (loopback only)"
 dir=$BENCH_DIR/probe
 data=$BENCH_DIR/pg-probe

@@ -10,6 +10,23 @@
 //! batch_lines = 5000000
 //! log_utc_offset = "+00:00"                # of year-less log prefixes
 //! expire_after = "7d"                      # retire DNS edges unused this long ("never")
+//!
+//! [thresholds]                             # a probe cycle's verdict
+//! degraded_loss_pct = 20.0
+//! failed_loss_pct = 90.0
+//! degraded_rtt_ms = 500.0
+//!
+//! [health]                                 # hysteresis and flap damping
+//! k_down = 2
+//! m_up = 2
+//! k_degraded = 2
+//! stale_after_intervals = 3
+//! flap_window = 21
+//! flap_high_pct = 50.0
+//! flap_low_pct = 25.0
+//!
+//! [probe]
+//! retention_days = 14                      # probe history kept, in days
 //! ```
 //! Unknown keys are refused, naming the file and the key, so a typo never goes unseen.
 
@@ -25,6 +42,18 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     #[serde(default)]
     pub dns: DnsConfig,
+    #[serde(default)]
+    pub thresholds: probers::health::Thresholds,
+    #[serde(default)]
+    pub health: probers::health::HealthConfig,
+    #[serde(default)]
+    pub probe: ProbeConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    pub retention_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -41,6 +70,20 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))
+        let config: Config =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        config.thresholds.validate().map_err(|e| anyhow::anyhow!("{}: [thresholds] {e}", path.display()))?;
+        config.health.validate().map_err(|e| anyhow::anyhow!("{}: [health] {e}", path.display()))?;
+        Ok(config)
+    }
+
+    /// How probe results are judged, with this probe interval.
+    pub fn record(&self, interval: std::time::Duration) -> probers::record::RecordConfig {
+        probers::record::RecordConfig {
+            thresholds: self.thresholds,
+            health: self.health,
+            interval,
+            ..Default::default()
+        }
     }
 }

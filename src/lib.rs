@@ -51,5 +51,6 @@ fn init_tracing(verbose: u8) {
 fn restore_sigpipe() {
     // SAFETY: called first thing in main, before any thread exists; setting a signal's
     // disposition to the default installs no handler code.
-    let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
+    let _ =
+        unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
 }

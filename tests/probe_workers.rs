@@ -63,3 +63,31 @@ async fn two_worker_processes_probe_every_edge_exactly_once_per_interval() {
         assert!(states.iter().filter(|(s, _)| s == r#"["cmdb"]"#).all(|(_, state)| state == "up"), "{states:?}");
     }
 }
+
+#[tokio::test]
+async fn health_settings_come_from_the_config_file_and_are_checked() {
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json"), &sample("links.txt")]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("edgewatch.toml");
+    let probe = |db: &TestDb| {
+        common::edgewatch(
+            db,
+            &["--config", config.to_str().unwrap(), "probe", "--interval", "1s", "--packets", "1", "--run-for", "1s"],
+        )
+    };
+    for (text, must_name) in [
+        ("[health]\nk_dwn = 3\n", "k_dwn"),
+        ("[health]\nflap_high_pct = 20.0\nflap_low_pct = 40.0\n", "flap"),
+        ("[thresholds]\nfailed_loss_pct = 10.0\n", "loss"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let out = probe(&db);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text} was accepted");
+        assert!(stderr.contains("edgewatch.toml") && stderr.contains(must_name), "{text}: {stderr}");
+    }
+    std::fs::write(&config, "[health]\nk_down = 3\nm_up = 1\n\n[probe]\nretention_days = 30\n").unwrap();
+    let out = probe(&db);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -166,20 +166,8 @@ pub async fn targets_of(pool: &PgPool, node: &str) -> Result<Vec<DueEdge>> {
     Ok(due_edges(rows))
 }
 
-type HealthTuple = (
-    i64,
-    String,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-    Option<f32>,
-    Option<f32>,
-    i32,
-    i32,
-    i32,
-    String,
-    bool,
-    f32,
-);
+type HealthTuple =
+    (i64, String, DateTime<Utc>, Option<DateTime<Utc>>, Option<f32>, Option<f32>, i32, i32, i32, String, bool, f32);
 
 const HEALTH_COLUMNS: &str = "edge_id, state, since, last_result_at, loss_pct, rtt_avg_ms, fail_streak, \
     ok_streak, degraded_streak, recent_states, flapping, flap_pct";

@@ -97,7 +97,7 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> HealthConfigError 
 /// Where a cycle's loss and RTT turn its verdict to degraded or failed. See the module
 /// documentation for why the defaults are what they are.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
     /// Loss (percent) from which a cycle is degraded. Default 20 (one packet in five).
     pub degraded_loss_pct: f64,
@@ -183,7 +183,7 @@ impl Thresholds {
 
 /// Hysteresis, staleness and flap detection settings. See the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
     /// Failed cycles in a row that make an edge `down`.
     pub k_down: u32,

@@ -18,8 +18,8 @@ mod pace;
 pub mod record;
 pub mod stats;
 pub mod target;
-pub mod worker;
 pub mod tcp;
+pub mod worker;
 
 pub use allow::{AllowList, AllowedIp, RefusalReason, Refused};
 pub use engine::{Engine, EngineBuilder, EngineStats, ProbeSettings};

@@ -94,11 +94,17 @@ fn next_probe(at: DateTime<Utc>, cfg: &RecordConfig) -> DateTime<Utc> {
 /// health (with the next probe time, lease released) and events are written in bulk.
 /// Results older than what an edge already has are kept as history but do not move
 /// its state backwards. Allow-list refusals are not results: they only reschedule.
-pub async fn record(pool: &PgPool, prober: &str, cycles: &[CycleResult], cfg: &RecordConfig) -> graph_store::Result<Recorded> {
+pub async fn record(
+    pool: &PgPool,
+    prober: &str,
+    cycles: &[CycleResult],
+    cfg: &RecordConfig,
+) -> graph_store::Result<Recorded> {
     let mut ids: Vec<i64> = cycles.iter().map(|c| c.edge_id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut tx = pool.begin().await.map_err(|source| graph_store::Error::Sql { op: "starting to record results", source })?;
+    let mut tx =
+        pool.begin().await.map_err(|source| graph_store::Error::Sql { op: "starting to record results", source })?;
     let rows: HashMap<i64, HealthRow> =
         store::lock_health(&mut tx, &ids).await?.into_iter().map(|r| (r.edge_id, r)).collect();
     let mut state: HashMap<i64, (EdgeHealth, Option<&ProbeOutcome>, DateTime<Utc>)> = HashMap::new();

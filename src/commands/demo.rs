@@ -130,14 +130,18 @@ async fn probe_sample_fleet(pool: &graph_store::PgPool) -> Result<()> {
         inventory.services.iter().filter_map(|s| Some((s.name.as_str(), s.port?))).collect();
     let mut listeners = Vec::new();
     for c in inventory.containers.iter().filter(|c| c.name != DEMO_BROKEN_PROVIDER) {
-        for (ip, port) in c.ips.iter().flat_map(|ip| c.services.iter().filter_map(|s| ports.get(s.as_str())).map(move |p| (*ip, *p))) {
+        for (ip, port) in
+            c.ips.iter().flat_map(|ip| c.services.iter().filter_map(|s| ports.get(s.as_str())).map(move |p| (*ip, *p)))
+        {
             match tokio::net::TcpListener::bind((ip, port)).await {
                 Ok(listener) => listeners.push(tokio::spawn(async move {
                     while let Ok((conn, _)) = listener.accept().await {
                         drop(conn);
                     }
                 })),
-                Err(e) => eprintln!("note: cannot listen on {ip}:{port} for the demo ({e}); edges to it will look broken"),
+                Err(e) => {
+                    eprintln!("note: cannot listen on {ip}:{port} for the demo ({e}); edges to it will look broken")
+                }
             }
         }
     }

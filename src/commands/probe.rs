@@ -4,7 +4,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use probers::record::RecordConfig;
 use probers::worker::{run_worker, WorkerOptions};
 use probers::{AllowList, Engine};
 
@@ -34,12 +33,15 @@ pub async fn run(global: &Global, args: ProbeArgs) -> Result<ExitCode> {
         });
     }
     let base = args.name.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
-    let record = RecordConfig { interval: args.probe.interval, ..Default::default() };
+    let record = global.file.record(args.probe.interval);
     eprintln!("{} worker(s) probing every {:?}; Ctrl-C stops", args.workers, args.probe.interval);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..args.workers.max(1) {
         let mut opts = WorkerOptions::new(format!("{base}/{i}"), record.clone());
         opts.batch = args.batch;
+        if let Some(days) = global.file.probe.retention_days {
+            opts.retention_days = days;
+        }
         tasks.spawn(run_worker(db.pool.clone(), engine.clone(), opts, shutdown.clone()));
     }
     let (mut probed, mut recorded, mut events) = (0, 0, 0);
@@ -55,5 +57,7 @@ pub async fn run(global: &Global, args: ProbeArgs) -> Result<ExitCode> {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "edgewatch".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "edgewatch".into())
 }

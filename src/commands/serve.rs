@@ -21,7 +21,7 @@ const REPORT_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
 
 pub async fn serve(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     let db = super::connect(global).await?;
-    let record = RecordConfig { interval: args.interval, ..RecordConfig::default() };
+    let record = global.file.record(args.interval);
     housekeeping(&db.pool, &record).await.context("preparing the store for results")?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
