@@ -91,3 +91,29 @@ async fn health_settings_come_from_the_config_file_and_are_checked() {
     let out = probe(&db);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test]
+async fn newly_discovered_edges_are_probed_within_one_interval_without_a_restart() {
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json"), &sample("links.txt")]);
+    let mut prober = spawn_prober(&db, "n", "14s");
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    // DNS discovery adds edges while the workers run (interval 2 s).
+    ok(&db, &["dns", "ingest", "--zone", "example.com", &sample("pdns-auth-console.log")]);
+    let added = chrono::Utc::now();
+    assert!(prober.wait().unwrap().success());
+    let edges = json(&db, &["graph", "edges", "--format", "json"]).as_array().unwrap().len();
+    let results = probe_results(&db.pool).await;
+    let mut first: BTreeMap<i64, chrono::DateTime<chrono::Utc>> = BTreeMap::new();
+    for (edge, at, _) in &results {
+        first.entry(*edge).or_insert(*at);
+    }
+    assert_eq!(first.len(), edges, "every edge, old and new, was probed");
+    let latest_first = first.values().max().unwrap();
+    // Within one interval (2 s) of being added, plus the housekeeping period (≤ 2 s) and
+    // a probe cycle.
+    assert!(
+        (*latest_first - added).num_milliseconds() < 6000,
+        "a new edge waited until {latest_first} (added {added})"
+    );
+}

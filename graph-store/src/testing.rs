@@ -146,6 +146,15 @@ pub async fn edge_events(pool: &PgPool) -> Vec<(i64, String, String)> {
         .expect("reading edge events")
 }
 
+/// Creates the probe-history partition of the day `days_ago` days back.
+pub async fn ensure_partitions_from(pool: &PgPool, days_ago: i32) {
+    sqlx::query("SELECT edgewatch_ensure_probe_partitions(current_date - $1, 1)")
+        .bind(days_ago)
+        .execute(pool)
+        .await
+        .expect("creating an old partition");
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

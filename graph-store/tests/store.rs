@@ -151,3 +151,16 @@ async fn retiring_a_node_retires_edges_from_and_to_it_and_links_bring_them_back(
     assert_eq!(live.len(), 3);
     assert!(live.iter().all(|e| e.sources == vec!["cmdb"]));
 }
+
+#[tokio::test]
+async fn probe_history_partitions_are_made_ahead_and_dropped_past_retention() {
+    let db = TestDb::new().await;
+    graph_store::probe::ensure_partitions(&db.pool).await.unwrap();
+    // An old day's partition, as a long-running deployment would have.
+    graph_store::testing::ensure_partitions_from(&db.pool, 20).await;
+    let dropped = graph_store::probe::drop_old_partitions(&db.pool, 14).await.unwrap();
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    // Today's and the next days' partitions are kept.
+    assert!(graph_store::probe::drop_old_partitions(&db.pool, 14).await.unwrap().is_empty());
+    graph_store::probe::ensure_partitions(&db.pool).await.unwrap();
+}
