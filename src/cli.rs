@@ -96,6 +96,9 @@ pub struct ProbeSettingsArgs {
     /// Packets (ICMP echoes or TCP connects) per edge per cycle.
     #[arg(long, default_value_t = 5)]
     pub packets: u32,
+    /// Time between the packets of one target in a cycle.
+    #[arg(long, value_parser = parse_duration, default_value = "200ms")]
+    pub packet_interval: Duration,
     /// How long to wait for each reply.
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub timeout: Duration,

@@ -93,7 +93,8 @@ fn next_probe(at: DateTime<Utc>, cfg: &RecordConfig) -> DateTime<Utc> {
 /// locked, each result is judged and fed to the edge's state machine, and history,
 /// health (with the next probe time, lease released) and events are written in bulk.
 /// Results older than what an edge already has are kept as history but do not move
-/// its state backwards. Allow-list refusals are not results: they only reschedule.
+/// its state backwards. Allow-list refusals are not results: they only reschedule; a
+/// cycle that sent nothing is history, not a verdict on the edge.
 pub async fn record(
     pool: &PgPool,
     prober: &str,
@@ -141,7 +142,9 @@ pub async fn record(
             verdict: obs.verdict.as_str(),
         });
         out.results += 1;
-        if entry.0.last_result_at.is_some_and(|last| c.at < last) {
+        // A cycle that sent nothing (no ICMP socket here, say) is kept as history but
+        // says nothing about the network: the edge's health is left as it was.
+        if o.sent == 0 || entry.0.last_result_at.is_some_and(|last| c.at < last) {
             continue;
         }
         for e in entry.0.observe(obs, c.at, &cfg.health) {

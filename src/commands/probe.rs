@@ -11,12 +11,15 @@ use crate::cli::{Global, ProbeArgs, ProbeSettingsArgs};
 
 /// The probe engine the flags describe (the allow-list first of all).
 pub fn engine(args: &ProbeSettingsArgs) -> Result<Engine> {
-    let allow: AllowList = args.allow.join(",").parse().with_context(|| format!("--allow {}", args.allow.join(",")))?;
+    let allow = AllowList::parse(&args.allow).with_context(|| format!("--allow {}", args.allow.join(",")))?;
     tracing::info!(%allow, "probe targets are limited to the allow-list");
     Engine::builder(allow)
         .packets(args.packets)
+        .interval(args.packet_interval)
         .timeout(args.timeout)
         .pps(args.pps)
+        // The kernel's unprivileged ICMP socket where allowed, else a raw one.
+        .prefer_unprivileged(true)
         .build()
         .context("starting the probe engine")
 }

@@ -10,10 +10,9 @@ use graph_store::agents as store;
 use graph_store::PgPool;
 use probers::agent::{run_agent, AgentConfig};
 use probers::record::RecordConfig;
-use probers::{AllowList, Engine};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AgentArgs, AgentTokenCommand, Global, ProbeSettingsArgs, ServeArgs};
+use crate::cli::{AgentArgs, AgentTokenCommand, Global, ServeArgs};
 use crate::http::{self, token, App};
 
 /// Agent reports older than this are deleted.
@@ -78,7 +77,7 @@ async fn keep_house(pool: PgPool, record: RecordConfig, shutdown: CancellationTo
 }
 
 pub async fn agent(_global: &Global, args: AgentArgs) -> Result<ExitCode> {
-    let engine = Arc::new(engine(&args.probe)?);
+    let engine = Arc::new(super::probe::engine(&args.probe)?);
     let mut cfg = AgentConfig::new(&args.server, &args.name, &args.token).interval(args.probe.interval);
     cfg.nginx_access_log = args.nginx_access_log.clone();
     let shutdown = super::shutdown_on_ctrl_c();
@@ -107,26 +106,6 @@ pub async fn agent(_global: &Global, args: AgentArgs) -> Result<ExitCode> {
         totals.undelivered
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// The probe engine the flags describe; only the allow-list's networks are ever probed.
-fn engine(args: &ProbeSettingsArgs) -> Result<Engine> {
-    let allow = AllowList::parse(&args.allow).with_context(|| format!("--allow {}", args.allow.join(",")))?;
-    tracing::info!(%allow, "probe targets are limited to the allow-list");
-    Engine::builder(allow)
-        .packets(args.packets)
-        .timeout(args.timeout)
-        .pps(args.pps)
-        .prefer_unprivileged(!nix_is_root())
-        .build()
-        .context("starting the probe engine")
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
-        .unwrap_or(false)
 }
 
 pub async fn agent_token(global: &Global, cmd: AgentTokenCommand) -> Result<ExitCode> {
