@@ -83,6 +83,10 @@ fn to_row(edge_id: i64, h: &EdgeHealth, outcome: Option<&ProbeOutcome>, old: &He
     }
 }
 
+fn event_row(edge_id: i64, e: crate::health::Event) -> EventRow {
+    EventRow { edge_id, at: e.at, from: e.from.as_str().to_string(), to: e.to.as_str().to_string(), reason: e.reason }
+}
+
 fn next_probe(at: DateTime<Utc>, cfg: &RecordConfig) -> DateTime<Utc> {
     let factor = 1.0 + rand::rng().random_range(-cfg.jitter..=cfg.jitter);
     let secs = cfg.interval.as_secs_f64() * factor.max(0.1);
@@ -147,15 +151,7 @@ pub async fn record(
         if o.sent == 0 || entry.0.last_result_at.is_some_and(|last| c.at < last) {
             continue;
         }
-        for e in entry.0.observe(obs, c.at, &cfg.health) {
-            events.push(EventRow {
-                edge_id: c.edge_id,
-                at: e.at,
-                from: e.from.as_str().to_string(),
-                to: e.to.as_str().to_string(),
-                reason: e.reason,
-            });
-        }
+        events.extend(entry.0.observe(obs, c.at, &cfg.health).into_iter().map(|e| event_row(c.edge_id, e)));
         entry.1 = Some(o);
     }
     out.events = events.len();
@@ -184,13 +180,7 @@ pub async fn mark_stale(pool: &PgPool, cfg: &RecordConfig) -> graph_store::Resul
     for row in &locked {
         let mut h = to_health(row);
         if let Some(e) = h.check_stale(now, cfg.interval, &cfg.health) {
-            events.push(EventRow {
-                edge_id: row.edge_id,
-                at: e.at,
-                from: e.from.as_str().to_string(),
-                to: e.to.as_str().to_string(),
-                reason: e.reason,
-            });
+            events.push(event_row(row.edge_id, e));
             health.push((to_row(row.edge_id, &h, None, row), now));
         }
     }

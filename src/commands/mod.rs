@@ -68,3 +68,16 @@ pub fn shutdown_on_ctrl_c() -> tokio_util::sync::CancellationToken {
     });
     shutdown
 }
+
+/// Like [`shutdown_on_ctrl_c`], also cancelled once `limit` has passed (`--run-for`).
+pub fn shutdown_on_ctrl_c_or_after(limit: Option<std::time::Duration>) -> tokio_util::sync::CancellationToken {
+    let shutdown = shutdown_on_ctrl_c();
+    if let Some(limit) = limit {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(limit).await;
+            stop.cancel();
+        });
+    }
+    shutdown
+}

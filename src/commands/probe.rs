@@ -27,14 +27,7 @@ pub fn engine(args: &ProbeSettingsArgs) -> Result<Engine> {
 pub async fn run(global: &Global, args: ProbeArgs) -> Result<ExitCode> {
     let db = super::connect(global).await?;
     let engine = Arc::new(engine(&args.probe)?);
-    let shutdown = super::shutdown_on_ctrl_c();
-    if let Some(limit) = args.run_for {
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(limit).await;
-            stop.cancel();
-        });
-    }
+    let shutdown = super::shutdown_on_ctrl_c_or_after(args.run_for);
     let base = args.name.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
     let record = global.file.record(args.probe.interval);
     eprintln!("{} worker(s) probing every {:?}; Ctrl-C stops", args.workers, args.probe.interval);

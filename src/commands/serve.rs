@@ -80,14 +80,7 @@ pub async fn agent(_global: &Global, args: AgentArgs) -> Result<ExitCode> {
     let engine = Arc::new(super::probe::engine(&args.probe)?);
     let mut cfg = AgentConfig::new(&args.server, &args.name, &args.token).interval(args.probe.interval);
     cfg.nginx_access_log = args.nginx_access_log.clone();
-    let shutdown = super::shutdown_on_ctrl_c();
-    if let Some(limit) = args.run_for {
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(limit).await;
-            stop.cancel();
-        });
-    }
+    let shutdown = super::shutdown_on_ctrl_c_or_after(args.run_for);
     eprintln!(
         "agent for {} probing every {} and reporting to {}; Ctrl-C stops",
         args.name,
