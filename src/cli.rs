@@ -78,6 +78,20 @@ pub enum Command {
     /// Manage agent tokens.
     #[command(subcommand, name = "agent-token")]
     AgentToken(AgentTokenCommand),
+    /// Run a read-only SQL query and print a table, e.g.
+    /// `edgewatch sql "SELECT name FROM node_health ORDER BY disconnects DESC"`.
+    ///
+    /// The live table `node_health` has one row per node: name, disconnects (edges down
+    /// now), dc, role, load, nginx_err_rate, connectivity (unreachable addresses),
+    /// nginx_access_rate. docs/queries.md has more examples.
+    Sql {
+        query: String,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Give up after this long.
+        #[arg(long, value_parser = parse_duration, default_value = "30s")]
+        timeout: Duration,
+    },
     /// Make a synthetic fleet: a CMDB inventory and PowerDNS logs, for trials and benchmarks.
     #[command(subcommand)]
     Fleet(FleetCommand),

@@ -83,3 +83,27 @@ pub fn dns_stats(s: &graph_store::dns::DnsStats) {
         println!("{t}");
     }
 }
+
+/// A query result as a table; NULL shows as an empty cell.
+pub fn rows_table(result: &graph_store::sql::QueryResult) {
+    let names: Vec<&str> = result.columns.iter().map(String::as_str).collect();
+    let mut t = table(&names);
+    for row in &result.rows {
+        t.add_row(row.iter().map(cell).collect::<Vec<_>>());
+    }
+    println!("{t}");
+    println!("({} rows)", result.rows.len());
+}
+
+fn cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A query result as one JSON object per row.
+pub fn rows_as_objects(result: &graph_store::sql::QueryResult) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    result.rows.iter().map(|row| result.columns.iter().cloned().zip(row.iter().cloned()).collect()).collect()
+}

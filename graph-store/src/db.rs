@@ -52,10 +52,25 @@ pub async fn connect(target: &Target) -> Result<Database> {
 
 /// A pool over `options`, with statement logging at trace level only.
 pub async fn pool(options: PgConnectOptions, location: &str) -> Result<PgPool> {
+    // One direct attempt first: it fails at once with the real reason (refused, bad
+    // password, no such database) where the pool would only time out.
+    let options = options.log_statements(tracing::log::LevelFilter::Trace);
+    let probe =
+        tokio::time::timeout(Duration::from_secs(30), <sqlx::PgConnection as sqlx::Connection>::connect_with(&options))
+            .await;
+    match probe {
+        Ok(Ok(conn)) => {
+            let _ = sqlx::Connection::close(conn).await;
+        }
+        Ok(Err(source)) => return Err(Error::Connect { target: location.to_string(), source }),
+        Err(_) => {
+            return Err(Error::Connect { target: location.to_string(), source: sqlx::Error::PoolTimedOut });
+        }
+    }
     PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(30))
-        .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
+        .connect_with(options)
         .await
         .map_err(|source| Error::Connect { target: location.to_string(), source })
 }

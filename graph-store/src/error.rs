@@ -46,6 +46,9 @@ pub enum Error {
     /// Another reader advanced this file's read position since we read it.
     #[error("{path}: the stored read position is no longer {expected}: another edgewatch is reading this file")]
     CheckpointMoved { path: String, expected: i64 },
+    /// `edgewatch sql` was given something that returns no rows.
+    #[error("only a query that returns rows can run (SELECT, VALUES, WITH … SELECT): `edgewatch sql` is read-only")]
+    NotAQuery,
     /// A published link names a container the graph does not have.
     #[error("{origin}: field `container`: unknown container {name:?} (not in the inventory, or retired)")]
     UnknownContainer { name: String, origin: String },

@@ -16,6 +16,7 @@ mod error;
 pub mod model;
 pub mod probe;
 pub mod query;
+pub mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time;

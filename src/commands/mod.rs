@@ -34,6 +34,15 @@ pub async fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::Dns(cmd) => dns::run(global, cmd).await,
         Command::Graph(cmd) => graph::run(global, cmd).await,
         Command::Fleet(cmd) => fleet::run(cmd),
+        Command::Sql { query, format, timeout } => {
+            let db = connect(global).await?;
+            let result = graph_store::sql::read_only(&db.pool, &query, timeout.as_millis() as u64).await?;
+            match format {
+                crate::cli::ListFormat::Json => crate::output::json(&crate::output::rows_as_objects(&result))?,
+                crate::cli::ListFormat::Table => crate::output::rows_table(&result),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Probe(args) => probe::run(global, args).await,
         Command::Serve(args) => serve::serve(global, args).await,
         Command::Agent(args) => serve::agent(global, args).await,
