@@ -348,6 +348,12 @@ pub enum GraphCommand {
     /// List edges: consumer -> destination address (and node), services, sources,
     /// query count, first/last seen, health state.
     Edges(ListArgs),
+    /// Edges `down` or `degraded` now, worst first: longest broken, then the
+    /// destinations most consumers fail to reach.
+    Broken {
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -355,6 +361,24 @@ pub struct ListArgs {
     /// Include retired nodes and edges.
     #[arg(long)]
     pub all: bool,
+    /// Only this data center (of the node; of the consumer for edges).
+    #[arg(long)]
+    pub dc: Option<String>,
+    /// Only this role (of the node; of the consumer for edges).
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Only this host (of the node; of the consumer for edges).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only nodes providing this service; edges learned for it.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only edges in this state (up, down, degraded, stale, unknown).
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only edges from this source (dns, cmdb, config).
+    #[arg(long)]
+    pub source: Option<String>,
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
 }

@@ -107,3 +107,21 @@ fn cell(v: &serde_json::Value) -> String {
 pub fn rows_as_objects(result: &graph_store::sql::QueryResult) -> Vec<serde_json::Map<String, serde_json::Value>> {
     result.rows.iter().map(|row| result.columns.iter().cloned().zip(row.iter().cloned()).collect()).collect()
 }
+
+pub fn broken_table(edges: &[graph_store::query::BrokenEdge]) {
+    let mut t = table(&["src", "dst", "dst_ip", "services", "state", "since", "loss", "consumers failing"]);
+    for e in edges {
+        t.add_row(vec![
+            e.src.clone(),
+            e.dst.clone().unwrap_or_else(|| "?".into()),
+            e.dst_ip.clone(),
+            e.services.join(" "),
+            e.state.clone(),
+            format_utc(&e.since),
+            e.loss_pct.map(|l| format!("{l:.0}%")).unwrap_or_default(),
+            e.consumers_failing.to_string(),
+        ]);
+    }
+    println!("{t}");
+    println!("{} broken edges", edges.len());
+}

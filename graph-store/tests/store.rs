@@ -73,7 +73,7 @@ async fn nodes_addresses_and_providers_follow_the_snapshot() {
     next.containers[2].services = vec!["db".into()];
     apply(&db, Some(&next), None, false).await.unwrap();
 
-    let all = query::nodes(&db.pool, ListOptions { include_retired: true }).await.unwrap();
+    let all = query::nodes(&db.pool, ListOptions { include_retired: true, ..Default::default() }).await.unwrap();
     let by = |name: &str| all.iter().find(|n| n.name == name).unwrap().clone();
     assert!(by("d.h2").retired);
     assert_eq!(by("d.h2").ips, vec!["127.1.0.4"], "a retired node keeps its last addresses");
