@@ -106,3 +106,17 @@ mod tests {
         assert_eq!(redact("postgresql:///x?host=/tmp"), "postgresql:///x?host=/tmp");
     }
 }
+
+/// Is the store ready to serve: reachable, and every migration this build knows applied?
+/// Returns the number of applied migrations, or why not.
+pub async fn readiness(pool: &PgPool) -> Result<std::result::Result<i64, String>> {
+    let known = MIGRATOR.iter().count() as i64;
+    let applied: std::result::Result<i64, sqlx::Error> =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success").fetch_one(pool).await;
+    match applied {
+        Ok(n) if n >= known => Ok(Ok(n)),
+        Ok(n) => Ok(Err(format!("{n} of {known} migrations applied"))),
+        Err(e @ sqlx::Error::Database(_)) => Ok(Err(format!("migrations table unreadable: {e}"))),
+        Err(source) => Err(Error::Sql { op: "checking readiness", source }),
+    }
+}

@@ -2,11 +2,13 @@
 //! lifecycle (serve until the shutdown token is cancelled, finishing requests in flight).
 //!
 //! - [`agents`]: `GET /api/v1/agents/{name}/targets`, `POST /api/v1/agents/{name}/results`
+//! - [`health`]: `/healthz`, `/readyz`, `GET /api/v1/broken`
 //! - [`error`]: the one error type, and how it answers.
 //! - [`token`]: making and hashing agent tokens.
 
 pub mod agents;
 pub mod error;
+pub mod health;
 pub mod token;
 
 use std::sync::Arc;
@@ -39,7 +41,14 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/api/v1/agents/{name}/targets", get(agents::targets))
         .route("/api/v1/agents/{name}/results", post(agents::results))
-        .fallback(|| async { ApiError::NotFound("no such endpoint; the agent API is under /api/v1/agents/".into()) })
+        .route("/api/v1/broken", get(health::broken))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async {
+            ApiError::NotFound(
+                "no such endpoint: /healthz, /readyz, /api/v1/broken, /api/v1/agents/{name}/targets|results".into(),
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
 }
