@@ -95,18 +95,6 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_are_never_printed() {
-        assert_eq!(redact("postgres://u:secret@db:5432/x"), "postgres://u:***@db:5432/x");
-        assert_eq!(redact("postgres://u@db/x"), "postgres://u@db/x");
-        assert_eq!(redact("postgresql:///x?host=/tmp"), "postgresql:///x?host=/tmp");
-    }
-}
-
 /// Is the store ready to serve: reachable, and every migration this build knows applied?
 /// Returns the number of applied migrations, or why not.
 pub async fn readiness(pool: &PgPool) -> Result<std::result::Result<i64, String>> {
@@ -118,5 +106,17 @@ pub async fn readiness(pool: &PgPool) -> Result<std::result::Result<i64, String>
         Ok(n) => Ok(Err(format!("{n} of {known} migrations applied"))),
         Err(e @ sqlx::Error::Database(_)) => Ok(Err(format!("migrations table unreadable: {e}"))),
         Err(source) => Err(Error::Sql { op: "checking readiness", source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_never_printed() {
+        assert_eq!(redact("postgres://u:secret@db:5432/x"), "postgres://u:***@db:5432/x");
+        assert_eq!(redact("postgres://u@db/x"), "postgres://u@db/x");
+        assert_eq!(redact("postgresql:///x?host=/tmp"), "postgresql:///x?host=/tmp");
     }
 }
