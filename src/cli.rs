@@ -354,6 +354,8 @@ pub enum GraphCommand {
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
     },
+    #[command(flatten)]
+    Topology(crate::commands::topology::TopologyCommand),
 }
 
 #[derive(Debug, Args)]

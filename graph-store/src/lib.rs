@@ -20,6 +20,7 @@ pub mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time;
+pub mod topology;
 
 pub use db::{connect, migrate, Database};
 pub use error::{Error, Result};

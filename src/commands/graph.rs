@@ -9,6 +9,9 @@ use crate::cli::{Global, GraphCommand, ListArgs, ListFormat};
 use crate::output;
 
 pub async fn run(global: &Global, cmd: GraphCommand) -> Result<ExitCode> {
+    if let GraphCommand::Topology(cmd) = cmd {
+        return super::topology::run(global, cmd).await;
+    }
     let db = super::connect(global).await?;
     match cmd {
         GraphCommand::Nodes(args) => {
@@ -28,6 +31,7 @@ pub async fn run(global: &Global, cmd: GraphCommand) -> Result<ExitCode> {
                 ListFormat::Table => output::edges_table(&edges),
             }
         }
+        GraphCommand::Topology(_) => unreachable!("answered above"),
         GraphCommand::Broken { format } => {
             let broken = query::broken(&db.pool).await?;
             match format {

@@ -8,6 +8,7 @@ mod fleet;
 mod graph;
 mod probe;
 mod serve;
+pub mod topology;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,592 @@
+//! Topology questions answered on an in-memory petgraph [`Snapshot`]: pure functions, no I/O.
+//!
+//! See the parent module for the semantics; this module only computes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+use serde::Serialize;
+
+/// A live node as loaded: name, host and data center.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeRow {
+    pub name: String,
+    pub host: String,
+    pub dc: String,
+}
+
+/// One live edge with a known destination node: consumer → destination, the services it
+/// was learned for and its sources (`dns`, `cmdb`, `config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeRow {
+    pub src: String,
+    pub dst: String,
+    pub services: Vec<String>,
+    pub sources: Vec<String>,
+}
+
+/// A dependency in the graph: all edges from one node to (any address of) another.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dep {
+    /// Services the consumer resolved to this destination (DNS).
+    pub services: BTreeSet<String>,
+    /// Learned from a published link (`cmdb`/`config`), or carries no service.
+    pub linked: bool,
+}
+
+/// What a consumer uses through its edges: a service, or (for a published link to a node
+/// that provides no service) that node itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Use {
+    Service(String),
+    Node(NodeIndex),
+}
+
+/// The live dependency graph, loaded once; every question is answered on it.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    graph: DiGraph<NodeRow, Dep>,
+    by_name: HashMap<String, NodeIndex>,
+    /// Services each node provides.
+    provides: HashMap<NodeIndex, BTreeSet<String>>,
+}
+
+/// Which kind of thing a `blast` target named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Node,
+    Host,
+    Dc,
+}
+
+/// A node reached from the start of `deps` / `dependents`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reached {
+    pub name: String,
+    pub host: String,
+    pub dc: String,
+    /// Edges between the start and this node (1 = direct).
+    pub hops: usize,
+    /// The node it was reached from.
+    pub via: String,
+    /// Services of the dependency between `via` and this node.
+    pub services: Vec<String>,
+    /// Whether that dependency is (also) a published link.
+    pub linked: bool,
+}
+
+/// One edge of a dependency chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hop {
+    pub src: String,
+    pub dst: String,
+    pub services: Vec<String>,
+    pub linked: bool,
+}
+
+/// Something a consumer loses: every provider of `service` it uses, or (`service` null)
+/// the one node a published link of it points to, which provides no service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Lost {
+    pub service: Option<String>,
+    /// The providers it used for it, all gone.
+    pub providers: Vec<String>,
+}
+
+/// A consumer that loses something.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Loser {
+    pub name: String,
+    pub host: String,
+    pub dc: String,
+    pub lost: Vec<Lost>,
+}
+
+/// The answer to `blast`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blast {
+    pub target: String,
+    pub kind: TargetKind,
+    /// The nodes that disappear.
+    pub removed: Vec<String>,
+    /// The consumers outside the target that lose something, by name.
+    pub consumers: Vec<Loser>,
+}
+
+/// A single point of failure: a node or host whose loss alone makes `consumers` lose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Spof {
+    pub kind: TargetKind,
+    pub name: String,
+    pub dc: String,
+    pub consumers: Vec<Loser>,
+}
+
+impl Snapshot {
+    /// Builds the graph. Edges naming an unknown node and self-edges are ignored;
+    /// several edges between the same two nodes (one per address) become one [`Dep`].
+    pub fn new(nodes: Vec<NodeRow>, edges: Vec<EdgeRow>, providers: Vec<(String, String)>) -> Snapshot {
+        let mut s = Snapshot::default();
+        for n in nodes {
+            if s.by_name.contains_key(&n.name) {
+                continue;
+            }
+            let name = n.name.clone();
+            let ix = s.graph.add_node(n);
+            s.by_name.insert(name, ix);
+        }
+        let mut deps: BTreeMap<(NodeIndex, NodeIndex), Dep> = BTreeMap::new();
+        for e in edges {
+            let (Some(&a), Some(&b)) = (s.by_name.get(&e.src), s.by_name.get(&e.dst)) else { continue };
+            if a == b {
+                continue;
+            }
+            let dep = deps.entry((a, b)).or_default();
+            dep.linked |= e.services.is_empty() || e.sources.iter().any(|src| src != "dns");
+            dep.services.extend(e.services);
+        }
+        for ((a, b), dep) in deps {
+            s.graph.add_edge(a, b, dep);
+        }
+        for (service, node) in providers {
+            if let Some(&ix) = s.by_name.get(&node) {
+                s.provides.entry(ix).or_default().insert(service);
+            }
+        }
+        s
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    pub fn edge_count(&self) -> usize {
+        self.graph.edge_count()
+    }
+
+    /// Whether a live node has this name.
+    pub fn has_node(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// Host names, sorted.
+    pub fn hosts(&self) -> Vec<String> {
+        let set: BTreeSet<&str> = self.graph.node_weights().map(|n| n.host.as_str()).collect();
+        set.into_iter().map(str::to_string).collect()
+    }
+
+    /// Data center names, sorted.
+    pub fn dcs(&self) -> Vec<String> {
+        let set: BTreeSet<&str> = self.graph.node_weights().map(|n| n.dc.as_str()).collect();
+        set.into_iter().map(str::to_string).collect()
+    }
+
+    /// Node names, sorted.
+    pub fn nodes(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.by_name.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Resolves a `blast` target: a node name first, then a host, then a data center.
+    pub fn resolve(&self, name: &str) -> Option<(TargetKind, Vec<NodeIndex>)> {
+        if let Some(&ix) = self.by_name.get(name) {
+            return Some((TargetKind::Node, vec![ix]));
+        }
+        for kind in [TargetKind::Host, TargetKind::Dc] {
+            let ixs: Vec<NodeIndex> = self
+                .graph
+                .node_indices()
+                .filter(|&ix| {
+                    let n = &self.graph[ix];
+                    if kind == TargetKind::Host {
+                        n.host == name
+                    } else {
+                        n.dc == name
+                    }
+                })
+                .collect();
+            if !ixs.is_empty() {
+                return Some((kind, ixs));
+            }
+        }
+        None
+    }
+
+    /// Breadth-first from `start` along edges (`Outgoing`: what it depends on;
+    /// `Incoming`: what depends on it), up to `depth` hops (`None`: no limit).
+    /// Returns, for each reached node, its hop count and the node it was reached from.
+    fn bfs(
+        &self,
+        start: NodeIndex,
+        dir: Direction,
+        depth: Option<usize>,
+        stop_at: Option<NodeIndex>,
+    ) -> Vec<(NodeIndex, usize, NodeIndex)> {
+        let mut seen: HashSet<NodeIndex> = HashSet::from([start]);
+        let mut queue = VecDeque::from([(start, 0usize)]);
+        let mut out = Vec::new();
+        while let Some((ix, d)) = queue.pop_front() {
+            if depth.is_some_and(|max| d >= max) {
+                continue;
+            }
+            let mut next: Vec<NodeIndex> = self.graph.neighbors_directed(ix, dir).collect();
+            next.sort_by(|a, b| self.graph[*a].name.cmp(&self.graph[*b].name));
+            for n in next {
+                if seen.insert(n) {
+                    out.push((n, d + 1, ix));
+                    if Some(n) == stop_at {
+                        return out;
+                    }
+                    queue.push_back((n, d + 1));
+                }
+            }
+        }
+        out
+    }
+
+    fn dep(&self, src: NodeIndex, dst: NodeIndex) -> &Dep {
+        let e = self.graph.find_edge(src, dst).expect("an edge the search walked");
+        &self.graph[e]
+    }
+
+    fn reached(&self, start: &str, dir: Direction, depth: Option<usize>) -> Option<Vec<Reached>> {
+        let start = *self.by_name.get(start)?;
+        let mut out: Vec<Reached> = self
+            .bfs(start, dir, depth, None)
+            .into_iter()
+            .map(|(ix, hops, via)| {
+                let (src, dst) = if dir == Direction::Outgoing { (via, ix) } else { (ix, via) };
+                let n = &self.graph[ix];
+                let dep = self.dep(src, dst);
+                Reached {
+                    name: n.name.clone(),
+                    host: n.host.clone(),
+                    dc: n.dc.clone(),
+                    hops,
+                    via: self.graph[via].name.clone(),
+                    services: dep.services.iter().cloned().collect(),
+                    linked: dep.linked,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (a.hops, &a.name).cmp(&(b.hops, &b.name)));
+        Some(out)
+    }
+
+    /// What `node` depends on, up to `depth` hops (`None`: all). `None` if no such node.
+    pub fn deps(&self, node: &str, depth: Option<usize>) -> Option<Vec<Reached>> {
+        self.reached(node, Direction::Outgoing, depth)
+    }
+
+    /// What depends on `node`, up to `depth` hops (`None`: all). `None` if no such node.
+    pub fn dependents(&self, node: &str, depth: Option<usize>) -> Option<Vec<Reached>> {
+        self.reached(node, Direction::Incoming, depth)
+    }
+
+    /// The shortest dependency chain `from` → … → `to`: `Ok(None)` when there is none,
+    /// `Err(name)` when a node is unknown.
+    pub fn path(&self, from: &str, to: &str) -> Result<Option<Vec<Hop>>, String> {
+        let a = *self.by_name.get(from).ok_or_else(|| from.to_string())?;
+        let b = *self.by_name.get(to).ok_or_else(|| to.to_string())?;
+        if a == b {
+            return Ok(Some(Vec::new()));
+        }
+        let pred: HashMap<NodeIndex, NodeIndex> =
+            self.bfs(a, Direction::Outgoing, None, Some(b)).into_iter().map(|(ix, _, via)| (ix, via)).collect();
+        if !pred.contains_key(&b) {
+            return Ok(None);
+        }
+        let mut hops = Vec::new();
+        let mut cur = b;
+        while cur != a {
+            let prev = pred[&cur];
+            let dep = self.dep(prev, cur);
+            hops.push(Hop {
+                src: self.graph[prev].name.clone(),
+                dst: self.graph[cur].name.clone(),
+                services: dep.services.iter().cloned().collect(),
+                linked: dep.linked,
+            });
+            cur = prev;
+        }
+        hops.reverse();
+        Ok(Some(hops))
+    }
+
+    /// What `consumer` uses, each with the providers it has edges to for it.
+    fn uses(&self, consumer: NodeIndex) -> BTreeMap<Use, BTreeSet<NodeIndex>> {
+        let mut uses: BTreeMap<Use, BTreeSet<NodeIndex>> = BTreeMap::new();
+        for e in self.graph.edges_directed(consumer, Direction::Outgoing) {
+            let dst = e.target();
+            let dep = e.weight();
+            for s in &dep.services {
+                uses.entry(Use::Service(s.clone())).or_default().insert(dst);
+            }
+            if dep.linked {
+                match self.provides.get(&dst) {
+                    Some(services) if !services.is_empty() => {
+                        for s in services {
+                            uses.entry(Use::Service(s.clone())).or_default().insert(dst);
+                        }
+                    }
+                    _ => {
+                        uses.entry(Use::Node(dst)).or_default().insert(dst);
+                    }
+                }
+            }
+        }
+        uses
+    }
+
+    fn lost(&self, use_: &Use, providers: &BTreeSet<NodeIndex>) -> Lost {
+        let mut names: Vec<String> = providers.iter().map(|&ix| self.graph[ix].name.clone()).collect();
+        names.sort();
+        Lost {
+            service: match use_ {
+                Use::Service(s) => Some(s.clone()),
+                Use::Node(_) => None,
+            },
+            providers: names,
+        }
+    }
+
+    fn loser(&self, ix: NodeIndex, mut lost: Vec<Lost>) -> Loser {
+        lost.sort();
+        let n = &self.graph[ix];
+        Loser { name: n.name.clone(), host: n.host.clone(), dc: n.dc.clone(), lost }
+    }
+
+    /// The consumers outside `removed` that lose every provider of something they use.
+    pub fn blast_nodes(&self, removed: &HashSet<NodeIndex>) -> Vec<Loser> {
+        let consumers: BTreeSet<NodeIndex> = removed
+            .iter()
+            .flat_map(|&ix| self.graph.neighbors_directed(ix, Direction::Incoming))
+            .filter(|c| !removed.contains(c))
+            .collect();
+        let mut out: Vec<Loser> = consumers
+            .into_iter()
+            .filter_map(|c| {
+                let lost: Vec<Lost> = self
+                    .uses(c)
+                    .iter()
+                    .filter(|(_, ps)| ps.iter().all(|p| removed.contains(p)))
+                    .map(|(u, ps)| self.lost(u, ps))
+                    .collect();
+                (!lost.is_empty()).then(|| self.loser(c, lost))
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// `blast TARGET`: a node, host or data center (see [`Snapshot::resolve`]).
+    /// `None` if the name is none of them.
+    pub fn blast(&self, target: &str) -> Option<Blast> {
+        let (kind, ixs) = self.resolve(target)?;
+        let removed: HashSet<NodeIndex> = ixs.iter().copied().collect();
+        let mut names: Vec<String> = ixs.iter().map(|&ix| self.graph[ix].name.clone()).collect();
+        names.sort();
+        Some(Blast { target: target.to_string(), kind, removed: names, consumers: self.blast_nodes(&removed) })
+    }
+
+    /// Every node and host whose loss alone makes some consumer lose something: the
+    /// targets with a non-empty [`Snapshot::blast`]. Hosts first, then nodes; within
+    /// each, most consumers hit first, then by name. One pass over every consumer's uses.
+    pub fn spof(&self) -> Vec<Spof> {
+        type Hits = BTreeMap<NodeIndex, Vec<Lost>>;
+        let mut by_node: BTreeMap<NodeIndex, Hits> = BTreeMap::new();
+        let mut by_host: BTreeMap<String, Hits> = BTreeMap::new();
+        for c in self.graph.node_indices() {
+            for (u, ps) in self.uses(c) {
+                if ps.len() == 1 {
+                    let p = *ps.iter().next().unwrap();
+                    by_node.entry(p).or_default().entry(c).or_default().push(self.lost(&u, &ps));
+                }
+                let hosts: BTreeSet<&str> = ps.iter().map(|&p| self.graph[p].host.as_str()).collect();
+                if hosts.len() == 1 {
+                    let host = *hosts.iter().next().unwrap();
+                    if host != self.graph[c].host {
+                        by_host.entry(host.to_string()).or_default().entry(c).or_default().push(self.lost(&u, &ps));
+                    }
+                }
+            }
+        }
+        let losers = |hits: Hits| -> Vec<Loser> {
+            let mut v: Vec<Loser> = hits.into_iter().map(|(c, lost)| self.loser(c, lost)).collect();
+            v.sort_by(|a, b| a.name.cmp(&b.name));
+            v
+        };
+        let host_dc: HashMap<&str, &str> =
+            self.graph.node_weights().map(|n| (n.host.as_str(), n.dc.as_str())).collect();
+        let mut out: Vec<Spof> = by_host
+            .into_iter()
+            .map(|(host, hits)| Spof {
+                kind: TargetKind::Host,
+                dc: host_dc[host.as_str()].to_string(),
+                name: host,
+                consumers: losers(hits),
+            })
+            .collect();
+        out.extend(by_node.into_iter().map(|(ix, hits)| Spof {
+            kind: TargetKind::Node,
+            name: self.graph[ix].name.clone(),
+            dc: self.graph[ix].dc.clone(),
+            consumers: losers(hits),
+        }));
+        out.sort_by(|a, b| {
+            (b.kind == TargetKind::Host, b.consumers.len(), &a.name).cmp(&(
+                a.kind == TargetKind::Host,
+                a.consumers.len(),
+                &b.name,
+            ))
+        });
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str) -> NodeRow {
+        let (_, host) = name.split_once('.').unwrap();
+        let dc = if host.starts_with("h1") { "Tx" } else { "VA" };
+        NodeRow { name: name.into(), host: host.into(), dc: dc.into() }
+    }
+
+    fn dns(src: &str, dst: &str, service: &str) -> EdgeRow {
+        EdgeRow { src: src.into(), dst: dst.into(), services: vec![service.into()], sources: vec!["dns".into()] }
+    }
+
+    fn link(src: &str, dst: &str) -> EdgeRow {
+        EdgeRow { src: src.into(), dst: dst.into(), services: vec![], sources: vec!["cmdb".into()] }
+    }
+
+    /// fe → (links) be1, be2 (api); be1 → db.h11 (db); be2 → db.h11, db.h21 (db);
+    /// be1 → (link) mon.h21 (no service); x.h99 → unknown.
+    fn sample() -> Snapshot {
+        let names = ["fe.h10", "be1.h10", "be2.h11", "db.h11", "db.h21", "mon.h21"];
+        let edges = vec![
+            link("fe.h10", "be1.h10"),
+            link("fe.h10", "be2.h11"),
+            dns("be1.h10", "db.h11", "db"),
+            dns("be2.h11", "db.h11", "db"),
+            dns("be2.h11", "db.h21", "db"),
+            link("be1.h10", "mon.h21"),
+            dns("be1.h10", "nobody.h99", "db"),
+            dns("be1.h10", "be1.h10", "api"),
+        ];
+        let providers = vec![
+            ("api".into(), "be1.h10".into()),
+            ("api".into(), "be2.h11".into()),
+            ("db".into(), "db.h11".into()),
+            ("db".into(), "db.h21".into()),
+        ];
+        Snapshot::new(names.iter().map(|n| node(n)).collect(), edges, providers)
+    }
+
+    fn names(r: &[Reached]) -> Vec<(&str, usize)> {
+        r.iter().map(|r| (r.name.as_str(), r.hops)).collect()
+    }
+
+    #[test]
+    fn builds_without_unknown_or_self_edges() {
+        let s = sample();
+        assert_eq!((s.node_count(), s.edge_count()), (6, 6));
+    }
+
+    #[test]
+    fn deps_and_dependents_by_depth() {
+        /// start, forward (deps) or not (dependents), depth, the nodes reached and their hops.
+        type Case<'a> = (&'a str, bool, Option<usize>, &'a [(&'a str, usize)]);
+        let s = sample();
+        let cases: &[Case] = &[
+            ("fe.h10", true, Some(1), &[("be1.h10", 1), ("be2.h11", 1)]),
+            ("fe.h10", true, Some(2), &[("be1.h10", 1), ("be2.h11", 1), ("db.h11", 2), ("db.h21", 2), ("mon.h21", 2)]),
+            ("fe.h10", true, None, &[("be1.h10", 1), ("be2.h11", 1), ("db.h11", 2), ("db.h21", 2), ("mon.h21", 2)]),
+            ("db.h11", true, Some(3), &[]),
+            ("db.h11", false, Some(1), &[("be1.h10", 1), ("be2.h11", 1)]),
+            ("db.h11", false, Some(2), &[("be1.h10", 1), ("be2.h11", 1), ("fe.h10", 2)]),
+            ("fe.h10", false, None, &[]),
+        ];
+        for (start, forward, depth, want) in cases {
+            let got = if *forward { s.deps(start, *depth) } else { s.dependents(start, *depth) }.unwrap();
+            assert_eq!(names(&got), *want, "{start} forward={forward} depth={depth:?}");
+        }
+        assert!(s.deps("nope", Some(1)).is_none());
+        let be2 = s.deps("be2.h11", Some(1)).unwrap();
+        assert_eq!(be2[0].services, vec!["db".to_string()]);
+        assert_eq!(be2[0].via, "be2.h11");
+    }
+
+    #[test]
+    fn path_is_shortest_chain() {
+        let s = sample();
+        let p = s.path("fe.h10", "db.h21").unwrap().unwrap();
+        let chain: Vec<(&str, &str)> = p.iter().map(|h| (h.src.as_str(), h.dst.as_str())).collect();
+        assert_eq!(chain, [("fe.h10", "be2.h11"), ("be2.h11", "db.h21")]);
+        assert!(p[0].linked && !p[1].linked);
+        assert_eq!(s.path("db.h21", "fe.h10").unwrap(), None);
+        assert_eq!(s.path("fe.h10", "fe.h10").unwrap(), Some(vec![]));
+        assert_eq!(s.path("fe.h10", "zz"), Err("zz".to_string()));
+    }
+
+    fn blast_summary(s: &Snapshot, target: &str) -> Vec<(String, Vec<Option<String>>)> {
+        s.blast(target)
+            .unwrap()
+            .consumers
+            .into_iter()
+            .map(|l| (l.name, l.lost.into_iter().map(|x| x.service).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn blast_counts_only_losing_every_provider() {
+        let s = sample();
+        let some = |v: &str| Some(v.to_string());
+        // db.h11 alone: be1 loses db (its only provider), be2 still has db.h21.
+        assert_eq!(blast_summary(&s, "db.h11"), [("be1.h10".to_string(), vec![some("db")])]);
+        // One upstream of fe's links: fe keeps api through the other.
+        assert_eq!(blast_summary(&s, "be1.h10"), []);
+        // A link to a node providing nothing is lost with that node.
+        assert_eq!(blast_summary(&s, "mon.h21"), [("be1.h10".to_string(), vec![None])]);
+        // Host h11 takes be2 and db.h11: fe keeps api via be1, be1 loses db.
+        assert_eq!(blast_summary(&s, "h11"), [("be1.h10".to_string(), vec![some("db")])]);
+        // DC VA (h21): be1 loses the link to mon; be2 keeps db.h11.
+        assert_eq!(blast_summary(&s, "VA"), [("be1.h10".to_string(), vec![None])]);
+        // DC Tx: consumers inside the target do not count.
+        assert_eq!(s.blast("Tx").unwrap().consumers, vec![]);
+        assert_eq!(s.blast("Tx").unwrap().kind, TargetKind::Dc);
+        assert!(s.blast("nowhere").is_none());
+    }
+
+    #[test]
+    fn spof_equals_nonempty_blasts() {
+        let s = sample();
+        let spof = s.spof();
+        let mut got: Vec<(TargetKind, String)> = spof.iter().map(|x| (x.kind, x.name.clone())).collect();
+        got.sort();
+        let mut want = Vec::new();
+        for n in s.nodes() {
+            if !s.blast(&n).unwrap().consumers.is_empty() {
+                want.push((TargetKind::Node, n));
+            }
+        }
+        for h in s.hosts() {
+            let b = s.blast(&h).unwrap();
+            assert_eq!(b.kind, TargetKind::Host);
+            if !b.consumers.is_empty() {
+                want.push((TargetKind::Host, h.clone()));
+            }
+            let entry = spof.iter().find(|x| x.kind == TargetKind::Host && x.name == h);
+            assert_eq!(entry.map(|x| &x.consumers).unwrap_or(&vec![]), &b.consumers, "{h}");
+        }
+        want.sort();
+        assert_eq!(got, want);
+        assert!(!got.is_empty());
+    }
+}

@@ -1,0 +1,290 @@
+//! `edgewatch graph deps|dependents|blast|spof|path`: topology questions answered on a
+//! snapshot of the live graph (see `graph_store::topology` for what each one means).
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{ContentArrangement, Table};
+use graph_store::topology::{self, Hop, Loser, Reached, Snapshot};
+
+use crate::cli::Global;
+use crate::output;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TopologyFormat {
+    Table,
+    Json,
+    Dot,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TopologyCommand {
+    /// What NODE depends on: the nodes its edges go to, or with --depth N everything
+    /// reachable in N hops (via services: a consumer of db1 depends on db1's providers).
+    Deps {
+        node: String,
+        /// Hops to follow; 0 means no limit.
+        #[arg(long, default_value_t = 1)]
+        depth: usize,
+        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
+        format: TopologyFormat,
+    },
+    /// What depends on NODE, directly or with --depth N transitively.
+    Dependents {
+        node: String,
+        /// Hops to follow; 0 means no limit.
+        #[arg(long, default_value_t = 1)]
+        depth: usize,
+        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
+        format: TopologyFormat,
+    },
+    /// Who loses every provider of some service it uses if TARGET (a node, host or data
+    /// center) disappears.
+    Blast {
+        target: String,
+        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
+        format: TopologyFormat,
+    },
+    /// Single points of failure: nodes and hosts whose loss alone leaves some consumer
+    /// without any provider of a service it uses.
+    Spof {
+        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
+        format: TopologyFormat,
+    },
+    /// The shortest dependency chain FROM → … → TO, if any (exit 1 when there is none).
+    Path {
+        from: String,
+        to: String,
+        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
+        format: TopologyFormat,
+    },
+}
+
+/// `graph deps|dependents` as JSON.
+#[derive(Debug, serde::Serialize)]
+struct ReachedAnswer<'a> {
+    node: &'a str,
+    direction: &'a str,
+    /// null: no limit.
+    depth: Option<usize>,
+    nodes: Vec<Reached>,
+}
+
+/// `graph path` as JSON.
+#[derive(Debug, serde::Serialize)]
+struct PathAnswer<'a> {
+    from: &'a str,
+    to: &'a str,
+    found: bool,
+    hops: Vec<Hop>,
+}
+
+pub async fn run(global: &Global, cmd: TopologyCommand) -> Result<ExitCode> {
+    let db = super::connect(global).await?;
+    let snapshot = topology::load(&db.pool).await?;
+    answer(&snapshot, cmd)
+}
+
+/// Answers one question on a loaded snapshot and prints it.
+pub fn answer(snapshot: &Snapshot, cmd: TopologyCommand) -> Result<ExitCode> {
+    match cmd {
+        TopologyCommand::Deps { node, depth, format } => reached(snapshot, &node, depth, true, format)?,
+        TopologyCommand::Dependents { node, depth, format } => reached(snapshot, &node, depth, false, format)?,
+        TopologyCommand::Blast { target, format } => {
+            let Some(blast) = snapshot.blast(&target) else {
+                anyhow::bail!("{target:?} is no live node, host or data center");
+            };
+            match format {
+                TopologyFormat::Json => output::json(&blast)?,
+                TopologyFormat::Dot => print!("{}", losers_dot("blast", &[(&blast.target, &blast.consumers)])),
+                TopologyFormat::Table => {
+                    println!("{} {}: {} node(s) removed", kind_name(blast.kind), blast.target, blast.removed.len());
+                    losers_table(&blast.consumers);
+                    println!("{} consumer(s) lose something", blast.consumers.len());
+                }
+            }
+        }
+        TopologyCommand::Spof { format } => {
+            let spof = snapshot.spof();
+            match format {
+                TopologyFormat::Json => output::json(&spof)?,
+                TopologyFormat::Dot => {
+                    let parts: Vec<(&str, &Vec<Loser>)> =
+                        spof.iter().map(|s| (s.name.as_str(), &s.consumers)).collect();
+                    print!("{}", losers_dot("spof", &parts));
+                }
+                TopologyFormat::Table => {
+                    let mut t = table(&["kind", "name", "dc", "consumers", "losing"]);
+                    for s in &spof {
+                        let mut losing: Vec<String> = s.consumers.iter().take(5).map(loser_text).collect();
+                        if s.consumers.len() > 5 {
+                            losing.push(format!("… (+{})", s.consumers.len() - 5));
+                        }
+                        t.add_row(vec![
+                            kind_name(s.kind).to_string(),
+                            s.name.clone(),
+                            s.dc.clone(),
+                            s.consumers.len().to_string(),
+                            losing.join("; "),
+                        ]);
+                    }
+                    println!("{t}");
+                    println!("{} single point(s) of failure", spof.len());
+                }
+            }
+        }
+        TopologyCommand::Path { from, to, format } => {
+            let hops = snapshot.path(&from, &to).map_err(|name| anyhow::anyhow!("no live node named {name:?}"))?;
+            let found = hops.is_some();
+            let hops = hops.unwrap_or_default();
+            match format {
+                TopologyFormat::Json => output::json(&PathAnswer { from: &from, to: &to, found, hops: hops.clone() })?,
+                TopologyFormat::Dot => {
+                    let mut dot = String::from("digraph path {\n  rankdir=LR;\n");
+                    for h in &hops {
+                        edge_dot(&mut dot, &h.src, &h.dst, &h.services, h.linked);
+                    }
+                    dot.push_str("}\n");
+                    print!("{dot}");
+                }
+                TopologyFormat::Table if found => {
+                    let mut t = table(&["from", "to", "services"]);
+                    for h in &hops {
+                        t.add_row(vec![h.src.clone(), h.dst.clone(), services_text(&h.services, h.linked)]);
+                    }
+                    println!("{t}");
+                    println!("{} hop(s)", hops.len());
+                }
+                TopologyFormat::Table => println!("no dependency chain from {from} to {to}"),
+            }
+            if !found {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reached(snapshot: &Snapshot, node: &str, depth: usize, forward: bool, format: TopologyFormat) -> Result<()> {
+    let limit = (depth > 0).then_some(depth);
+    let nodes = if forward { snapshot.deps(node, limit) } else { snapshot.dependents(node, limit) };
+    let Some(nodes) = nodes else {
+        anyhow::bail!("no live node named {node:?}");
+    };
+    match format {
+        TopologyFormat::Json => output::json(&ReachedAnswer {
+            node,
+            direction: if forward { "deps" } else { "dependents" },
+            depth: limit,
+            nodes,
+        })?,
+        TopologyFormat::Dot => {
+            let mut dot = format!("digraph {} {{\n  rankdir=LR;\n", if forward { "deps" } else { "dependents" });
+            let _ = writeln!(dot, "  {} [style=bold];", quote(node));
+            for r in &nodes {
+                let (src, dst) = if forward { (&r.via, &r.name) } else { (&r.name, &r.via) };
+                edge_dot(&mut dot, src, dst, &r.services, r.linked);
+            }
+            dot.push_str("}\n");
+            print!("{dot}");
+        }
+        TopologyFormat::Table => {
+            let mut t = table(&["hops", "name", "host", "dc", "via", "services"]);
+            for r in &nodes {
+                t.add_row(vec![
+                    r.hops.to_string(),
+                    r.name.clone(),
+                    r.host.clone(),
+                    r.dc.clone(),
+                    r.via.clone(),
+                    services_text(&r.services, r.linked),
+                ]);
+            }
+            println!("{t}");
+            println!("{} node(s)", nodes.len());
+        }
+    }
+    Ok(())
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Disabled).set_header(header);
+    t
+}
+
+fn kind_name(kind: topology::TargetKind) -> &'static str {
+    match kind {
+        topology::TargetKind::Node => "node",
+        topology::TargetKind::Host => "host",
+        topology::TargetKind::Dc => "dc",
+    }
+}
+
+fn services_text(services: &[String], linked: bool) -> String {
+    let mut parts = services.to_vec();
+    if linked {
+        parts.push("(link)".into());
+    }
+    parts.join(" ")
+}
+
+fn loser_text(l: &Loser) -> String {
+    let lost: Vec<String> = l.lost.iter().map(|x| x.service.clone().unwrap_or_else(|| "(link)".into())).collect();
+    format!("{} [{}]", l.name, lost.join(" "))
+}
+
+fn losers_table(losers: &[Loser]) {
+    let mut t = table(&["consumer", "host", "dc", "loses", "providers gone"]);
+    for l in losers {
+        for x in &l.lost {
+            t.add_row(vec![
+                l.name.clone(),
+                l.host.clone(),
+                l.dc.clone(),
+                x.service.clone().unwrap_or_else(|| "(link)".into()),
+                x.providers.join(" "),
+            ]);
+        }
+    }
+    println!("{t}");
+}
+
+/// Consumers → the providers they lose, one cluster per removed target.
+fn losers_dot(name: &str, parts: &[(&str, &Vec<Loser>)]) -> String {
+    // A set: the same line can come from several consumers or targets.
+    let mut lines = std::collections::BTreeSet::new();
+    for (target, losers) in parts {
+        lines.insert(format!("  {} [shape=box, style=dashed];", quote(target)));
+        for l in *losers {
+            for x in &l.lost {
+                let label = x.service.clone().unwrap_or_else(|| "link".into());
+                for p in &x.providers {
+                    lines.insert(format!("  {} -> {} [label={}, color=red];", quote(&l.name), quote(p), quote(&label)));
+                    if p != target {
+                        lines.insert(format!("  {} -> {} [style=dotted, arrowhead=none];", quote(p), quote(target)));
+                    }
+                }
+            }
+        }
+    }
+    let mut dot = format!("digraph {name} {{\n  rankdir=LR;\n");
+    for line in lines {
+        dot.push_str(&line);
+        dot.push('\n');
+    }
+    dot.push_str("}\n");
+    dot
+}
+
+fn edge_dot(dot: &mut String, src: &str, dst: &str, services: &[String], linked: bool) {
+    let style = if services.is_empty() { ", style=dashed" } else { "" };
+    let _ =
+        writeln!(dot, "  {} -> {} [label={}{style}];", quote(src), quote(dst), quote(&services_text(services, linked)));
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
