@@ -66,9 +66,8 @@ pub enum Command {
     /// Learn edges from PowerDNS query logs.
     #[command(subcommand)]
     Dns(DnsCommand),
-    /// Look at the dependency graph.
-    #[command(subcommand)]
-    Graph(GraphCommand),
+    /// Look at the dependency graph, now or (with --at) as it was.
+    Graph(GraphArgs),
     /// Run the prober worker pool: claim due edges from the store, probe them, record.
     Probe(ProbeArgs),
     /// Serve the HTTP API (agents' targets and results; more to come).
@@ -341,6 +340,17 @@ pub enum CmdbCommand {
     },
 }
 
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Answer on the graph as it was at this time: nodes, edges, providers and edge states
+    /// then. RFC 3339 (2026-11-22T16:00:00Z), local "2026-11-22 16:00" or 16:00 (today),
+    /// a duration ago (15m, "2h ago"), or now.
+    #[arg(long, global = true, value_parser = crate::when::parse, value_name = "TIME")]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    #[command(subcommand)]
+    pub command: GraphCommand,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum GraphCommand {
     /// List nodes (containers): name, host, DC, role, addresses, services, serving.
@@ -351,6 +361,18 @@ pub enum GraphCommand {
     /// Edges `down` or `degraded` now, worst first: longest broken, then the
     /// destinations most consumers fail to reach.
     Broken {
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// What changed between two times: nodes and edges that appeared or vanished, edges
+    /// whose state, destination node or services changed.
+    Diff {
+        /// The earlier time (same forms as --at).
+        #[arg(long, value_parser = crate::when::parse, value_name = "TIME")]
+        from: chrono::DateTime<chrono::Utc>,
+        /// The later time.
+        #[arg(long, value_parser = crate::when::parse, value_name = "TIME", default_value = "now")]
+        to: chrono::DateTime<chrono::Utc>,
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
     },

@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod http;
 mod output;
+mod when;
 
 use std::process::ExitCode;
 

@@ -4,6 +4,8 @@
 //! - [`db`]: connecting and migrating.
 //! - [`cmdb`]: applying CMDB inventory snapshots and published links.
 //! - [`query`]: reading the graph back.
+//! - [`history`]: the graph as it was at a past time, and what changed between two.
+//! - [`topology`]: graph questions on a petgraph snapshot.
 //!
 //! All of edgewatch's SQL lives in this crate.
 
@@ -13,6 +15,7 @@ pub mod db;
 pub mod dns;
 pub mod embedded;
 mod error;
+pub mod history;
 pub mod model;
 pub mod probe;
 pub mod query;

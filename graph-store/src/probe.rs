@@ -247,6 +247,7 @@ pub async fn write_cycle(
         .execute(&mut *conn)
         .await
         .map_err(Error::sql("writing probe results"))?;
+        count_results(&mut *conn, results).await?;
     }
     if !health.is_empty() {
         let h = |f: fn(&HealthRow) -> i32| health.iter().map(|(r, _)| f(r)).collect::<Vec<i32>>();
@@ -294,6 +295,29 @@ pub async fn write_cycle(
         .await
         .map_err(Error::sql("writing edge events"))?;
     }
+    Ok(())
+}
+
+/// Adds the results to `probe_counters` (for /metrics), in key order so that workers
+/// writing at the same time never wait on each other in a cycle.
+async fn count_results(conn: &mut PgConnection, results: &[ResultRow]) -> Result<()> {
+    let mut counts = std::collections::BTreeMap::<(&str, &str), i64>::new();
+    for r in results {
+        *counts.entry((r.kind, r.verdict)).or_default() += 1;
+    }
+    let (keys, counts): (Vec<_>, Vec<i64>) = counts.into_iter().unzip();
+    let (kinds, verdicts): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+    sqlx::query(
+        "INSERT INTO probe_counters AS c (kind, verdict, count) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) \
+         ON CONFLICT (kind, verdict) DO UPDATE SET count = c.count + EXCLUDED.count",
+    )
+    .bind(kinds)
+    .bind(verdicts)
+    .bind(counts)
+    .execute(conn)
+    .await
+    .map_err(Error::sql("counting probe results"))?;
     Ok(())
 }
 

@@ -11,3 +11,10 @@ pub fn format_utc(t: &DateTime<Utc>) -> String {
 pub fn serialize_utc<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_utc(t))
 }
+
+pub fn serialize_utc_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => serialize_utc(t, s),
+        None => s.serialize_none(),
+    }
+}

@@ -28,6 +28,7 @@
 
 mod algo;
 
+use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
 pub use algo::{Blast, Dep, EdgeRow, Hop, Loser, Lost, NodeRow, Reached, Snapshot, Spof, TargetKind};
@@ -50,6 +51,58 @@ pub async fn load(pool: &PgPool) -> Result<Snapshot> {
     let snapshot = Snapshot::new(nodes, edges, providers);
     tracing::debug!(nodes = snapshot.node_count(), deps = snapshot.edge_count(), "topology snapshot loaded");
     Ok(snapshot)
+}
+
+/// Loads the graph as it was at `at` (see [`crate::history`]), or the live graph.
+#[tracing::instrument(skip(pool))]
+pub async fn load_at(pool: &PgPool, at: Option<DateTime<Utc>>) -> Result<Snapshot> {
+    let Some(at) = at else {
+        return load(pool).await;
+    };
+    let mut tx = pool.begin().await.map_err(Error::sql("starting the topology snapshot"))?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::sql("starting the topology snapshot"))?;
+    let live = crate::history::live_at;
+    let (live_h, live_eh, live_a, live_p) = (live("h"), live("eh"), live("a"), live("p"));
+    let nodes: Vec<(String, String, String)> = sqlx::query_as(&format!(
+        "SELECT n.name, h.host, h.dc FROM node_history h JOIN nodes n ON n.id = h.node_id \
+         WHERE {live_h} ORDER BY n.name"
+    ))
+    .bind(at)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(Error::sql("loading past nodes for the topology"))?;
+    let edges: Vec<(String, String, Vec<String>, Vec<String>)> = sqlx::query_as(&format!(
+        "WITH n AS (SELECT h.node_id, x.name FROM node_history h JOIN nodes x ON x.id = h.node_id WHERE {live_h}) \
+         SELECT s.name, d.name, eh.services, eh.sources \
+         FROM edge_history eh \
+         JOIN edges e ON e.id = eh.edge_id \
+         JOIN n s ON s.node_id = e.src_id \
+         JOIN address_history a ON a.ip = e.dst_ip AND {live_a} \
+         JOIN n d ON d.node_id = a.node_id \
+         WHERE {live_eh} \
+         ORDER BY s.name, d.name, e.dst_ip"
+    ))
+    .bind(at)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(Error::sql("loading past edges for the topology"))?;
+    let providers: Vec<(String, String)> = sqlx::query_as(&format!(
+        "SELECT p.service, n.name FROM provider_history p \
+         JOIN node_history h ON h.node_id = p.node_id AND {live_h} \
+         JOIN nodes n ON n.id = p.node_id \
+         WHERE {live_p} ORDER BY p.service, n.name"
+    ))
+    .bind(at)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(Error::sql("loading past service providers for the topology"))?;
+    tx.commit().await.map_err(Error::sql("ending the topology snapshot"))?;
+    let nodes = nodes.into_iter().map(|(name, host, dc)| NodeRow { name, host, dc }).collect();
+    let edges = edges.into_iter().map(|(src, dst, services, sources)| EdgeRow { src, dst, services, sources }).collect();
+    Ok(Snapshot::new(nodes, edges, providers))
 }
 
 /// Every live node with its host and data center.

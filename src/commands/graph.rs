@@ -1,50 +1,89 @@
-//! `edgewatch graph …`: topology queries.
+//! `edgewatch graph …`: topology queries, now or (with `--at`) as the graph was.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
+use graph_store::history::{self, Diff, EdgeAt};
 use graph_store::query::{self, ListOptions};
+use graph_store::{format_utc, PgPool};
 
-use crate::cli::{Global, GraphCommand, ListArgs, ListFormat};
+use crate::cli::{Global, GraphArgs, GraphCommand, ListArgs, ListFormat};
 use crate::output;
 
-pub async fn run(global: &Global, cmd: GraphCommand) -> Result<ExitCode> {
-    if let GraphCommand::Topology(cmd) = cmd {
-        return super::topology::run(global, cmd).await;
+pub async fn run(global: &Global, args: GraphArgs) -> Result<ExitCode> {
+    let at = args.at;
+    if let GraphCommand::Topology(cmd) = args.command {
+        return super::topology::run(global, cmd, at).await;
     }
     let db = super::connect(global).await?;
-    match cmd {
+    match args.command {
         GraphCommand::Nodes(args) => {
             if args.state.is_some() || args.source.is_some() {
                 anyhow::bail!("--state and --source filter edges, not nodes");
             }
-            let nodes = query::nodes(&db.pool, list_options(&args)).await?;
+            let nodes = match at {
+                Some(at) => history::nodes_at(&db.pool, at, &list_options(&args, Some(at))?).await?,
+                None => query::nodes(&db.pool, list_options(&args, None)?).await?,
+            };
             match args.format {
                 ListFormat::Json => output::json(&nodes)?,
                 ListFormat::Table => output::nodes_table(&nodes),
             }
         }
-        GraphCommand::Edges(args) => {
-            let edges = query::edges(&db.pool, list_options(&args)).await?;
-            match args.format {
-                ListFormat::Json => output::json(&edges)?,
-                ListFormat::Table => output::edges_table(&edges),
+        GraphCommand::Edges(args) => match at {
+            Some(at) => {
+                let edges = history::edges_at(&db.pool, at, &list_options(&args, Some(at))?).await?;
+                match args.format {
+                    ListFormat::Json => output::json(&edges)?,
+                    ListFormat::Table => edges_at_table(&edges, at),
+                }
             }
-        }
-        GraphCommand::Topology(_) => unreachable!("answered above"),
+            None => {
+                let edges = query::edges(&db.pool, list_options(&args, None)?).await?;
+                match args.format {
+                    ListFormat::Json => output::json(&edges)?,
+                    ListFormat::Table => output::edges_table(&edges),
+                }
+            }
+        },
         GraphCommand::Broken { format } => {
-            let broken = query::broken(&db.pool).await?;
+            let broken = broken(&db.pool, at).await?;
             match format {
                 ListFormat::Json => output::json(&broken)?,
                 ListFormat::Table => output::broken_table(&broken),
             }
         }
+        GraphCommand::Diff { from, to, format } => {
+            if at.is_some() {
+                anyhow::bail!("graph diff takes --from and --to, not --at");
+            }
+            if from > to {
+                anyhow::bail!("--from ({}) is after --to ({})", format_utc(&from), format_utc(&to));
+            }
+            let diff = history::diff(&db.pool, from, to).await?;
+            match format {
+                ListFormat::Json => output::json(&diff)?,
+                ListFormat::Table => diff_table(&diff),
+            }
+        }
+        GraphCommand::Topology(_) => unreachable!("answered above"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn list_options(args: &ListArgs) -> ListOptions {
-    ListOptions {
+/// `graph broken`, now or at a past time.
+pub async fn broken(pool: &PgPool, at: Option<chrono::DateTime<chrono::Utc>>) -> Result<Vec<query::BrokenEdge>> {
+    Ok(match at {
+        Some(at) => history::broken_at(pool, at).await?,
+        None => query::broken(pool).await?,
+    })
+}
+
+fn list_options(args: &ListArgs, at: Option<chrono::DateTime<chrono::Utc>>) -> Result<ListOptions> {
+    if args.all && at.is_some() {
+        anyhow::bail!("--all lists retired rows too; with --at the graph is the one live at that time");
+    }
+    Ok(ListOptions {
         include_retired: args.all,
         dc: args.dc.clone(),
         role: args.role.clone(),
@@ -52,5 +91,66 @@ fn list_options(args: &ListArgs) -> ListOptions {
         service: args.service.clone(),
         state: args.state.clone(),
         source: args.source.clone(),
+    })
+}
+
+fn edges_at_table(edges: &[EdgeAt], at: chrono::DateTime<chrono::Utc>) {
+    let mut t = output::table(&["src", "dst_ip", "dst", "services", "sources", "state", "since"]);
+    for e in edges {
+        t.add_row(vec![
+            e.src.clone(),
+            e.dst_ip.clone(),
+            e.dst.clone().unwrap_or_default(),
+            e.services.join(" "),
+            e.sources.join(" "),
+            e.state.clone(),
+            e.state_since.as_ref().map(format_utc).unwrap_or_default(),
+        ]);
     }
+    println!("{t}");
+    println!("{} edges at {}", edges.len(), format_utc(&at));
+}
+
+fn diff_table(d: &Diff) {
+    println!("from {} to {}", format_utc(&d.from), format_utc(&d.to));
+    let mut t = output::table(&["change", "what", "detail"]);
+    for n in &d.nodes_appeared {
+        t.add_row(vec!["+ node".into(), n.name.clone(), format!("{} {}", n.host, n.dc)]);
+    }
+    for n in &d.nodes_vanished {
+        t.add_row(vec!["- node".into(), n.name.clone(), format!("{} {}", n.host, n.dc)]);
+    }
+    let edge = |src: &str, ip: &str, dst: &Option<String>| match dst {
+        Some(dst) => format!("{src} -> {ip} ({dst})"),
+        None => format!("{src} -> {ip}"),
+    };
+    for e in &d.edges_appeared {
+        t.add_row(vec!["+ edge".into(), edge(&e.src, &e.dst_ip, &e.dst), e.state.clone()]);
+    }
+    for e in &d.edges_vanished {
+        t.add_row(vec!["- edge".into(), edge(&e.src, &e.dst_ip, &e.dst), e.state.clone()]);
+    }
+    for c in &d.edges_changed {
+        let mut detail = Vec::new();
+        if c.state_from != c.state_to {
+            detail.push(format!("{} -> {}", c.state_from, c.state_to));
+        }
+        if c.dst_from != c.dst_to {
+            let name = |d: &Option<String>| d.clone().unwrap_or_else(|| "(nobody)".into());
+            detail.push(format!("owner {} -> {}", name(&c.dst_from), name(&c.dst_to)));
+        }
+        if c.services_from != c.services_to {
+            detail.push(format!("services [{}] -> [{}]", c.services_from.join(" "), c.services_to.join(" ")));
+        }
+        t.add_row(vec!["~ edge".into(), edge(&c.src, &c.dst_ip, &c.dst_to), detail.join("; ")]);
+    }
+    println!("{t}");
+    println!(
+        "{} node(s) appeared, {} vanished; {} edge(s) appeared, {} vanished, {} changed",
+        d.nodes_appeared.len(),
+        d.nodes_vanished.len(),
+        d.edges_appeared.len(),
+        d.edges_vanished.len(),
+        d.edges_changed.len()
+    );
 }

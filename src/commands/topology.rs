@@ -5,12 +5,11 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use comfy_table::presets::UTF8_BORDERS_ONLY;
-use comfy_table::{ContentArrangement, Table};
+use chrono::{DateTime, Utc};
 use graph_store::topology::{self, Hop, Loser, Reached, Snapshot};
 
 use crate::cli::Global;
-use crate::output;
+use crate::output::{self, table};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TopologyFormat {
@@ -81,9 +80,9 @@ struct PathAnswer<'a> {
     hops: Vec<Hop>,
 }
 
-pub async fn run(global: &Global, cmd: TopologyCommand) -> Result<ExitCode> {
+pub async fn run(global: &Global, cmd: TopologyCommand, at: Option<DateTime<Utc>>) -> Result<ExitCode> {
     let db = super::connect(global).await?;
-    let snapshot = topology::load(&db.pool).await?;
+    let snapshot = topology::load_at(&db.pool, at).await?;
     answer(&snapshot, cmd)
 }
 
@@ -207,12 +206,6 @@ fn reached(snapshot: &Snapshot, node: &str, depth: usize, forward: bool, format:
         }
     }
     Ok(())
-}
-
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Disabled).set_header(header);
-    t
 }
 
 fn kind_name(kind: topology::TargetKind) -> &'static str {
