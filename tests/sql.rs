@@ -87,3 +87,33 @@ async fn the_documented_queries_run() {
         ok(&db, &["sql", q]);
     }
 }
+
+/// A query may end as one typed into psql does, in `;` and comments; a `;` or `--` inside a
+/// string, a quoted name or a dollar quote is the query's own. Only one statement runs.
+#[tokio::test]
+async fn trailing_semicolons_and_comments_are_the_operators_not_the_wrappers() {
+    let db = TestDb::new().await;
+    let x1 = serde_json::json!([{"x": 1}]);
+    let cases = [
+        ("SELECT 1 AS x -- note", x1.clone()),
+        ("SELECT 1 AS x;  -- done", x1.clone()),
+        ("SELECT 1 AS x;\n", x1.clone()),
+        ("SELECT 1 AS x;;", x1.clone()),
+        ("SELECT 1 AS x -- one;\n-- two\n", x1.clone()),
+        ("SELECT 1 AS x /* one /* nested */ */ ; /* two */", x1.clone()),
+        ("SELECT 1 -- first line\n  AS x -- second line", x1),
+        ("SELECT 'a;b -- c' AS s; -- d", serde_json::json!([{"s": "a;b -- c"}])),
+        ("SELECT E'it\\'s;' AS s ;", serde_json::json!([{"s": "it's;"}])),
+        ("SELECT $q$ ; -- $q$ AS \"x;--\" -- e\n;", serde_json::json!([{"x;--": " ; -- "}])),
+        ("VALUES (1), (2) -- values\n;", serde_json::json!([{"column1": 1}, {"column1": 2}])),
+    ];
+    for (query, want) in cases {
+        assert_eq!(json(&db, &["sql", "--format", "json", query]), want, "{query:?}");
+    }
+    let before = db.dump().await;
+    for query in ["SELECT 1; SELECT 2", "SELECT 1; DELETE FROM nodes; -- gone", "SELECT 1 /* never closed ;"] {
+        let out = edgewatch(&db, &["sql", query]);
+        assert!(!out.status.success(), "{query:?} ran");
+    }
+    assert_eq!(before, db.dump().await);
+}

@@ -1,6 +1,11 @@
 //! Applying CMDB exports to the graph. Each function is one step of an import and runs
 //! on the caller's transaction; the caller takes [`lock_graph`] first so that concurrent
 //! imports apply one after the other, each whole.
+//!
+//! Names may be of any length, so they are unique by `md5(name)` (no B-tree index can hold
+//! a long name; see migration `20261122000005_long_names.sql`) and that is every upsert's
+//! conflict target. The same migration dropped the foreign keys on names: hosts are
+//! upserted before the nodes on them, services before their providers.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -86,7 +91,7 @@ async fn upsert_hosts(conn: &mut PgConnection, hosts: &BTreeMap<&str, &str>) -> 
     let dcs: Vec<&str> = hosts.values().copied().collect();
     sqlx::query(
         "INSERT INTO hosts (name, dc) SELECT * FROM UNNEST($1::text[], $2::text[]) \
-         ON CONFLICT (name) DO UPDATE \
+         ON CONFLICT ((md5(name))) DO UPDATE \
          SET dc = EXCLUDED.dc, last_seen = now(), retired_at = NULL",
     )
     .bind(names)
@@ -103,7 +108,7 @@ async fn upsert_nodes(conn: &mut PgConnection, inventory: &Inventory) -> Result<
     let inserted: Vec<bool> = sqlx::query_scalar(
         "INSERT INTO nodes (name, host, dc, role, serving) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[]) \
-         ON CONFLICT (name) DO UPDATE \
+         ON CONFLICT ((md5(name))) DO UPDATE \
          SET host = EXCLUDED.host, dc = EXCLUDED.dc, role = EXCLUDED.role, \
              serving = EXCLUDED.serving, last_seen = now(), retired_at = NULL \
          RETURNING (xmax = 0)",
@@ -184,7 +189,7 @@ async fn upsert_services(conn: &mut PgConnection, inventory: &Inventory) -> Resu
     }
     sqlx::query(
         "INSERT INTO services (name, port) SELECT * FROM UNNEST($1::text[], $2::int[]) \
-         ON CONFLICT (name) DO UPDATE \
+         ON CONFLICT ((md5(name))) DO UPDATE \
          SET port = COALESCE(EXCLUDED.port, services.port), last_seen = now()",
     )
     .bind(ports.keys().copied().collect::<Vec<_>>())
@@ -214,7 +219,7 @@ async fn replace_providers(conn: &mut PgConnection, inventory: &Inventory) -> Re
         "INSERT INTO service_providers (service, node_id) \
          SELECT t.service, n.id FROM UNNEST($1::text[], $2::text[]) AS t(service, name) \
          JOIN nodes n ON n.name = t.name \
-         ON CONFLICT DO NOTHING",
+         ON CONFLICT ((md5(service)), node_id) DO NOTHING",
     )
     .bind(&services)
     .bind(&names)

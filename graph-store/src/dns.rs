@@ -266,7 +266,7 @@ async fn add_unknowns(conn: &mut PgConnection, unknowns: &[(String, String, i64)
     sqlx::query(
         "INSERT INTO dns_unknowns AS u (kind, value, count) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) \
-         ON CONFLICT (kind, value) DO UPDATE SET count = u.count + EXCLUDED.count, last_seen = now()",
+         ON CONFLICT (kind, (md5(value))) DO UPDATE SET count = u.count + EXCLUDED.count, last_seen = now()",
     )
     .bind(kinds)
     .bind(values)

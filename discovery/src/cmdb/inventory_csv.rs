@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use graph_store::model::{ContainerRecord, Inventory};
 
-use super::{all_services, check_containers, clean_list, decode, dedup_ips, optional_text, parse_ip, Place};
+use super::{all_services, check_containers, clean_list, decode, dedup_ips, name_text, optional_text, parse_ip, Place};
 use crate::ExportError;
 
 /// Parses a CSV inventory export; containers come out in file order.
@@ -131,7 +131,9 @@ impl Columns {
         let cell = |i: usize| row.get(i).unwrap_or("").trim();
         let optional = |i: Option<usize>| i.map_or("", cell);
         let err = |field: &str, message: String| ExportError::new(file, message).line(line).field(field);
-        let required = |field: &str, i: usize| match cell(i) {
+        // A cell holding names (one, or a list): trimmed, without control characters.
+        let names = |field: &str, i: Option<usize>| name_text(optional(i)).map_err(|message| err(field, message));
+        let required = |field: &str, i: usize| match names(field, Some(i))? {
             "" => Err(err(field, format!("`{field}` must not be empty"))),
             value => Ok(value.to_owned()),
         };
@@ -163,9 +165,9 @@ impl Columns {
             name,
             host,
             dc,
-            role: optional_text(Some(optional(self.role))),
+            role: optional_text(Some(names("role", self.role)?)),
             ips: dedup_ips(ips),
-            services: clean_list(optional(self.services).split(';')),
+            services: clean_list(names("services", self.services)?.split(';')),
             serving,
         })
     }
@@ -265,7 +267,12 @@ mod tests {
                 "invalid IP address \"10.0.0.1,10.0.0.2\"",
             ),
             ("\r\nname,host,dc,ips\r\n\r\n\r\na,h,d,x\r\n".into(), Some(5), Some("ips"), "invalid IP address \"x\""),
-            ("name,host,dc,ips\n\"a\nb\",h,d,10.0.0.1\n \n".into(), Some(4), None, "1 column, but the header has 4"),
+            (
+                "name,host,dc,ips,note\na,h,d,10.0.0.1,\"two\nlines\"\n \n".into(),
+                Some(4),
+                None,
+                "1 column, but the header has 5",
+            ),
         ];
         let cases: Vec<Case> = owned.iter().map(|(t, l, f, m)| (t.as_str(), *l, *f, *m)).collect();
         for (text, line, field, message) in cases {

@@ -14,7 +14,9 @@ use graph_store::model::{ContainerRecord, Inventory, ServiceRecord};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use super::{all_services, check_containers, clean_list, decode, dedup_ips, from_json, optional_text, Ip, Name, Place};
+use super::{
+    all_services, check_containers, clean_list, decode, dedup_ips, from_json, optional_text, Ip, Name, Place, Text,
+};
 use crate::ExportError;
 
 /// Parses a JSON inventory export; containers come out in file order.
@@ -50,9 +52,9 @@ struct RawContainer {
     name: Name,
     host: Name,
     dc: Name,
-    role: Option<String>,
+    role: Option<Text>,
     ips: Ips,
-    services: Option<Vec<String>>,
+    services: Option<Vec<Text>>,
     serving: Option<bool>,
 }
 
@@ -62,9 +64,9 @@ impl RawContainer {
             name: self.name.0,
             host: self.host.0,
             dc: self.dc.0,
-            role: optional_text(self.role.as_deref()),
+            role: optional_text(self.role.as_ref().map(|role| role.0.as_str())),
             ips: self.ips.0,
-            services: clean_list(self.services.iter().flatten().map(String::as_str)),
+            services: clean_list(self.services.iter().flatten().map(|service| service.0.as_str())),
             serving: self.serving.unwrap_or(true),
         }
     }

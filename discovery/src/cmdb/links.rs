@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use graph_store::model::{Link, LinkSet};
 use serde::Deserialize;
 
-use super::{decode, dedup_ips, from_json, parse_ip, Ip, Name};
+use super::{decode, dedup_ips, from_json, name_text, parse_ip, Ip, Name};
 use crate::ExportError;
 
 /// Parses a links text export; `origin` of each link is `"{file} line {n}"`.
@@ -35,6 +35,7 @@ pub(super) fn parse_text(file: &str, text: &str) -> Result<LinkSet, ExportError>
         let Some(container) = words.next() else {
             continue;
         };
+        name_text(container).map_err(|message| ExportError::new(file, message).line(n).field("container"))?;
         match first_line.entry(container) {
             Entry::Occupied(first) => {
                 return Err(ExportError::new(

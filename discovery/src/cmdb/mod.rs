@@ -240,17 +240,48 @@ fn optional_text(text: Option<&str>) -> Option<String> {
     text.map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned)
 }
 
-/// A required JSON string: trimmed, not empty.
+/// `text` trimmed, if it can be a name (or role, or service): any length and any
+/// character but the control characters (Unicode `Cc`: NUL, line breaks, escape, DEL, …),
+/// tab aside. PostgreSQL cannot store NUL, and the others would garble tables, terminals
+/// and links files. Whether it may be empty is the caller's to say.
+fn name_text(text: &str) -> Result<&str, String> {
+    let trimmed = text.trim();
+    match trimmed.chars().position(|c| c.is_control() && c != '\t') {
+        None => Ok(trimmed),
+        Some(i) => {
+            let c = trimmed.chars().nth(i).unwrap_or_default();
+            let leading = text.len() - text.trim_start().len();
+            Err(format!(
+                "must not contain control characters other than tab; found U+{:04X} at character {}",
+                u32::from(c),
+                text[..leading].chars().count() + i + 1
+            ))
+        }
+    }
+}
+
+/// A required JSON string: a [`name_text`], not empty.
 #[derive(Debug)]
 struct Name(String);
 
 impl<'de> Deserialize<'de> for Name {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        match text.trim() {
+        match name_text(&text).map_err(serde::de::Error::custom)? {
             "" => Err(serde::de::Error::custom("must not be empty")),
             trimmed => Ok(Name(trimmed.to_owned())),
         }
+    }
+}
+
+/// An optional JSON string (a role, a list item): a [`name_text`], maybe empty.
+#[derive(Debug)]
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(Text(name_text(&text).map_err(serde::de::Error::custom)?.to_owned()))
     }
 }
 
@@ -403,5 +434,84 @@ mod tests {
     #[test]
     fn clean_list_trims_drops_empty_and_repeats() {
         assert_eq!(clean_list([" a", "", "b ", "a", "  "]), ["a", "b"]);
+    }
+
+    #[test]
+    fn names_keep_any_character_but_controls() {
+        let long = "ü数🔥".repeat(1000);
+        let kept: &[(&str, &str)] = &[
+            (" a b ", "a b"),
+            ("with\ttab", "with\ttab"),
+            ("\r\n\tpadded\n", "padded"),
+            ("non\u{a0}breaking\u{3000}ideographic", "non\u{a0}breaking\u{3000}ideographic"),
+            ("\u{202e}evil\u{202c}", "\u{202e}evil\u{202c}"),
+            ("<b>'; --", "<b>'; --"),
+            ("", ""),
+            (&long, &long),
+        ];
+        for (text, want) in kept {
+            assert_eq!(name_text(text).as_deref(), Ok(*want), "{text:?}");
+        }
+        let refused: &[(&str, &str)] = &[
+            ("nul\0byte", "U+0000 at character 4"),
+            ("  a\nb", "U+000A at character 4"),
+            ("a\rb", "U+000D at character 2"),
+            ("\u{1b}[31mred", "U+001B at character 1"),
+            ("数\u{7f}", "U+007F at character 2"),
+            ("a\u{85}b", "U+0085 at character 2"),
+            ("a\u{9b}b", "U+009B at character 2"),
+        ];
+        for (text, want) in refused {
+            let err = name_text(text).unwrap_err();
+            assert!(err.contains(want) && err.contains("control characters other than tab"), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn refuses_control_characters_in_every_name_naming_file_place_and_field() {
+        let container = |field: &str, value: &str| {
+            let mut c = serde_json::json!({"name": "a", "host": "h", "dc": "d", "role": "r", "ips": ["10.0.0.1"],
+                                           "services": ["api"]});
+            c[field] = if field == "services" { serde_json::json!(["ok", value]) } else { value.into() };
+            serde_json::json!({"containers": [c]}).to_string()
+        };
+        // (file, content, line, path, field)
+        type NameCase<'a> = (&'a str, String, Option<usize>, Option<&'a str>, &'a str);
+        let cases: Vec<NameCase> = vec![
+            ("i.json", container("name", "a\0"), Some(1), Some("$.containers[0].name"), "name"),
+            ("i.json", container("host", "h\0"), Some(1), Some("$.containers[0].host"), "host"),
+            ("i.json", container("dc", "\0"), Some(1), Some("$.containers[0].dc"), "dc"),
+            ("i.json", container("role", "r\u{1}"), Some(1), Some("$.containers[0].role"), "role"),
+            ("i.json", container("services", "x\0y"), Some(1), Some("$.containers[0].services[1]"), "services"),
+            (
+                "i.json",
+                r#"{"containers": [], "services": [{"name": "api\u0000", "port": 80}]}"#.into(),
+                Some(1),
+                Some("$.services[0].name"),
+                "name",
+            ),
+            ("i.csv", "name,host,dc,ips\na,h,d,10.0.0.1\nb\0,h,d,10.0.0.2\n".into(), Some(3), None, "name"),
+            ("i.csv", "name,host,dc,ips\n\"a\nb\",h,d,10.0.0.1\n".into(), Some(2), None, "name"),
+            ("i.csv", "name,host,dc,ips\na,h\0,d,10.0.0.1\n".into(), Some(2), None, "host"),
+            ("i.csv", "name,host,dc,ips\na,h,\0d,10.0.0.1\n".into(), Some(2), None, "dc"),
+            ("i.csv", "name,host,dc,role,ips\na,h,d,\u{1b},10.0.0.1\n".into(), Some(2), None, "role"),
+            ("i.csv", "name,host,dc,ips,services\na,h,d,10.0.0.1,x;\0\n".into(), Some(2), None, "services"),
+            ("l.txt", "a 10.0.0.1\nb\0 10.0.0.2\n".into(), Some(2), None, "container"),
+            (
+                "l.json",
+                r#"{"links": [{"container": "a\u0000", "targets": []}]}"#.into(),
+                Some(1),
+                Some("$.links[0].container"),
+                "container",
+            ),
+        ];
+        for (file, text, line, path, field) in cases {
+            let err = parse_export(file, text.as_bytes()).unwrap_err();
+            assert_eq!(err.file, file, "{text:?}");
+            assert_eq!(err.line, line, "{text:?}: {err}");
+            assert_eq!(err.path.as_deref(), path, "{text:?}: {err}");
+            assert_eq!(err.field.as_deref(), Some(field), "{text:?}: {err}");
+            assert!(err.message.contains("must not contain control characters"), "{text:?}: {err}");
+        }
     }
 }
