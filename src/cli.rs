@@ -70,7 +70,8 @@ pub enum Command {
     Graph(GraphArgs),
     /// Run the prober worker pool: claim due edges from the store, probe them, record.
     Probe(ProbeArgs),
-    /// Serve the HTTP API (agents' targets and results; more to come).
+    /// Serve the HTTP API: the graph questions under /api/v1/ (OpenAPI at
+    /// /api/v1/openapi.json), the agents' endpoints, /healthz, /readyz, /metrics.
     Serve(ServeArgs),
     /// Run one agent: probe this node's edges from where the traffic starts.
     Agent(AgentArgs),
@@ -94,6 +95,76 @@ pub enum Command {
     /// Make a synthetic fleet: a CMDB inventory and PowerDNS logs, for trials and benchmarks.
     #[command(subcommand)]
     Fleet(FleetCommand),
+    /// The broken edges grouped into incidents, each with its likely culprit (a data-center
+    /// link, a host pair, a host, a node, or one edge) and the counts behind it.
+    Incidents {
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// Monitoring checks.
+    #[command(subcommand)]
+    Check(CheckCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// A Nagios / Monitoring Plugins check: `EDGEWATCH OK|WARNING|CRITICAL|UNKNOWN - …`
+    /// with performance data, the incidents and the problem servers as long output, exit
+    /// 0/1/2/3. UNKNOWN when the database cannot be reached or no probe result is newer
+    /// than --max-age. With --passive, also writes one PROCESS_SERVICE_CHECK_RESULT per
+    /// problem host to Nagios's command file (and a recovery when it clears).
+    ///
+    /// Ranges follow the Monitoring Plugins guidelines: 10 (alert above 10), 10: (below
+    /// 10), ~:10 (above 10), 10:20 (outside), @10:20 (inside).
+    Nagios(CheckArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NagiosBy {
+    /// Broken edges.
+    Edges,
+    /// Nodes with at least one broken edge.
+    Nodes,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// WARNING when the count is outside this range.
+    #[arg(short, long, value_parser = crate::nagios::Range::parse, allow_hyphen_values = true)]
+    pub warning: Option<crate::nagios::Range>,
+    /// CRITICAL when the count is outside this range (default 0: any broken edge).
+    #[arg(short, long, value_parser = crate::nagios::Range::parse, default_value = "0", allow_hyphen_values = true)]
+    pub critical: Option<crate::nagios::Range>,
+    /// What the ranges count.
+    #[arg(long, value_enum, default_value_t = NagiosBy::Edges)]
+    pub by: NagiosBy,
+    /// Only edges from consumers in this data center.
+    #[arg(long)]
+    pub dc: Option<String>,
+    /// Only edges from consumers of this role.
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Only edges learned for this service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// UNKNOWN when no probe result is newer than this (default: 3 intervals of 120 s).
+    #[arg(long, value_parser = parse_duration, default_value = "6m")]
+    pub max_age: Duration,
+    /// Flapping edges make the state CRITICAL (by default they make it WARNING at most).
+    #[arg(long)]
+    pub flapping_is_critical: bool,
+    /// Give up (UNKNOWN) when the database has not answered within this.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub timeout: Duration,
+    /// Passive mode: also write per-host results to this Nagios command file.
+    #[arg(long, requires = "passive")]
+    pub command_file: Option<PathBuf>,
+    /// Passive mode (needs --command-file).
+    #[arg(long, requires = "command_file")]
+    pub passive: bool,
+    /// The Nagios service the passive results are for.
+    #[arg(long, default_value = "edgewatch connectivity")]
+    pub service_description: String,
 }
 
 /// What every prober (worker or agent) needs to know.

@@ -27,6 +27,18 @@
 //!
 //! [probe]
 //! retention_days = 14                      # probe history kept, in days
+//!
+//! [api]                                    # edgewatch serve
+//! read_token = "…"                         # graph questions and /metrics need it (or EDGEWATCH_READ_TOKEN)
+//! snapshot_max_age = "5s"                  # topology answers may be this old
+//!
+//! [diagnosis]                              # grouping broken edges into incidents
+//! most_pct = 60.0                          # a group is failing from this percent down
+//! fine_pct = 20.0                          # the rest is fine up to this percent down
+//! min_edges = 2                            # fewest broken edges of a group incident
+//!
+//! [check]
+//! diagnosis_max_age = "30s"                # the check reuses a diagnosis this fresh
 //! ```
 //! Unknown keys are refused, naming the file and the key, so a typo never goes unseen.
 
@@ -48,6 +60,26 @@ pub struct Config {
     pub health: probers::health::HealthConfig,
     #[serde(default)]
     pub probe: ProbeConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub diagnosis: graph_store::diagnosis::DiagnosisConfig,
+    #[serde(default)]
+    pub check: CheckConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// The check reuses the stored diagnosis when it is at most this old (default 30s).
+    pub diagnosis_max_age: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub read_token: Option<String>,
+    pub snapshot_max_age: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -74,7 +106,18 @@ impl Config {
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
         config.thresholds.validate().map_err(|e| anyhow::anyhow!("{}: [thresholds] {e}", path.display()))?;
         config.health.validate().map_err(|e| anyhow::anyhow!("{}: [health] {e}", path.display()))?;
+        config.diagnosis.validate().map_err(|e| anyhow::anyhow!("{}: [diagnosis] {e}", path.display()))?;
+        config.check_diagnosis_max_age().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(config)
+    }
+
+    /// `[check] diagnosis_max_age`, default 30 s.
+    pub fn check_diagnosis_max_age(&self) -> Result<std::time::Duration, String> {
+        match &self.check.diagnosis_max_age {
+            None => Ok(std::time::Duration::from_secs(30)),
+            Some(age) => humantime::parse_duration(age)
+                .map_err(|e| format!("[check] diagnosis_max_age = {age:?}: {e} (examples: 0s, 30s, 2m)")),
+        }
     }
 
     /// How probe results are judged, with this probe interval.

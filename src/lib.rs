@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod config;
 mod http;
+mod nagios;
 mod output;
 mod when;
 

@@ -50,6 +50,24 @@ pub async fn connect(target: &Target) -> Result<Database> {
     Ok(Database { pool, location })
 }
 
+/// Connects to a store that must already be running, without starting the embedded
+/// cluster or applying migrations: for the Nagios check, which must say UNKNOWN when the
+/// database is away rather than bring one up.
+pub async fn open_existing(target: &Target) -> Result<PgPool> {
+    let (options, location) = match target {
+        Target::Url(url) => {
+            let options: PgConnectOptions =
+                url.parse().map_err(|source| Error::Connect { target: redact(url), source })?;
+            (options, redact(url))
+        }
+        Target::Embedded(dir) => {
+            let cluster = EmbeddedCluster::new(dir)?;
+            (cluster.connect_options(embedded::DATABASE), cluster.url(embedded::DATABASE))
+        }
+    };
+    pool(options, &location).await
+}
+
 /// A pool over `options`, with statement logging at trace level only.
 pub async fn pool(options: PgConnectOptions, location: &str) -> Result<PgPool> {
     // One direct attempt first: it fails at once with the real reason (refused, bad

@@ -49,6 +49,13 @@ pub enum Error {
     /// `edgewatch sql` was given something that returns no rows.
     #[error("only a query that returns rows can run (SELECT, VALUES, WITH … SELECT): `edgewatch sql` is read-only")]
     NotAQuery,
+    /// A stored JSON document could not be written or read back.
+    #[error("encoding {what}: {source}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     /// A published link names a container the graph does not have.
     #[error("{origin}: field `container`: unknown container {name:?} (not in the inventory, or retired)")]
     UnknownContainer { name: String, origin: String },

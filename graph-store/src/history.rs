@@ -19,7 +19,7 @@ use crate::model::NodeView;
 use crate::query::{BrokenEdge, ListOptions};
 
 /// An edge as it was at some time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EdgeAt {
     pub src: String,
     pub dst_ip: String,
@@ -38,7 +38,7 @@ pub struct EdgeAt {
 }
 
 /// What changed between two times.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Diff {
     #[serde(serialize_with = "crate::time::serialize_utc")]
     pub from: DateTime<Utc>,
@@ -55,7 +55,7 @@ pub struct Diff {
 }
 
 /// One edge live at both ends of a diff whose state, destination or services differ.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EdgeChange {
     pub src: String,
     pub dst_ip: String,

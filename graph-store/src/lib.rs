@@ -12,9 +12,11 @@
 pub mod agents;
 pub mod cmdb;
 pub mod db;
+pub mod diagnosis;
 pub mod dns;
 pub mod embedded;
 mod error;
+pub mod figures;
 pub mod history;
 pub mod model;
 pub mod probe;

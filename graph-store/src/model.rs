@@ -51,7 +51,7 @@ pub struct LinkSet {
 }
 
 /// A node (container) as `graph nodes` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NodeView {
     pub name: String,
     pub host: String,
@@ -64,7 +64,7 @@ pub struct NodeView {
 }
 
 /// An edge as `graph edges` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EdgeView {
     pub src: String,
     pub dst_ip: String,

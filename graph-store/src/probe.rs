@@ -298,7 +298,8 @@ pub async fn write_cycle(
     Ok(())
 }
 
-/// Adds the results to `probe_counters` (for /metrics), in key order so that workers
+/// Adds the results to `probe_counters` (for /metrics) with the newest result's time (for
+/// the check's data age), in key order so that workers
 /// writing at the same time never wait on each other in a cycle.
 async fn count_results(conn: &mut PgConnection, results: &[ResultRow]) -> Result<()> {
     let mut counts = std::collections::BTreeMap::<(&str, &str), i64>::new();
@@ -308,13 +309,15 @@ async fn count_results(conn: &mut PgConnection, results: &[ResultRow]) -> Result
     let (keys, counts): (Vec<_>, Vec<i64>) = counts.into_iter().unzip();
     let (kinds, verdicts): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
     sqlx::query(
-        "INSERT INTO probe_counters AS c (kind, verdict, count) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) \
-         ON CONFLICT (kind, verdict) DO UPDATE SET count = c.count + EXCLUDED.count",
+        "INSERT INTO probe_counters AS c (kind, verdict, count, last_at) \
+         SELECT *, $4 FROM UNNEST($1::text[], $2::text[], $3::bigint[]) \
+         ON CONFLICT (kind, verdict) DO UPDATE \
+         SET count = c.count + EXCLUDED.count, last_at = greatest(c.last_at, EXCLUDED.last_at)",
     )
     .bind(kinds)
     .bind(verdicts)
     .bind(counts)
+    .bind(results.iter().map(|r| r.at).max())
     .execute(conn)
     .await
     .map_err(Error::sql("counting probe results"))?;

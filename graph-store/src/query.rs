@@ -124,7 +124,7 @@ pub async fn edges(pool: &PgPool, opts: ListOptions) -> Result<Vec<EdgeView>> {
 }
 
 /// A broken edge, as `graph broken` shows it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct BrokenEdge {
     pub src: String,
     pub src_dc: String,

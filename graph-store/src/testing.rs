@@ -163,3 +163,9 @@ mod tests {
         assert_eq!(super::replace_database("postgres://u@h", "t"), "postgres://u@h/t");
     }
 }
+
+/// Runs one statement: for tests that set up a state no command makes on its own (an
+/// edge flapping, say).
+pub async fn execute(pool: &PgPool, sql: &str) {
+    sqlx::query(sql).execute(pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}

@@ -35,6 +35,28 @@ pub use algo::{Blast, Dep, EdgeRow, Hop, Loser, Lost, NodeRow, Reached, Snapshot
 
 use crate::error::{Error, Result};
 
+/// The answer to `deps` / `dependents`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ReachedAnswer {
+    pub node: String,
+    /// `deps` or `dependents`.
+    pub direction: String,
+    /// Hops followed; null: no limit.
+    pub depth: Option<usize>,
+    pub nodes: Vec<Reached>,
+}
+
+/// The answer to `path`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct PathAnswer {
+    pub from: String,
+    pub to: String,
+    /// Whether there is a dependency chain from `from` to `to`.
+    pub found: bool,
+    /// The chain, first hop first; empty when none.
+    pub hops: Vec<Hop>,
+}
+
 /// Loads the live graph as one consistent snapshot (a repeatable-read, read-only
 /// transaction around the three bulk queries).
 #[tracing::instrument(skip(pool))]

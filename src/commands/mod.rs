@@ -1,5 +1,6 @@
 //! One module per command family; [`run`] dispatches.
 
+mod check;
 mod cmdb;
 mod db;
 mod demo;
@@ -48,6 +49,8 @@ pub async fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::serve(global, args).await,
         Command::Agent(args) => serve::agent(global, args).await,
         Command::AgentToken(cmd) => serve::agent_token(global, cmd).await,
+        Command::Incidents { format } => check::incidents(global, format).await,
+        Command::Check(crate::cli::CheckCommand::Nagios(args)) => check::nagios(global, args).await,
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use graph_store::agents as store;
+use graph_store::diagnosis::DiagnosisConfig;
 use graph_store::PgPool;
 use probers::agent::{run_agent, AgentConfig};
 use probers::record::RecordConfig;
@@ -27,11 +28,22 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("listening on {} (--listen)", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     println!("listening on http://{addr}");
-    eprintln!("serving the agent API on http://{addr}/api/v1/agents/ (store: {}); Ctrl-C stops", db.location);
+    eprintln!(
+        "serving the API on http://{addr}/api/v1/ (described at /api/v1/openapi.json; store: {}); Ctrl-C stops",
+        db.location
+    );
 
     let shutdown = super::shutdown_on_ctrl_c();
-    let keeper = tokio::spawn(keep_house(db.pool.clone(), record.clone(), shutdown.clone()));
-    let app = Arc::new(App { pool: db.pool.clone(), record });
+    let keeper = tokio::spawn(keep_house(db.pool.clone(), record.clone(), global.file.diagnosis, shutdown.clone()));
+    let mut app = App::new(db.pool.clone(), record);
+    app.diagnosis = global.file.diagnosis;
+    let read_token = std::env::var("EDGEWATCH_READ_TOKEN").ok().or_else(|| global.file.api.read_token.clone());
+    app.read_token_hash = read_token.filter(|t| !t.is_empty()).map(|t| token::hash(&t));
+    if let Some(age) = &global.file.api.snapshot_max_age {
+        app.snapshot_max_age = humantime::parse_duration(age)
+            .with_context(|| format!("[api] snapshot_max_age = {age:?} is not a duration (examples: 0s, 5s, 1m)"))?;
+    }
+    let app = Arc::new(app);
     let served = http::serve(listener, app, shutdown.clone()).await;
     shutdown.cancel();
     let _ = keeper.await;
@@ -47,9 +59,9 @@ async fn housekeeping(pool: &PgPool, record: &RecordConfig) -> graph_store::Resu
     Ok(())
 }
 
-/// Repeats [`housekeeping`] while serving, and prunes old agent reports hourly. A store
-/// that is away only delays it.
-async fn keep_house(pool: PgPool, record: RecordConfig, shutdown: CancellationToken) {
+/// Repeats [`housekeeping`] while serving, keeps the stored diagnosis fresh (for the
+/// Nagios check), and prunes old agent reports hourly. A store that is away only delays it.
+async fn keep_house(pool: PgPool, record: RecordConfig, diagnosis: DiagnosisConfig, shutdown: CancellationToken) {
     let every = record.interval.clamp(Duration::from_secs(1), Duration::from_secs(30));
     let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
@@ -60,6 +72,9 @@ async fn keep_house(pool: PgPool, record: RecordConfig, shutdown: CancellationTo
         if let Err(e) = housekeeping(&pool, &record).await {
             tracing::warn!("housekeeping (partitions, health rows) failed, will retry: {e}");
             continue;
+        }
+        if let Err(e) = graph_store::diagnosis::refresh(&pool, &diagnosis).await {
+            tracing::warn!("refreshing the diagnosis failed, will retry: {e}");
         }
         if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
             let before = chrono::Utc::now() - chrono::Duration::from_std(REPORT_RETENTION).unwrap_or_default();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use graph_store::topology::{self, Hop, Loser, Reached, Snapshot};
+use graph_store::topology::{self, Loser, PathAnswer, ReachedAnswer, Snapshot};
 
 use crate::cli::Global;
 use crate::output::{self, table};
@@ -59,25 +59,6 @@ pub enum TopologyCommand {
         #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
         format: TopologyFormat,
     },
-}
-
-/// `graph deps|dependents` as JSON.
-#[derive(Debug, serde::Serialize)]
-struct ReachedAnswer<'a> {
-    node: &'a str,
-    direction: &'a str,
-    /// null: no limit.
-    depth: Option<usize>,
-    nodes: Vec<Reached>,
-}
-
-/// `graph path` as JSON.
-#[derive(Debug, serde::Serialize)]
-struct PathAnswer<'a> {
-    from: &'a str,
-    to: &'a str,
-    found: bool,
-    hops: Vec<Hop>,
 }
 
 pub async fn run(global: &Global, cmd: TopologyCommand, at: Option<DateTime<Utc>>) -> Result<ExitCode> {
@@ -139,7 +120,9 @@ pub fn answer(snapshot: &Snapshot, cmd: TopologyCommand) -> Result<ExitCode> {
             let found = hops.is_some();
             let hops = hops.unwrap_or_default();
             match format {
-                TopologyFormat::Json => output::json(&PathAnswer { from: &from, to: &to, found, hops: hops.clone() })?,
+                TopologyFormat::Json => {
+                    output::json(&PathAnswer { from: from.clone(), to: to.clone(), found, hops: hops.clone() })?
+                }
                 TopologyFormat::Dot => {
                     let mut dot = String::from("digraph path {\n  rankdir=LR;\n");
                     for h in &hops {
@@ -174,8 +157,8 @@ fn reached(snapshot: &Snapshot, node: &str, depth: usize, forward: bool, format:
     };
     match format {
         TopologyFormat::Json => output::json(&ReachedAnswer {
-            node,
-            direction: if forward { "deps" } else { "dependents" },
+            node: node.to_string(),
+            direction: if forward { "deps" } else { "dependents" }.to_string(),
             depth: limit,
             nodes,
         })?,

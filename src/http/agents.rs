@@ -83,21 +83,14 @@ async fn with_store_timeout<T>(work: impl Future<Output = Result<T, ApiError>>) 
 
 /// The node the request's token speaks for.
 async fn authenticate(app: &App, headers: &HeaderMap) -> Result<TokenOwner, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    let Some(presented) = token::bearer(headers) else {
         return Err(ApiError::Unauthorized(
             "no token: send `Authorization: Bearer <token>` with the token made by \
              `edgewatch agent-token create NODE`"
                 .into(),
         ));
     };
-    let presented = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty())
-        .ok_or_else(|| ApiError::Unauthorized("the Authorization header is not `Bearer <token>`".into()))?;
+    let presented = presented?;
     store::token_owner(&app.pool, &token::hash(presented)).await?.ok_or_else(|| {
         ApiError::Unauthorized(
             "the token is not valid (unknown or revoked); make a new one with `edgewatch agent-token create NODE`"

@@ -1,41 +1,60 @@
-//! Liveness, readiness and the first read-only views: `/healthz` (the process answers),
-//! `/readyz` (the store is reachable and migrated), `/api/v1/broken`.
+//! Liveness and readiness: `/healthz` (the process answers), `/readyz` (the store is
+//! reachable and has every migration this build knows).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::error::ApiError;
 use super::{App, STORE_TIMEOUT};
 
+/// `/healthz`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// `/readyz`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not ready`.
+    pub status: String,
+    /// Migrations applied (when ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<i64>,
+    /// Why not (when not ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// The process is up.
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "The process answers", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".into() })
 }
 
 /// The store answers within the time limit and has every migration this build knows.
-pub async fn readyz(State(app): State<Arc<App>>) -> Response {
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses((status = 200, description = "Ready", body = Readiness),
+              (status = 503, description = "Not ready, and why", body = Readiness)))]
+pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, Json<Readiness>) {
     let check = tokio::time::timeout(STORE_TIMEOUT, graph_store::db::readiness(&app.pool)).await;
-    match check {
-        Ok(Ok(Ok(migrations))) => Json(json!({"status": "ready", "migrations": migrations})).into_response(),
-        Ok(Ok(Err(reason))) => not_ready(reason),
-        Ok(Err(e)) => not_ready(format!("database unreachable: {e}")),
-        Err(_) => not_ready(format!("database did not answer within {} s", STORE_TIMEOUT.as_secs())),
-    }
-}
-
-fn not_ready(reason: String) -> Response {
-    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "reason": reason}))).into_response()
-}
-
-/// Edges down or degraded now, worst first (as `edgewatch graph broken --format json`).
-pub async fn broken(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
-    let edges = tokio::time::timeout(STORE_TIMEOUT, graph_store::query::broken(&app.pool))
-        .await
-        .map_err(|_| ApiError::Unavailable("the database did not answer in time".into()))??;
-    Ok(Json(edges).into_response())
+    let reason = match check {
+        Ok(Ok(Ok(migrations))) => {
+            let ready = Readiness { status: "ready".into(), migrations: Some(migrations), reason: None };
+            return (StatusCode::OK, Json(ready));
+        }
+        Ok(Ok(Err(reason))) => reason,
+        Ok(Err(e)) => format!("database unreachable: {e}"),
+        Err(_) => format!("database did not answer within {} s", STORE_TIMEOUT.as_secs()),
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(Readiness { status: "not ready".into(), migrations: None, reason: Some(reason) }),
+    )
 }

@@ -1,20 +1,27 @@
 //! The HTTP API of `edgewatch serve`: the routes, the shared state, and the server's
 //! lifecycle (serve until the shutdown token is cancelled, finishing requests in flight).
 //!
-//! - [`agents`]: `GET /api/v1/agents/{name}/targets`, `POST /api/v1/agents/{name}/results`
-//! - [`health`]: `/healthz`, `/readyz`, `GET /api/v1/broken`
-//! - [`error`]: the one error type, and how it answers.
-//! - [`token`]: making and hashing agent tokens.
+//! - [`agents`] — `GET /api/v1/agents/{name}/targets`, `POST /api/v1/agents/{name}/results`
+//! - [`graph`] — the graph questions (`/api/v1/nodes`, `/edges`, `/broken`, `/nodes/{name}/deps`, …)
+//! - [`health`] — `/healthz`, `/readyz`
+//! - [`metrics`] — `/metrics` (Prometheus)
+//! - [`openapi`] — `/api/v1/openapi.json`
+//! - [`error`] — the one error type, and how it answers.
+//! - [`token`] — agent tokens, and the optional read token.
 
 pub mod agents;
 pub mod error;
+pub mod graph;
 pub mod health;
+pub mod metrics;
+pub mod openapi;
 pub mod token;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use graph_store::PgPool;
@@ -34,19 +41,59 @@ pub struct App {
     pub pool: PgPool,
     /// How results are judged, and the interval agents are expected to report at.
     pub record: RecordConfig,
+    /// SHA-256 (hex) of the read token, when one is configured: the graph questions and
+    /// /metrics then need `Authorization: Bearer <token>`.
+    pub read_token_hash: Option<String>,
+    /// The live topology snapshot, shared by questions asked within `snapshot_max_age`.
+    pub snapshots: graph::SnapshotCache,
+    pub snapshot_max_age: Duration,
+    pub metrics: metrics::Metrics,
+    /// How incidents are found.
+    pub diagnosis: graph_store::diagnosis::DiagnosisConfig,
+}
+
+impl App {
+    pub fn new(pool: PgPool, record: RecordConfig) -> App {
+        App {
+            pool,
+            record,
+            read_token_hash: None,
+            snapshots: Default::default(),
+            snapshot_max_age: Duration::from_secs(5),
+            metrics: Default::default(),
+            diagnosis: Default::default(),
+        }
+    }
 }
 
 /// Every route.
 pub fn router(app: Arc<App>) -> Router {
+    let read = Router::new()
+        .route("/api/v1/nodes", get(graph::nodes))
+        .route("/api/v1/edges", get(graph::edges))
+        .route("/api/v1/broken", get(graph::broken))
+        .route("/api/v1/nodes/{name}/deps", get(graph::deps))
+        .route("/api/v1/nodes/{name}/dependents", get(graph::dependents))
+        .route("/api/v1/blast/{target}", get(graph::blast))
+        .route("/api/v1/spof", get(graph::spof))
+        .route("/api/v1/path", get(graph::path))
+        .route("/api/v1/history/edges", get(graph::history_edges))
+        .route("/api/v1/diff", get(graph::diff))
+        .route("/api/v1/incidents", get(graph::incidents))
+        .route("/metrics", get(metrics::scrape))
+        .route_layer(middleware::from_fn_with_state(app.clone(), token::require_read_token));
     Router::new()
+        .merge(read)
         .route("/api/v1/agents/{name}/targets", get(agents::targets))
         .route("/api/v1/agents/{name}/results", post(agents::results))
-        .route("/api/v1/broken", get(health::broken))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route_layer(middleware::from_fn_with_state(app.clone(), metrics::track))
         .fallback(|| async {
             ApiError::NotFound(
-                "no such endpoint: /healthz, /readyz, /api/v1/broken, /api/v1/agents/{name}/targets|results".into(),
+                "no such endpoint; the API is described at /api/v1/openapi.json (agents: /api/v1/agents/{name}/targets|results)"
+                    .into(),
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

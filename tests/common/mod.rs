@@ -61,3 +61,40 @@ pub fn project(items: &Value, keys: &[&str]) -> Vec<Value> {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// `edgewatch serve` on a free loopback port, stopped when dropped.
+pub struct Server {
+    pub base: String,
+    child: std::process::Child,
+}
+
+impl Server {
+    /// Starts `edgewatch --database-url <db> [GLOBAL…] serve --listen 127.0.0.1:0` with
+    /// `env` set, and waits until it says where it listens.
+    pub fn start(db: &TestDb, global: &[&str], env: &[(&str, &str)]) -> Server {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("edgewatch"))
+            .env_remove("DATABASE_URL")
+            .env_remove("EDGEWATCH_READ_TOKEN")
+            .envs(env.iter().copied())
+            .args(["--database-url", &db.url])
+            .args(global)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        let base =
+            line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("serve said {line:?}")).to_string();
+        Server { base, child }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

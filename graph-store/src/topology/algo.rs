@@ -54,7 +54,7 @@ pub struct Snapshot {
 }
 
 /// Which kind of thing a `blast` target named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     Node,
@@ -63,7 +63,7 @@ pub enum TargetKind {
 }
 
 /// A node reached from the start of `deps` / `dependents`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Reached {
     pub name: String,
     pub host: String,
@@ -79,7 +79,7 @@ pub struct Reached {
 }
 
 /// One edge of a dependency chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Hop {
     pub src: String,
     pub dst: String,
@@ -89,7 +89,7 @@ pub struct Hop {
 
 /// Something a consumer loses: every provider of `service` it uses, or (`service` null)
 /// the one node a published link of it points to, which provides no service.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 pub struct Lost {
     pub service: Option<String>,
     /// The providers it used for it, all gone.
@@ -97,7 +97,7 @@ pub struct Lost {
 }
 
 /// A consumer that loses something.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Loser {
     pub name: String,
     pub host: String,
@@ -106,7 +106,7 @@ pub struct Loser {
 }
 
 /// The answer to `blast`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Blast {
     pub target: String,
     pub kind: TargetKind,
@@ -117,7 +117,7 @@ pub struct Blast {
 }
 
 /// A single point of failure: a node or host whose loss alone makes `consumers` lose.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Spof {
     pub kind: TargetKind,
     pub name: String,

@@ -1,0 +1,182 @@
+//! Where the fault most likely is: the broken edges grouped into incidents, each with a
+//! kind, a culprit and its evidence (counts).
+//!
+//! An edge is *broken* when it is `down` and not flapping; it *reaches* when `up` or
+//! `degraded`; `unknown`, `stale` and flapping edges count in no ratio. With `most` =
+//! `[diagnosis] most_pct` (60) and `fine` = `fine_pct` (20), in this order, each broken
+//! edge going to the first incident that explains it:
+//!
+//! 1. **dc-link** A<->B: at least `most` of the edges between data centers A and B are
+//!    broken (and at least `min_edges`), while inside A and inside B at most `fine` are.
+//! 2. **host-pair** X<->Y: the same for the edges between hosts X and Y, while X's and Y's
+//!    edges with every other host are fine (the IPsec case).
+//! 3. **host** H (two or more containers): every container on H is unreachable (`most` of
+//!    its edges from consumers broken, and those consumers fine with everything else) or
+//!    every container on H is cut off (`most` of its own edges broken, while others reach
+//!    those targets fine).
+//! 4. **node-unreachable** N: `most` of the edges to N broken, its failing consumers fine
+//!    with everything else.
+//! 5. **node-isolated** N: `most` of N's edges broken, while others reach those targets.
+//! 6. **edge**: each broken edge nothing above explains.
+//!
+//! The last diagnosis is kept in the `diagnosis` table (see [`refresh`]): the Nagios check
+//! reads one row instead of every edge.
+
+mod algo;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+pub use algo::{diagnose, BrokenRef, DiagnosisConfig, EdgeFact, Incident, IncidentKind};
+
+use crate::error::{Error, Result};
+
+/// A diagnosis as stored and as the check reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    #[serde(with = "chrono::serde::ts_microseconds")]
+    pub computed_at: DateTime<Utc>,
+    pub live_edges: i64,
+    pub incidents: Vec<Incident>,
+    /// Every live edge not `up` or `unknown`: down, degraded, stale or flapping.
+    pub trouble: Vec<EdgeFact>,
+}
+
+/// Every live edge with its consumer, destination node and state.
+#[tracing::instrument(skip(pool))]
+pub async fn load_facts(pool: &PgPool) -> Result<Vec<EdgeFact>> {
+    type Row = (
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Vec<String>,
+        String,
+        bool,
+        DateTime<Utc>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT s.name, s.host, s.dc, s.role, host(e.dst_ip), d.name, d.host, d.dc, e.services, \
+                COALESCE(h.state, 'unknown'), COALESCE(h.flapping, false), COALESCE(h.since, e.first_seen) \
+         FROM edges e JOIN nodes s ON s.id = e.src_id \
+         LEFT JOIN edge_health h ON h.edge_id = e.id \
+         LEFT JOIN addresses a ON a.ip = e.dst_ip AND a.retired_at IS NULL \
+         LEFT JOIN nodes d ON d.id = a.node_id AND d.retired_at IS NULL \
+         WHERE e.retired_at IS NULL",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(Error::sql("loading edges for the diagnosis"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(src, src_host, src_dc, src_role, dst_ip, dst, dst_host, dst_dc, services, state, flapping, since)| {
+            EdgeFact {
+                src,
+                src_host,
+                src_dc,
+                src_role,
+                dst_ip,
+                dst,
+                dst_host,
+                dst_dc,
+                services,
+                state,
+                flapping,
+                since,
+            }
+        })
+        .collect())
+}
+
+/// Diagnoses the live graph now.
+pub async fn compute(pool: &PgPool, cfg: &DiagnosisConfig) -> Result<Diagnosis> {
+    let computed_at = Utc::now();
+    let facts = load_facts(pool).await?;
+    let incidents = diagnose(&facts, cfg);
+    let live_edges = i64::try_from(facts.len()).unwrap_or(i64::MAX);
+    let trouble = facts.into_iter().filter(|e| e.state != "up" && e.state != "unknown" || e.flapping).collect();
+    Ok(Diagnosis { computed_at, live_edges, incidents, trouble })
+}
+
+/// Computes the diagnosis and stores it as the last one.
+#[tracing::instrument(skip(pool))]
+pub async fn refresh(pool: &PgPool, cfg: &DiagnosisConfig) -> Result<Diagnosis> {
+    let diagnosis = compute(pool, cfg).await?;
+    let payload = serde_json::to_value(&diagnosis).map_err(|e| Error::Encode { what: "the diagnosis", source: e })?;
+    sqlx::query(
+        "INSERT INTO diagnosis (id, computed_at, live_edges, payload) VALUES (true, $1, $2, $3) \
+         ON CONFLICT (id) DO UPDATE SET computed_at = EXCLUDED.computed_at, live_edges = EXCLUDED.live_edges, \
+             payload = EXCLUDED.payload \
+         WHERE diagnosis.computed_at < EXCLUDED.computed_at",
+    )
+    .bind(diagnosis.computed_at)
+    .bind(diagnosis.live_edges)
+    .bind(payload)
+    .execute(pool)
+    .await
+    .map_err(Error::sql("storing the diagnosis"))?;
+    Ok(diagnosis)
+}
+
+/// The last stored diagnosis, if any.
+pub async fn stored(pool: &PgPool) -> Result<Option<Diagnosis>> {
+    let payload: Option<serde_json::Value> = sqlx::query_scalar("SELECT payload FROM diagnosis")
+        .fetch_optional(pool)
+        .await
+        .map_err(Error::sql("reading the stored diagnosis"))?;
+    payload
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| Error::Encode { what: "the stored diagnosis", source: e })
+}
+
+/// The stored diagnosis when it is at most `max_age` old, else a fresh one (stored).
+pub async fn current(pool: &PgPool, cfg: &DiagnosisConfig, max_age: std::time::Duration) -> Result<Diagnosis> {
+    if let Some(d) = stored(pool).await? {
+        let age = (Utc::now() - d.computed_at).to_std().unwrap_or_default();
+        if age <= max_age {
+            return Ok(d);
+        }
+    }
+    refresh(pool, cfg).await
+}
+
+/// When the newest probe result was taken (none: never).
+pub async fn last_result_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar("SELECT max(last_at) FROM probe_counters")
+        .fetch_one(pool)
+        .await
+        .map_err(Error::sql("reading the newest probe result's time"))
+}
+
+/// The hosts whose last passive result for `service` was not OK.
+pub async fn passive_problems(pool: &PgPool, service: &str) -> Result<Vec<String>> {
+    sqlx::query_scalar("SELECT host FROM nagios_passive WHERE md5(service) = md5($1) AND service = $1 AND code <> 0")
+        .bind(service)
+        .fetch_all(pool)
+        .await
+        .map_err(Error::sql("reading the last passive results"))
+}
+
+/// Remembers what was sent: (host, code, output) for `service`.
+pub async fn record_passive(pool: &PgPool, service: &str, sent: &[(String, i32, String)]) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO nagios_passive AS p (host, service, code, output, sent_at) \
+         SELECT t.host, $1, t.code, t.output, now() FROM UNNEST($2::text[], $3::int[], $4::text[]) AS t(host, code, output) \
+         ON CONFLICT ((md5(host)), (md5(service))) DO UPDATE \
+         SET code = EXCLUDED.code, output = EXCLUDED.output, sent_at = EXCLUDED.sent_at",
+    )
+    .bind(service)
+    .bind(sent.iter().map(|s| s.0.as_str()).collect::<Vec<_>>())
+    .bind(sent.iter().map(|s| s.1).collect::<Vec<_>>())
+    .bind(sent.iter().map(|s| s.2.as_str()).collect::<Vec<_>>())
+    .execute(pool)
+    .await
+    .map_err(Error::sql("recording the passive results sent"))?;
+    Ok(())
+}

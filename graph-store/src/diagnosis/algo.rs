@@ -1,0 +1,566 @@
+//! Grouping broken edges into incidents: pure functions over the live edges and their
+//! states, no I/O. See the parent module for the rules.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One live edge as the diagnosis sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeFact {
+    pub src: String,
+    pub src_host: String,
+    pub src_dc: String,
+    pub src_role: Option<String>,
+    pub dst_ip: String,
+    /// The node owning `dst_ip` now, with its host and data center (none: nobody's).
+    pub dst: Option<String>,
+    pub dst_host: Option<String>,
+    pub dst_dc: Option<String>,
+    pub services: Vec<String>,
+    pub state: String,
+    pub flapping: bool,
+    #[serde(with = "chrono::serde::ts_seconds")]
+    pub since: DateTime<Utc>,
+}
+
+impl EdgeFact {
+    /// Down, and not flapping: what incidents are made of.
+    pub fn broken(&self) -> bool {
+        self.state == "down" && !self.flapping
+    }
+
+    /// Known to work (up, or degraded: packets get through).
+    fn reached(&self) -> bool {
+        (self.state == "up" || self.state == "degraded") && !self.flapping
+    }
+
+    /// Counted in ratios: broken or reached (not unknown, stale or flapping).
+    fn known(&self) -> bool {
+        self.broken() || self.reached()
+    }
+}
+
+/// Where the lines are drawn; `[diagnosis]` in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiagnosisConfig {
+    /// A group (a node's consumers or targets, a host's containers, the edges between two
+    /// hosts or data centers) is failing when at least this percent of its edges is down.
+    pub most_pct: f64,
+    /// The rest is fine when at most this percent of it is down.
+    pub fine_pct: f64,
+    /// Fewest broken edges that make a group incident (fewer stay single edges).
+    pub min_edges: usize,
+}
+
+impl Default for DiagnosisConfig {
+    fn default() -> Self {
+        DiagnosisConfig { most_pct: 60.0, fine_pct: 20.0, min_edges: 2 }
+    }
+}
+
+impl DiagnosisConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0 < self.fine_pct && self.fine_pct < self.most_pct && self.most_pct <= 100.0) {
+            return Err(format!(
+                "need 0 < fine_pct < most_pct <= 100, got fine_pct = {} and most_pct = {}",
+                self.fine_pct, self.most_pct
+            ));
+        }
+        if self.min_edges == 0 {
+            return Err("min_edges must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// What an incident says is at fault, most specific explanation first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum IncidentKind {
+    /// The link between two data centers.
+    DcLink,
+    /// The link between two hosts (an IPsec tunnel, say).
+    HostPair,
+    /// A host: every container on it unreachable, or cut off.
+    Host,
+    /// A node most of its consumers cannot reach, while they reach other things.
+    NodeUnreachable,
+    /// A node that cannot reach most of its targets, while others reach them.
+    NodeIsolated,
+    /// One edge, with nothing else in common.
+    Edge,
+}
+
+impl IncidentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentKind::DcLink => "dc-link",
+            IncidentKind::HostPair => "host-pair",
+            IncidentKind::Host => "host",
+            IncidentKind::NodeUnreachable => "node-unreachable",
+            IncidentKind::NodeIsolated => "node-isolated",
+            IncidentKind::Edge => "edge",
+        }
+    }
+}
+
+/// One broken edge of an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BrokenRef {
+    pub src: String,
+    pub dst_ip: String,
+    pub dst: Option<String>,
+}
+
+/// A group of broken edges with one likely cause.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Incident {
+    pub kind: IncidentKind,
+    /// What is at fault: a data-center pair `Tx<->VA`, a host pair `host1<->host2`, a host,
+    /// a node, or an edge `src -> dst_ip`.
+    pub culprit: String,
+    /// The counts behind the verdict.
+    pub evidence: String,
+    /// Since when: the earliest of its edges' `since`.
+    #[serde(serialize_with = "crate::time::serialize_utc")]
+    pub since: DateTime<Utc>,
+    /// Consumers with a broken edge in it.
+    pub affected_nodes: usize,
+    pub edges: Vec<BrokenRef>,
+}
+
+/// Broken / total among edges matching `keep`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Count {
+    broken: usize,
+    total: usize,
+}
+
+impl Count {
+    fn add(&mut self, e: &EdgeFact) {
+        if e.known() {
+            self.total += 1;
+            self.broken += usize::from(e.broken());
+        }
+    }
+
+    fn pct(self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            100.0 * self.broken as f64 / self.total as f64
+        }
+    }
+
+    fn reached(self) -> usize {
+        self.total - self.broken
+    }
+}
+
+fn pair<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// Groups the broken edges among `edges` into incidents, worst (most edges) first. Every
+/// broken edge is in exactly one incident.
+pub fn diagnose(edges: &[EdgeFact], cfg: &DiagnosisConfig) -> Vec<Incident> {
+    let mut claimed = vec![false; edges.len()];
+    let mut incidents = Vec::new();
+    let failing = |c: Count| c.broken >= cfg.min_edges && c.pct() >= cfg.most_pct;
+    let fine = |c: Count| c.pct() <= cfg.fine_pct;
+
+    // Counts per data-center pair and inside each data center.
+    let mut dc_pairs: BTreeMap<(&str, &str), Count> = BTreeMap::new();
+    let mut dc_inside: HashMap<&str, Count> = HashMap::new();
+    // Per host pair, and per host with every other host.
+    let mut host_pairs: BTreeMap<(&str, &str), Count> = BTreeMap::new();
+    let mut host_all: HashMap<&str, Count> = HashMap::new();
+    // Per node: in (as destination, from other hosts' consumers too) and out.
+    let mut node_in: BTreeMap<&str, Count> = BTreeMap::new();
+    let mut node_out: BTreeMap<&str, Count> = BTreeMap::new();
+    let mut host_nodes: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for e in edges {
+        host_nodes.entry(&e.src_host).or_default().insert(&e.src);
+        node_out.entry(&e.src).or_default().add(e);
+        if let (Some(dst), Some(dst_host), Some(dst_dc)) = (&e.dst, &e.dst_host, &e.dst_dc) {
+            host_nodes.entry(dst_host).or_default().insert(dst);
+            node_in.entry(dst).or_default().add(e);
+            if dst_dc == &e.src_dc {
+                dc_inside.entry(dst_dc).or_default().add(e);
+            } else {
+                dc_pairs.entry(pair(&e.src_dc, dst_dc)).or_default().add(e);
+            }
+            if dst_host != &e.src_host {
+                host_pairs.entry(pair(&e.src_host, dst_host)).or_default().add(e);
+                host_all.entry(&e.src_host).or_default().add(e);
+                host_all.entry(dst_host).or_default().add(e);
+            }
+        }
+    }
+
+    // Indexes: broken edges, edges by consumer, by destination address and node.
+    let broken: Vec<usize> = (0..edges.len()).filter(|&i| edges[i].broken()).collect();
+    let mut by_src: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_dst_ip: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_dst: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, e) in edges.iter().enumerate() {
+        by_src.entry(&e.src).or_default().push(i);
+        by_dst_ip.entry(&e.dst_ip).or_default().push(i);
+        if let Some(dst) = &e.dst {
+            by_dst.entry(dst).or_default().push(i);
+        }
+    }
+    let none = Vec::new();
+
+    let mut claim = |kind: IncidentKind, culprit: String, evidence: String, pick: &dyn Fn(&EdgeFact) -> bool| {
+        let picked: Vec<usize> = broken.iter().copied().filter(|&i| !claimed[i] && pick(&edges[i])).collect();
+        if picked.is_empty() {
+            return;
+        }
+        for &i in &picked {
+            claimed[i] = true;
+        }
+        incidents.push(incident(kind, culprit, evidence, picked.iter().map(|&i| &edges[i])));
+    };
+
+    // 1. Data-center links: most edges between two DCs down, each DC fine inside.
+    for (&(a, b), &c) in &dc_pairs {
+        let (ia, ib) = (dc_inside.get(a).copied().unwrap_or_default(), dc_inside.get(b).copied().unwrap_or_default());
+        if failing(c) && fine(ia) && fine(ib) {
+            let evidence = format!(
+                "{} of {} edges between {a} and {b} down; inside {a} {} of {} reached, inside {b} {} of {}",
+                c.broken,
+                c.total,
+                ia.reached(),
+                ia.total,
+                ib.reached(),
+                ib.total
+            );
+            let between = |e: &EdgeFact| e.dst_dc.as_deref().is_some_and(|d| pair(&e.src_dc, d) == (a, b));
+            claim(IncidentKind::DcLink, format!("{a}<->{b}"), evidence, &between);
+        }
+    }
+
+    // 2. Host pairs: most edges between two hosts down, each fine with every other host.
+    for (&(x, y), &c) in &host_pairs {
+        let rest = |h: &str| {
+            let all = host_all.get(h).copied().unwrap_or_default();
+            Count { broken: all.broken - c.broken, total: all.total - c.total }
+        };
+        let (rx, ry) = (rest(x), rest(y));
+        if failing(c) && fine(rx) && fine(ry) {
+            let evidence = format!(
+                "{} of {} edges between {x} and {y} down; {x} reaches {} of {} others, {y} {} of {}",
+                c.broken,
+                c.total,
+                rx.reached(),
+                rx.total,
+                ry.reached(),
+                ry.total
+            );
+            let between = |e: &EdgeFact| e.dst_host.as_deref().is_some_and(|d| pair(&e.src_host, d) == (x, y));
+            claim(IncidentKind::HostPair, format!("{x}<->{y}"), evidence, &between);
+        }
+    }
+
+    // 3. Hosts: every container on the host unreachable (its consumers elsewhere fine) or
+    //    cut off (its targets fine for others); hosts of two or more containers.
+    let reached_elsewhere = |nodes: &BTreeSet<&str>| {
+        // The failing consumers' edges to anything outside `nodes`.
+        let consumers: BTreeSet<&str> = nodes
+            .iter()
+            .flat_map(|n| by_dst.get(n).unwrap_or(&none))
+            .map(|&i| &edges[i])
+            .filter(|e| e.broken() && !nodes.contains(e.src.as_str()))
+            .map(|e| e.src.as_str())
+            .collect();
+        let mut c = Count::default();
+        for i in consumers.iter().flat_map(|n| by_src.get(n).unwrap_or(&none)) {
+            let e = &edges[*i];
+            if !e.dst.as_deref().is_some_and(|d| nodes.contains(d)) {
+                c.add(e);
+            }
+        }
+        c
+    };
+    let others_reach = |nodes: &BTreeSet<&str>| {
+        // Other consumers' edges to the targets `nodes` fail to reach.
+        let targets: BTreeSet<&str> = nodes
+            .iter()
+            .flat_map(|n| by_src.get(n).unwrap_or(&none))
+            .map(|&i| &edges[i])
+            .filter(|e| e.broken())
+            .map(|e| e.dst_ip.as_str())
+            .collect();
+        let mut c = Count::default();
+        for i in targets.iter().flat_map(|t| by_dst_ip.get(t).unwrap_or(&none)) {
+            let e = &edges[*i];
+            if !nodes.contains(e.src.as_str()) {
+                c.add(e);
+            }
+        }
+        c
+    };
+    for (&host, nodes) in &host_nodes {
+        if nodes.len() < 2 {
+            continue;
+        }
+        let with_in: Vec<Count> =
+            nodes.iter().filter_map(|n| node_in.get(n).copied()).filter(|c| c.total > 0).collect();
+        let with_out: Vec<Count> =
+            nodes.iter().filter_map(|n| node_out.get(n).copied()).filter(|c| c.total > 0).collect();
+        let sum = |v: &[Count]| {
+            v.iter().fold(Count::default(), |a, c| Count { broken: a.broken + c.broken, total: a.total + c.total })
+        };
+        let unreachable = with_in.len() >= 2
+            && with_in.iter().all(|c| c.pct() >= cfg.most_pct && c.broken > 0)
+            && failing(sum(&with_in))
+            && fine(reached_elsewhere(nodes));
+        let cut_off = with_out.len() >= 2
+            && with_out.iter().all(|c| c.pct() >= cfg.most_pct && c.broken > 0)
+            && failing(sum(&with_out))
+            && fine(others_reach(nodes));
+        if !(unreachable || cut_off) {
+            continue;
+        }
+        let mut parts = Vec::new();
+        if unreachable {
+            let (c, r) = (sum(&with_in), reached_elsewhere(nodes));
+            parts.push(format!(
+                "{} of {} edges to its {} containers down (their consumers reach {} of {} others)",
+                c.broken,
+                c.total,
+                nodes.len(),
+                r.reached(),
+                r.total
+            ));
+        }
+        if cut_off {
+            let (c, r) = (sum(&with_out), others_reach(nodes));
+            parts.push(format!(
+                "{} of {} edges from its {} containers down (others reach those targets {} of {})",
+                c.broken,
+                c.total,
+                nodes.len(),
+                r.reached(),
+                r.total
+            ));
+        }
+        let on_host =
+            |e: &EdgeFact| (unreachable && e.dst_host.as_deref() == Some(host)) || (cut_off && e.src_host == host);
+        claim(IncidentKind::Host, host.to_string(), format!("{host}: {}", parts.join("; ")), &on_host);
+    }
+
+    // 4. Nodes most consumers cannot reach, while those consumers reach other things.
+    for (&node, &c) in node_in.iter().filter(|(_, c)| failing(**c)) {
+        let one: BTreeSet<&str> = BTreeSet::from([node]);
+        let r = reached_elsewhere(&one);
+        if fine(r) {
+            let evidence = format!(
+                "{} of {} consumers cannot reach {node}; they reach {} of {} others",
+                c.broken,
+                c.total,
+                r.reached(),
+                r.total
+            );
+            claim(IncidentKind::NodeUnreachable, node.to_string(), evidence, &|e| e.dst.as_deref() == Some(node));
+        }
+    }
+
+    // 5. Nodes that cannot reach most of their targets, while others reach them.
+    for (&node, &c) in node_out.iter().filter(|(_, c)| failing(**c)) {
+        let one: BTreeSet<&str> = BTreeSet::from([node]);
+        let r = others_reach(&one);
+        if fine(r) {
+            let evidence = format!(
+                "{node} cannot reach {} of its {} targets; others reach them {} of {}",
+                c.broken,
+                c.total,
+                r.reached(),
+                r.total
+            );
+            claim(IncidentKind::NodeIsolated, node.to_string(), evidence, &|e| e.src == node);
+        }
+    }
+
+    // 6. What is left: single edges.
+    for &i in &broken {
+        let e = &edges[i];
+        if !claimed[i] {
+            claimed[i] = true;
+            let culprit = format!("{} -> {}", e.src, e.dst.as_deref().unwrap_or(&e.dst_ip));
+            let evidence = match &e.dst {
+                Some(dst) => format!("{} cannot reach {} ({dst}); nothing else in common", e.src, e.dst_ip),
+                None => {
+                    format!("{} cannot reach {} (no node has that address); nothing else in common", e.src, e.dst_ip)
+                }
+            };
+            incidents.push(incident(IncidentKind::Edge, culprit, evidence, std::iter::once(e)));
+        }
+    }
+
+    incidents.sort_by(|a, b| {
+        b.edges
+            .len()
+            .cmp(&a.edges.len())
+            .then(a.kind.cmp(&b.kind))
+            .then(a.since.cmp(&b.since))
+            .then(a.culprit.cmp(&b.culprit))
+    });
+    incidents
+}
+
+fn incident<'a>(
+    kind: IncidentKind,
+    culprit: String,
+    evidence: String,
+    edges: impl Iterator<Item = &'a EdgeFact>,
+) -> Incident {
+    let edges: Vec<&EdgeFact> = edges.collect();
+    let since = edges.iter().map(|e| e.since).min().unwrap_or_else(Utc::now);
+    let affected_nodes = edges.iter().map(|e| e.src.as_str()).collect::<BTreeSet<_>>().len();
+    let edges =
+        edges.iter().map(|e| BrokenRef { src: e.src.clone(), dst_ip: e.dst_ip.clone(), dst: e.dst.clone() }).collect();
+    Incident { kind, culprit, evidence, since, affected_nodes, edges }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2 data centers × 2 hosts × 3 containers, every container using every other one.
+    fn mesh() -> Vec<EdgeFact> {
+        let mut nodes = Vec::new(); // (name, host, dc, ip)
+        for dc in ["A", "B"] {
+            for h in 1..=2 {
+                let host = format!("{}{h}", dc.to_lowercase());
+                for c in 1..=3 {
+                    let ip = format!("127.0.0.{}", nodes.len() + 1);
+                    nodes.push((format!("{host}c{c}"), host.clone(), dc.to_string(), ip));
+                }
+            }
+        }
+        let mut edges = Vec::new();
+        for s in &nodes {
+            for d in &nodes {
+                if s.0 != d.0 {
+                    edges.push(EdgeFact {
+                        src: s.0.clone(),
+                        src_host: s.1.clone(),
+                        src_dc: s.2.clone(),
+                        src_role: None,
+                        dst_ip: d.3.clone(),
+                        dst: Some(d.0.clone()),
+                        dst_host: Some(d.1.clone()),
+                        dst_dc: Some(d.2.clone()),
+                        services: vec![],
+                        state: "up".into(),
+                        flapping: false,
+                        since: DateTime::UNIX_EPOCH,
+                    });
+                }
+            }
+        }
+        edges
+    }
+
+    fn break_where(edges: &mut [EdgeFact], pick: impl Fn(&EdgeFact) -> bool) -> usize {
+        let mut n = 0;
+        for e in edges.iter_mut().filter(|e| pick(e)) {
+            e.state = "down".into();
+            n += 1;
+        }
+        n
+    }
+
+    fn kinds(incidents: &[Incident]) -> Vec<(IncidentKind, String, usize)> {
+        incidents.iter().map(|i| (i.kind, i.culprit.clone(), i.edges.len())).collect()
+    }
+
+    fn diagnosed(edges: &[EdgeFact]) -> Vec<(IncidentKind, String, usize)> {
+        let incidents = diagnose(edges, &DiagnosisConfig::default());
+        let broken = edges.iter().filter(|e| e.broken()).count();
+        assert_eq!(incidents.iter().map(|i| i.edges.len()).sum::<usize>(), broken, "every broken edge in one incident");
+        kinds(&incidents)
+    }
+
+    #[test]
+    fn each_fault_gets_its_kind_and_culprit() {
+        let d = |e: &EdgeFact| e.dst.clone().unwrap();
+        type Case = (&'static str, Box<dyn Fn(&EdgeFact) -> bool>, (IncidentKind, &'static str));
+        let cases: Vec<Case> = vec![
+            ("isolated", Box::new(|e| e.src == "a1c1"), (IncidentKind::NodeIsolated, "a1c1")),
+            ("unreachable", Box::new(move |e| d(e) == "a1c1"), (IncidentKind::NodeUnreachable, "a1c1")),
+            (
+                "host down",
+                Box::new(|e| (e.src_host == "a1") != (e.dst_host.as_deref() == Some("a1"))),
+                (IncidentKind::Host, "a1"),
+            ),
+            (
+                "host unreachable only",
+                Box::new(|e| e.src_host != "a1" && e.dst_host.as_deref() == Some("a1")),
+                (IncidentKind::Host, "a1"),
+            ),
+            (
+                "host pair",
+                Box::new(|e| pair(&e.src_host, e.dst_host.as_deref().unwrap()) == ("a1", "b1")),
+                (IncidentKind::HostPair, "a1<->b1"),
+            ),
+            ("dc link", Box::new(|e| Some(e.src_dc.as_str()) != e.dst_dc.as_deref()), (IncidentKind::DcLink, "A<->B")),
+        ];
+        for (name, pick, (kind, culprit)) in cases {
+            let mut edges = mesh();
+            let n = break_where(&mut edges, pick);
+            assert_eq!(diagnosed(&edges), vec![(kind, culprit.to_string(), n)], "{name}");
+        }
+    }
+
+    #[test]
+    fn a_lone_edge_is_an_edge_and_flapping_edges_are_no_incident() {
+        let mut edges = mesh();
+        break_where(&mut edges, |e| e.src == "a1c1" && e.dst.as_deref() == Some("b2c3"));
+        for e in edges.iter_mut().filter(|e| e.src == "b1c1") {
+            e.state = "down".into();
+            e.flapping = true;
+        }
+        assert_eq!(diagnosed(&edges), vec![(IncidentKind::Edge, "a1c1 -> b2c3".to_string(), 1)]);
+    }
+
+    #[test]
+    fn two_faults_at_once_are_two_incidents_worst_first() {
+        let mut edges = mesh();
+        let link = break_where(&mut edges, |e| pair(&e.src_host, e.dst_host.as_deref().unwrap()) == ("a2", "b2"));
+        break_where(&mut edges, |e| e.src == "a1c1" && e.dst.as_deref() == Some("a1c2"));
+        assert_eq!(
+            diagnosed(&edges),
+            vec![(IncidentKind::HostPair, "a2<->b2".into(), link), (IncidentKind::Edge, "a1c1 -> a1c2".into(), 1)]
+        );
+    }
+
+    #[test]
+    fn evidence_says_the_counts() {
+        let mut edges = mesh();
+        break_where(&mut edges, |e| pair(&e.src_host, e.dst_host.as_deref().unwrap()) == ("a1", "b1"));
+        let incidents = diagnose(&edges, &DiagnosisConfig::default());
+        // 3 × 3 containers, both ways; a1 has 2 × 9 × 2 = 36 other cross-host edges.
+        assert_eq!(
+            incidents[0].evidence,
+            "18 of 18 edges between a1 and b1 down; a1 reaches 36 of 36 others, b1 36 of 36"
+        );
+        assert_eq!(incidents[0].affected_nodes, 6);
+    }
+
+    #[test]
+    fn thresholds_are_checked() {
+        assert!(DiagnosisConfig::default().validate().is_ok());
+        assert!(DiagnosisConfig { fine_pct: 70.0, ..Default::default() }.validate().is_err());
+        assert!(DiagnosisConfig { min_edges: 0, ..Default::default() }.validate().is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! Prometheus `/metrics` (OpenMetrics text): the API's own request latencies, kept in
+//! the process, and the store's figures, read when scraped (DNS log lines by result,
+//! probe results by kind and verdict, live edges by state, live nodes by data center),
+//! and the database pool. When the store cannot be read, `edgewatch_store_up` is 0 and
+//! the rest is still served.
+
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio::time::Instant;
+
+use super::{App, STORE_TIMEOUT};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    /// The route as declared (`/api/v1/nodes/{name}/deps`), not the path asked for.
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LatencyBuckets;
+
+impl MetricConstructor<Histogram> for LatencyBuckets {
+    fn new_metric(&self) -> Histogram {
+        // 0.5 ms … 16 s
+        Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+    }
+}
+
+/// What the process keeps between scrapes.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    http: Family<HttpLabels, Histogram, LatencyBuckets>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics { http: Family::new_with_constructor(LatencyBuckets) }
+    }
+}
+
+/// Middleware: times every routed request.
+pub async fn track(State(app): State<Arc<App>>, matched: Option<MatchedPath>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().to_string();
+    let route = matched.map(|m| m.as_str().to_string()).unwrap_or_else(|| "(none)".into());
+    let response = next.run(req).await;
+    let labels = HttpLabels { method, route, status: response.status().as_u16() };
+    app.metrics.http.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    response
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProbeLabels {
+    kind: String,
+    verdict: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DcLabel {
+    dc: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabel {
+    state: String,
+}
+
+/// `GET /metrics`
+pub async fn scrape(State(app): State<Arc<App>>) -> Response {
+    let mut registry = Registry::with_prefix("edgewatch");
+    registry.register("http_request_duration_seconds", "API request latency", app.metrics.http.clone());
+
+    let pool = Family::<PoolLabel, Gauge>::default();
+    let idle = i64::try_from(app.pool.num_idle()).unwrap_or(i64::MAX);
+    pool.get_or_create(&PoolLabel { state: "idle".into() }).set(idle);
+    pool.get_or_create(&PoolLabel { state: "in_use".into() }).set(i64::from(app.pool.size()) - idle);
+    registry.register("db_pool_connections", "Database pool connections by state", pool);
+    let pool_max = Gauge::<i64>::default();
+    pool_max.set(i64::from(app.pool.options().get_max_connections()));
+    registry.register("db_pool_max_connections", "Database pool size limit", pool_max);
+
+    let up = Gauge::<i64>::default();
+    registry.register("store_up", "1 when the store's figures could be read for this scrape", up.clone());
+    match tokio::time::timeout(STORE_TIMEOUT, graph_store::figures::read(&app.pool)).await {
+        Ok(Ok(figures)) => {
+            up.set(1);
+            let lines = Family::<ResultLabel, Counter>::default();
+            for (result, n) in figures.dns_lines {
+                lines.get_or_create(&ResultLabel { result }).inc_by(count(n));
+            }
+            registry.register("dns_log_lines", "DNS log lines read, by result (edge, or why skipped)", lines);
+            let probes = Family::<ProbeLabels, Counter>::default();
+            for (kind, verdict, n) in figures.probe_results {
+                probes.get_or_create(&ProbeLabels { kind, verdict }).inc_by(count(n));
+            }
+            registry.register("probe_results", "Probe results recorded, by kind and verdict", probes);
+            let edges = Family::<StateLabel, Gauge>::default();
+            for (state, n) in figures.edges_by_state {
+                edges.get_or_create(&StateLabel { state }).set(n);
+            }
+            registry.register("edges", "Live edges by health state", edges);
+            let nodes = Family::<DcLabel, Gauge>::default();
+            for (dc, n) in figures.nodes_by_dc {
+                nodes.get_or_create(&DcLabel { dc }).set(n);
+            }
+            registry.register("nodes", "Live nodes by data center", nodes);
+        }
+        Ok(Err(e)) => tracing::warn!("metrics: cannot read the store's figures: {e}"),
+        Err(_) => tracing::warn!("metrics: the store did not answer within {} s", STORE_TIMEOUT.as_secs()),
+    }
+
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+        return super::error::ApiError::Internal(anyhow::anyhow!("encoding metrics: {e}")).into_response();
+    }
+    ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
