@@ -6,7 +6,7 @@ EDGEWATCH_TEST_DATA_DIR ?= $(or $(TMPDIR),/tmp)/edgewatch-test-$(shell id -u)
 export EDGEWATCH_TEST_DATA_DIR
 DATA_DIR ?= .edgewatch
 
-.PHONY: all build deps test-deps demo test lint clean-test-db
+.PHONY: all build deps test-deps demo test soak lint clean-test-db
 
 all: build
 
@@ -16,7 +16,8 @@ deps:
 # The tests also need a real PowerDNS (auth, bind backend, recursor), dig, and for the
 # network-namespace lab iproute2, nftables and fping.
 test-deps:
-	@scripts/install-deps.sh postgres pdns lab
+	@scripts/install-deps.sh postgres pdns lab nagios
+	@scripts/install-schemathesis.sh >/dev/null
 
 build:
 	$(CARGO) build --locked
@@ -31,6 +32,12 @@ test: test-deps
 	$(CARGO) build --locked --workspace --all-targets
 	$(CARGO) test --locked --workspace --all-targets; status=$$?; \
 	  $(MAKE) --no-print-directory clean-test-db; exit $$status
+
+## make soak: the network-namespace lab (root) under 2 % random loss for SOAK_MINUTES
+## minutes (default 10), the Nagios check always OK; then a flapping link, WARNING at most
+SOAK_MINUTES ?= 10
+soak: test-deps
+	SOAK_MINUTES=$(SOAK_MINUTES) $(CARGO) test --locked --test netns_faults -- --ignored --nocapture soak
 
 lint:
 	$(CARGO) fmt --all -- --check

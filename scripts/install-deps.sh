@@ -4,6 +4,7 @@
 #   scripts/install-deps.sh postgres      PostgreSQL server binaries (initdb, pg_ctl, postgres)
 #   scripts/install-deps.sh pdns          PowerDNS auth + bind backend + recursor, dig, iproute2
 #   scripts/install-deps.sh lab           network-namespace lab: iproute2, nftables, fping
+#   scripts/install-deps.sh nagios        nagios4 and icinga2 binaries, to check deploy/nagios, deploy/icinga2
 #
 # Uses apt-get (Debian/Ubuntu) as root, or through sudo when that needs no password.
 # Without either, prints what to install and fails. Never creates or starts a system
@@ -42,6 +43,14 @@ for group in "$@"; do
             command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
             command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
             command -v fping >/dev/null 2>&1 || [ -x /usr/bin/fping ] || need+=(fping)
+            optional=1
+            ;;
+        nagios)
+            # To check deploy/: nagios4-core has the nagios4 binary without the web front
+            # end (nagios4 would add Apache and the CGIs), icinga2-bin the icinga2 binary
+            # without the service. No daemon (nagios4, exim4) may start: see policy-rc.d.
+            command -v nagios4 >/dev/null 2>&1 || [ -x /usr/sbin/nagios4 ] || need+=(nagios4-core)
+            command -v icinga2 >/dev/null 2>&1 || [ -x /usr/sbin/icinga2 ] || need+=(icinga2-bin)
             optional=1
             ;;
         *) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;

@@ -17,7 +17,10 @@ pub use cli::Cli;
 /// Parses the command line, runs the command, prints any error, and gives the exit code.
 pub fn main() -> ExitCode {
     restore_sigpipe();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return refuse_arguments(e),
+    };
     init_tracing(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -33,6 +36,22 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Bad arguments: clap's message and exit code 2, except for `check nagios`, whose caller
+/// (Nagios) reads 2 as CRITICAL: a plugin that cannot run says UNKNOWN (3).
+fn refuse_arguments(e: clap::Error) -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let is_check = args.windows(2).any(|w| w[0] == "check" && w[1] == "nagios");
+    if !is_check || !e.use_stderr() {
+        e.exit();
+    }
+    let message = e.kind().to_string();
+    let detail = e.to_string();
+    let first = detail.lines().next().unwrap_or(&message).trim_start_matches("error: ");
+    println!("EDGEWATCH UNKNOWN - bad arguments: {first}");
+    let _ = e.print();
+    ExitCode::from(3)
 }
 
 /// The error and its causes, each said once (our errors often quote their source).

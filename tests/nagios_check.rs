@@ -101,9 +101,19 @@ async fn the_plugin_answers_with_state_summary_perfdata_and_long_output() {
     let (code, text) = check(&db, &["--role", "no-such-role"]);
     assert_eq!((code, text.lines().next().unwrap().starts_with("EDGEWATCH OK - no broken edges")), (0, true), "{text}");
 
-    // A bad range is refused by the parser (exit 2 from clap is fine: it is no check answer).
+    // Bad arguments are UNKNOWN (3), not clap's 2, which Nagios would read as CRITICAL.
+    for bad in [&["-c", "20:10"][..], &["-w", ""], &["--no-such-flag"]] {
+        let mut args = vec!["check", "nagios"];
+        args.extend_from_slice(bad);
+        let out = edgewatch(&db, &args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(3), "{bad:?}: {text}");
+        assert!(text.starts_with("EDGEWATCH UNKNOWN - bad arguments: "), "{bad:?}: {text}");
+    }
     let out = edgewatch(&db, &["check", "nagios", "-c", "20:10"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Monitoring Plugins syntax"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Monitoring Plugins syntax"));
+    // Elsewhere clap's usual exit code stays.
+    assert_eq!(edgewatch(&db, &["graph", "nodes", "--no-such-flag"]).status.code(), Some(2));
 
     // Flapping: its own line; WARNING at most, CRITICAL only when asked.
     graph_store::testing::execute(&db.pool, "UPDATE edge_health SET state = 'up', flapping = false").await;
@@ -248,11 +258,10 @@ async fn passive_results_per_problem_host_and_one_recovery_when_it_clears() {
     assert_eq!(fourth, vec![(third[0].0.clone(), "0".to_string(), fourth[0].2.clone())]);
     assert_eq!(passive(&db), "");
 
-    // A missing command file (Nagios not running) is an error that says so.
+    // A missing command file (Nagios not running): UNKNOWN, saying so.
     let out = edgewatch(&db, &["check", "nagios", "--passive", "--command-file", "/nonexistent/nagios.cmd"]);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("is Nagios running"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.starts_with("EDGEWATCH UNKNOWN - passive results not written: "), "{text}");
+    assert!(text.contains("is Nagios running"), "{text}");
 }

@@ -66,9 +66,17 @@ pub async fn nagios(global: &Global, args: CheckArgs) -> Result<ExitCode> {
         }
     };
     if let Some(path) = &args.command_file {
-        let pool = connect_quietly(global, &args).await.map_err(|e| anyhow::anyhow!(e))?;
-        let written = passive(&pool, &answer, &args, path).await?;
-        eprintln!("wrote {written} passive result(s) to {}", path.display());
+        let written = match connect_quietly(global, &args).await {
+            Ok(pool) => passive(&pool, &answer, &args, path).await.map_err(|e| format!("{e:#}")),
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(n) => eprintln!("wrote {n} passive result(s) to {}", path.display()),
+            Err(reason) => {
+                println!("EDGEWATCH UNKNOWN - passive results not written: {}", clean(&reason));
+                return Ok(ExitCode::from(State::Unknown.code()));
+            }
+        }
     }
     print!("{}", answer.text(&args));
     Ok(ExitCode::from(answer.state(&args).code()))
