@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::process::Output;
 
-use common::{edgewatch, json, ok, sample};
+use common::{edgewatch, json, ok, sample, Server};
 use graph_store::testing::TestDb;
 
 /// The sample fleet with a probe run: nothing listens on the service ports, so every DNS
@@ -264,4 +264,32 @@ async fn passive_results_per_problem_host_and_one_recovery_when_it_clears() {
     assert_eq!(out.status.code(), Some(3), "{text}");
     assert!(text.starts_with("EDGEWATCH UNKNOWN - passive results not written: "), "{text}");
     assert!(text.contains("is Nagios running"), "{text}");
+}
+
+#[tokio::test]
+async fn edges_whose_prober_went_silent_turn_stale_under_serve_and_the_check_lists_them() {
+    let db = TestDb::new().await;
+    probed_fleet(&db);
+    let total = json(&db, &["graph", "edges", "--format", "json"]).as_array().unwrap().len();
+    // No prober runs any more; serve alone, judging by a 1 s interval (stale after 3).
+    let _server = Server::start_with(&db, &[], &["--interval", "1s"], &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let stale = down_edges_in(&db, "stale").len();
+        if stale == total {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{stale} of {total} edges stale after 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let (code, text) = check(&db, &[]);
+    let first = text.lines().next().unwrap();
+    assert_eq!(perf(first, "stale_edges"), format!("{total};;;0"), "{text}");
+    assert_eq!(perf(first, "broken_edges"), "0;;0;0", "stale edges are not broken ones");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains(&format!("stale ({total}, no recent results): ")), "{text}");
+}
+
+fn down_edges_in(db: &TestDb, state: &str) -> Vec<serde_json::Value> {
+    json(db, &["graph", "edges", "--state", state, "--format", "json"]).as_array().unwrap().clone()
 }

@@ -156,6 +156,11 @@ impl Answer {
         self.trouble.iter().filter(|e| e.flapping)
     }
 
+    /// Edges nobody has probed for a while (a prober or agent gone silent).
+    fn stale(&self) -> impl Iterator<Item = &EdgeFact> {
+        self.trouble.iter().filter(|e| e.state == "stale")
+    }
+
     fn affected_nodes(&self) -> usize {
         self.broken().map(|e| &e.src).collect::<BTreeSet<_>>().len()
     }
@@ -214,10 +219,11 @@ impl Answer {
         };
         let mut out = format!(
             "EDGEWATCH {} - {summary} | broken_edges={broken};{bw};{bc};0 affected_nodes={};{nw};{nc};0 \
-             incidents={};;;0 flapping_edges={flapping};;;0 data_age={}s;;;0\n",
+             incidents={};;;0 flapping_edges={flapping};;;0 stale_edges={};;;0 data_age={}s;;;0\n",
             state.name(),
             self.affected_nodes(),
             self.incidents.len(),
+            self.stale().count(),
             self.data_age.as_secs()
         );
         for i in self.incidents.iter().take(LONG_OUTPUT_ITEMS) {
@@ -266,6 +272,11 @@ impl Answer {
             let list: Vec<String> =
                 self.flapping().take(LONG_OUTPUT_ITEMS).map(|e| format!("{} -> {}", clean(&e.src), e.dst_ip)).collect();
             let _ = writeln!(out, "flapping ({flapping}): {}", list.join(", "));
+        }
+        let stale: Vec<String> =
+            self.stale().take(LONG_OUTPUT_ITEMS).map(|e| format!("{} -> {}", clean(&e.src), e.dst_ip)).collect();
+        if !stale.is_empty() {
+            let _ = writeln!(out, "stale ({}, no recent results): {}", self.stale().count(), stale.join(", "));
         }
         out
     }

@@ -52,10 +52,12 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Result<ExitCode> {
 }
 
 /// What the store needs before results can arrive: partitions for today's history, health
-/// rows for new edges (an agent's targets are the edges that have one).
+/// rows for new edges (an agent's targets are the edges that have one); and edges whose
+/// agent has gone silent marked `stale`, as the workers do for theirs.
 async fn housekeeping(pool: &PgPool, record: &RecordConfig) -> graph_store::Result<()> {
     graph_store::probe::ensure_partitions(pool).await?;
     graph_store::probe::sync_health(pool, record.interval).await?;
+    probers::record::mark_stale(pool, record).await?;
     Ok(())
 }
 

@@ -72,6 +72,11 @@ impl Server {
     /// Starts `edgewatch --database-url <db> [GLOBAL…] serve --listen 127.0.0.1:0` with
     /// `env` set, and waits until it says where it listens.
     pub fn start(db: &TestDb, global: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_with(db, global, &[], env)
+    }
+
+    /// [`Server::start`] with more `serve` flags.
+    pub fn start_with(db: &TestDb, global: &[&str], serve: &[&str], env: &[(&str, &str)]) -> Server {
         use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("edgewatch"))
             .env_remove("DATABASE_URL")
@@ -80,6 +85,7 @@ impl Server {
             .args(["--database-url", &db.url])
             .args(global)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(serve)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
