@@ -86,6 +86,26 @@ pub fn lab_unavailable() -> Option<String> {
     None
 }
 
+/// For a root-only test: prints why and returns `true` (the test then returns at once)
+/// when the lab cannot be built here. Where `CI` is set and we are root, a lab that cannot
+/// be built fails the test instead of skipping it: CI runs as root so that these run.
+pub fn skip_unless_lab() -> bool {
+    let Some(why) = lab_unavailable() else { return false };
+    assert!(!(is_root() && std::env::var_os("CI").is_some()), "CI runs as root, so this lab test must run, but: {why}");
+    eprintln!("SKIP: {why}");
+    true
+}
+
+/// Asserts that a dropped lab left nothing behind: no namespace named `prefix…`, none of
+/// `pids` alive, the root namespace's interfaces as they were (`links_before`).
+pub fn assert_removed(prefix: &str, pids: &[u32], links_before: &[String]) {
+    let left: Vec<String> = netns_names().into_iter().filter(|n| n.starts_with(prefix)).collect();
+    assert!(left.is_empty(), "namespaces left behind: {left:?}");
+    let alive: Vec<&u32> = pids.iter().filter(|p| pid_alive(**p)).collect();
+    assert!(alive.is_empty(), "processes left behind: {alive:?}");
+    assert_eq!(root_links(), links_before, "the root namespace's interfaces changed");
+}
+
 /// Runs a command to its end; panics with its output unless it succeeds.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -335,6 +355,12 @@ impl Lab {
     /// Host `i`'s address (1-based).
     pub fn host_ip(i: usize) -> String {
         format!("198.18.{i}.2")
+    }
+
+    /// Host `i`'s network (1-based), `198.18.<i>.0/24`: its end of the veth, and the
+    /// router's.
+    pub fn host_net(i: usize) -> String {
+        format!("198.18.{i}.0/24")
     }
 
     /// `program ARGS…` inside namespace `ns`.

@@ -296,7 +296,8 @@ pub fn diagnose(edges: &[EdgeFact], cfg: &DiagnosisConfig) -> Vec<Incident> {
             .iter()
             .flat_map(|n| by_src.get(n).unwrap_or(&none))
             .map(|&i| &edges[i])
-            .filter(|e| e.broken())
+            // Edges among `nodes` themselves fail with them: not a target others reach.
+            .filter(|e| e.broken() && !e.dst.as_deref().is_some_and(|d| nodes.contains(d)))
             .map(|e| e.dst_ip.as_str())
             .collect();
         let mut c = Count::default();
@@ -501,6 +502,11 @@ mod tests {
             (
                 "host down",
                 Box::new(|e| (e.src_host == "a1") != (e.dst_host.as_deref() == Some("a1"))),
+                (IncidentKind::Host, "a1"),
+            ),
+            (
+                "host down, its own containers cut from each other too",
+                Box::new(|e| e.src_host == "a1" || e.dst_host.as_deref() == Some("a1")),
                 (IncidentKind::Host, "a1"),
             ),
             (
