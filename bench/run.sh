@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# `make bench`: parse rate per log flavour (Rust vs a Python `re` baseline, one core) and
-# end-to-end `edgewatch dns ingest` on the operators' fleet (lines/s, peak RSS), written
-# to docs/BENCHMARKS.md with the machine, the date and the exact commands.
+# `make bench`: parse rate per log flavour (Rust vs a Python `re` baseline, one core),
+# end-to-end `edgewatch dns ingest` on the operators' fleet (lines/s, peak RSS), the
+# prober worker pool, and the topology questions on a generated graph of 100,000 nodes and
+# 1,000,000 edges (snapshot load; `blast` and `dependents --depth 5` on the snapshot beside
+# the same questions in SQL; requests/s of GET /api/v1/broken), written to
+# docs/BENCHMARKS.md with the machine, the date and the exact commands.
 #
 # Knobs (environment):
+#   BENCH_ONLY           sections to run, of "parse ingest probe topology" (default all), e.g.
+#                        BENCH_ONLY=topology BENCH_OUT=/tmp/b.md bash bench/run.sh
 #   BENCH_DIR            scratch directory (default ${TMPDIR:-/tmp}/edgewatch-bench)
 #   BENCH_SEED           fleet and log seed (default 1)
 #   BENCH_PARSE_LINES    lines per flavour for the parse benchmark (default 1000000)
@@ -12,10 +17,19 @@
 #   BENCH_REPS           Rust parse passes, best of (default 5)
 #   BENCH_PY_REPS        Python parse passes, best of (default 2)
 #   BENCH_OUT            the report (default docs/BENCHMARKS.md)
+#   BENCH_PROBE_SECS     how long the prober pool runs (default 30)
+#   BENCH_TOPO_NODES     nodes of the topology graph (default 100000)
+#   BENCH_TOPO_EDGES     live edges of the topology graph (default 1000000)
+#   BENCH_TOPO_SAMPLES   nodes asked `blast` and `dependents` (default 20; plus 5 hosts, 1 DC)
+#   BENCH_TOPO_REPS      timed runs of each question on each side, median of (default 3)
+#   BENCH_CHECK_RUNS     timed runs of `edgewatch check nagios` on the topology graph (default 20)
+#   BENCH_API_CONNECTIONS keep-alive connections sending GET /api/v1/broken (default 4)
+#   BENCH_API_SECS       how long they send (default 10)
 #   BENCH_KEEP=1         keep the generated files and clusters' data afterwards
 #
-# Sends no network traffic: it only generates files, parses them and writes to an
-# embedded PostgreSQL on a unix socket in BENCH_DIR.
+# Network traffic stays on this machine: the probing section probes 127.0.0.0/8 only, the
+# topology section's HTTP load goes to an `edgewatch serve` on 127.0.0.1; PostgreSQL is
+# embedded, on a unix socket in BENCH_DIR.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -28,32 +42,65 @@ INGEST_FLAVOUR=${BENCH_INGEST_FLAVOUR:-auth-console}
 REPS=${BENCH_REPS:-5}
 PY_REPS=${BENCH_PY_REPS:-2}
 OUT=${BENCH_OUT:-docs/BENCHMARKS.md}
+ONLY=" ${BENCH_ONLY:-parse ingest probe topology} "
+ONLY=${ONLY//,/ }
+for section in $ONLY; do
+  case $section in parse | ingest | probe | topology) ;; *)
+    echo "BENCH_ONLY: unknown section $section (sections: parse ingest probe topology)" >&2
+    exit 2
+    ;;
+  esac
+done
 ZONE=example.com
 FLAVOURS="auth-console auth-plain auth-syslog rec-old rec-structured pipe journald-json"
 
 EDGEWATCH=$ROOT/target/release/edgewatch
 GEN=$ROOT/target/release/examples/gen_fleet
 PARSE=$ROOT/target/release/examples/parse_bench
+TOPO=$ROOT/target/release/examples/topology_bench
+LOAD=$ROOT/target/release/examples/api_load
 RESULTS=$BENCH_DIR/results
 COMMANDS=$RESULTS/commands.txt
 STARTED=$(date +%s)
 
 say() { printf '\n== %s\n' "$*" >&2; }
-# Runs a command after recording it (as typed, with the variables expanded) for the report.
+want() { [[ $ONLY == *" $1 "* ]]; }
+# A command as one would type it: arguments with shell characters in double quotes.
+typed() {
+  local a out=()
+  for a in "$@"; do
+    if [[ $a =~ [^A-Za-z0-9_./:=,+@%-] ]]; then out+=("\"$a\""); else out+=("$a"); fi
+  done
+  printf '%s\n' "${out[*]}"
+}
+# Runs a command after recording it (as typed, with the variables expanded) for the report,
+# and in SECTION_COMMANDS too when that is set.
+SECTION_COMMANDS=
 run() {
-  printf '%s\n' "$*" >>"$COMMANDS"
+  typed "$@" >>"$COMMANDS"
+  [ -z "$SECTION_COMMANDS" ] || typed "$@" >>"$SECTION_COMMANDS"
   "$@"
 }
 
-# Clusters this run started; stopped on the way out, whatever happens.
+# Clusters and the server this run started; stopped on the way out, whatever happens.
 CLUSTERS=()
+SERVE_PID=
+stop_serve() {
+  [ -n "$SERVE_PID" ] || return 0
+  kill -INT "$SERVE_PID" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.2; done
+  kill -TERM "$SERVE_PID" 2>/dev/null || true
+  wait "$SERVE_PID" 2>/dev/null || true
+  SERVE_PID=
+}
 cleanup() {
   local status=$?
+  stop_serve
   for dir in "${CLUSTERS[@]}"; do
     "$EDGEWATCH" --data-dir "$dir" db stop >/dev/null 2>&1 || true
   done
   if [ "${BENCH_KEEP:-0}" != 1 ]; then
-    rm -rf "$BENCH_DIR/parse" "$BENCH_DIR"/ingest-* "$BENCH_DIR"/pg-*
+    rm -rf "$BENCH_DIR/parse" "$BENCH_DIR"/ingest-* "$BENCH_DIR"/pg-* "$BENCH_DIR/probe"
   fi
   exit "$status"
 }
@@ -76,17 +123,25 @@ cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/loadavg-start.txt" 2>/dev/null || true
 
 say "release build"
 run cargo build --release --locked --bin edgewatch
-run cargo build --release --locked -p discovery --example gen_fleet --example parse_bench
+if want parse || want ingest || want probe; then
+  run cargo build --release --locked -p discovery --example gen_fleet --example parse_bench
+fi
+if want topology; then
+  run cargo build --release --locked -p graph-store --example topology_bench
+  run cargo build --release --locked --example api_load
+fi
 
 # ---------------------------------------------------------------------------------------
-say "parse: $PARSE_LINES lines per flavour, Rust best of $REPS, Python best of $PY_REPS"
-run "$GEN" --seed "$SEED" --out "$BENCH_DIR/parse" --lines "$PARSE_LINES" --flavour all
-for flavour in $FLAVOURS; do
-  file=$BENCH_DIR/parse/pdns-$flavour.log
-  run "$PARSE" "$file" --reps "$REPS" --label "$flavour" | tee -a "$RESULTS/parse-rust.jsonl"
-  run python3 bench/parse_baseline.py "$file" --flavour "$flavour" --reps "$PY_REPS" --label "$flavour" \
-    | tee -a "$RESULTS/parse-python.jsonl"
-done
+if want parse; then
+  say "parse: $PARSE_LINES lines per flavour, Rust best of $REPS, Python best of $PY_REPS"
+  run "$GEN" --seed "$SEED" --out "$BENCH_DIR/parse" --lines "$PARSE_LINES" --flavour all
+  for flavour in $FLAVOURS; do
+    file=$BENCH_DIR/parse/pdns-$flavour.log
+    run "$PARSE" "$file" --reps "$REPS" --label "$flavour" | tee -a "$RESULTS/parse-rust.jsonl"
+    run python3 bench/parse_baseline.py "$file" --flavour "$flavour" --reps "$PY_REPS" --label "$flavour" \
+      | tee -a "$RESULTS/parse-python.jsonl"
+  done
+fi
 
 # ---------------------------------------------------------------------------------------
 # CPU seconds of a cluster's postmaster and its (exited and waited-for) children.
@@ -97,6 +152,7 @@ pg_cpu() {
 }
 
 for lines in $INGEST_LINES; do
+  want ingest || break
   say "ingest: $lines lines of $INGEST_FLAVOUR"
   dir=$BENCH_DIR/ingest-$lines
   data=$BENCH_DIR/pg-$lines
@@ -151,29 +207,107 @@ done
 # ---------------------------------------------------------------------------------------
 PROBE_SECS=${BENCH_PROBE_SECS:-30}
 PROBE_INTERVAL=${BENCH_PROBE_INTERVAL:-1s}
-say "probing: the operators' fleet's edges, worker pool for ${PROBE_SECS}s, interval $PROBE_INTERVAL (loopback only)"
-dir=$BENCH_DIR/probe
-data=$BENCH_DIR/pg-probe
-rm -rf "$dir" "$data"
-run "$GEN" --seed "$SEED" --out "$dir" --lines 500000 --flavour "$INGEST_FLAVOUR" --name pdns.log
-CLUSTERS+=("$data")
-run "$EDGEWATCH" --data-dir "$data" cmdb import "$dir/inventory.json" >&2
-run "$EDGEWATCH" --data-dir "$data" dns ingest --zone "$ZONE" "$dir/pdns.log" >&2
-# Every generated address is in 127.0.0.0/8; the allow-list says so.
-run /usr/bin/time -v -o "$RESULTS/time-probe.txt" \
-  "$EDGEWATCH" --data-dir "$data" probe --allow 127.0.0.0/8 --interval "$PROBE_INTERVAL" --packets 1 \
-  --timeout 500ms --pps 50000 --workers 4 --batch 2000 --run-for "${PROBE_SECS}s" 2>"$RESULTS/probe.log"
-url=$("$EDGEWATCH" --data-dir "$data" db url)
-psql -X -A -t -F' ' "$url" -c "SELECT (SELECT count(*) FROM edges WHERE retired_at IS NULL), count(*), \
-  count(DISTINCT edge_id), extract(epoch FROM max(at) - min(at)) FROM probe_results" >"$RESULTS/probe-counts.txt"
-psql -X -A -t -F' ' "$url" -c "SELECT state, count(*) FROM edge_health GROUP BY 1 ORDER BY 1" >"$RESULTS/probe-states.txt"
-run "$EDGEWATCH" --data-dir "$data" db stop >&2
-[ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$dir"
+if want probe; then
+  say "probing: the operators' fleet's edges, worker pool for ${PROBE_SECS}s, interval $PROBE_INTERVAL (loopback only)"
+  dir=$BENCH_DIR/probe
+  data=$BENCH_DIR/pg-probe
+  rm -rf "$dir" "$data"
+  run "$GEN" --seed "$SEED" --out "$dir" --lines 500000 --flavour "$INGEST_FLAVOUR" --name pdns.log
+  CLUSTERS+=("$data")
+  run "$EDGEWATCH" --data-dir "$data" cmdb import "$dir/inventory.json" >&2
+  run "$EDGEWATCH" --data-dir "$data" dns ingest --zone "$ZONE" "$dir/pdns.log" >&2
+  # Every generated address is in 127.0.0.0/8; the allow-list says so.
+  run /usr/bin/time -v -o "$RESULTS/time-probe.txt" \
+    "$EDGEWATCH" --data-dir "$data" probe --allow 127.0.0.0/8 --interval "$PROBE_INTERVAL" --packets 1 \
+    --timeout 500ms --pps 50000 --workers 4 --batch 2000 --run-for "${PROBE_SECS}s" 2>"$RESULTS/probe.log"
+  url=$("$EDGEWATCH" --data-dir "$data" db url)
+  psql -X -A -t -F' ' "$url" -c "SELECT (SELECT count(*) FROM edges WHERE retired_at IS NULL), count(*), \
+    count(DISTINCT edge_id), extract(epoch FROM max(at) - min(at)) FROM probe_results" >"$RESULTS/probe-counts.txt"
+  psql -X -A -t -F' ' "$url" -c "SELECT state, count(*) FROM edge_health GROUP BY 1 ORDER BY 1" >"$RESULTS/probe-states.txt"
+  run "$EDGEWATCH" --data-dir "$data" db stop >&2
+  [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$dir"
+fi
+
+# ---------------------------------------------------------------------------------------
+TOPO_NODES=${BENCH_TOPO_NODES:-100000}
+TOPO_EDGES=${BENCH_TOPO_EDGES:-1000000}
+TOPO_SAMPLES=${BENCH_TOPO_SAMPLES:-20}
+TOPO_REPS=${BENCH_TOPO_REPS:-3}
+API_CONNECTIONS=${BENCH_API_CONNECTIONS:-4}
+API_SECS=${BENCH_API_SECS:-10}
+CHECK_RUNS=${BENCH_CHECK_RUNS:-20}
+if want topology; then
+  say "topology: $TOPO_NODES nodes, $TOPO_EDGES edges; snapshot vs SQL; GET /api/v1/broken for ${API_SECS}s on 127.0.0.1"
+  data=$BENCH_DIR/pg-topology
+  rm -rf "$data"
+  SECTION_COMMANDS=$RESULTS/commands-topology.txt
+  : >"$SECTION_COMMANDS"
+  CLUSTERS+=("$data")
+  run "$EDGEWATCH" --data-dir "$data" db start >&2
+  run "$EDGEWATCH" --data-dir "$data" migrate >&2
+  url=$("$EDGEWATCH" --data-dir "$data" db url)
+  t0=$(date +%s.%N)
+  run psql -X -q -A -t -v ON_ERROR_STOP=1 -v seed="$SEED" -v nodes="$TOPO_NODES" -v edges="$TOPO_EDGES" \
+    -f bench/topology_fill.sql "$url" >"$RESULTS/topology-fill.json"
+  t1=$(date +%s.%N)
+  python3 -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$t0" "$t1" >"$RESULTS/topology-fill-secs.txt"
+  echo "filled in $(cat "$RESULTS/topology-fill-secs.txt") s: $(cat "$RESULTS/topology-fill.json")" >&2
+  run "$TOPO" --database-url "$url" --seed "$SEED" --samples "$TOPO_SAMPLES" --hosts 5 --dcs 1 --depth 5 \
+    --reps "$TOPO_REPS" --loads 3 >"$RESULTS/topology.json"
+
+  # The API: one server on a port of 127.0.0.1 the kernel picks, driven from this machine.
+  printf '%s &\n' "$(typed "$EDGEWATCH" --database-url "$url" serve --listen 127.0.0.1:0)" \
+    | tee -a "$COMMANDS" >>"$SECTION_COMMANDS"
+  "$EDGEWATCH" --database-url "$url" serve --listen 127.0.0.1:0 >"$RESULTS/serve.out" 2>"$RESULTS/serve.err" &
+  SERVE_PID=$!
+  addr=
+  for _ in $(seq 300); do
+    addr=$(sed -n 's|^listening on http://\(127\.0\.0\.1:[0-9]*\)$|\1|p' "$RESULTS/serve.out")
+    [ -z "$addr" ] || break
+    kill -0 "$SERVE_PID" 2>/dev/null || { cat "$RESULTS/serve.err" >&2; echo "edgewatch serve exited" >&2; exit 1; }
+    sleep 0.2
+  done
+  [ -n "$addr" ] || { echo "edgewatch serve did not say where it listens within 60 s" >&2; exit 1; }
+  run "$LOAD" --url "http://$addr/api/v1/broken" --connections "$API_CONNECTIONS" --secs "$API_SECS" \
+    >"$RESULTS/api.json"
+  stop_serve
+
+  # The Nagios check on the same graph (about 1% of the edges broken): the diagnosis made
+  # once, as `serve` keeps it, then the check answering from it, BENCH_CHECK_RUNS times
+  # (whole process: start, connect, read, print).
+  run psql -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO probe_counters (kind, verdict, count, last_at) \
+    VALUES ('icmp', 'ok', 0, now()) ON CONFLICT (kind, verdict) DO UPDATE SET last_at = now()" "$url"
+  printf '[check]\ndiagnosis_max_age = "1h"\n' >"$RESULTS/check.toml"
+  t0=$(date +%s.%N)
+  run "$EDGEWATCH" --database-url "$url" incidents --format json >"$RESULTS/incidents.json"
+  t1=$(date +%s.%N)
+  python3 -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$t0" "$t1" >"$RESULTS/diagnosis-secs.txt"
+  printf '%s\n' "$(typed "$EDGEWATCH" --database-url "$url" --config check.toml check nagios) # x ${CHECK_RUNS}, timed" \
+    | tee -a "$COMMANDS" >>"$SECTION_COMMANDS"
+  python3 - "$EDGEWATCH" "$url" "$RESULTS/check.toml" "$CHECK_RUNS" >"$RESULTS/check.json" <<'PY'
+import json, subprocess, sys, time
+exe, url, config, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+times, first, codes = [], None, set()
+for _ in range(runs):
+    t = time.perf_counter()
+    out = subprocess.run([exe, "--database-url", url, "--config", config, "check", "nagios"], capture_output=True, text=True)
+    times.append((time.perf_counter() - t) * 1000)
+    codes.add(out.returncode)
+    first = first or out.stdout.splitlines()[0]
+times.sort()
+print(json.dumps({"runs": runs, "ms": times, "median_ms": times[len(times) // 2], "max_ms": times[-1],
+                  "exit_codes": sorted(codes), "first_line": first[:300]}))
+PY
+  SECTION_COMMANDS=
+  sed -i "s|http://$addr/|http://127.0.0.1:PORT/|" "$RESULTS/commands-topology.txt" "$COMMANDS"
+  run "$EDGEWATCH" --data-dir "$data" db stop >&2
+fi
 
 say "report: $OUT"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/loadavg-end.txt" 2>/dev/null || true
 export BENCH_SEED=$SEED BENCH_PARSE_LINES=$PARSE_LINES BENCH_INGEST_FLAVOUR=$INGEST_FLAVOUR \
-  BENCH_REPS=$REPS BENCH_PY_REPS=$PY_REPS BENCH_DIR BENCH_SECONDS=$(( $(date +%s) - STARTED ))
+  BENCH_REPS=$REPS BENCH_PY_REPS=$PY_REPS BENCH_DIR BENCH_SECONDS=$(( $(date +%s) - STARTED )) \
+  BENCH_TOPO_REPS=$TOPO_REPS
 python3 bench/report.py "$RESULTS" "$OUT"
-python3 bench/probe_report.py "$RESULTS" "$PROBE_SECS" "$PROBE_INTERVAL" >>"$OUT"
+if want probe; then python3 bench/probe_report.py "$RESULTS" "$PROBE_SECS" "$PROBE_INTERVAL" >>"$OUT"; fi
 echo "wrote $OUT in $(( $(date +%s) - STARTED )) s" >&2

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
+use axum::body::Bytes;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use graph_store::diagnosis::Incident;
@@ -27,26 +30,44 @@ use utoipa::IntoParams;
 use super::error::ApiError;
 use super::{App, STORE_TIMEOUT};
 
-/// The live snapshot shared by topology questions, and when it was loaded.
-#[derive(Debug, Default)]
-pub struct SnapshotCache {
-    slot: Mutex<Option<(Instant, Arc<Snapshot>)>>,
+/// A value of the live graph shared by the requests within `max_age` of its loading (the
+/// topology snapshot; the answer of `/api/v1/broken`), so a burst of requests costs one
+/// load: concurrent callers wait for the one load in progress.
+#[derive(Debug)]
+pub struct Cached<T> {
+    slot: Mutex<Option<(Instant, Arc<T>)>>,
 }
 
-impl SnapshotCache {
-    /// The live snapshot, loaded again when older than `max_age`; concurrent callers wait
-    /// for one load.
-    async fn live(&self, pool: &graph_store::PgPool, max_age: Duration) -> Result<Arc<Snapshot>, ApiError> {
+impl<T> Default for Cached<T> {
+    fn default() -> Self {
+        Cached { slot: Mutex::new(None) }
+    }
+}
+
+impl<T> Cached<T> {
+    async fn get<F, Fut>(&self, max_age: Duration, load: F) -> Result<Arc<T>, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ApiError>>,
+    {
         let mut slot = self.slot.lock().await;
-        if let Some((at, snapshot)) = slot.as_ref() {
+        if let Some((at, value)) = slot.as_ref() {
             if at.elapsed() <= max_age {
-                return Ok(snapshot.clone());
+                return Ok(value.clone());
             }
         }
-        let snapshot = Arc::new(timed(topology::load(pool)).await?);
-        *slot = Some((Instant::now(), snapshot.clone()));
-        Ok(snapshot)
+        let value = Arc::new(load().await?);
+        *slot = Some((Instant::now(), value.clone()));
+        Ok(value)
     }
+}
+
+/// The caches of the live answers.
+#[derive(Debug, Default)]
+pub struct LiveCache {
+    snapshot: Cached<Snapshot>,
+    /// `/api/v1/broken`, serialized.
+    broken: Cached<Bytes>,
 }
 
 /// Query parameters, with a refusal that says what is wrong as JSON (axum's own is plain
@@ -108,7 +129,7 @@ fn parse_at(at: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
 async fn snapshot(app: &App, at: &Option<String>) -> Result<Arc<Snapshot>, ApiError> {
     match parse_at(at)? {
         Some(at) => Ok(Arc::new(timed(topology::load_at(&app.pool, Some(at))).await?)),
-        None => app.snapshots.live(&app.pool, app.snapshot_max_age).await,
+        None => app.live.snapshot.get(app.snapshot_max_age, || async { timed(topology::load(&app.pool)).await }).await,
     }
 }
 
@@ -276,14 +297,20 @@ pub async fn history_edges(
 /// destinations most consumers fail to reach.
 #[utoipa::path(get, path = "/api/v1/broken", tag = "graph", params(AtParams),
     responses((status = 200, description = "Broken edges, worst first", body = Vec<BrokenEdge>), super::openapi::Errors))]
-pub async fn broken(
-    State(app): State<Arc<App>>,
-    ApiQuery(p): ApiQuery<AtParams>,
-) -> Result<Json<Vec<BrokenEdge>>, ApiError> {
-    Ok(Json(match parse_at(&p.at)? {
-        Some(at) => timed(history::broken_at(&app.pool, at)).await?,
-        None => timed(query::broken(&app.pool)).await?,
-    }))
+pub async fn broken(State(app): State<Arc<App>>, ApiQuery(p): ApiQuery<AtParams>) -> Result<Response, ApiError> {
+    if let Some(at) = parse_at(&p.at)? {
+        return Ok(Json(timed(history::broken_at(&app.pool, at)).await?).into_response());
+    }
+    let body = app
+        .live
+        .broken
+        .get(app.snapshot_max_age, || async {
+            let edges = timed(query::broken(&app.pool)).await?;
+            let json = serde_json::to_vec(&edges).map_err(|e| ApiError::Internal(e.into()))?;
+            Ok(Bytes::from(json))
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], Bytes::clone(&body)).into_response())
 }
 
 /// What the node depends on: directly, or transitively with `depth`.

@@ -44,8 +44,9 @@ pub struct App {
     /// SHA-256 (hex) of the read token, when one is configured: the graph questions and
     /// /metrics then need `Authorization: Bearer <token>`.
     pub read_token_hash: Option<String>,
-    /// The live topology snapshot, shared by questions asked within `snapshot_max_age`.
-    pub snapshots: graph::SnapshotCache,
+    /// The live topology snapshot and broken list, shared by the requests within
+    /// `snapshot_max_age`.
+    pub live: graph::LiveCache,
     pub snapshot_max_age: Duration,
     pub metrics: metrics::Metrics,
     /// How incidents are found.
@@ -58,7 +59,7 @@ impl App {
             pool,
             record,
             read_token_hash: None,
-            snapshots: Default::default(),
+            live: Default::default(),
             snapshot_max_age: Duration::from_secs(5),
             metrics: Default::default(),
             diagnosis: Default::default(),

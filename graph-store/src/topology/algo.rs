@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
-use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use serde::Serialize;
@@ -32,25 +32,33 @@ pub struct EdgeRow {
 pub struct Dep {
     /// Services the consumer resolved to this destination (DNS).
     pub services: BTreeSet<String>,
+    /// The same, as service ids.
+    service_ids: Vec<u32>,
     /// Learned from a published link (`cmdb`/`config`), or carries no service.
     pub linked: bool,
 }
 
 /// What a consumer uses through its edges: a service, or (for a published link to a node
 /// that provides no service) that node itself.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Use {
-    Service(String),
+    /// By service id (see `Snapshot::service_names`).
+    Service(u32),
     Node(NodeIndex),
 }
 
 /// The live dependency graph, loaded once; every question is answered on it.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
+    /// Nodes are added in name order, so index order is name order.
     graph: DiGraph<NodeRow, Dep>,
     by_name: HashMap<String, NodeIndex>,
-    /// Services each node provides.
-    provides: HashMap<NodeIndex, BTreeSet<String>>,
+    by_host: HashMap<String, Vec<NodeIndex>>,
+    by_dc: HashMap<String, Vec<NodeIndex>>,
+    /// Services each node provides, as service ids.
+    provides: HashMap<NodeIndex, Vec<u32>>,
+    service_ids: HashMap<String, u32>,
+    service_names: Vec<String>,
 }
 
 /// Which kind of thing a `blast` target named.
@@ -128,15 +136,18 @@ pub struct Spof {
 impl Snapshot {
     /// Builds the graph. Edges naming an unknown node and self-edges are ignored;
     /// several edges between the same two nodes (one per address) become one [`Dep`].
-    pub fn new(nodes: Vec<NodeRow>, edges: Vec<EdgeRow>, providers: Vec<(String, String)>) -> Snapshot {
+    pub fn new(mut nodes: Vec<NodeRow>, edges: Vec<EdgeRow>, providers: Vec<(String, String)>) -> Snapshot {
         let mut s = Snapshot::default();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
         for n in nodes {
             if s.by_name.contains_key(&n.name) {
                 continue;
             }
-            let name = n.name.clone();
+            let (name, host, dc) = (n.name.clone(), n.host.clone(), n.dc.clone());
             let ix = s.graph.add_node(n);
             s.by_name.insert(name, ix);
+            s.by_host.entry(host).or_default().push(ix);
+            s.by_dc.entry(dc).or_default().push(ix);
         }
         let mut deps: BTreeMap<(NodeIndex, NodeIndex), Dep> = BTreeMap::new();
         for e in edges {
@@ -148,15 +159,30 @@ impl Snapshot {
             dep.linked |= e.services.is_empty() || e.sources.iter().any(|src| src != "dns");
             dep.services.extend(e.services);
         }
-        for ((a, b), dep) in deps {
+        for ((a, b), mut dep) in deps {
+            dep.service_ids = dep.services.iter().map(|name| s.service_id(name)).collect();
             s.graph.add_edge(a, b, dep);
         }
         for (service, node) in providers {
             if let Some(&ix) = s.by_name.get(&node) {
-                s.provides.entry(ix).or_default().insert(service);
+                let id = s.service_id(&service);
+                let provided = s.provides.entry(ix).or_default();
+                if !provided.contains(&id) {
+                    provided.push(id);
+                }
             }
         }
         s
+    }
+
+    fn service_id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.service_ids.get(name) {
+            return id;
+        }
+        let id = u32::try_from(self.service_names.len()).expect("fewer than 4 billion services");
+        self.service_ids.insert(name.to_string(), id);
+        self.service_names.push(name.to_string());
+        id
     }
 
     pub fn node_count(&self) -> usize {
@@ -196,24 +222,10 @@ impl Snapshot {
         if let Some(&ix) = self.by_name.get(name) {
             return Some((TargetKind::Node, vec![ix]));
         }
-        for kind in [TargetKind::Host, TargetKind::Dc] {
-            let ixs: Vec<NodeIndex> = self
-                .graph
-                .node_indices()
-                .filter(|&ix| {
-                    let n = &self.graph[ix];
-                    if kind == TargetKind::Host {
-                        n.host == name
-                    } else {
-                        n.dc == name
-                    }
-                })
-                .collect();
-            if !ixs.is_empty() {
-                return Some((kind, ixs));
-            }
+        if let Some(ixs) = self.by_host.get(name) {
+            return Some((TargetKind::Host, ixs.clone()));
         }
-        None
+        self.by_dc.get(name).map(|ixs| (TargetKind::Dc, ixs.clone()))
     }
 
     /// Breadth-first from `start` along edges (`Outgoing`: what it depends on;
@@ -225,19 +237,27 @@ impl Snapshot {
         dir: Direction,
         depth: Option<usize>,
         stop_at: Option<NodeIndex>,
-    ) -> Vec<(NodeIndex, usize, NodeIndex)> {
-        let mut seen: HashSet<NodeIndex> = HashSet::from([start]);
+    ) -> Vec<(NodeIndex, usize, NodeIndex, EdgeIndex)> {
+        let mut seen = vec![false; self.graph.node_count()];
+        seen[start.index()] = true;
         let mut queue = VecDeque::from([(start, 0usize)]);
         let mut out = Vec::new();
+        let mut next: Vec<(NodeIndex, EdgeIndex)> = Vec::new();
         while let Some((ix, d)) = queue.pop_front() {
             if depth.is_some_and(|max| d >= max) {
                 continue;
             }
-            let mut next: Vec<NodeIndex> = self.graph.neighbors_directed(ix, dir).collect();
-            next.sort_by(|a, b| self.graph[*a].name.cmp(&self.graph[*b].name));
-            for n in next {
-                if seen.insert(n) {
-                    out.push((n, d + 1, ix));
+            next.clear();
+            next.extend(self.graph.edges_directed(ix, dir).map(|e| {
+                let other = if dir == Direction::Outgoing { e.target() } else { e.source() };
+                (other, e.id())
+            }));
+            // Index order is name order.
+            next.sort_unstable_by_key(|(n, _)| *n);
+            for &(n, edge) in &next {
+                if !seen[n.index()] {
+                    seen[n.index()] = true;
+                    out.push((n, d + 1, ix, edge));
                     if Some(n) == stop_at {
                         return out;
                     }
@@ -248,33 +268,28 @@ impl Snapshot {
         out
     }
 
-    fn dep(&self, src: NodeIndex, dst: NodeIndex) -> &Dep {
-        let e = self.graph.find_edge(src, dst).expect("an edge the search walked");
-        &self.graph[e]
-    }
-
     fn reached(&self, start: &str, dir: Direction, depth: Option<usize>) -> Option<Vec<Reached>> {
         let start = *self.by_name.get(start)?;
-        let mut out: Vec<Reached> = self
-            .bfs(start, dir, depth, None)
-            .into_iter()
-            .map(|(ix, hops, via)| {
-                let (src, dst) = if dir == Direction::Outgoing { (via, ix) } else { (ix, via) };
-                let n = &self.graph[ix];
-                let dep = self.dep(src, dst);
-                Reached {
-                    name: n.name.clone(),
-                    host: n.host.clone(),
-                    dc: n.dc.clone(),
-                    hops,
-                    via: self.graph[via].name.clone(),
-                    services: dep.services.iter().cloned().collect(),
-                    linked: dep.linked,
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| (a.hops, &a.name).cmp(&(b.hops, &b.name)));
-        Some(out)
+        let mut found = self.bfs(start, dir, depth, None);
+        found.sort_unstable_by_key(|&(ix, hops, _, _)| (hops, ix));
+        Some(
+            found
+                .into_iter()
+                .map(|(ix, hops, via, edge)| {
+                    let n = &self.graph[ix];
+                    let dep = &self.graph[edge];
+                    Reached {
+                        name: n.name.clone(),
+                        host: n.host.clone(),
+                        dc: n.dc.clone(),
+                        hops,
+                        via: self.graph[via].name.clone(),
+                        services: dep.services.iter().cloned().collect(),
+                        linked: dep.linked,
+                    }
+                })
+                .collect(),
+        )
     }
 
     /// What `node` depends on, up to `depth` hops (`None`: all). `None` if no such node.
@@ -295,16 +310,19 @@ impl Snapshot {
         if a == b {
             return Ok(Some(Vec::new()));
         }
-        let pred: HashMap<NodeIndex, NodeIndex> =
-            self.bfs(a, Direction::Outgoing, None, Some(b)).into_iter().map(|(ix, _, via)| (ix, via)).collect();
+        let pred: HashMap<NodeIndex, (NodeIndex, EdgeIndex)> = self
+            .bfs(a, Direction::Outgoing, None, Some(b))
+            .into_iter()
+            .map(|(ix, _, via, edge)| (ix, (via, edge)))
+            .collect();
         if !pred.contains_key(&b) {
             return Ok(None);
         }
         let mut hops = Vec::new();
         let mut cur = b;
         while cur != a {
-            let prev = pred[&cur];
-            let dep = self.dep(prev, cur);
+            let (prev, edge) = pred[&cur];
+            let dep = &self.graph[edge];
             hops.push(Hop {
                 src: self.graph[prev].name.clone(),
                 dst: self.graph[cur].name.clone(),
@@ -317,37 +335,42 @@ impl Snapshot {
         Ok(Some(hops))
     }
 
-    /// What `consumer` uses, each with the providers it has edges to for it.
-    fn uses(&self, consumer: NodeIndex) -> BTreeMap<Use, BTreeSet<NodeIndex>> {
-        let mut uses: BTreeMap<Use, BTreeSet<NodeIndex>> = BTreeMap::new();
+    /// What `consumer` uses, each with the providers it has edges to for it (each list
+    /// without repeats).
+    fn uses(&self, consumer: NodeIndex) -> HashMap<Use, Vec<NodeIndex>> {
+        let mut uses: HashMap<Use, Vec<NodeIndex>> = HashMap::new();
+        let mut add = |u: Use, dst: NodeIndex| {
+            let ps = uses.entry(u).or_default();
+            if !ps.contains(&dst) {
+                ps.push(dst);
+            }
+        };
         for e in self.graph.edges_directed(consumer, Direction::Outgoing) {
             let dst = e.target();
             let dep = e.weight();
-            for s in &dep.services {
-                uses.entry(Use::Service(s.clone())).or_default().insert(dst);
+            for &s in &dep.service_ids {
+                add(Use::Service(s), dst);
             }
             if dep.linked {
                 match self.provides.get(&dst) {
                     Some(services) if !services.is_empty() => {
-                        for s in services {
-                            uses.entry(Use::Service(s.clone())).or_default().insert(dst);
+                        for &s in services {
+                            add(Use::Service(s), dst);
                         }
                     }
-                    _ => {
-                        uses.entry(Use::Node(dst)).or_default().insert(dst);
-                    }
+                    _ => add(Use::Node(dst), dst),
                 }
             }
         }
         uses
     }
 
-    fn lost(&self, use_: &Use, providers: &BTreeSet<NodeIndex>) -> Lost {
+    fn lost(&self, use_: &Use, providers: &[NodeIndex]) -> Lost {
         let mut names: Vec<String> = providers.iter().map(|&ix| self.graph[ix].name.clone()).collect();
         names.sort();
         Lost {
             service: match use_ {
-                Use::Service(s) => Some(s.clone()),
+                Use::Service(s) => Some(self.service_names[*s as usize].clone()),
                 Use::Node(_) => None,
             },
             providers: names,
@@ -362,25 +385,30 @@ impl Snapshot {
 
     /// The consumers outside `removed` that lose every provider of something they use.
     pub fn blast_nodes(&self, removed: &HashSet<NodeIndex>) -> Vec<Loser> {
-        let consumers: BTreeSet<NodeIndex> = removed
+        let mut gone = vec![false; self.graph.node_count()];
+        for ix in removed {
+            gone[ix.index()] = true;
+        }
+        let mut consumers: Vec<NodeIndex> = removed
             .iter()
             .flat_map(|&ix| self.graph.neighbors_directed(ix, Direction::Incoming))
-            .filter(|c| !removed.contains(c))
+            .filter(|c| !gone[c.index()])
             .collect();
-        let mut out: Vec<Loser> = consumers
+        consumers.sort_unstable();
+        consumers.dedup();
+        // Index order is name order: the answer comes out sorted by name.
+        consumers
             .into_iter()
             .filter_map(|c| {
                 let lost: Vec<Lost> = self
                     .uses(c)
                     .iter()
-                    .filter(|(_, ps)| ps.iter().all(|p| removed.contains(p)))
+                    .filter(|(_, ps)| ps.iter().all(|p| gone[p.index()]))
                     .map(|(u, ps)| self.lost(u, ps))
                     .collect();
                 (!lost.is_empty()).then(|| self.loser(c, lost))
             })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
+            .collect()
     }
 
     /// `blast TARGET`: a node, host or data center (see [`Snapshot::resolve`]).
@@ -403,7 +431,7 @@ impl Snapshot {
         for c in self.graph.node_indices() {
             for (u, ps) in self.uses(c) {
                 if ps.len() == 1 {
-                    let p = *ps.iter().next().unwrap();
+                    let p = ps[0];
                     by_node.entry(p).or_default().entry(c).or_default().push(self.lost(&u, &ps));
                 }
                 let hosts: BTreeSet<&str> = ps.iter().map(|&p| self.graph[p].host.as_str()).collect();
