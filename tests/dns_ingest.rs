@@ -1,10 +1,13 @@
 //! `edgewatch dns ingest` end to end: each sample-fleet log gives exactly its expected
-//! edges; reading again changes nothing; a kill at any point neither loses nor doubles.
+//! edges, and their queries per hour (`query_hourly`) those of the log's lines; reading
+//! again changes nothing; a kill at any point neither loses nor doubles.
 
 mod common;
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
+use chrono::{DateTime, Datelike, NaiveDateTime, TimeDelta, Utc};
 use common::{edgewatch, json, ok, project, sample};
 use graph_store::testing::TestDb;
 use rand::Rng;
@@ -30,6 +33,238 @@ async fn ingest_and_compare(log: &str, links: bool, expected_file: &str) {
     let missing: Vec<&Value> = want.iter().filter(|e| !ours.contains(e)).collect();
     let extra: Vec<&Value> = ours.iter().filter(|e| !want.contains(e)).collect();
     assert!(missing.is_empty() && extra.is_empty(), "{log}: missing {missing:#?}\nextra {extra:#?}");
+    assert_hours_add_up(&db);
+}
+
+/// The edges whose queries are not the sum of their hours in `query_hourly` (with the
+/// hours of edges that do not exist).
+fn hourly_mismatches(db: &TestDb) -> Value {
+    json(
+        db,
+        &[
+            "sql",
+            "--format",
+            "json",
+            "SELECT e.id, e.queries, h.queries AS hours FROM edges e \
+             FULL JOIN (SELECT edge_id, sum(queries)::bigint AS queries FROM query_hourly GROUP BY edge_id) h \
+             ON h.edge_id = e.id WHERE e.queries IS DISTINCT FROM COALESCE(h.queries, 0)",
+        ],
+    )
+}
+
+fn assert_hours_add_up(db: &TestDb) {
+    let mismatches = hourly_mismatches(db);
+    assert_eq!(mismatches, serde_json::json!([]), "edges whose hours do not add up to their queries");
+}
+
+/// Queries per hour of each edge: (consumer, destination address) -> hour (`YYYY-MM-DD
+/// HH`, UTC) -> queries.
+type Hours = BTreeMap<(String, String), BTreeMap<String, i64>>;
+
+/// `query_hourly`, by edge and hour.
+fn query_hours(db: &TestDb) -> Hours {
+    let rows = json(
+        db,
+        &[
+            "sql",
+            "--format",
+            "json",
+            "SELECT n.name AS src, host(e.dst_ip) AS dst_ip, \
+                    to_char(q.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') AS hour, q.queries \
+             FROM query_hourly q JOIN edges e ON e.id = q.edge_id JOIN nodes n ON n.id = e.src_id",
+        ],
+    );
+    let mut out: Hours = BTreeMap::new();
+    for row in rows.as_array().unwrap() {
+        let hour = row["hour"].as_str().unwrap();
+        let hour = hour.strip_suffix(":00:00.000000").unwrap_or_else(|| panic!("{hour} is not the start of an hour"));
+        let queries = row["queries"].as_i64().unwrap();
+        assert!(queries > 0, "{row}");
+        let edge = (row["src"].as_str().unwrap().to_string(), row["dst_ip"].as_str().unwrap().to_string());
+        assert!(out.entry(edge).or_default().insert(hour.to_string(), queries).is_none(), "{row}: twice");
+    }
+    out
+}
+
+/// A query line of the sample logs as this test reads it, on its own (not with
+/// discovery's parser): client address, query name, query type.
+fn query_of(line: &str) -> Option<(&str, &str, &str)> {
+    let quoted = |key: &str| -> Option<&str> { line.split(&format!(" {key}=\"")).nth(1)?.split('"').next() };
+    if let Some(rest) = line.split("Remote ").nth(1) {
+        // Authoritative: `Remote IP[<-subnet] wants 'NAME|TYPE', …`
+        let client = rest.split(' ').next()?.split("<-").next()?;
+        let (name, qtype) = rest.split(" wants '").nth(1)?.split('\'').next()?.rsplit_once('|')?;
+        return Some((client, name, qtype));
+    }
+    if let Some(rest) = line.split("question for '").nth(1) {
+        // Old-style recursor: `question for 'NAME|TYPE' from IP:PORT`
+        let (question, from) = rest.split_once("' from ")?;
+        let (name, qtype) = question.rsplit_once('|')?;
+        return Some((from.trim().rsplit_once(':')?.0, name, qtype));
+    }
+    if line.contains("msg=\"Question\"") || line.contains("msg=\"Question answered from packet cache\"") {
+        return Some((quoted("remote")?.rsplit_once(':')?.0, quoted("qname")?, quoted("qtype")?));
+    }
+    None
+}
+
+/// The time of a sample log line, as this test reads it: `ts="SECS.FRAC"`, else an RFC
+/// 3339 prefix, else a year-less `Nov 22 01:36:00` prefix (UTC, this year unless that is
+/// more than a day ahead of `now`).
+fn time_of(line: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if let Some(ts) = line.split(" ts=\"").nth(1).and_then(|r| r.split('"').next()) {
+        let (secs, frac) = ts.split_once('.').unwrap_or((ts, "0"));
+        let nanos = format!("{frac:0<9}")[..9].parse().unwrap();
+        return DateTime::from_timestamp(secs.parse().unwrap(), nanos);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(line.split(' ').next()?) {
+        return Some(t.to_utc());
+    }
+    let prefix = line.get(..15)?;
+    [now.year(), now.year() - 1].into_iter().find_map(|year| {
+        let t = NaiveDateTime::parse_from_str(&format!("{year} {prefix}"), "%Y %b %d %H:%M:%S").ok()?.and_utc();
+        (t <= now + TimeDelta::days(1)).then_some(t)
+    })
+}
+
+/// The log with line `i`'s time moved `i % 3` hours on, so that it spans three hours.
+fn spread_over_hours(log: &str) -> String {
+    let mut out = String::new();
+    for (i, line) in log.lines().enumerate() {
+        let shift = (i % 3) as u32;
+        let bump = |hour: &str| format!("{:02}", hour.parse::<u32>().unwrap() + shift);
+        let mut line = line.to_string();
+        if let Some(at) = line.find(" ts=\"") {
+            let start = at + 5;
+            let end = start + line[start..].find('.').unwrap();
+            let secs: i64 = line[start..end].parse().unwrap();
+            line.replace_range(start..end, &(secs + 3600 * i64::from(shift)).to_string());
+        }
+        if line.as_bytes().get(4) == Some(&b'-') && line.as_bytes().get(10) == Some(&b'T') {
+            // 2026-11-22T01:36:06…
+            line.replace_range(11..13, &bump(&line[11..13]));
+        } else if line.as_bytes().get(15) == Some(&b' ') && line.as_bytes().get(9) == Some(&b':') {
+            // Nov 22 01:36:00 …
+            line.replace_range(7..9, &bump(&line[7..9]));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// What the edges' hours should be, from the log alone: every query line that names a
+/// consumer (by `service.consumer…`, or its client address) and a service counts in its
+/// hour for the pair; an edge has the hours of its consumer's pairs of every service it
+/// carries (each provider address gets all of a pair's queries).
+fn expected_hours(log: &str, edges: &Value, now: DateTime<Utc>) -> Hours {
+    let inventory: Value = serde_json::from_str(&std::fs::read_to_string(sample("inventory.json")).unwrap()).unwrap();
+    let mut owner: HashMap<String, String> = HashMap::new();
+    let mut names: HashSet<String> = HashSet::new();
+    for c in inventory["containers"].as_array().unwrap() {
+        let name = c["name"].as_str().unwrap().to_ascii_lowercase();
+        for ip in c["ips"].as_array().unwrap() {
+            owner.insert(ip.as_str().unwrap().to_string(), name.clone());
+        }
+        names.insert(name);
+    }
+    let mut pairs: HashMap<(String, String), BTreeMap<String, i64>> = HashMap::new();
+    for line in log.lines() {
+        let Some((client, qname, qtype)) = query_of(line) else {
+            continue;
+        };
+        if !["A", "AAAA", "ANY"].contains(&qtype.to_ascii_uppercase().as_str()) {
+            continue;
+        }
+        let qname = qname.trim_end_matches('.').to_ascii_lowercase();
+        let Some(below) = qname.strip_suffix(".example.com") else {
+            continue;
+        };
+        let labels: Vec<&str> = below.split('.').collect();
+        let (consumer, service) = match labels.len() {
+            1 => match owner.get(client) {
+                Some(consumer) => (consumer.clone(), labels[0]),
+                None => continue,
+            },
+            2 => continue,
+            _ => (labels[1..].join("."), labels[0]),
+        };
+        if !names.contains(&consumer) {
+            continue;
+        }
+        let time = time_of(line, now).unwrap_or_else(|| panic!("no time in {line:?}"));
+        let hour = time.format("%Y-%m-%d %H").to_string();
+        *pairs.entry((consumer, service.to_string())).or_default().entry(hour).or_default() += 1;
+    }
+    let mut out: Hours = BTreeMap::new();
+    for edge in edges.as_array().unwrap() {
+        let src = edge["src"].as_str().unwrap().to_string();
+        let hours = out.entry((src.clone(), edge["dst_ip"].as_str().unwrap().to_string())).or_default();
+        for service in edge["services"].as_array().unwrap() {
+            let pair = (src.to_ascii_lowercase(), service.as_str().unwrap().to_string());
+            for (hour, n) in pairs.get(&pair).into_iter().flatten() {
+                *hours.entry(hour.clone()).or_default() += n;
+            }
+        }
+    }
+    out
+}
+
+/// Ingests `log` spread over three hours and compares `query_hourly` with the hours of its
+/// lines.
+async fn hours_follow_the_lines(log: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(log);
+    let text = spread_over_hours(&std::fs::read_to_string(sample(log)).unwrap());
+    std::fs::write(&path, &text).unwrap();
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json")]);
+    let now = Utc::now();
+    ok(&db, &["dns", "ingest", "--zone", "example.com", path.to_str().unwrap()]);
+    assert_hours_add_up(&db);
+    let edges = json(&db, &["graph", "edges", "--format", "json"]);
+    assert!(edges.as_array().unwrap().len() > 10, "{log}: {edges:#}");
+    let ours = query_hours(&db);
+    let want = expected_hours(&text, &edges, now);
+    for (edge, hours) in &want {
+        assert_eq!(ours.get(edge), Some(hours), "{log}: hours of {edge:?}");
+    }
+    assert_eq!(ours.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{log}: edges with hours");
+    let hours: HashSet<&String> = ours.values().flat_map(|h| h.keys()).collect();
+    assert_eq!(hours.len(), 3, "{log}: the lines span three hours, and so must the rollups: {hours:?}");
+}
+
+#[tokio::test]
+async fn auth_console_queries_count_in_their_hours() {
+    hours_follow_the_lines("pdns-auth-console.log").await;
+}
+
+#[tokio::test]
+async fn auth_syslog_queries_count_in_their_hours() {
+    hours_follow_the_lines("pdns-auth-syslog.log").await;
+}
+
+#[tokio::test]
+async fn recursor_old_queries_count_in_their_hours() {
+    hours_follow_the_lines("pdns-rec-old.log").await;
+}
+
+#[tokio::test]
+async fn recursor_structured_queries_count_in_their_hours() {
+    hours_follow_the_lines("pdns-rec-structured.log").await;
+}
+
+#[tokio::test]
+async fn queries_without_a_time_count_in_the_hour_they_are_read() {
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json")]);
+    let before = Utc::now();
+    ok(&db, &["dns", "ingest", "--zone", "example.com", &sample("pdns-auth-plain.log")]);
+    let after = Utc::now();
+    assert_hours_add_up(&db);
+    let hours: HashSet<String> = query_hours(&db).into_values().flat_map(|h| h.into_keys()).collect();
+    let read = [before, after].map(|t| t.format("%Y-%m-%d %H").to_string());
+    assert!(!hours.is_empty() && hours.iter().all(|h| read.contains(h)), "{hours:?}, read during {read:?}");
 }
 
 #[tokio::test]
@@ -69,9 +304,11 @@ async fn ingesting_a_file_twice_changes_nothing() {
     ok(&db, &["dns", "ingest", "--zone", "example.com", &sample("pdns-rec-structured.log")]);
     let before = db.dump().await;
     let stats_before = json(&db, &["dns", "stats", "--format", "json"]);
+    let hours_before = query_hours(&db);
     let again = ok(&db, &["dns", "ingest", "--zone", "example.com", &sample("pdns-rec-structured.log")]);
     assert!(again.contains("0 lines"), "{again}");
     assert_eq!(before, db.dump().await);
+    assert_eq!(hours_before, query_hours(&db));
     let stats_after = json(&db, &["dns", "stats", "--format", "json"]);
     assert_eq!(stats_before["skipped"], stats_after["skipped"]);
     assert_eq!(stats_before["unknown_clients"], stats_after["unknown_clients"]);
@@ -101,12 +338,14 @@ async fn dns_stats_name_what_the_cmdb_lacks() {
     assert!(pairs("skipped").contains(&("not-a-query".to_string(), 13)), "{stats:#}");
 }
 
-fn comparable(db: &TestDb) -> (Vec<Value>, Value) {
+fn comparable(db: &TestDb) -> (Vec<Value>, Value, Hours) {
+    assert_hours_add_up(db);
     let edges = project(&json(db, &["graph", "edges", "--format", "json"]), &EDGE_KEYS);
     let stats = json(db, &["dns", "stats", "--format", "json"]);
     (
         edges,
         serde_json::json!([stats["skipped"], stats["unknown_clients"], stats["unknown_consumers"], stats["queries"]]),
+        query_hours(db),
     )
 }
 
@@ -238,12 +477,17 @@ async fn dns_edges_nobody_asks_for_retire_and_come_back() {
         .filter(|e| e["sources"] == serde_json::json!(["cmdb", "dns"]))
         .count();
 
+    // The captures' queries are as old as the captures: a week more than that is the window,
+    // so the test means the same on any day it runs.
+    let age_days = graph_store::testing::dns_age_days(&db.pool).await;
+    let window = format!("{}d", age_days.max(0) + 7);
+
     // Nothing is old enough yet.
-    ok(&db, &["dns", "expire", "--older-than", "7d"]);
+    ok(&db, &["dns", "expire", "--older-than", &window]);
     assert_eq!(json(&db, &["graph", "edges", "--format", "json"]).as_array().unwrap().len(), all);
 
     graph_store::testing::age_dns_edges(&db.pool, 8).await;
-    let said = ok(&db, &["dns", "expire", "--older-than", "7d"]);
+    let said = ok(&db, &["dns", "expire", "--older-than", &window]);
     let dns_only = all - only_cmdb - both;
     assert!(said.contains(&format!("{dns_only} retired, {both} kept by other sources")), "{said}");
     let live = json(&db, &["graph", "edges", "--format", "json"]);

@@ -120,7 +120,33 @@ pub async fn refresh(pool: &PgPool, cfg: &DiagnosisConfig) -> Result<Diagnosis> 
     .execute(pool)
     .await
     .map_err(Error::sql("storing the diagnosis"))?;
+    log_incidents(pool, &diagnosis).await?;
     Ok(diagnosis)
+}
+
+/// Keeps the incident log (for the daily report): each incident, known by its kind,
+/// culprit and `since`, with the last time it was seen open.
+async fn log_incidents(pool: &PgPool, d: &Diagnosis) -> Result<()> {
+    let i = &d.incidents;
+    sqlx::query(
+        "INSERT INTO incident_log AS l (kind, culprit, since, last_seen, edges, evidence) \
+         SELECT t.kind, t.culprit, t.since, $4, t.edges, t.evidence \
+         FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $5::int[], $6::text[]) \
+              AS t(kind, culprit, since, edges, evidence) \
+         ON CONFLICT (kind, (md5(culprit)), since) DO UPDATE \
+         SET last_seen = greatest(l.last_seen, EXCLUDED.last_seen), edges = greatest(l.edges, EXCLUDED.edges), \
+             evidence = EXCLUDED.evidence",
+    )
+    .bind(i.iter().map(|x| x.kind.as_str()).collect::<Vec<_>>())
+    .bind(i.iter().map(|x| x.culprit.as_str()).collect::<Vec<_>>())
+    .bind(i.iter().map(|x| x.since).collect::<Vec<_>>())
+    .bind(d.computed_at)
+    .bind(i.iter().map(|x| i32::try_from(x.edges.len()).unwrap_or(i32::MAX)).collect::<Vec<_>>())
+    .bind(i.iter().map(|x| x.evidence.as_str()).collect::<Vec<_>>())
+    .execute(pool)
+    .await
+    .map_err(Error::sql("logging incidents"))?;
+    Ok(())
 }
 
 /// The last stored diagnosis, if any.

@@ -1,6 +1,7 @@
 //! DNS discovery's SQL: the CMDB snapshot resolution needs, batched edge upserts with
-//! their counters and the read position in one transaction, retirement of DNS edges
-//! nobody asks for any more, and the hygiene statistics.
+//! their queries per hour (`query_hourly`), counters and the read position in one
+//! transaction, retirement of DNS edges nobody asks for any more, and the hygiene
+//! statistics.
 
 use std::net::IpAddr;
 
@@ -60,7 +61,10 @@ pub async fn load_snapshot(pool: &PgPool) -> Result<CmdbSnapshot> {
     })
 }
 
-/// DNS edges to add, as columns (one row per consumer and destination address).
+/// DNS edges to add, as columns (one row per consumer and destination address), and
+/// their queries per UTC hour, as columns too (one row per consumer, destination address
+/// and hour: the `hour_*` columns). Over its hours, an edge's queries add up to its
+/// `queries`.
 #[derive(Debug, Clone, Default)]
 pub struct DnsEdgeBatch {
     pub src_ids: Vec<i64>,
@@ -70,6 +74,12 @@ pub struct DnsEdgeBatch {
     pub queries: Vec<i64>,
     pub first_seen: Vec<DateTime<Utc>>,
     pub last_seen: Vec<DateTime<Utc>>,
+    /// The edge (`src_ids`, `dst_ips` of a row above) of each hourly row.
+    pub hour_src_ids: Vec<i64>,
+    pub hour_dst_ips: Vec<String>,
+    /// The start of the UTC hour.
+    pub hours: Vec<DateTime<Utc>>,
+    pub hour_queries: Vec<i64>,
 }
 
 impl DnsEdgeBatch {
@@ -156,9 +166,9 @@ pub async fn checkpoints_for_path(pool: &PgPool, path: &str) -> Result<Vec<Check
         .collect())
 }
 
-/// Writes one batch: edges, counters and (for files) the new read position, all on the
-/// caller's transaction (one statement per kind of row). Fails with [`Error::CheckpointMoved`] when the stored position
-/// is not the expected one.
+/// Writes one batch: edges, their queries per hour, counters and (for files) the new read
+/// position, all on the caller's transaction (one statement per kind of row). Fails with
+/// [`Error::CheckpointMoved`] when the stored position is not the expected one.
 #[tracing::instrument(skip_all, fields(edges = edges.len()))]
 pub async fn apply_batch(
     conn: &mut PgConnection,
@@ -171,6 +181,9 @@ pub async fn apply_batch(
     }
     if !edges.is_empty() {
         upsert_dns_edges(conn, edges).await?;
+    }
+    if !edges.hours.is_empty() {
+        add_query_hours(conn, edges).await?;
     }
     if !counters.skips.is_empty() {
         add_skips(conn, &counters.skips).await?;
@@ -242,6 +255,28 @@ async fn upsert_dns_edges(conn: &mut PgConnection, b: &DnsEdgeBatch) -> Result<(
     .execute(conn)
     .await
     .map_err(Error::sql("upserting dns edges"))?;
+    Ok(())
+}
+
+/// Adds the batch's hourly rows to `query_hourly`, on the edges [`upsert_dns_edges`] has
+/// just written (so it must run after it, in the same transaction). In key order, so
+/// concurrent writers never wait on each other in a cycle.
+async fn add_query_hours(conn: &mut PgConnection, b: &DnsEdgeBatch) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO query_hourly AS q (hour, edge_id, queries) \
+         SELECT t.hour, e.id, t.queries \
+         FROM UNNEST($1::bigint[], $2::text[], $3::timestamptz[], $4::bigint[]) AS t(src, ip, hour, queries) \
+         JOIN edges e ON e.src_id = t.src AND e.dst_ip = t.ip::inet \
+         ORDER BY t.hour, e.id \
+         ON CONFLICT (hour, edge_id) DO UPDATE SET queries = q.queries + EXCLUDED.queries",
+    )
+    .bind(&b.hour_src_ids)
+    .bind(&b.hour_dst_ips)
+    .bind(&b.hours)
+    .bind(&b.hour_queries)
+    .execute(conn)
+    .await
+    .map_err(Error::sql("adding dns queries per hour"))?;
     Ok(())
 }
 

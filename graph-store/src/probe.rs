@@ -248,6 +248,7 @@ pub async fn write_cycle(
         .await
         .map_err(Error::sql("writing probe results"))?;
         count_results(&mut *conn, results).await?;
+        crate::rollup::add_results(&mut *conn, results).await?;
     }
     if !health.is_empty() {
         let h = |f: fn(&HealthRow) -> i32| health.iter().map(|(r, _)| f(r)).collect::<Vec<i32>>();

@@ -130,6 +130,15 @@ pub async fn age_dns_edges(pool: &PgPool, days: i32) {
     .expect("ageing dns edges");
 }
 
+/// Whole days (rounded up) since the newest query of any dns edge: the age of the logs
+/// ingested, for tests that must mean the same on any day they run.
+pub async fn dns_age_days(pool: &PgPool) -> i32 {
+    sqlx::query_scalar("SELECT ceil(extract(epoch FROM now() - max(dns_last_seen)) / 86400)::int FROM edges")
+        .fetch_one(pool)
+        .await
+        .expect("reading the age of the dns edges")
+}
+
 /// Every probe result's (edge, time, prober), oldest first per edge.
 pub async fn probe_results(pool: &PgPool) -> Vec<(i64, chrono::DateTime<chrono::Utc>, String)> {
     sqlx::query_as("SELECT edge_id, at, prober FROM probe_results ORDER BY edge_id, at")
@@ -155,6 +164,22 @@ pub async fn ensure_partitions_from(pool: &PgPool, days_ago: i32) {
         .expect("creating an old partition");
 }
 
+/// Runs one statement: for tests that set up a state no command makes on its own (an
+/// edge flapping, say).
+pub async fn execute(pool: &PgPool, sql: &str) {
+    sqlx::query(sql).execute(pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// (id, consumer name, destination address) of every live edge.
+pub async fn edge_ids(pool: &PgPool) -> Vec<(i64, String, String)> {
+    sqlx::query_as(
+        "SELECT e.id, s.name, host(e.dst_ip) FROM edges e JOIN nodes s ON s.id = e.src_id WHERE e.retired_at IS NULL",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -162,10 +187,4 @@ mod tests {
         assert_eq!(super::replace_database("postgres://u@h:5/db?x=1", "t"), "postgres://u@h:5/t?x=1");
         assert_eq!(super::replace_database("postgres://u@h", "t"), "postgres://u@h/t");
     }
-}
-
-/// Runs one statement: for tests that set up a state no command makes on its own (an
-/// edge flapping, say).
-pub async fn execute(pool: &PgPool, sql: &str) {
-    sqlx::query(sql).execute(pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
 }

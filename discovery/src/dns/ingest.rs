@@ -21,7 +21,7 @@ pub struct IngestOptions {
     pub zones: Vec<String>,
     /// Write after this many lines at most (a crash re-reads no more than this).
     pub batch_lines: u64,
-    /// Write when this many distinct (consumer, service) pairs are held: memory is
+    /// Write when this many (consumer, service, UTC hour) counts are held: memory is
     /// bounded by this, whatever the length of the logs.
     pub max_pairs: usize,
     /// Write at least this often while reading.
@@ -98,7 +98,7 @@ pub async fn load_resolver(pool: &PgPool, opts: &IngestOptions) -> Result<Resolv
 /// Is it time to write?
 pub fn batch_due(agg: &Aggregator, opts: &IngestOptions, last_flush: std::time::Instant) -> bool {
     agg.pending_lines() >= opts.batch_lines
-        || agg.pending_pairs() >= opts.max_pairs
+        || agg.pending_pair_hours() >= opts.max_pairs
         || (agg.pending_lines() > 0 && last_flush.elapsed() >= opts.flush_interval)
 }
 

@@ -220,7 +220,7 @@ async fn step(
             break;
         }
         progressed = true;
-        if agg.pending_lines() >= opts.ingest.batch_lines || agg.pending_pairs() >= opts.ingest.max_pairs {
+        if agg.pending_lines() >= opts.ingest.batch_lines || agg.pending_pair_hours() >= opts.ingest.max_pairs {
             break;
         }
     }
