@@ -14,9 +14,9 @@ deps:
 	@scripts/install-deps.sh postgres
 
 # The tests also need a real PowerDNS (auth, bind backend, recursor), dig, and for the
-# network-namespace lab iproute2, nftables and fping.
+# network-namespace lab iproute2, nftables and fping; for the report, graphviz and chromium.
 test-deps:
-	@scripts/install-deps.sh postgres pdns lab nagios
+	@scripts/install-deps.sh postgres pdns lab nagios report
 	@scripts/install-schemathesis.sh >/dev/null
 
 build:

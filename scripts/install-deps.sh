@@ -5,6 +5,8 @@
 #   scripts/install-deps.sh pdns          PowerDNS auth + bind backend + recursor, dig, iproute2
 #   scripts/install-deps.sh lab           network-namespace lab: iproute2, nftables, fping
 #   scripts/install-deps.sh nagios        nagios4 and icinga2 binaries, to check deploy/nagios, deploy/icinga2
+#   scripts/install-deps.sh report        graphviz (dot, the report's picture) and chromium (headless, to
+#                                         screenshot the HTML report in tests/report_render.rs)
 #
 # Uses apt-get (Debian/Ubuntu) as root, or through sudo when that needs no password.
 # Without either, prints what to install and fails. Never creates or starts a system
@@ -51,6 +53,18 @@ for group in "$@"; do
             # without the service. No daemon (nagios4, exim4) may start: see policy-rc.d.
             command -v nagios4 >/dev/null 2>&1 || [ -x /usr/sbin/nagios4 ] || need+=(nagios4-core)
             command -v icinga2 >/dev/null 2>&1 || [ -x /usr/sbin/icinga2 ] || need+=(icinga2-bin)
+            optional=1
+            ;;
+        report)
+            # `dot -Tsvg` draws the service graph; headless Chromium opens the HTML report in
+            # the test. Without recommends they bring no fonts: DejaVu for Latin, Greek and
+            # Cyrillic; Droid Sans Fallback (CJK) and Symbola (emoji), 3 MB together, so
+            # such names in the CMDB are not boxes in the screenshot.
+            command -v dot >/dev/null 2>&1 || need+=(graphviz)
+            command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
+            compgen -G '/usr/share/fonts/truetype/dejavu/DejaVuSans*.ttf' >/dev/null || need+=(fonts-dejavu-core)
+            [ -e /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ] || need+=(fonts-droid-fallback)
+            compgen -G '/usr/share/fonts/*/*/Symbola*' >/dev/null || need+=(fonts-symbola)
             optional=1
             ;;
         *) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;

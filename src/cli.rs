@@ -104,6 +104,57 @@ pub enum Command {
     /// Monitoring checks.
     #[command(subcommand)]
     Check(CheckCommand),
+    /// The dependency report of one day (default: yesterday): summary, dependencies per
+    /// service and role, what changed, cross-DC dependencies, broken and flapping edges,
+    /// incidents, CMDB hygiene, and (HTML) a picture of the service graph. Made from the
+    /// hourly rollups, so any day whose rollups are kept (400 days) can be made again; each
+    /// day's report is also stored in the database.
+    Report(ReportArgs),
+    /// Run the scheduled jobs: the daily report at `[report] at` (default 00:15 local
+    /// time) for the day before, stored in the database (and written to `[report] dir`).
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Md,
+    Html,
+    Json,
+}
+
+impl ReportFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReportFormat::Md => "md",
+            ReportFormat::Html => "html",
+            ReportFormat::Json => "json",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The day, in the report's time zone (default: yesterday).
+    #[arg(long, conflicts_with = "since")]
+    pub date: Option<chrono::NaiveDate>,
+    /// Instead of a day: the last DURATION up to now (e.g. 6h); not stored.
+    #[arg(long, value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// IANA time zone of the day and of the times shown (default: this machine's).
+    #[arg(long)]
+    pub tz: Option<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    pub format: ReportFormat,
+    /// Write to this file (replaced whole) instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Make the reports that are due now (yesterday's, if not stored yet) and stop.
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Debug, Subcommand)]

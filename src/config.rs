@@ -39,6 +39,12 @@
 //!
 //! [check]
 //! diagnosis_max_age = "30s"                # the check reuses a diagnosis this fresh
+//!
+//! [report]                                 # edgewatch report / edgewatch run
+//! at = "00:15"                             # when `run` makes the day before's report
+//! tz = "Europe/Berlin"                     # default: this machine's time zone
+//! dir = "/var/lib/edgewatch/reports"       # also write the reports here
+//! keep_days = 400                          # hourly rollups kept
 //! ```
 //! Unknown keys are refused, naming the file and the key, so a typo never goes unseen.
 
@@ -66,6 +72,21 @@ pub struct Config {
     pub diagnosis: graph_store::diagnosis::DiagnosisConfig,
     #[serde(default)]
     pub check: CheckConfig,
+    #[serde(default)]
+    pub report: ReportConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// Local time `edgewatch run` makes the day before's report (default "00:15").
+    pub at: Option<String>,
+    /// IANA time zone of the reports (default: this machine's).
+    pub tz: Option<String>,
+    /// Also write each report here, as `edgewatch-YYYY-MM-DD.{json,md,html}`.
+    pub dir: Option<PathBuf>,
+    /// Days of hourly rollups kept (default 400).
+    pub keep_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

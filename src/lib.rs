@@ -6,6 +6,7 @@ mod config;
 mod http;
 mod nagios;
 mod output;
+pub mod report;
 mod when;
 
 use std::process::ExitCode;

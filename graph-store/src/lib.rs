@@ -21,6 +21,7 @@ pub mod history;
 pub mod model;
 pub mod probe;
 pub mod query;
+pub mod report;
 pub mod rollup;
 pub mod sql;
 #[cfg(feature = "testing")]

@@ -8,6 +8,7 @@ mod dns;
 mod fleet;
 mod graph;
 mod probe;
+mod report;
 mod serve;
 pub mod topology;
 
@@ -51,6 +52,8 @@ pub async fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::AgentToken(cmd) => serve::agent_token(global, cmd).await,
         Command::Incidents { format } => check::incidents(global, format).await,
         Command::Check(crate::cli::CheckCommand::Nagios(args)) => check::nagios(global, args).await,
+        Command::Report(args) => report::report(global, args).await,
+        Command::Run(args) => report::run(global, args).await,
     }
 }
 
