@@ -13,6 +13,9 @@ import platform
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report_section import report_section, report_targets  # noqa: E402
+
 PARSE_LINES_PER_SEC = 3e6
 PYTHON_FACTOR = 20
 INGEST_LINES_PER_SEC = 1e6
@@ -353,6 +356,8 @@ def main():
     if topo:
         for target, measured, ok in topology_targets(topo) + check_targets(results):
             w(f"| {target} | {measured} | {yes(ok)} |")
+    for target, measured, ok in report_targets(results):
+        w(f"| {target} | {measured} | {yes(ok)} |")
     w("")
 
     # -- parse ----------------------------------------------------------------------------
@@ -367,6 +372,9 @@ def main():
     if topo:
         section = topology_section(results, topo, env)
         L.extend(tidy(section))
+
+    # -- nightly report -------------------------------------------------------------------
+    L.extend(report_section(results))
 
     # -- commands -------------------------------------------------------------------------
     reproduce(w, L, commands)

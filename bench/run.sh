@@ -3,11 +3,12 @@
 # end-to-end `edgewatch dns ingest` on the operators' fleet (lines/s, peak RSS), the
 # prober worker pool, and the topology questions on a generated graph of 100,000 nodes and
 # 1,000,000 edges (snapshot load; `blast` and `dependents --depth 5` on the snapshot beside
-# the same questions in SQL; requests/s of GET /api/v1/broken), written to
+# the same questions in SQL; requests/s of GET /api/v1/broken), and the nightly report for one
+# day at the operators' scale (bench/report_bench.sh: 50,000 edges, 36 M probe rows), written to
 # docs/BENCHMARKS.md with the machine, the date and the exact commands.
 #
 # Knobs (environment):
-#   BENCH_ONLY           sections to run, of "parse ingest probe topology" (default all), e.g.
+#   BENCH_ONLY           sections to run, of "parse ingest probe topology report" (default all), e.g.
 #                        BENCH_ONLY=topology BENCH_OUT=/tmp/b.md bash bench/run.sh
 #   BENCH_DIR            scratch directory (default ${TMPDIR:-/tmp}/edgewatch-bench)
 #   BENCH_SEED           fleet and log seed (default 1)
@@ -42,11 +43,11 @@ INGEST_FLAVOUR=${BENCH_INGEST_FLAVOUR:-auth-console}
 REPS=${BENCH_REPS:-5}
 PY_REPS=${BENCH_PY_REPS:-2}
 OUT=${BENCH_OUT:-docs/BENCHMARKS.md}
-ONLY=" ${BENCH_ONLY:-parse ingest probe topology} "
+ONLY=" ${BENCH_ONLY:-parse ingest probe topology report} "
 ONLY=${ONLY//,/ }
 for section in $ONLY; do
-  case $section in parse | ingest | probe | topology) ;; *)
-    echo "BENCH_ONLY: unknown section $section (sections: parse ingest probe topology)" >&2
+  case $section in parse | ingest | probe | topology | report) ;; *)
+    echo "BENCH_ONLY: unknown section $section (sections: parse ingest probe topology report)" >&2
     exit 2
     ;;
   esac
@@ -301,6 +302,13 @@ PY
   SECTION_COMMANDS=
   sed -i "s|http://$addr/|http://127.0.0.1:PORT/|" "$RESULTS/commands-topology.txt" "$COMMANDS"
   run "$EDGEWATCH" --data-dir "$data" db stop >&2
+fi
+
+# ---------------------------------------------------------------------------------------
+# The nightly report: one day at the operators' scale (its own script, its own cluster).
+if want report; then
+  say "report: one day, ${BENCH_REPORT_EDGES:-50000} edges probed every 2 minutes"
+  run bash bench/report_bench.sh "$RESULTS" >&2
 fi
 
 say "report: $OUT"

@@ -123,7 +123,8 @@ pub async fn load_at(pool: &PgPool, at: Option<DateTime<Utc>>) -> Result<Snapsho
     .map_err(Error::sql("loading past service providers for the topology"))?;
     tx.commit().await.map_err(Error::sql("ending the topology snapshot"))?;
     let nodes = nodes.into_iter().map(|(name, host, dc)| NodeRow { name, host, dc }).collect();
-    let edges = edges.into_iter().map(|(src, dst, services, sources)| EdgeRow { src, dst, services, sources }).collect();
+    let edges =
+        edges.into_iter().map(|(src, dst, services, sources)| EdgeRow { src, dst, services, sources }).collect();
     Ok(Snapshot::new(nodes, edges, providers))
 }
 
