@@ -13,6 +13,8 @@
 //! screenshot are skipped, saying so; under CI, or as root, a missing tool is a failure.
 //! The files are left in `target/tmp/report_render/` to look at.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -289,38 +291,10 @@ fn hostile_day() -> Report {
     }
 }
 
-/// The hostile strings of `tests/hostile_names.rs` (and the 10 KB one).
+/// The hostile strings of `tests/hostile_names.rs` (tests/common), markup, and a 10 KB one.
 fn payloads() -> Vec<String> {
-    let mut p: Vec<String> = [
-        XSS,
-        IMG,
-        QUOTED,
-        "'; DROP TABLE nodes; --",
-        "1' OR '1'='1",
-        "$$; DROP TABLE hosts; $$",
-        "Zürich-DC",
-        "数据库",
-        "🔥💥👩\u{200d}💻🏳\u{fe0f}\u{200d}🌈",
-        "שלום-עולם",
-        "مرحبا-بالعالم",
-        "\u{202e}evil\u{202c}.exe",
-        "Z\u{337}\u{34e}a\u{338}l\u{336}g\u{335}o\u{334}",
-        "cafe\u{301}",
-        "caf\u{e9}",
-        "C:\\Windows\\",
-        "\\\\server\\share\\n\\\"",
-        "%s %n {} {0} ${HOME} $(id) `id`",
-        "with\ttab",
-        "non\u{a0}breaking\u{3000}ideographic",
-        "#not-a-comment",
-        "=cmd|' /C calc'!A0,\"a,b\"",
-        "--version",
-        "-rf",
-        MARKUP,
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
+    let mut p = common::hostile_names();
+    p.push(MARKUP.to_string());
     p.push(huge());
     p
 }

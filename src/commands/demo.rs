@@ -104,6 +104,9 @@ pub async fn run(global: &Global) -> Result<ExitCode> {
          edgewatch{dd} graph edges                  the dependencies learned so far\n  \
          edgewatch{dd} graph nodes --format json    the containers, for scripts\n  \
          edgewatch{dd} dns stats                    what the logs asked for that the CMDB lacks\n  \
+         edgewatch{dd} incidents                    the broken edges grouped, with the likely culprit\n  \
+         edgewatch{dd} report --since 1h --format html --out report.html\n                                         \
+         the dependency report of the last hour, with its picture\n  \
          edgewatch{dd} probe --interval 10s         keep probing (Ctrl-C stops)\n  \
          edgewatch{dd} dns ingest --zone {SAMPLE_ZONE} {}\n  \
          edgewatch{dd} cmdb import {}\n  \

@@ -104,3 +104,46 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Hostile names for the CMDB: markup, quotes, SQL, shell and format strings, non-ASCII
+/// scripts, bidirectional controls, combining marks. None has leading or trailing
+/// whitespace (the importer trims that) and none is a prefix-decorated form of another;
+/// each test adds a 10 KB one of its own.
+pub fn hostile_names() -> Vec<String> {
+    let p: Vec<String> = [
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>&amp;&lt;",
+        "\"quoted\" 'single'",
+        "'; DROP TABLE nodes; --",
+        "Robert'); DELETE FROM edges;--",
+        "1' OR '1'='1",
+        "$$; DROP TABLE hosts; $$",
+        "Zürich-DC",
+        "数据库",
+        "🔥💥👩\u{200d}💻🏳\u{fe0f}\u{200d}🌈",
+        "שלום-עולם",
+        "مرحبا-بالعالم",
+        "\u{202e}evil\u{202c}.exe",
+        "Z\u{337}\u{34e}a\u{338}l\u{336}g\u{335}o\u{334}",
+        // The same word twice, decomposed and precomposed: two different names.
+        "cafe\u{301}",
+        "caf\u{e9}",
+        "C:\\Windows\\",
+        "\\\\server\\share\\n\\\"",
+        "%s %n {} {0} ${HOME} $(id) `id`",
+        "with space",
+        "with\ttab",
+        "non\u{a0}breaking\u{3000}ideographic",
+        "#not-a-comment",
+        "=cmd|' /C calc'!A0,\"a,b\"",
+        "--version",
+        "-rf",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    for s in &p {
+        assert_eq!(s.trim(), s, "hostile names must not start or end with whitespace");
+    }
+    p
+}
