@@ -49,5 +49,6 @@ clean-test-db:
 	  ./target/debug/edgewatch --data-dir "$(EDGEWATCH_TEST_DATA_DIR)" db stop >/dev/null 2>&1 || true; \
 	  rm -rf "$(EDGEWATCH_TEST_DATA_DIR)"; fi
 
-# make bench: parse and ingest benchmarks, results in docs/BENCHMARKS.md
+# make bench: parse, ingest, probing, topology (and the Nagios check on it) and the nightly
+# report; results in docs/BENCHMARKS.md (BENCH_ONLY=section... for some of them)
 include bench.mk
