@@ -157,7 +157,8 @@ async fn answers_equal_what_the_fixtures_say() {
         for depth in [1, 3] {
             for forward in [true, false] {
                 let got = if forward { snap.deps(name, Some(depth)) } else { snap.dependents(name, Some(depth)) };
-                let got: BTreeSet<(String, usize)> = got.unwrap().into_iter().map(|r| (r.name, r.hops)).collect();
+                let got: BTreeSet<(String, usize)> =
+                    got.unwrap().into_iter().map(|r| (r.name.to_string(), r.hops)).collect();
                 let want = fleet.reach(name, depth, forward);
                 assert_eq!(got, want, "{} {name} --depth {depth}", if forward { "deps" } else { "dependents" });
                 deeper += usize::from(want.iter().any(|(_, hops)| *hops > 1));

@@ -341,7 +341,8 @@ async fn blast_sql(pool: &PgPool, target: String) -> BoxResult<Losses> {
 }
 
 fn dependents_snapshot(snap: &Snapshot, node: &str, depth: usize) -> Option<Reach> {
-    let mut out: Reach = snap.dependents(node, Some(depth))?.into_iter().map(|r| (r.name, r.hops as i64)).collect();
+    let mut out: Reach =
+        snap.dependents(node, Some(depth))?.into_iter().map(|r| (r.name.to_string(), r.hops as i64)).collect();
     out.sort();
     Some(out)
 }

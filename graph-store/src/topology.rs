@@ -122,7 +122,10 @@ pub async fn load_at(pool: &PgPool, at: Option<DateTime<Utc>>) -> Result<Snapsho
     .await
     .map_err(Error::sql("loading past service providers for the topology"))?;
     tx.commit().await.map_err(Error::sql("ending the topology snapshot"))?;
-    let nodes = nodes.into_iter().map(|(name, host, dc)| NodeRow { name, host, dc }).collect();
+    let nodes = nodes
+        .into_iter()
+        .map(|(name, host, dc)| NodeRow { name: name.into(), host: host.into(), dc: dc.into() })
+        .collect();
     let edges =
         edges.into_iter().map(|(src, dst, services, sources)| EdgeRow { src, dst, services, sources }).collect();
     Ok(Snapshot::new(nodes, edges, providers))
@@ -135,7 +138,10 @@ pub async fn live_nodes(conn: &mut PgConnection) -> Result<Vec<NodeRow>> {
             .fetch_all(conn)
             .await
             .map_err(Error::sql("loading live nodes for the topology"))?;
-    Ok(rows.into_iter().map(|(name, host, dc)| NodeRow { name, host, dc }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(name, host, dc)| NodeRow { name: name.into(), host: host.into(), dc: dc.into() })
+        .collect())
 }
 
 /// Every live edge between two live nodes (the destination: the live owner of `dst_ip`).

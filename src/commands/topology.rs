@@ -177,10 +177,10 @@ fn reached(snapshot: &Snapshot, node: &str, depth: usize, forward: bool, format:
             for r in &nodes {
                 t.add_row(vec![
                     r.hops.to_string(),
-                    r.name.clone(),
-                    r.host.clone(),
-                    r.dc.clone(),
-                    r.via.clone(),
+                    r.name.to_string(),
+                    r.host.to_string(),
+                    r.dc.to_string(),
+                    r.via.to_string(),
                     services_text(&r.services, r.linked),
                 ]);
             }

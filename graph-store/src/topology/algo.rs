@@ -3,18 +3,20 @@
 //! See the parent module for the semantics; this module only computes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use serde::Serialize;
 
-/// A live node as loaded: name, host and data center.
+/// A live node as loaded: name, host and data center. Shared strings: an answer that
+/// names forty thousand nodes copies pointers, not names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeRow {
-    pub name: String,
-    pub host: String,
-    pub dc: String,
+    pub name: Arc<str>,
+    pub host: Arc<str>,
+    pub dc: Arc<str>,
 }
 
 /// One live edge with a known destination node: consumer → destination, the services it
@@ -34,6 +36,8 @@ pub struct Dep {
     pub services: BTreeSet<String>,
     /// The same, as service ids.
     service_ids: Vec<u32>,
+    /// The same, as a shared list for answers.
+    service_list: Arc<[String]>,
     /// Learned from a published link (`cmdb`/`config`), or carries no service.
     pub linked: bool,
 }
@@ -59,6 +63,51 @@ pub struct Snapshot {
     provides: HashMap<NodeIndex, Vec<u32>>,
     service_ids: HashMap<String, u32>,
     service_names: Vec<String>,
+    /// The graph's dependencies again, as contiguous arrays per direction: the walks read
+    /// these, not petgraph's linked edge lists (a million edges do not fit in the cache, and
+    /// following those lists is a cache miss an edge).
+    out_adj: Adjacency,
+    in_adj: Adjacency,
+}
+
+/// Compressed sparse rows: the neighbours of node `i` are `to[start[i]..start[i + 1]]`, in
+/// index (= name) order, each with the dependency's edge index.
+#[derive(Debug, Clone, Default)]
+struct Adjacency {
+    start: Vec<usize>,
+    to: Vec<(NodeIndex, EdgeIndex)>,
+}
+
+impl Adjacency {
+    fn build(graph: &DiGraph<NodeRow, Dep>, dir: Direction) -> Adjacency {
+        let n = graph.node_count();
+        let mut start = vec![0usize; n + 1];
+        let ends = |e: &petgraph::graph::EdgeReference<'_, Dep>| match dir {
+            Direction::Outgoing => (e.source(), e.target()),
+            Direction::Incoming => (e.target(), e.source()),
+        };
+        for e in graph.edge_references() {
+            start[ends(&e).0.index() + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let mut fill = start.clone();
+        let mut to = vec![(NodeIndex::end(), EdgeIndex::end()); graph.edge_count()];
+        for e in graph.edge_references() {
+            let (from, other) = ends(&e);
+            to[fill[from.index()]] = (other, e.id());
+            fill[from.index()] += 1;
+        }
+        for i in 0..n {
+            to[start[i]..start[i + 1]].sort_unstable_by_key(|&(other, _)| other);
+        }
+        Adjacency { start, to }
+    }
+
+    fn of(&self, ix: NodeIndex) -> &[(NodeIndex, EdgeIndex)] {
+        &self.to[self.start[ix.index()]..self.start[ix.index() + 1]]
+    }
 }
 
 /// Which kind of thing a `blast` target named.
@@ -73,15 +122,20 @@ pub enum TargetKind {
 /// A node reached from the start of `deps` / `dependents`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Reached {
-    pub name: String,
-    pub host: String,
-    pub dc: String,
+    #[schema(value_type = String)]
+    pub name: Arc<str>,
+    #[schema(value_type = String)]
+    pub host: Arc<str>,
+    #[schema(value_type = String)]
+    pub dc: Arc<str>,
     /// Edges between the start and this node (1 = direct).
     pub hops: usize,
     /// The node it was reached from.
-    pub via: String,
+    #[schema(value_type = String)]
+    pub via: Arc<str>,
     /// Services of the dependency between `via` and this node.
-    pub services: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub services: Arc<[String]>,
     /// Whether that dependency is (also) a published link.
     pub linked: bool,
 }
@@ -140,14 +194,14 @@ impl Snapshot {
         let mut s = Snapshot::default();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         for n in nodes {
-            if s.by_name.contains_key(&n.name) {
+            if s.by_name.contains_key(&*n.name) {
                 continue;
             }
-            let (name, host, dc) = (n.name.clone(), n.host.clone(), n.dc.clone());
+            let (name, host, dc) = (n.name.to_string(), n.host.to_string(), n.dc.to_string());
             let ix = s.graph.add_node(n);
-            s.by_name.insert(name, ix);
-            s.by_host.entry(host).or_default().push(ix);
-            s.by_dc.entry(dc).or_default().push(ix);
+            s.by_name.insert(name.to_string(), ix);
+            s.by_host.entry(host.to_string()).or_default().push(ix);
+            s.by_dc.entry(dc.to_string()).or_default().push(ix);
         }
         let mut deps: BTreeMap<(NodeIndex, NodeIndex), Dep> = BTreeMap::new();
         for e in edges {
@@ -161,6 +215,7 @@ impl Snapshot {
         }
         for ((a, b), mut dep) in deps {
             dep.service_ids = dep.services.iter().map(|name| s.service_id(name)).collect();
+            dep.service_list = dep.services.iter().cloned().collect();
             s.graph.add_edge(a, b, dep);
         }
         for (service, node) in providers {
@@ -172,7 +227,16 @@ impl Snapshot {
                 }
             }
         }
+        s.out_adj = Adjacency::build(&s.graph, Direction::Outgoing);
+        s.in_adj = Adjacency::build(&s.graph, Direction::Incoming);
         s
+    }
+
+    fn adjacency(&self, dir: Direction) -> &Adjacency {
+        match dir {
+            Direction::Outgoing => &self.out_adj,
+            Direction::Incoming => &self.in_adj,
+        }
     }
 
     fn service_id(&mut self, name: &str) -> u32 {
@@ -200,13 +264,13 @@ impl Snapshot {
 
     /// Host names, sorted.
     pub fn hosts(&self) -> Vec<String> {
-        let set: BTreeSet<&str> = self.graph.node_weights().map(|n| n.host.as_str()).collect();
+        let set: BTreeSet<&str> = self.graph.node_weights().map(|n| &*n.host).collect();
         set.into_iter().map(str::to_string).collect()
     }
 
     /// Data center names, sorted.
     pub fn dcs(&self) -> Vec<String> {
-        let set: BTreeSet<&str> = self.graph.node_weights().map(|n| n.dc.as_str()).collect();
+        let set: BTreeSet<&str> = self.graph.node_weights().map(|n| &*n.dc).collect();
         set.into_iter().map(str::to_string).collect()
     }
 
@@ -242,19 +306,13 @@ impl Snapshot {
         seen[start.index()] = true;
         let mut queue = VecDeque::from([(start, 0usize)]);
         let mut out = Vec::new();
-        let mut next: Vec<(NodeIndex, EdgeIndex)> = Vec::new();
+        let adjacency = self.adjacency(dir);
         while let Some((ix, d)) = queue.pop_front() {
             if depth.is_some_and(|max| d >= max) {
                 continue;
             }
-            next.clear();
-            next.extend(self.graph.edges_directed(ix, dir).map(|e| {
-                let other = if dir == Direction::Outgoing { e.target() } else { e.source() };
-                (other, e.id())
-            }));
-            // Index order is name order.
-            next.sort_unstable_by_key(|(n, _)| *n);
-            for &(n, edge) in &next {
+            // In index order, which is name order.
+            for &(n, edge) in adjacency.of(ix) {
                 if !seen[n.index()] {
                     seen[n.index()] = true;
                     out.push((n, d + 1, ix, edge));
@@ -284,7 +342,7 @@ impl Snapshot {
                         dc: n.dc.clone(),
                         hops,
                         via: self.graph[via].name.clone(),
-                        services: dep.services.iter().cloned().collect(),
+                        services: dep.service_list.clone(),
                         linked: dep.linked,
                     }
                 })
@@ -324,8 +382,8 @@ impl Snapshot {
             let (prev, edge) = pred[&cur];
             let dep = &self.graph[edge];
             hops.push(Hop {
-                src: self.graph[prev].name.clone(),
-                dst: self.graph[cur].name.clone(),
+                src: self.graph[prev].name.to_string(),
+                dst: self.graph[cur].name.to_string(),
                 services: dep.services.iter().cloned().collect(),
                 linked: dep.linked,
             });
@@ -335,39 +393,35 @@ impl Snapshot {
         Ok(Some(hops))
     }
 
-    /// What `consumer` uses, each with the providers it has edges to for it (each list
-    /// without repeats).
-    fn uses(&self, consumer: NodeIndex) -> HashMap<Use, Vec<NodeIndex>> {
-        let mut uses: HashMap<Use, Vec<NodeIndex>> = HashMap::new();
-        let mut add = |u: Use, dst: NodeIndex| {
-            let ps = uses.entry(u).or_default();
-            if !ps.contains(&dst) {
-                ps.push(dst);
-            }
-        };
-        for e in self.graph.edges_directed(consumer, Direction::Outgoing) {
-            let dst = e.target();
-            let dep = e.weight();
-            for &s in &dep.service_ids {
-                add(Use::Service(s), dst);
-            }
+    /// What `consumer` uses, as (use, provider) pairs sorted by use, then provider, without
+    /// repeats, into `buf` (cleared first): one run of pairs per use, see [`Snapshot::by_use`].
+    fn uses(&self, consumer: NodeIndex, buf: &mut Vec<(Use, NodeIndex)>) {
+        buf.clear();
+        for &(dst, edge) in self.out_adj.of(consumer) {
+            let dep = &self.graph[edge];
+            buf.extend(dep.service_ids.iter().map(|&s| (Use::Service(s), dst)));
             if dep.linked {
                 match self.provides.get(&dst) {
                     Some(services) if !services.is_empty() => {
-                        for &s in services {
-                            add(Use::Service(s), dst);
-                        }
+                        buf.extend(services.iter().map(|&s| (Use::Service(s), dst)));
                     }
-                    _ => add(Use::Node(dst), dst),
+                    _ => buf.push((Use::Node(dst), dst)),
                 }
             }
         }
-        uses
+        buf.sort_unstable();
+        buf.dedup();
     }
 
-    fn lost(&self, use_: &Use, providers: &[NodeIndex]) -> Lost {
-        let mut names: Vec<String> = providers.iter().map(|&ix| self.graph[ix].name.clone()).collect();
-        names.sort();
+    /// The runs of [`Snapshot::uses`]'s pairs: each use with its providers.
+    fn by_use(pairs: &[(Use, NodeIndex)]) -> impl Iterator<Item = (Use, &[(Use, NodeIndex)])> {
+        pairs.chunk_by(|a, b| a.0 == b.0).map(|run| (run[0].0, run))
+    }
+
+    /// The use with its providers (a run of [`Snapshot::uses`]), for an answer.
+    fn lost(&self, use_: &Use, providers: &[(Use, NodeIndex)]) -> Lost {
+        // Index order is name order.
+        let names: Vec<String> = providers.iter().map(|&(_, ix)| self.graph[ix].name.to_string()).collect();
         Lost {
             service: match use_ {
                 Use::Service(s) => Some(self.service_names[*s as usize].clone()),
@@ -380,7 +434,7 @@ impl Snapshot {
     fn loser(&self, ix: NodeIndex, mut lost: Vec<Lost>) -> Loser {
         lost.sort();
         let n = &self.graph[ix];
-        Loser { name: n.name.clone(), host: n.host.clone(), dc: n.dc.clone(), lost }
+        Loser { name: n.name.to_string(), host: n.host.to_string(), dc: n.dc.to_string(), lost }
     }
 
     /// The consumers outside `removed` that lose every provider of something they use.
@@ -389,26 +443,27 @@ impl Snapshot {
         for ix in removed {
             gone[ix.index()] = true;
         }
-        let mut consumers: Vec<NodeIndex> = removed
-            .iter()
-            .flat_map(|&ix| self.graph.neighbors_directed(ix, Direction::Incoming))
-            .filter(|c| !gone[c.index()])
-            .collect();
-        consumers.sort_unstable();
-        consumers.dedup();
-        // Index order is name order: the answer comes out sorted by name.
-        consumers
-            .into_iter()
-            .filter_map(|c| {
-                let lost: Vec<Lost> = self
-                    .uses(c)
-                    .iter()
-                    .filter(|(_, ps)| ps.iter().all(|p| gone[p.index()]))
-                    .map(|(u, ps)| self.lost(u, ps))
-                    .collect();
-                (!lost.is_empty()).then(|| self.loser(c, lost))
-            })
-            .collect()
+        // The consumers outside the target with an edge into it, marked, then taken in
+        // index order, which is name order: the answer comes out sorted by name.
+        let mut consumer = vec![false; self.graph.node_count()];
+        for &ix in removed {
+            for &(c, _) in self.in_adj.of(ix) {
+                consumer[c.index()] |= !gone[c.index()];
+            }
+        }
+        let mut pairs = Vec::new();
+        let mut out = Vec::new();
+        for c in consumer.iter().enumerate().filter(|(_, &is)| is).map(|(i, _)| NodeIndex::new(i)) {
+            self.uses(c, &mut pairs);
+            let lost: Vec<Lost> = Self::by_use(&pairs)
+                .filter(|(_, ps)| ps.iter().all(|&(_, p)| gone[p.index()]))
+                .map(|(u, ps)| self.lost(&u, ps))
+                .collect();
+            if !lost.is_empty() {
+                out.push(self.loser(c, lost));
+            }
+        }
+        out
     }
 
     /// `blast TARGET`: a node, host or data center (see [`Snapshot::resolve`]).
@@ -416,7 +471,7 @@ impl Snapshot {
     pub fn blast(&self, target: &str) -> Option<Blast> {
         let (kind, ixs) = self.resolve(target)?;
         let removed: HashSet<NodeIndex> = ixs.iter().copied().collect();
-        let mut names: Vec<String> = ixs.iter().map(|&ix| self.graph[ix].name.clone()).collect();
+        let mut names: Vec<String> = ixs.iter().map(|&ix| self.graph[ix].name.to_string()).collect();
         names.sort();
         Some(Blast { target: target.to_string(), kind, removed: names, consumers: self.blast_nodes(&removed) })
     }
@@ -428,18 +483,16 @@ impl Snapshot {
         type Hits = BTreeMap<NodeIndex, Vec<Lost>>;
         let mut by_node: BTreeMap<NodeIndex, Hits> = BTreeMap::new();
         let mut by_host: BTreeMap<String, Hits> = BTreeMap::new();
+        let mut pairs = Vec::new();
         for c in self.graph.node_indices() {
-            for (u, ps) in self.uses(c) {
-                if ps.len() == 1 {
-                    let p = ps[0];
-                    by_node.entry(p).or_default().entry(c).or_default().push(self.lost(&u, &ps));
+            self.uses(c, &mut pairs);
+            for (u, ps) in Self::by_use(&pairs) {
+                if let [(_, p)] = ps {
+                    by_node.entry(*p).or_default().entry(c).or_default().push(self.lost(&u, ps));
                 }
-                let hosts: BTreeSet<&str> = ps.iter().map(|&p| self.graph[p].host.as_str()).collect();
-                if hosts.len() == 1 {
-                    let host = *hosts.iter().next().unwrap();
-                    if host != self.graph[c].host {
-                        by_host.entry(host.to_string()).or_default().entry(c).or_default().push(self.lost(&u, &ps));
-                    }
+                let host: &str = &self.graph[ps[0].1].host;
+                if ps.iter().all(|&(_, p)| *self.graph[p].host == *host) && *host != *self.graph[c].host {
+                    by_host.entry(host.to_string()).or_default().entry(c).or_default().push(self.lost(&u, ps));
                 }
             }
         }
@@ -448,8 +501,7 @@ impl Snapshot {
             v.sort_by(|a, b| a.name.cmp(&b.name));
             v
         };
-        let host_dc: HashMap<&str, &str> =
-            self.graph.node_weights().map(|n| (n.host.as_str(), n.dc.as_str())).collect();
+        let host_dc: HashMap<&str, &str> = self.graph.node_weights().map(|n| (&*n.host, &*n.dc)).collect();
         let mut out: Vec<Spof> = by_host
             .into_iter()
             .map(|(host, hits)| Spof {
@@ -461,8 +513,8 @@ impl Snapshot {
             .collect();
         out.extend(by_node.into_iter().map(|(ix, hits)| Spof {
             kind: TargetKind::Node,
-            name: self.graph[ix].name.clone(),
-            dc: self.graph[ix].dc.clone(),
+            name: self.graph[ix].name.to_string(),
+            dc: self.graph[ix].dc.to_string(),
             consumers: losers(hits),
         }));
         out.sort_by(|a, b| {
@@ -518,7 +570,7 @@ mod tests {
     }
 
     fn names(r: &[Reached]) -> Vec<(&str, usize)> {
-        r.iter().map(|r| (r.name.as_str(), r.hops)).collect()
+        r.iter().map(|r| (&*r.name, r.hops)).collect()
     }
 
     #[test]
@@ -547,8 +599,8 @@ mod tests {
         }
         assert!(s.deps("nope", Some(1)).is_none());
         let be2 = s.deps("be2.h11", Some(1)).unwrap();
-        assert_eq!(be2[0].services, vec!["db".to_string()]);
-        assert_eq!(be2[0].via, "be2.h11");
+        assert_eq!(*be2[0].services, ["db".to_string()]);
+        assert_eq!(&*be2[0].via, "be2.h11");
     }
 
     #[test]
@@ -596,7 +648,7 @@ mod tests {
     fn spof_equals_nonempty_blasts() {
         let s = sample();
         let spof = s.spof();
-        let mut got: Vec<(TargetKind, String)> = spof.iter().map(|x| (x.kind, x.name.clone())).collect();
+        let mut got: Vec<(TargetKind, String)> = spof.iter().map(|x| (x.kind, x.name.to_string())).collect();
         got.sort();
         let mut want = Vec::new();
         for n in s.nodes() {
