@@ -107,9 +107,10 @@ pub async fn compute(pool: &PgPool, cfg: &DiagnosisConfig) -> Result<Diagnosis> 
 #[tracing::instrument(skip(pool))]
 pub async fn refresh(pool: &PgPool, cfg: &DiagnosisConfig) -> Result<Diagnosis> {
     let diagnosis = compute(pool, cfg).await?;
-    let payload = serde_json::to_value(&diagnosis).map_err(|e| Error::Encode { what: "the diagnosis", source: e })?;
+    // Sent as text and kept as written (a `json` column): reading it back is then a copy.
+    let payload = serde_json::to_string(&diagnosis).map_err(|e| Error::Encode { what: "the diagnosis", source: e })?;
     sqlx::query(
-        "INSERT INTO diagnosis (id, computed_at, live_edges, payload) VALUES (true, $1, $2, $3) \
+        "INSERT INTO diagnosis (id, computed_at, live_edges, payload) VALUES (true, $1, $2, $3::text::json) \
          ON CONFLICT (id) DO UPDATE SET computed_at = EXCLUDED.computed_at, live_edges = EXCLUDED.live_edges, \
              payload = EXCLUDED.payload \
          WHERE diagnosis.computed_at < EXCLUDED.computed_at",
@@ -151,12 +152,13 @@ async fn log_incidents(pool: &PgPool, d: &Diagnosis) -> Result<()> {
 
 /// The last stored diagnosis, if any.
 pub async fn stored(pool: &PgPool) -> Result<Option<Diagnosis>> {
-    let payload: Option<serde_json::Value> = sqlx::query_scalar("SELECT payload FROM diagnosis")
+    // As text, parsed straight into the structs (no JSON tree in between).
+    let payload: Option<String> = sqlx::query_scalar("SELECT payload::text FROM diagnosis")
         .fetch_optional(pool)
         .await
         .map_err(Error::sql("reading the stored diagnosis"))?;
     payload
-        .map(serde_json::from_value)
+        .map(|text| serde_json::from_str(&text))
         .transpose()
         .map_err(|e| Error::Encode { what: "the stored diagnosis", source: e })
 }

@@ -126,24 +126,22 @@ async fn evaluate(global: &Global, args: &CheckArgs) -> Result<Answer, String> {
     let (diagnosis, data_age) = tokio::time::timeout(args.timeout, work)
         .await
         .map_err(|_| format!("the database did not answer within {}", humantime::format_duration(args.timeout)))??;
-    let keep = |e: &EdgeFact| {
-        args.dc.as_ref().is_none_or(|dc| &e.src_dc == dc)
-            && args.role.as_ref().is_none_or(|role| e.src_role.as_ref() == Some(role))
-            && args.service.as_ref().is_none_or(|s| e.services.contains(s))
-    };
-    let trouble: Vec<EdgeFact> = diagnosis.trouble.iter().filter(|e| keep(e)).cloned().collect();
-    let kept: BTreeSet<(&str, &str)> = trouble.iter().map(|e| (e.src.as_str(), e.dst_ip.as_str())).collect();
-    let incidents = diagnosis
-        .incidents
-        .iter()
-        .filter_map(|i| {
-            let mut i = i.clone();
+    let mut diagnosis = diagnosis;
+    let mut trouble = std::mem::take(&mut diagnosis.trouble);
+    let mut incidents = std::mem::take(&mut diagnosis.incidents);
+    if args.dc.is_some() || args.role.is_some() || args.service.is_some() {
+        trouble.retain(|e| {
+            args.dc.as_ref().is_none_or(|dc| &e.src_dc == dc)
+                && args.role.as_ref().is_none_or(|role| e.src_role.as_ref() == Some(role))
+                && args.service.as_ref().is_none_or(|s| e.services.contains(s))
+        });
+        let kept: BTreeSet<(&str, &str)> = trouble.iter().map(|e| (e.src.as_str(), e.dst_ip.as_str())).collect();
+        incidents.retain_mut(|i| {
             i.edges.retain(|e| kept.contains(&(e.src.as_str(), e.dst_ip.as_str())));
             i.affected_nodes = i.edges.iter().map(|e| &e.src).collect::<BTreeSet<_>>().len();
-            (!i.edges.is_empty()).then_some(i)
-        })
-        .collect();
-    drop(kept);
+            !i.edges.is_empty()
+        });
+    }
     Ok(Answer { diagnosis, trouble, incidents, data_age })
 }
 
