@@ -152,11 +152,18 @@ pub async fn already_recorded(
 
 /// Moves the next probe of `edge_ids` to `until` at the earliest, so prober workers
 /// leave them to the agent that probes them (and take them back if it falls silent).
+///
+/// Rows another transaction holds (a result being written, a worker's lease) are skipped,
+/// not waited for: the agent's next call defers them. So this never waits on, or
+/// deadlocks with, the writers that lock health rows in edge order.
 #[tracing::instrument(skip(pool, edge_ids), fields(edges = edge_ids.len()))]
 pub async fn defer_probes(pool: &PgPool, edge_ids: &[i64], until: DateTime<Utc>) -> Result<u64> {
     let done = sqlx::query(
-        "UPDATE edge_health SET next_probe_at = $2 WHERE edge_id = ANY($1) AND next_probe_at < $2 \
-         AND (lease_until IS NULL OR lease_until < now())",
+        "UPDATE edge_health h SET next_probe_at = $2 \
+         FROM (SELECT edge_id FROM edge_health WHERE edge_id = ANY($1) AND next_probe_at < $2 \
+                 AND (lease_until IS NULL OR lease_until < now()) \
+               ORDER BY edge_id FOR UPDATE SKIP LOCKED) l \
+         WHERE h.edge_id = l.edge_id",
     )
     .bind(edge_ids)
     .bind(until)
