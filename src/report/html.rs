@@ -311,7 +311,11 @@ fn changes(r: &Report, clock: &Clock) -> Markup {
         (nodes("New nodes", &c.new_nodes, "added"))
         (nodes("Retired nodes", &c.retired_nodes, "removed"))
     };
-    section(CHANGES, Some("From the start of the day to its end; times in the report's time zone."), body)
+    section(
+        CHANGES,
+        Some("Between the report's start and end (the day, or the --since span); times in the report's time zone."),
+        body,
+    )
 }
 
 fn cross_dc(r: &Report) -> Markup {
