@@ -42,14 +42,8 @@ STARTED=$(date +%s)
 
 say() { printf '\n== report bench: %s\n' "$*" >&2; }
 die() { echo "report bench: $*" >&2; exit 1; }
-# A command as one would type it: arguments with shell characters in double quotes.
-typed() {
-  local a out=()
-  for a in "$@"; do
-    if [[ $a =~ [^A-Za-z0-9_./:=,+@%-] ]]; then out+=("\"$a\""); else out+=("$a"); fi
-  done
-  printf '%s\n' "${out[*]}"
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 COMMANDS=
 run() {
   typed "$@" >>"$COMMANDS"

@@ -66,14 +66,8 @@ STARTED=$(date +%s)
 
 say() { printf '\n== %s\n' "$*" >&2; }
 want() { [[ $ONLY == *" $1 "* ]]; }
-# A command as one would type it: arguments with shell characters in double quotes.
-typed() {
-  local a out=()
-  for a in "$@"; do
-    if [[ $a =~ [^A-Za-z0-9_./:=,+@%-] ]]; then out+=("\"$a\""); else out+=("$a"); fi
-  done
-  printf '%s\n' "${out[*]}"
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 # Runs a command after recording it (as typed, with the variables expanded) for the report,
 # and in SECTION_COMMANDS too when that is set.
 SECTION_COMMANDS=

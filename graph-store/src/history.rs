@@ -221,7 +221,17 @@ pub async fn diff(pool: &PgPool, from: DateTime<Utc>, to: DateTime<Utc>) -> Resu
     let nodes_to = nodes_at(pool, to, &all).await?;
     let edges_from = edges_at(pool, from, &all).await?;
     let edges_to = edges_at(pool, to, &all).await?;
+    Ok(compare(from, to, (&nodes_from, &edges_from), (&nodes_to, &edges_to)))
+}
 
+/// The [`Diff`] between two graphs already read ([`nodes_at`], [`edges_at`] at `from` and
+/// at `to`), for callers that need those graphs too.
+pub fn compare(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    (nodes_from, edges_from): (&[NodeView], &[EdgeAt]),
+    (nodes_to, edges_to): (&[NodeView], &[EdgeAt]),
+) -> Diff {
     let names_from: BTreeMap<&str, &NodeView> = nodes_from.iter().map(|n| (n.name.as_str(), n)).collect();
     let names_to: BTreeMap<&str, &NodeView> = nodes_to.iter().map(|n| (n.name.as_str(), n)).collect();
     let nodes_appeared = nodes_to.iter().filter(|n| !names_from.contains_key(n.name.as_str())).cloned().collect();
@@ -249,5 +259,5 @@ pub async fn diff(pool: &PgPool, from: DateTime<Utc>, to: DateTime<Utc>) -> Resu
             })
         })
         .collect();
-    Ok(Diff { from, to, nodes_appeared, nodes_vanished, edges_appeared, edges_vanished, edges_changed })
+    Diff { from, to, nodes_appeared, nodes_vanished, edges_appeared, edges_vanished, edges_changed }
 }

@@ -45,9 +45,12 @@ type EdgeKey = (String, String);
 pub async fn compute(pool: &PgPool, day: &Day, local_hour: &dyn Fn(DateTime<Utc>) -> String) -> Result<Report> {
     crate::rollup::fill_down(pool, day.from, day.to).await?;
     let all = ListOptions::default();
+    let nodes_start = history::nodes_at(pool, day.from, &all).await?;
+    let edges_start = history::edges_at(pool, day.from, &all).await?;
     let nodes_end = history::nodes_at(pool, day.to, &all).await?;
     let edges_end = history::edges_at(pool, day.to, &all).await?;
-    let diff = history::diff(pool, day.from, day.to).await?;
+    let diff = history::compare(day.from, day.to, (&nodes_start, &edges_start), (&nodes_end, &edges_end));
+    drop((nodes_start, edges_start));
     let per_edge = edge_days(pool, day).await?;
     let hours = hour_totals(pool, day).await?;
     let events = events_of_day(pool, day).await?;
@@ -511,11 +514,12 @@ pub async fn store(pool: &PgPool, date: NaiveDate, tz: &str, format: &str, body:
     Ok(())
 }
 
-/// The days with a stored report (newest first), for `edgewatch run` and listings.
-pub async fn stored_days(pool: &PgPool, tz: &str) -> Result<Vec<NaiveDate>> {
-    sqlx::query_scalar("SELECT DISTINCT day FROM reports WHERE tz = $1 ORDER BY day DESC")
+/// Whether a report of `date` in `tz` is stored (in any format), for `edgewatch run`.
+pub async fn is_stored(pool: &PgPool, date: NaiveDate, tz: &str) -> Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM reports WHERE day = $1 AND tz = $2)")
+        .bind(date)
         .bind(tz)
-        .fetch_all(pool)
+        .fetch_one(pool)
         .await
-        .map_err(Error::sql("listing stored reports"))
+        .map_err(Error::sql("looking for a stored report"))
 }

@@ -45,8 +45,8 @@ pub async fn add_results(conn: &mut PgConnection, results: &[ResultRow]) -> Resu
         a.degraded += i32::from(r.verdict == "degraded");
         a.sent += i64::from(r.sent);
         a.received += i64::from(r.received);
-        a.rtt_min = min_opt(a.rtt_min, r.rtt_min_ms, f32::min);
-        a.rtt_max = min_opt(a.rtt_max, r.rtt_max_ms, f32::max);
+        a.rtt_min = either_or_both(a.rtt_min, r.rtt_min_ms, f32::min);
+        a.rtt_max = either_or_both(a.rtt_max, r.rtt_max_ms, f32::max);
         if let Some(avg) = r.rtt_avg_ms {
             a.rtt_sum += f64::from(avg);
             a.rtt_n += 1;
@@ -84,7 +84,8 @@ pub async fn add_results(conn: &mut PgConnection, results: &[ResultRow]) -> Resu
     Ok(())
 }
 
-fn min_opt(a: Option<f32>, b: Option<f32>, pick: fn(f32, f32) -> f32) -> Option<f32> {
+/// `pick` of the two when both are there, else whichever is.
+fn either_or_both(a: Option<f32>, b: Option<f32>, pick: fn(f32, f32) -> f32) -> Option<f32> {
     match (a, b) {
         (Some(a), Some(b)) => Some(pick(a, b)),
         (a, b) => a.or(b),

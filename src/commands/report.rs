@@ -131,7 +131,7 @@ pub async fn run(global: &Global, args: RunArgs) -> Result<ExitCode> {
         let now = Utc::now();
         let day = yesterday(now, tz);
         let due = next_run(now - chrono::Duration::days(1), at, tz) <= now;
-        if due && !store::stored_days(&db.pool, tz.name()).await?.contains(&day) {
+        if due && !store::is_stored(&db.pool, day, tz.name()).await? {
             daily(&db.pool, cfg, day, tz).await?;
         }
         if args.once {
