@@ -345,6 +345,13 @@ pub struct DnsArgs {
     /// [default: +00:00].
     #[arg(long, value_parser = parse_offset)]
     pub log_utc_offset: Option<i32>,
+    /// Which files beside a log are its rotated copies: a glob over the names in the
+    /// log's directory, `{}` standing for the log's own name, e.g. '{}.[0-9]*'
+    /// [default: `{}.*` and `{}-*`: pdns.log.1, pdns.log.2.gz, pdns.log-20261204]. What
+    /// they hold unread is read on start and after every rotation; gzip files are read
+    /// decompressed.
+    #[arg(long, value_name = "GLOB")]
+    pub rotated: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -358,7 +365,9 @@ pub enum DnsCommand {
     ///
     /// Files are known by device, inode and a fingerprint of their first line, and the
     /// read position is stored with the edges it produced: reading a file again reads
-    /// only what was appended. A last line without its newline is left for later.
+    /// only what was appended. A last line without its newline is left for later. Lines
+    /// left unread in a file that was rotated since the last read (renamed, copied and
+    /// truncated, compressed) are read first from its rotated copy (see `--rotated`).
     Ingest {
         #[command(flatten)]
         dns: DnsArgs,
@@ -382,7 +391,9 @@ pub enum DnsCommand {
         #[arg(long, value_parser = parse_duration, default_value = "60s")]
         cmdb_refresh: Duration,
         /// Retire DNS edges no query has used for this long ("never" to keep them)
-        /// [default: 7d].
+        /// [default: 7d]. Measured on the logs' own clock (the newest query time read,
+        /// never past now), by the hour: replaying old logs retires what was a week old
+        /// at their end, not everything.
         #[arg(long, value_parser = parse_optional_duration)]
         expire_after: Option<OptionalDuration>,
     },
@@ -394,7 +405,8 @@ pub enum DnsCommand {
         #[arg(long, value_enum, default_value_t = TextFormat::Text)]
         format: TextFormat,
     },
-    /// Retire DNS edges no query has used for a while (what `dns tail` does hourly).
+    /// Retire DNS edges no query has used for a while, by the wall clock (`dns tail`
+    /// does it by the logs' clock as it reads).
     Expire {
         #[arg(long, value_parser = parse_duration, default_value = "7d")]
         older_than: Duration,

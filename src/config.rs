@@ -10,6 +10,7 @@
 //! batch_lines = 5000000
 //! log_utc_offset = "+00:00"                # of year-less log prefixes
 //! expire_after = "7d"                      # retire DNS edges unused this long ("never")
+//! rotated = "{}.*"                         # rotated copies beside a log (default {}.* and {}-*)
 //!
 //! [thresholds]                             # a probe cycle's verdict
 //! degraded_loss_pct = 20.0
@@ -117,6 +118,7 @@ pub struct DnsConfig {
     pub batch_lines: Option<u64>,
     pub log_utc_offset: Option<String>,
     pub expire_after: Option<String>,
+    pub rotated: Option<String>,
 }
 
 impl Config {

@@ -107,9 +107,13 @@ pub struct Checkpoint {
     pub device: i64,
     pub inode: i64,
     pub fingerprint: String,
+    /// The followed path the file was read under (not where it was rotated to).
     pub path: String,
     pub byte_offset: i64,
     pub lines: i64,
+    /// How many of the file's first bytes `head_hash` covers (never past `byte_offset`).
+    pub head_len: i32,
+    pub head_hash: i64,
 }
 
 /// Where a batch's bytes came from: the new position, and the position the store must
@@ -120,54 +124,91 @@ pub struct CheckpointAdvance {
     pub expected_offset: i64,
 }
 
+const CHECKPOINT_COLUMNS: &str = "device, inode, fingerprint, path, byte_offset, lines, head_len, head_hash";
+type CheckpointRow = (i64, i64, String, String, i64, i64, i32, i64);
+
+fn checkpoint(
+    (device, inode, fingerprint, path, byte_offset, lines, head_len, head_hash): CheckpointRow,
+) -> Checkpoint {
+    Checkpoint { device, inode, fingerprint, path, byte_offset, lines, head_len, head_hash }
+}
+
 /// The read position of the file with this identity, if it was read before.
 pub async fn find_checkpoint(pool: &PgPool, device: i64, inode: i64, fingerprint: &str) -> Result<Option<Checkpoint>> {
-    let row: Option<(String, i64, i64)> = sqlx::query_as(
-        "SELECT path, byte_offset, lines FROM ingest_checkpoints \
-         WHERE device = $1 AND inode = $2 AND fingerprint = $3",
-    )
+    let row: Option<CheckpointRow> = sqlx::query_as(&format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM ingest_checkpoints WHERE device = $1 AND inode = $2 AND fingerprint = $3"
+    ))
     .bind(device)
     .bind(inode)
     .bind(fingerprint)
     .fetch_optional(pool)
     .await
     .map_err(Error::sql("reading a checkpoint"))?;
-    Ok(row.map(|(path, byte_offset, lines)| Checkpoint {
-        device,
-        inode,
-        fingerprint: fingerprint.to_string(),
-        path,
-        byte_offset,
-        lines,
-    }))
+    Ok(row.map(checkpoint))
 }
 
-/// The read positions last stored under `path` (newest first): the files that were at
-/// that path before it was rotated.
-pub async fn checkpoints_for_path(pool: &PgPool, path: &str) -> Result<Vec<Checkpoint>> {
-    let rows: Vec<(i64, i64, String, i64, i64)> = sqlx::query_as(
-        "SELECT device, inode, fingerprint, byte_offset, lines FROM ingest_checkpoints \
-         WHERE path = $1 AND updated_at > now() - interval '7 days' ORDER BY updated_at DESC LIMIT 20",
-    )
+/// The read positions stored under `path` (the files that were at that path, newest
+/// first, at most 1,000), and those of the files with the identities `keys` (device,
+/// inode, fingerprint) wherever they were read.
+pub async fn checkpoints_for(pool: &PgPool, path: &str, keys: &[(i64, i64, String)]) -> Result<Vec<Checkpoint>> {
+    let devices: Vec<i64> = keys.iter().map(|k| k.0).collect();
+    let inodes: Vec<i64> = keys.iter().map(|k| k.1).collect();
+    let fingerprints: Vec<&str> = keys.iter().map(|k| k.2.as_str()).collect();
+    let rows: Vec<CheckpointRow> = sqlx::query_as(&format!(
+        "(SELECT {CHECKPOINT_COLUMNS} FROM ingest_checkpoints WHERE path = $1 ORDER BY updated_at DESC LIMIT 1000) \
+         UNION \
+         SELECT {CHECKPOINT_COLUMNS} FROM ingest_checkpoints \
+         WHERE (device, inode, fingerprint) IN (SELECT * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[]))"
+    ))
     .bind(path)
+    .bind(devices)
+    .bind(inodes)
+    .bind(fingerprints)
     .fetch_all(pool)
     .await
     .map_err(Error::sql("listing checkpoints of a path"))?;
-    Ok(rows
-        .into_iter()
-        .map(|(device, inode, fingerprint, byte_offset, lines)| Checkpoint {
-            device,
-            inode,
-            fingerprint,
-            path: path.to_string(),
-            byte_offset,
-            lines,
-        })
-        .collect())
+    Ok(rows.into_iter().map(checkpoint).collect())
 }
 
-/// Writes one batch: edges, their queries per hour, counters and (for files) the new read
-/// position, all on the caller's transaction (one statement per kind of row). Fails with
+/// Registers `path` as followed from `now` on, unless it already is; returns since when it
+/// is followed.
+pub async fn follow_path(pool: &PgPool, path: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    sqlx::query_scalar(
+        "WITH new AS (INSERT INTO log_paths (path, followed_since) VALUES ($1, $2) \
+                      ON CONFLICT (path) DO NOTHING RETURNING followed_since) \
+         SELECT followed_since FROM new UNION ALL SELECT followed_since FROM log_paths WHERE path = $1",
+    )
+    .bind(path)
+    .bind(now)
+    .fetch_one(pool)
+    .await
+    .map_err(Error::sql("registering a followed log path"))
+}
+
+/// The newest query time the DNS logs have shown, if any.
+pub async fn dns_clock(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar("SELECT newest FROM dns_clock")
+        .fetch_optional(conn)
+        .await
+        .map(Option::flatten)
+        .map_err(Error::sql("reading the dns clock"))
+}
+
+/// Moves the DNS clock to `newest` when that is later; returns the clock.
+async fn advance_dns_clock(conn: &mut PgConnection, newest: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    sqlx::query_scalar(
+        "INSERT INTO dns_clock (id, newest) VALUES (true, $1) \
+         ON CONFLICT (id) DO UPDATE SET newest = GREATEST(dns_clock.newest, EXCLUDED.newest) RETURNING newest",
+    )
+    .bind(newest)
+    .fetch_one(conn)
+    .await
+    .map_err(Error::sql("advancing the dns clock"))
+}
+
+/// Writes one batch: edges, their queries per hour, counters, the DNS clock and (for
+/// files) the new read position, all on the caller's transaction (one statement per kind
+/// of row). Returns the DNS clock when the batch moved it (see [`dns_clock`]). Fails with
 /// [`Error::CheckpointMoved`] when the stored position is not the expected one.
 #[tracing::instrument(skip_all, fields(edges = edges.len()))]
 pub async fn apply_batch(
@@ -175,12 +216,16 @@ pub async fn apply_batch(
     edges: &DnsEdgeBatch,
     counters: &DnsCounters,
     checkpoints: &[CheckpointAdvance],
-) -> Result<()> {
+) -> Result<Option<DateTime<Utc>>> {
     for advance in checkpoints {
         advance_checkpoint(conn, advance).await?;
     }
+    let mut clock = None;
     if !edges.is_empty() {
         upsert_dns_edges(conn, edges).await?;
+        if let Some(newest) = edges.last_seen.iter().max() {
+            clock = Some(advance_dns_clock(conn, *newest).await?);
+        }
     }
     if !edges.hours.is_empty() {
         add_query_hours(conn, edges).await?;
@@ -191,7 +236,7 @@ pub async fn apply_batch(
     if !counters.unknowns.is_empty() {
         add_unknowns(conn, &counters.unknowns).await?;
     }
-    Ok(())
+    Ok(clock)
 }
 
 /// Moves a file's stored position from `expected_offset` to the new one: inserts the
@@ -200,14 +245,15 @@ pub async fn apply_batch(
 async fn advance_checkpoint(conn: &mut PgConnection, advance: &CheckpointAdvance) -> Result<()> {
     let c = &advance.to;
     let sql = if advance.expected_offset == 0 {
-        "INSERT INTO ingest_checkpoints AS k (device, inode, fingerprint, path, byte_offset, lines) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
+        "INSERT INTO ingest_checkpoints AS k (device, inode, fingerprint, path, byte_offset, lines, head_len, head_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $8, $9) \
          ON CONFLICT (device, inode, fingerprint) DO UPDATE \
-         SET path = EXCLUDED.path, byte_offset = $5, lines = $6, updated_at = now() \
+         SET path = EXCLUDED.path, byte_offset = $5, lines = $6, head_len = $8, head_hash = $9, updated_at = now() \
          WHERE k.byte_offset = $7 \
          RETURNING 1"
     } else {
-        "UPDATE ingest_checkpoints SET path = $4, byte_offset = $5, lines = $6, updated_at = now() \
+        "UPDATE ingest_checkpoints SET path = $4, byte_offset = $5, lines = $6, head_len = $8, head_hash = $9, \
+                updated_at = now() \
          WHERE device = $1 AND inode = $2 AND fingerprint = $3 AND byte_offset = $7 RETURNING 1"
     };
     let moved: Option<i32> = sqlx::query_scalar(sql)
@@ -218,6 +264,8 @@ async fn advance_checkpoint(conn: &mut PgConnection, advance: &CheckpointAdvance
         .bind(c.byte_offset)
         .bind(c.lines)
         .bind(advance.expected_offset)
+        .bind(c.head_len)
+        .bind(c.head_hash)
         .fetch_optional(conn)
         .await
         .map_err(Error::sql("advancing a checkpoint"))?;

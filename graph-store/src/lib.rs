@@ -31,5 +31,5 @@ pub mod topology;
 
 pub use db::{connect, migrate, Database};
 pub use error::{Error, Result};
-pub use sqlx::PgPool;
+pub use sqlx::{PgConnection, PgPool};
 pub use time::{format_utc, serialize_utc};

@@ -24,6 +24,7 @@ fn options(global: &Global, args: &DnsArgs) -> Result<IngestOptions> {
         zones: if args.zones.is_empty() { file.zones.clone() } else { args.zones.clone() },
         batch_lines: args.batch_lines.or(file.batch_lines).unwrap_or(defaults.batch_lines),
         local_offset_secs: offset,
+        rotated: args.rotated.clone().or_else(|| file.rotated.clone()),
         ..defaults
     }
     .validated()?)

@@ -178,6 +178,18 @@ impl Aggregator {
         *self.skip_totals.entry(reason).or_default() += 1;
     }
 
+    /// Counts a copytruncate after which lines may be lost: the copy lacks bytes the
+    /// truncated file was seen to have (a writer wrote between copy and truncation), or no
+    /// copy was found. An event, not a line.
+    pub fn count_truncation_loss(&mut self) {
+        self.count_skip("copytruncate-loss");
+    }
+
+    /// Is there anything to write (lines, or counted events)?
+    pub fn has_pending(&self) -> bool {
+        self.pending_lines > 0 || !self.skips.is_empty()
+    }
+
     /// Counts a line that was skipped without being handed over (over-long lines).
     pub fn skip_line(&mut self, reason: SkipReason) {
         self.pending_lines += 1;

@@ -1,53 +1,31 @@
 //! Reading a log file line by line from where edgewatch left off.
 //!
 //! A file is known by its device and inode plus a fingerprint of its first line (at most
-//! 256 bytes), not by its path: a renamed (rotated) file is the same file, a file that
-//! was truncated and rewritten with other content is a new one. The read position only
-//! ever moves past complete lines, so a partial last line is read again once complete.
+//! 256 bytes), not by its path: a renamed (rotated) file is the same file. Its first bytes
+//! (up to [`HEAD_BYTES`]) are kept with each checkpoint too, so a copy or a compressed
+//! form of it is recognised, and a file that was truncated and rewritten is a new one
+//! even when its first line is the same. A compressed file (gzip, as logrotate's
+//! `compress` leaves it) is read through a decoder, its offsets counted in decompressed
+//! bytes. The read position only ever moves past complete lines, so a partial last line
+//! is read again once complete.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
+use flate2::read::MultiGzDecoder;
 use graph_store::dns::{Checkpoint, CheckpointAdvance};
 
 use super::aggregate::Aggregator;
-use super::record::{ParseContext, SkipReason, MAX_LINE};
+use super::lines::{Line, LineSplitter};
+use super::record::{ParseContext, SkipReason};
 use super::resolve::Resolver;
+use super::rotated::{head_hash, Seen, Start, HEAD_BYTES};
 
 /// How many leading bytes (at most, up to the first newline) identify a file.
 pub const FINGERPRINT_BYTES: usize = 256;
-
-/// A log file being read.
-#[derive(Debug)]
-pub struct LogFile {
-    path: PathBuf,
-    file: File,
-    device: u64,
-    inode: u64,
-    fingerprint: String,
-    /// Offset just past the last complete line consumed.
-    pos: u64,
-    /// Offset up to which the file has been read (pos plus the pending partial line).
-    read_to: u64,
-    /// The offset the store holds for this file.
-    committed: u64,
-    lines: u64,
-    /// The start of an incomplete line (never more than MAX_LINE bytes).
-    pending: Vec<u8>,
-    /// Inside a line longer than MAX_LINE: discard up to its newline.
-    skipping: bool,
-}
-
-/// A file opened and identified, not yet positioned.
-#[derive(Debug)]
-pub struct Probed {
-    pub path: PathBuf,
-    pub file: File,
-    pub id: FileId,
-    pub fingerprint: String,
-}
 
 /// The identity of what a path names now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,44 +38,132 @@ pub fn file_id(path: &Path) -> Option<FileId> {
     std::fs::metadata(path).ok().map(|m| FileId { device: m.dev(), inode: m.ino() })
 }
 
-/// The fingerprint of an open file, or None while its first line is still incomplete
+/// Reads a file by position (`pread`), leaving its cursor alone.
+struct At<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads up to `limit` bytes (fewer only at the end).
+fn read_up_to(r: &mut impl Read, limit: usize) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(limit.min(HEAD_BYTES));
+    r.take(limit as u64).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// The fingerprint of what `r` reads, or None while its first line is still incomplete
 /// (and shorter than [`FINGERPRINT_BYTES`]).
-pub fn fingerprint(file: &File) -> io::Result<Option<String>> {
+fn fingerprint_of(r: &mut impl Read) -> io::Result<Option<String>> {
     // Leading NULs (the hole a copytruncate leaves before a writer's next line) are not
     // content: skip them, up to a bound.
     const MAX_HOLE: u64 = 64 << 20;
     let mut chunk = [0u8; 4096];
-    let mut start = 0u64;
-    loop {
-        let n = file.read_at(&mut chunk, start)?;
+    let mut skipped = 0u64;
+    let mut head = loop {
+        let n = r.read(&mut chunk)?;
         if n == 0 {
             return Ok(None);
         }
         match chunk[..n].iter().position(|b| *b != 0) {
-            Some(i) => {
-                start += i as u64;
-                break;
-            }
-            None if start + (n as u64) < MAX_HOLE => start += n as u64,
+            Some(i) => break chunk[i..n].to_vec(),
+            None if skipped + (n as u64) < MAX_HOLE => skipped += n as u64,
             None => return Ok(None),
         }
+    };
+    if head.len() < FINGERPRINT_BYTES {
+        head.extend(read_up_to(r, FINGERPRINT_BYTES - head.len())?);
     }
-    let mut head = [0u8; FINGERPRINT_BYTES];
-    let mut n = 0;
-    while n < head.len() {
-        match file.read_at(&mut head[n..], start + n as u64)? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    let head = &head[..n];
-    let id = match memchr::memchr(b'\n', head) {
+    head.truncate(FINGERPRINT_BYTES);
+    let id = match memchr::memchr(b'\n', &head) {
         Some(i) => &head[..i],
-        None if n == FINGERPRINT_BYTES => head,
+        None if head.len() == FINGERPRINT_BYTES => &head[..],
         None => return Ok(None),
     };
     let hash = id.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
     Ok(Some(format!("{}:{hash:016x}", id.len())))
+}
+
+/// The fingerprint of an open (uncompressed) file, or None while its first line is still
+/// incomplete.
+pub fn fingerprint(file: &File) -> io::Result<Option<String>> {
+    fingerprint_of(&mut At { file, pos: 0 })
+}
+
+/// Does the file start with gzip's magic bytes?
+fn is_gzip(file: &File) -> io::Result<bool> {
+    let mut magic = [0u8; 2];
+    Ok(file.read_at(&mut magic, 0)? == 2 && magic == [0x1f, 0x8b])
+}
+
+/// A file opened and identified, not yet positioned.
+#[derive(Debug)]
+pub struct Probed {
+    pub path: PathBuf,
+    pub file: File,
+    pub id: FileId,
+    pub fingerprint: String,
+    /// Its first bytes (up to [`HEAD_BYTES`], decompressed).
+    pub head: Vec<u8>,
+    pub compressed: bool,
+    pub modified: DateTime<Utc>,
+}
+
+impl Probed {
+    pub fn seen(&self) -> Seen<'_> {
+        Seen { id: self.id, fingerprint: &self.fingerprint, head: &self.head }
+    }
+
+    /// The key its checkpoint is stored under.
+    pub fn key(&self) -> (i64, i64, String) {
+        (self.id.device as i64, self.id.inode as i64, self.fingerprint.clone())
+    }
+
+    /// Reads a compressed file through to its end: Some(its decompressed length) when the
+    /// stream is whole, None while it is still being written (or is damaged).
+    pub fn complete_length(&self) -> io::Result<Option<u64>> {
+        if !self.compressed {
+            return Ok(Some(self.file.metadata()?.len()));
+        }
+        let mut decoder = MultiGzDecoder::new(At { file: &self.file, pos: 0 });
+        match io::copy(&mut decoder, &mut io::sink()) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidInput) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A log file being read.
+#[derive(Debug)]
+pub struct LogFile {
+    path: PathBuf,
+    file: File,
+    /// The decompressed stream, for a gzip file.
+    decoder: Option<Box<MultiGzDecoder<File>>>,
+    device: u64,
+    inode: u64,
+    fingerprint: String,
+    /// Its first bytes as read (up to HEAD_BYTES).
+    head: Vec<u8>,
+    /// Offset just past the last complete line consumed.
+    pos: u64,
+    /// Offset up to which the file has been read (pos plus the pending partial line).
+    read_to: u64,
+    /// The offset the store holds for this file (None: no row yet).
+    committed: Option<i64>,
+    /// The head the store holds with it (head_len, head_hash).
+    committed_head: (i32, i64),
+    lines: u64,
+    splitter: LineSplitter,
 }
 
 impl LogFile {
@@ -110,35 +176,68 @@ impl LogFile {
             Err(e) => return Err(e),
         };
         let meta = file.metadata()?;
-        let Some(fingerprint) = fingerprint(&file)? else {
+        let compressed = is_gzip(&file)?;
+        let (fingerprint, head) = if compressed {
+            let fingerprint = match fingerprint_of(&mut MultiGzDecoder::new(At { file: &file, pos: 0 })) {
+                Ok(fp) => fp,
+                // Still being compressed: not ready.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => None,
+                Err(e) => return Err(e),
+            };
+            let head = read_up_to(&mut MultiGzDecoder::new(At { file: &file, pos: 0 }), HEAD_BYTES).unwrap_or_default();
+            (fingerprint, head)
+        } else {
+            (fingerprint(&file)?, read_up_to(&mut At { file: &file, pos: 0 }, HEAD_BYTES)?)
+        };
+        let Some(fingerprint) = fingerprint else {
             return Ok(None);
         };
         let id = FileId { device: meta.dev(), inode: meta.ino() };
-        Ok(Some(Probed { path: path.to_path_buf(), file, id, fingerprint }))
+        let modified = meta.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
+        Ok(Some(Probed { path: path.to_path_buf(), file, id, fingerprint, head, compressed, modified }))
     }
 
-    /// Opens a probed file at the stored position (or the start).
-    pub fn open(probed: Probed, stored: Option<Checkpoint>) -> io::Result<LogFile> {
-        let Probed { path, file, id, fingerprint } = probed;
-        let meta = file.metadata()?;
-        let (committed, lines) = stored.map_or((0, 0), |c| (c.byte_offset as u64, c.lines as u64));
-        // A stored position past the end: the file was truncated while we were away.
-        let pos = if committed > meta.len() { 0 } else { committed };
-        let mut log = LogFile {
+    /// Opens a probed file where `start` says ([`Start::Read`]; anything else reads from
+    /// the start).
+    pub fn open(probed: Probed, start: Start) -> io::Result<LogFile> {
+        let Probed { path, mut file, id, fingerprint, head, compressed, .. } = probed;
+        let (offset, lines, stored) = match start {
+            Start::Read { offset, lines, stored } => (offset, lines, stored),
+            Start::CopyOfFollowed | Start::Older => (0, 0, None),
+        };
+        let mut decoder = None;
+        let pos = if compressed {
+            let mut d = Box::new(MultiGzDecoder::new(file.try_clone()?));
+            // Past the end of the stream: nothing more to read in it.
+            let skipped = io::copy(&mut (&mut d).take(offset), &mut io::sink())?;
+            decoder = Some(d);
+            if skipped < offset {
+                offset
+            } else {
+                skipped
+            }
+        } else {
+            // A stored position past the end: the file was truncated while we were away.
+            let pos = if offset > file.metadata()?.len() { 0 } else { offset };
+            file.seek(SeekFrom::Start(pos))?;
+            pos
+        };
+        let committed_head = stored.map_or((0, 0), |_| (-1, 0));
+        Ok(LogFile {
             path,
             file,
+            decoder,
             device: id.device,
             inode: id.inode,
             fingerprint,
+            head,
             pos,
             read_to: pos,
-            committed,
-            lines: if pos == committed { lines } else { 0 },
-            pending: Vec::new(),
-            skipping: false,
-        };
-        log.file.seek(SeekFrom::Start(pos))?;
-        Ok(log)
+            committed: stored,
+            committed_head,
+            lines: if pos == offset { lines } else { 0 },
+            splitter: LineSplitter::new(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -159,38 +258,28 @@ impl LogFile {
         self.pos
     }
 
-    pub fn size(&self) -> io::Result<u64> {
-        Ok(self.file.metadata()?.len())
+    /// How far the file was read: the position plus a held incomplete line.
+    pub fn read_to(&self) -> u64 {
+        self.read_to
+    }
+
+    /// Its first bytes, as far as they were read (up to HEAD_BYTES).
+    pub fn head(&self) -> &[u8] {
+        &self.head
     }
 
     /// Was the file truncated (copytruncate)? It is when it is shorter than what we read,
-    /// or when its first line is another one (truncated and written past our position
-    /// before we looked).
+    /// or when its first bytes are other ones (truncated and written past our position
+    /// before we looked, or a writer's hole of NULs).
     pub fn truncated(&self) -> io::Result<bool> {
-        if self.size()? < self.read_to {
+        if self.decoder.is_some() {
+            return Ok(false);
+        }
+        if self.file.metadata()?.len() < self.read_to {
             return Ok(true);
         }
-        Ok(matches!(fingerprint(&self.file)?, Some(fp) if fp != self.fingerprint))
-    }
-
-    /// Starts again from the beginning of a truncated file. The file's first line may
-    /// have changed, so the fingerprint is taken again (None while not ready).
-    pub fn restart(&mut self) -> io::Result<bool> {
-        let Some(fingerprint) = fingerprint(&self.file)? else {
-            return Ok(false);
-        };
-        if fingerprint != self.fingerprint {
-            // New content: a new identity, read from the start.
-            self.fingerprint = fingerprint;
-            self.committed = 0;
-        }
-        self.pos = 0;
-        self.read_to = 0;
-        self.lines = 0;
-        self.pending.clear();
-        self.skipping = false;
-        self.file.seek(SeekFrom::Start(0))?;
-        Ok(true)
+        let now = read_up_to(&mut At { file: &self.file, pos: 0 }, self.head.len())?;
+        Ok(now.len() < self.head.len() || now != self.head)
     }
 
     /// Reads up to `buf.len()` bytes and feeds every completed line to `agg`. Returns the
@@ -202,70 +291,142 @@ impl LogFile {
         resolver: &mut Resolver,
         ctx: &ParseContext,
     ) -> io::Result<usize> {
-        let n = self.file.read(buf)?;
+        let n = match &mut self.decoder {
+            Some(d) => d.read(buf)?,
+            None => self.file.read(buf)?,
+        };
         if n == 0 {
             return Ok(0);
         }
         let chunk_start = self.read_to;
         self.read_to += n as u64;
-        let data = &buf[..n];
-        let mut at = 0;
-        while let Some(i) = memchr::memchr(b'\n', &data[at..]) {
-            let end = at + i;
-            if self.skipping {
-                self.skipping = false;
-                agg.skip_line(SkipReason::TooLong);
-            } else if !self.pending.is_empty() {
-                if self.pending.len() + (end - at) > MAX_LINE {
-                    agg.skip_line(SkipReason::TooLong);
-                } else {
-                    self.pending.extend_from_slice(&data[at..end]);
-                    agg.add_line(resolver, &self.pending, ctx);
-                }
-                self.pending.clear();
-            } else if end - at > MAX_LINE {
-                agg.skip_line(SkipReason::TooLong);
-            } else {
-                agg.add_line(resolver, &data[at..end], ctx);
-            }
-            self.lines += 1;
-            at = end + 1;
-            self.pos = chunk_start + at as u64;
+        // The first bytes are kept as read (never read again from the file, which may
+        // have been truncated and rewritten meanwhile).
+        let have = self.head.len() as u64;
+        if have < HEAD_BYTES as u64 && chunk_start <= have && self.read_to > have {
+            let from = (have - chunk_start) as usize;
+            let to = n.min(HEAD_BYTES - chunk_start as usize);
+            self.head.extend_from_slice(&buf[from..to]);
         }
-        let mut tail = &data[at..];
-        if !self.skipping {
-            if self.pending.is_empty() {
-                // NULs left by copytruncate before the first real line are dropped.
-                let start = tail.iter().position(|b| *b != 0).unwrap_or(tail.len());
-                tail = &tail[start..];
+        let mut lines = 0;
+        let end = self.splitter.feed(&buf[..n], |line| {
+            lines += 1;
+            match line {
+                Line::Complete(l) => agg.add_line(resolver, l, ctx),
+                Line::TooLong => agg.skip_line(SkipReason::TooLong),
             }
-            if self.pending.len() + tail.len() > MAX_LINE {
-                self.pending.clear();
-                self.skipping = true;
-            } else {
-                self.pending.extend_from_slice(tail);
-            }
+        });
+        self.lines += lines;
+        if let Some(end) = end {
+            self.pos = chunk_start + end as u64;
         }
         Ok(n)
     }
 
-    /// The position to store, if it moved since the last commit.
-    pub fn advance(&self) -> Option<CheckpointAdvance> {
-        (self.pos != self.committed).then(|| CheckpointAdvance {
-            to: Checkpoint {
-                device: self.device as i64,
-                inode: self.inode as i64,
-                fingerprint: self.fingerprint.clone(),
-                path: self.path.display().to_string(),
-                byte_offset: self.pos as i64,
-                lines: self.lines as i64,
-            },
-            expected_offset: self.committed as i64,
-        })
+    /// Reads to the end of what is there now.
+    pub fn read_to_end(
+        &mut self,
+        buf: &mut [u8],
+        agg: &mut Aggregator,
+        resolver: &mut Resolver,
+        ctx: &ParseContext,
+    ) -> io::Result<()> {
+        while self.read_some(buf, agg, resolver, ctx)? > 0 {}
+        Ok(())
+    }
+
+    /// The hash of the file's first `len` bytes (as far as they were read), for the
+    /// checkpoint.
+    fn head_of(&self, len: usize) -> (i32, i64) {
+        let len = len.min(self.head.len());
+        (len as i32, head_hash(&self.head[..len]))
+    }
+
+    /// The checkpoint of where reading is now.
+    pub fn checkpoint(&self) -> Checkpoint {
+        let (head_len, head_hash) = self.head_of((self.pos as usize).min(HEAD_BYTES));
+        Checkpoint {
+            device: self.device as i64,
+            inode: self.inode as i64,
+            fingerprint: self.fingerprint.clone(),
+            path: self.path.display().to_string(),
+            byte_offset: self.pos as i64,
+            lines: self.lines as i64,
+            head_len,
+            head_hash,
+        }
+    }
+
+    /// The position to store, if it (or the file it is stored for) changed since the last
+    /// commit.
+    pub fn advance(&mut self) -> Option<CheckpointAdvance> {
+        let to = self.checkpoint();
+        let changed = match self.committed {
+            Some(offset) => to.byte_offset != offset || (to.head_len, to.head_hash) != self.committed_head,
+            None => self.pos > 0,
+        };
+        changed.then(|| CheckpointAdvance { to, expected_offset: self.committed.unwrap_or(0) })
     }
 
     /// The store now holds [`LogFile::advance`]'s position.
     pub fn committed(&mut self, advance: &CheckpointAdvance) {
-        self.committed = advance.to.byte_offset as u64;
+        self.committed = Some(advance.to.byte_offset);
+        self.committed_head = (advance.to.head_len, advance.to.head_hash);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_gzip_file_is_identified_by_its_decompressed_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = b"first line\nsecond line\n";
+        let plain = dir.path().join("pdns.log.1");
+        std::fs::write(&plain, content).unwrap();
+        let gz = dir.path().join("pdns.log.2.gz");
+        let mut enc = flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+        enc.write_all(content).unwrap();
+        enc.finish().unwrap();
+        let a = LogFile::probe(&plain).unwrap().unwrap();
+        let b = LogFile::probe(&gz).unwrap().unwrap();
+        assert!(!a.compressed && b.compressed);
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_eq!(a.head, b.head);
+        assert_eq!(b.complete_length().unwrap(), Some(content.len() as u64));
+
+        // A stream cut short (still being written) is not complete, and a very short one
+        // is not even identified yet.
+        let long: String = (0..20_000).map(|i| format!("line {i}\n")).collect();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(long.as_bytes()).unwrap();
+        let bytes = enc.finish().unwrap();
+        let torn = dir.path().join("pdns.log.3.gz");
+        std::fs::write(&torn, &bytes[..bytes.len() / 2]).unwrap();
+        let probed = LogFile::probe(&torn).unwrap().unwrap();
+        assert_eq!(probed.head, long.as_bytes()[..HEAD_BYTES]);
+        assert_eq!(probed.complete_length().unwrap(), None);
+        std::fs::write(&torn, &bytes[..bytes.len() - 6]).unwrap();
+        assert_eq!(LogFile::probe(&torn).unwrap().unwrap().complete_length().unwrap(), None);
+        let short = std::fs::read(&gz).unwrap();
+        std::fs::write(&torn, &short[..short.len() - 6]).unwrap();
+        assert!(LogFile::probe(&torn).unwrap().is_none());
+    }
+
+    #[test]
+    fn truncation_is_seen_by_length_and_by_first_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pdns.log");
+        std::fs::write(&path, b"one\ntwo\n").unwrap();
+        let probed = LogFile::probe(&path).unwrap().unwrap();
+        let log = LogFile::open(probed, Start::Read { offset: 8, lines: 2, stored: Some(8) }).unwrap();
+        assert!(!log.truncated().unwrap());
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"three\n").unwrap();
+        assert!(!log.truncated().unwrap(), "appending is no truncation");
+        // Truncated and rewritten past our position, with the same first line.
+        std::fs::write(&path, b"one\nTWO\nfour\nfive\n").unwrap();
+        assert!(log.truncated().unwrap());
     }
 }

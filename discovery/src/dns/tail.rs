@@ -3,18 +3,22 @@
 //! Each path is watched through `notify` on its directory, with a polling fallback that
 //! backs off at end of file. Per path, the tailer holds the file it is reading:
 //! - rotation by rename (the path names another file now): the old file is read to its
-//!   end and written first, then the new file is read from its start;
-//! - copytruncate (the file is shorter than what we read): read again from the start,
-//!   dropping the NULs a writer may leave before its next line;
+//!   end and written first, then the rotated siblings are looked at (files that came and
+//!   went meanwhile), then the new file is read from its start;
+//! - copytruncate (the file is shorter than what we read, or its first bytes changed):
+//!   what was read is written, the rest is read from the copy, then the file again from
+//!   its start, dropping the NULs a writer may leave before its next line;
 //! - deletion: the old file is finished; the path is read again once re-created.
 //!
-//! Every batch is written with the read positions, so a restart resumes exactly.
+//! On start, the rotated siblings are looked at first ([`super::rotated`] decides what
+//! is unread in them). Every batch is written with the read positions, so a restart
+//! resumes exactly; DNS edges past the expiry horizon are retired in the batch that moves
+//! it ([`super::ingest::expiry_horizon`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use graph_store::dns as store;
 use graph_store::PgPool;
 use notify::{RecursiveMode, Watcher};
 use tokio::io::AsyncBufReadExt;
@@ -22,7 +26,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::aggregate::{Aggregator, Totals};
-use super::ingest::{batch_due, flush, load_resolver, parse_context, IngestOptions};
+use super::follow::{Followed, Opened, Reading};
+use super::ingest::{batch_due, load_resolver, parse_context, IngestOptions, Writer};
 use super::record::{SkipReason, MAX_LINE};
 use super::source::{file_id, LogFile};
 use crate::{Error, Result};
@@ -53,48 +58,47 @@ impl Default for TailOptions {
     }
 }
 
-struct Followed {
-    path: PathBuf,
-    file: Option<LogFile>,
-}
-
 /// Follows `paths` until `shutdown`, then writes what it has and returns the totals.
 pub async fn tail(pool: &PgPool, paths: &[PathBuf], opts: &TailOptions, shutdown: CancellationToken) -> Result<Totals> {
     let mut resolver = load_resolver(pool, &opts.ingest).await?;
     let mut agg = Aggregator::new();
     let mut buf = vec![0u8; opts.ingest.read_buffer];
-    let mut followed: Vec<Followed> = paths.iter().map(|p| Followed { path: p.clone(), file: None }).collect();
+    let mut writer = Writer::new(pool, opts.expire_after);
+    writer.expire_now().await?;
+    let mut followed = Vec::with_capacity(paths.len());
+    for path in paths {
+        followed.push(Followed::register(pool, path, opts.ingest.rotated.as_deref()).await?);
+    }
+    let names: Vec<PathBuf> = followed.iter().map(|f| f.path().to_path_buf()).collect();
 
     let (tx, mut events) = mpsc::channel::<()>(64);
-    let _watcher = watch_dirs(paths, tx)?;
+    let _watcher = watch_dirs(&names, tx)?;
     let mut last_flush = Instant::now();
     let mut last_refresh = Instant::now();
-    let mut last_expiry: Option<Instant> = None;
     let mut idle = Duration::from_millis(10);
 
     loop {
-        let ctx = parse_context(&opts.ingest);
         let mut progressed = false;
         for f in followed.iter_mut() {
-            progressed |= step(pool, f, &mut buf, &mut agg, &mut resolver, &ctx, opts).await?;
+            let mut r = Reading {
+                writer: &mut writer,
+                agg: &mut agg,
+                resolver: &mut resolver,
+                buf: &mut buf,
+                opts: &opts.ingest,
+            };
+            progressed |= step(&mut r, f, &names).await?;
         }
         let due = last_flush.elapsed() >= opts.flush_every;
-        if due || batch_due(&agg, &opts.ingest, last_flush) {
+        let refresh = last_refresh.elapsed() >= opts.cmdb_refresh;
+        if due || refresh || batch_due(&agg, &opts.ingest, last_flush) {
             let mut files: Vec<&mut LogFile> = followed.iter_mut().filter_map(|f| f.file.as_mut()).collect();
-            flush(pool, &mut agg, &resolver, &mut files).await?;
+            writer.flush(&mut agg, &resolver, &mut files).await?;
             last_flush = Instant::now();
         }
-        if last_refresh.elapsed() >= opts.cmdb_refresh {
-            let mut files: Vec<&mut LogFile> = followed.iter_mut().filter_map(|f| f.file.as_mut()).collect();
-            flush(pool, &mut agg, &resolver, &mut files).await?;
+        if refresh {
             resolver = load_resolver(pool, &opts.ingest).await?;
             last_refresh = Instant::now();
-        }
-        if let Some(after) = opts.expire_after {
-            if last_expiry.is_none_or(|t| t.elapsed() >= Duration::from_secs(600)) {
-                expire(pool, after).await?;
-                last_expiry = Some(Instant::now());
-            }
         }
         if progressed {
             idle = Duration::from_millis(10);
@@ -111,116 +115,54 @@ pub async fn tail(pool: &PgPool, paths: &[PathBuf], opts: &TailOptions, shutdown
     }
     // Read what was written up to now before leaving (rotations and truncations
     // handled as ever, so nothing torn is read).
-    let ctx = parse_context(&opts.ingest);
     for f in followed.iter_mut() {
-        while step(pool, f, &mut buf, &mut agg, &mut resolver, &ctx, opts).await? {}
+        let mut r =
+            Reading { writer: &mut writer, agg: &mut agg, resolver: &mut resolver, buf: &mut buf, opts: &opts.ingest };
+        while step(&mut r, f, &names).await? {}
     }
     let mut files: Vec<&mut LogFile> = followed.iter_mut().filter_map(|f| f.file.as_mut()).collect();
-    flush(pool, &mut agg, &resolver, &mut files).await?;
+    writer.flush(&mut agg, &resolver, &mut files).await?;
     Ok(agg.totals())
 }
 
-/// Files that were at `path` when edgewatch last read it, were rotated away (renamed in
-/// the same directory) while it was not looking, and still have unread lines: read them
-/// to their end now, so a restart across a rotation loses nothing.
-async fn finish_rotated(
-    pool: &PgPool,
-    path: &Path,
-    current: Option<super::source::FileId>,
-    buf: &mut [u8],
-    agg: &mut Aggregator,
-    resolver: &mut super::resolve::Resolver,
-    ctx: &super::record::ParseContext,
-) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let stored = store::checkpoints_for_path(pool, &absolute.display().to_string()).await?;
-    let stale: Vec<_> = stored
-        .into_iter()
-        .filter(|c| current.is_none_or(|id| (id.device as i64, id.inode as i64) != (c.device, c.inode)))
-        .collect();
-    if stale.is_empty() {
-        return Ok(());
-    }
-    let Some(dir) = absolute.parent() else { return Ok(()) };
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
-    for entry in entries.flatten() {
-        let Ok(meta) = entry.metadata() else { continue };
-        let Some(checkpoint) = stale.iter().find(|c| (c.device, c.inode) == (meta.dev() as i64, meta.ino() as i64))
-        else {
-            continue;
-        };
-        if meta.len() <= checkpoint.byte_offset as u64 {
-            continue;
-        }
-        let rotated = entry.path();
-        let read_err = |source| Error::Read { path: rotated.clone(), source };
-        let Some(probed) = LogFile::probe(&rotated).map_err(read_err)? else { continue };
-        if probed.fingerprint != checkpoint.fingerprint {
-            continue;
-        }
-        let mut file = LogFile::open(probed, Some(checkpoint.clone())).map_err(read_err)?;
-        // The read position stays stored under the followed path's name.
-        file.set_path(absolute.clone());
-        while file.read_some(buf, agg, resolver, ctx).map_err(read_err)? > 0 {}
-        tracing::info!(rotated = %rotated.display(), "finished a file rotated away while not following");
-        flush(pool, agg, resolver, &mut [&mut file]).await?;
-    }
-    Ok(())
-}
-
 /// One look at one path. Returns whether any byte was read or the file changed.
-async fn step(
-    pool: &PgPool,
-    f: &mut Followed,
-    buf: &mut [u8],
-    agg: &mut Aggregator,
-    resolver: &mut super::resolve::Resolver,
-    ctx: &super::record::ParseContext,
-    opts: &TailOptions,
-) -> Result<bool> {
+async fn step(r: &mut Reading<'_, '_>, f: &mut Followed, names: &[PathBuf]) -> Result<bool> {
+    let path = f.path().to_path_buf();
     let read_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Error::Read { path, source }
     };
-    if f.file.is_none() {
-        // Open what the path names now (holding it, so a rename from here on is seen as
-        // a rotation of this file), then finish the files that were rotated away from
-        // the path while no one was following (across a restart, say).
-        let probed = LogFile::probe(&f.path).map_err(read_err(&f.path))?;
-        let current = probed.as_ref().map(|p| p.id).or_else(|| file_id(&f.path));
-        finish_rotated(pool, &f.path, current, buf, agg, resolver, ctx).await?;
-        let Some(probed) = probed else {
-            return Ok(false);
-        };
-        let stored =
-            store::find_checkpoint(pool, probed.id.device as i64, probed.id.inode as i64, &probed.fingerprint).await?;
-        f.file = Some(LogFile::open(probed, stored).map_err(read_err(&f.path))?);
-        tracing::info!(path = %f.path.display(), "following");
+    if f.scan_due() {
+        f.finish_rotated(r, names).await?;
     }
-    let Some(file) = f.file.as_mut() else {
-        return Ok(false);
-    };
+    if f.file.is_none() {
+        match f.open_current(r.writer.pool()).await? {
+            Opened::Yes => tracing::info!(path = %path.display(), "following"),
+            Opened::NotReady => return Ok(false),
+            Opened::Moved => {
+                // Files came and went at the path since the last look: finish them first.
+                f.rescan();
+                return Ok(true);
+            }
+        }
+    }
+    let file = f.file.as_mut().expect("opened above");
     // Truncated (copytruncate) since we last looked? Checked before reading: once the
     // writer has written past our old position, reading there would give torn lines.
-    if file_id(&f.path) == Some(file.id()) && file.truncated().map_err(read_err(&f.path))? {
-        tracing::info!(path = %f.path.display(), "truncated; reading from the start");
-        flush(pool, agg, resolver, &mut [&mut *file]).await?;
-        if !file.restart().map_err(read_err(&f.path))? {
-            // Nothing complete yet: look again from scratch later.
-            f.file = None;
-        }
+    if file.truncated().map_err(read_err(&path))? {
+        truncated(r, f, names).await?;
         return Ok(true);
     }
     let mut progressed = false;
     // Read what there is, in bounded rounds so other files get their turn.
     for _ in 0..64 {
-        let n = file.read_some(buf, agg, resolver, ctx).map_err(read_err(&f.path))?;
+        let ctx = parse_context(r.opts);
+        let n = file.read_some(r.buf, r.agg, r.resolver, &ctx).map_err(read_err(&path))?;
         if n == 0 {
             break;
         }
         progressed = true;
-        if agg.pending_lines() >= opts.ingest.batch_lines || agg.pending_pair_hours() >= opts.ingest.max_pairs {
+        if r.agg.pending_lines() >= r.opts.batch_lines || r.agg.pending_pair_hours() >= r.opts.max_pairs {
             break;
         }
     }
@@ -228,26 +170,49 @@ async fn step(
         return Ok(true);
     }
     // At the end of the file: has the path moved on to another file?
-    if file_id(&f.path) != Some(file.id()) {
+    if file_id(&path) != Some(file.id()) {
         // Lines written to the old file after our last read and before the rename are
-        // still there: finish it before leaving it.
-        while file.read_some(buf, agg, resolver, ctx).map_err(read_err(&f.path))? > 0 {}
-        tracing::info!(path = %f.path.display(), "rotated or deleted; finished the old file");
+        // still there: finish it before leaving it, then look at what else was rotated.
+        tracing::info!(path = %path.display(), "rotated or deleted; finishing the old file");
         let mut old = f.file.take().expect("a file");
-        flush(pool, agg, resolver, &mut [&mut old]).await?;
+        r.finish(&mut old).await?;
+        f.rescan();
         return Ok(true);
     }
     Ok(false)
 }
 
-async fn expire(pool: &PgPool, after: Duration) -> Result<()> {
-    let before = chrono::Utc::now() - chrono::Duration::from_std(after).unwrap_or(chrono::Duration::days(7));
-    let mut conn =
-        pool.acquire().await.map_err(|source| graph_store::Error::Sql { op: "expiring dns edges", source })?;
-    let (lost, retired) = store::expire_dns_edges(&mut conn, before).await?;
-    if lost > 0 {
-        tracing::info!(lost, retired, "dns edges expired");
+/// The file being read was truncated (copytruncate): write what was read, read the rest
+/// from the copy (a rotated sibling that begins with the same bytes), then start the
+/// file again. When no copy has every byte the file was seen to have, lines may be lost:
+/// that is counted (`copytruncate-loss` in `dns stats`) and logged.
+async fn truncated(r: &mut Reading<'_, '_>, f: &mut Followed, names: &[PathBuf]) -> Result<()> {
+    let mut file = f.file.take().expect("a file");
+    r.writer.flush(r.agg, r.resolver, &mut [&mut file]).await?;
+    let (pos, seen_to) = (file.position(), file.read_to());
+    f.file = Some(file);
+    let head = f.read_head();
+    f.file = None;
+    let scan = f.finish_rotated(r, names).await?;
+    let copy = scan.siblings.iter().filter(|s| s.head.starts_with(&head)).map(|s| s.len).max();
+    match copy {
+        Some(len) if len >= seen_to => {
+            tracing::info!(path = %f.path().display(), "truncated; the copy was read, reading the file from its start");
+        }
+        _ => {
+            let missing = seen_to.saturating_sub(copy.unwrap_or(0).max(pos));
+            tracing::warn!(
+                path = %f.path().display(),
+                copy = copy.is_some(),
+                read_up_to = pos,
+                seen_up_to = seen_to,
+                missing_bytes = missing,
+                "truncated, and no rotated copy has all it held: lines written after the last read may be lost"
+            );
+            r.agg.count_truncation_loss();
+        }
     }
+    f.rescan();
     Ok(())
 }
 
@@ -282,6 +247,8 @@ fn watch_dirs(paths: &[PathBuf], tx: mpsc::Sender<()>) -> Result<Option<notify::
 pub async fn tail_stdin(pool: &PgPool, opts: &TailOptions, shutdown: CancellationToken) -> Result<Totals> {
     let mut resolver = load_resolver(pool, &opts.ingest).await?;
     let mut agg = Aggregator::new();
+    let mut writer = Writer::new(pool, opts.expire_after);
+    writer.expire_now().await?;
     let mut reader = tokio::io::BufReader::with_capacity(1 << 20, tokio::io::stdin());
     let mut line = Vec::with_capacity(4096);
     let mut last_flush = Instant::now();
@@ -306,11 +273,11 @@ pub async fn tail_stdin(pool: &PgPool, opts: &TailOptions, shutdown: Cancellatio
             None => {}
         }
         if batch_due(&agg, &opts.ingest, last_flush) || last_flush.elapsed() >= opts.flush_every {
-            flush(pool, &mut agg, &resolver, &mut []).await?;
+            writer.flush(&mut agg, &resolver, &mut []).await?;
             last_flush = Instant::now();
         }
     }
-    flush(pool, &mut agg, &resolver, &mut []).await?;
+    writer.flush(&mut agg, &resolver, &mut []).await?;
     Ok(agg.totals())
 }
 

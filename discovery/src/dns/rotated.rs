@@ -1,0 +1,340 @@
+//! Which files to read, and from where, when a followed log rotates: the decisions, pure.
+//!
+//! A followed path names one file after another. When edgewatch starts, and whenever the
+//! path moves on (renamed away, truncated, deleted), it looks at the path's rotated
+//! siblings in the same directory (`pdns.log.1`, `pdns.log-20261204`, `pdns.log.2.gz`, or
+//! what `--rotated` says) and finishes what is unread in them:
+//! - a sibling whose identity (device, inode, first line) has a checkpoint, and whose first
+//!   bytes are still those the checkpoint saw, is the same file, rotated by rename: read
+//!   from the checkpoint on;
+//! - a sibling whose first bytes are those of a file read before, under another identity,
+//!   is a copy (copytruncate) or a compressed form of it: read from that file's checkpoint
+//!   on (the furthest, if several match);
+//! - a sibling that is a copy of the file still being followed (copied, not yet truncated)
+//!   is left alone: the followed file is read instead;
+//! - a sibling no checkpoint knows, written since the path was first followed, was at the
+//!   path while edgewatch followed it and was rotated away before anything of it was
+//!   committed (or while edgewatch was down): read whole;
+//! - older unknown siblings are history from before edgewatch followed the path: left
+//!   alone (`dns ingest` reads them on request).
+
+use chrono::{DateTime, Utc};
+use graph_store::dns::Checkpoint;
+
+use super::source::FileId;
+
+/// How many of a file's first bytes identify its content.
+pub const HEAD_BYTES: usize = 4096;
+
+/// The hash stored with a checkpoint for a file's first bytes (FNV-1a, 64 bits).
+pub fn head_hash(head: &[u8]) -> i64 {
+    head.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)) as i64
+}
+
+/// Which names in a followed file's directory are its rotated siblings.
+#[derive(Debug, Clone)]
+pub struct RotatedNames {
+    base: String,
+    pattern: Option<glob::Pattern>,
+}
+
+impl RotatedNames {
+    /// For the followed file named `base`: by default `BASE.*` and `BASE-*` (numbered,
+    /// dated, compressed); else the glob `pattern`, in which `{}` stands for `base`.
+    pub fn new(base: &str, pattern: Option<&str>) -> Result<RotatedNames, String> {
+        if pattern.is_some_and(|p| p.contains('/')) {
+            return Err(format!(
+                "--rotated {:?}: a pattern for names in the log's own directory, without `/`",
+                pattern.unwrap_or_default()
+            ));
+        }
+        let pattern = pattern
+            .map(|p| {
+                let p = p.replace("{}", &glob::Pattern::escape(base));
+                glob::Pattern::new(&p).map_err(|e| format!("--rotated {p:?}: {e}"))
+            })
+            .transpose()?;
+        Ok(RotatedNames { base: base.to_string(), pattern })
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        if name == self.base {
+            return false;
+        }
+        match &self.pattern {
+            Some(p) => p.matches(name),
+            None => name
+                .strip_prefix(self.base.as_str())
+                .is_some_and(|rest| rest.len() > 1 && (rest.starts_with('.') || rest.starts_with('-'))),
+        }
+    }
+}
+
+/// A file as found on disk: its identity and its first bytes (decompressed).
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    pub id: FileId,
+    pub fingerprint: &'a str,
+    /// Up to [`HEAD_BYTES`] first bytes.
+    pub head: &'a [u8],
+}
+
+/// Where to start reading a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Read from `offset` on (`lines` lines were before it). `stored` is the offset the
+    /// store holds under the file's own identity (None: no row yet), which the first
+    /// commit must find there.
+    Read { offset: u64, lines: u64, stored: Option<i64> },
+    /// A copy of the file being followed, not yet truncated: the followed file is read.
+    CopyOfFollowed,
+    /// Unknown and older than the following of the path.
+    Older,
+}
+
+fn same_key(c: &Checkpoint, seen: &Seen<'_>) -> bool {
+    (c.device, c.inode) == (seen.id.device as i64, seen.id.inode as i64) && c.fingerprint == seen.fingerprint
+}
+
+/// Does `head` begin with the bytes the checkpoint's hash covers? (A checkpoint stored
+/// before heads were kept covers none.)
+pub fn head_matches(c: &Checkpoint, head: &[u8]) -> bool {
+    let n = c.head_len as usize;
+    n == 0 || (n <= head.len() && head_hash(&head[..n]) == c.head_hash)
+}
+
+/// The row stored under the file's own identity, and whether it is this file's (its first
+/// bytes unchanged) rather than an earlier file's with a recycled inode.
+fn own<'c>(seen: &Seen<'_>, checkpoints: &'c [Checkpoint]) -> (Option<&'c Checkpoint>, bool) {
+    match checkpoints.iter().find(|c| same_key(c, seen)) {
+        Some(c) => (Some(c), head_matches(c, seen.head)),
+        None => (None, false),
+    }
+}
+
+/// Where to read the file the followed path names now: from its checkpoint when it has
+/// one, else from the start (whatever its age: the followed file is always read).
+pub fn start_of_followed(seen: &Seen<'_>, checkpoints: &[Checkpoint]) -> Start {
+    match own(seen, checkpoints) {
+        (Some(c), true) => {
+            Start::Read { offset: c.byte_offset as u64, lines: c.lines as u64, stored: Some(c.byte_offset) }
+        }
+        (row, _) => Start::Read { offset: 0, lines: 0, stored: row.map(|c| c.byte_offset) },
+    }
+}
+
+/// Is `head` (a sibling's) a copy of `live` (the followed file's): the same bytes as far
+/// as both go, and more than one line of them (one equal line is not enough to call two
+/// files the same).
+fn is_copy(head: &[u8], live: &[u8]) -> bool {
+    let n = head.len().min(live.len());
+    n > 0 && head[..n] == live[..n] && head[..n].iter().filter(|b| **b == b'\n').count() > 1
+}
+
+/// Where to read a rotated sibling (see the module's rules). `modified` is its last
+/// change, `live` the file the followed path names now (its identity and first bytes).
+pub fn start_of_rotated(
+    seen: &Seen<'_>,
+    modified: DateTime<Utc>,
+    checkpoints: &[Checkpoint],
+    live: Option<(FileId, &[u8])>,
+    followed_since: DateTime<Utc>,
+) -> Start {
+    let (row, ours) = own(seen, checkpoints);
+    if let (Some(c), true) = (row, ours) {
+        return Start::Read { offset: c.byte_offset as u64, lines: c.lines as u64, stored: Some(c.byte_offset) };
+    }
+    let stored = row.map(|c| c.byte_offset);
+    let read_before =
+        || checkpoints.iter().filter(|c| c.head_len > 0 && !same_key(c, seen) && head_matches(c, seen.head));
+    if let Some((live_id, live_head)) = live {
+        let of_live = |c: &Checkpoint| (c.device, c.inode) == (live_id.device as i64, live_id.inode as i64);
+        let live_unchanged = |c: &Checkpoint| of_live(c) && head_matches(c, live_head);
+        if read_before().any(live_unchanged) || (live_id != seen.id && is_copy(seen.head, live_head)) {
+            return Start::CopyOfFollowed;
+        }
+    }
+    if let Some(c) = read_before().max_by_key(|c| c.byte_offset) {
+        return Start::Read { offset: c.byte_offset as u64, lines: c.lines as u64, stored };
+    }
+    if modified >= followed_since {
+        Start::Read { offset: 0, lines: 0, stored }
+    } else {
+        Start::Older
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &[u8] = b"a1 first\na2 second\na3 third\n";
+    const B: &[u8] = b"b1 first\nb2 second\n";
+
+    fn id(inode: u64) -> FileId {
+        FileId { device: 1, inode }
+    }
+
+    fn checkpoint(inode: u64, content: &[u8], offset: usize) -> Checkpoint {
+        let head_len = offset.min(HEAD_BYTES);
+        Checkpoint {
+            device: 1,
+            inode: inode as i64,
+            fingerprint: fingerprint(content),
+            path: "/logs/pdns.log".into(),
+            byte_offset: offset as i64,
+            lines: content[..offset].iter().filter(|b| **b == b'\n').count() as i64,
+            head_len: head_len as i32,
+            head_hash: head_hash(&content[..head_len]),
+        }
+    }
+
+    fn fingerprint(content: &[u8]) -> String {
+        let first = content.split(|b| *b == b'\n').next().unwrap();
+        String::from_utf8_lossy(first).into_owned()
+    }
+
+    fn t(minute: u32) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_764_806_400 + i64::from(minute) * 60, 0).unwrap()
+    }
+
+    fn read(offset: usize, lines: u64, stored: Option<usize>) -> Start {
+        Start::Read { offset: offset as u64, lines, stored: stored.map(|s| s as i64) }
+    }
+
+    #[test]
+    fn rotated_sibling_decisions() {
+        let since = t(10);
+        let fp_a = fingerprint(A);
+        let fp_b = fingerprint(B);
+        let a_at_9 = checkpoint(7, A, 9);
+        let a_whole = checkpoint(7, A, A.len());
+        let recycled = checkpoint(7, B, 12); // inode 7 once held B
+        type Case<'a> = (&'a str, Seen<'a>, DateTime<Utc>, Vec<Checkpoint>, Option<(FileId, &'a [u8])>, Start);
+        let cases: Vec<Case<'_>> = vec![
+            (
+                "renamed, part read",
+                Seen { id: id(7), fingerprint: &fp_a, head: A },
+                t(11),
+                vec![a_at_9.clone()],
+                None,
+                read(9, 1, Some(9)),
+            ),
+            (
+                "renamed, all read",
+                Seen { id: id(7), fingerprint: &fp_a, head: A },
+                t(11),
+                vec![a_whole.clone()],
+                None,
+                read(A.len(), 3, Some(A.len())),
+            ),
+            (
+                "a copy (copytruncate), the original truncated",
+                Seen { id: id(8), fingerprint: &fp_a, head: A },
+                t(11),
+                vec![a_at_9.clone()],
+                Some((id(7), b"")),
+                read(9, 1, None),
+            ),
+            (
+                "compressed copy: the furthest checkpoint wins",
+                Seen { id: id(9), fingerprint: &fp_a, head: A },
+                t(11),
+                vec![a_at_9.clone(), checkpoint(8, A, 19)],
+                None,
+                read(19, 2, None),
+            ),
+            (
+                "a copy of the followed file, not yet truncated",
+                Seen { id: id(8), fingerprint: &fp_a, head: A },
+                t(11),
+                vec![a_at_9.clone()],
+                Some((id(7), A)),
+                Start::CopyOfFollowed,
+            ),
+            (
+                "a copy of the followed file, nothing committed",
+                Seen { id: id(8), fingerprint: &fp_a, head: A },
+                t(11),
+                vec![],
+                Some((id(7), A)),
+                Start::CopyOfFollowed,
+            ),
+            (
+                "one equal first line is no copy",
+                Seen { id: id(8), fingerprint: &fp_a, head: b"a1 first\nzz\n" },
+                t(11),
+                vec![],
+                Some((id(7), b"a1 first\n")),
+                read(0, 0, None),
+            ),
+            (
+                "unknown, written while followed",
+                Seen { id: id(9), fingerprint: &fp_b, head: B },
+                t(11),
+                vec![a_at_9.clone()],
+                Some((id(7), A)),
+                read(0, 0, None),
+            ),
+            (
+                "unknown, written before following",
+                Seen { id: id(9), fingerprint: &fp_b, head: B },
+                t(9),
+                vec![a_at_9.clone()],
+                None,
+                Start::Older,
+            ),
+            (
+                "recycled inode and first line, other bytes",
+                Seen { id: id(7), fingerprint: &fp_b, head: b"b1 first\nxx other\n" },
+                t(11),
+                vec![recycled],
+                None,
+                read(0, 0, Some(12)),
+            ),
+        ];
+        for (what, seen, modified, checkpoints, live, want) in cases {
+            assert_eq!(start_of_rotated(&seen, modified, &checkpoints, live, since), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn the_followed_file_resumes_only_when_its_bytes_are_unchanged() {
+        let fp_a = fingerprint(A);
+        let stored = vec![checkpoint(7, A, 19)];
+        let same = Seen { id: id(7), fingerprint: &fp_a, head: A };
+        assert_eq!(start_of_followed(&same, &stored), read(19, 2, Some(19)));
+        // Truncated and rewritten with the same first line.
+        let rewritten = Seen { id: id(7), fingerprint: &fp_a, head: b"a1 first\nnew content\n" };
+        assert_eq!(start_of_followed(&rewritten, &stored), read(0, 0, Some(19)));
+        let other = Seen { id: id(8), fingerprint: &fp_a, head: A };
+        assert_eq!(start_of_followed(&other, &stored), read(0, 0, None));
+        // A row from before head hashes were kept (head_len 0) still resumes.
+        let legacy = vec![Checkpoint { head_len: 0, head_hash: 0, ..checkpoint(7, A, 19) }];
+        assert_eq!(start_of_followed(&same, &legacy), read(19, 2, Some(19)));
+    }
+
+    #[test]
+    fn rotated_names() {
+        let default = RotatedNames::new("pdns.log", None).unwrap();
+        for (name, want) in [
+            ("pdns.log.1", true),
+            ("pdns.log.2.gz", true),
+            ("pdns.log-20261204", true),
+            ("pdns.log-20261204.gz", true),
+            ("pdns.log", false),
+            ("pdns.log.", false),
+            ("pdns.logger", false),
+            ("other.log.1", false),
+        ] {
+            assert_eq!(default.matches(name), want, "{name}");
+        }
+        let custom = RotatedNames::new("pdns.log", Some("old-{}.*")).unwrap();
+        assert!(custom.matches("old-pdns.log.3"));
+        assert!(!custom.matches("pdns.log.3"));
+        let err = RotatedNames::new("pdns.log", Some("{}.[")).unwrap_err();
+        assert!(err.contains("--rotated"), "{err}");
+        let err = RotatedNames::new("pdns.log", Some("old/{}.*")).unwrap_err();
+        assert!(err.contains("without `/`"), "{err}");
+    }
+}
