@@ -1,7 +1,9 @@
 //! The tailer against a model: a script of appends, partial lines, rename-rotations,
-//! copytruncates, deletions and restarts (graceful and crashed) is played on real files
-//! while `tail` follows them into a real PostgreSQL; after every step the counts in the
-//! store must equal what a perfect reader would have read by then.
+//! copytruncates, compressions of rotated files, deletions and restarts (graceful and
+//! crashed: at any point of a rotation, before the new file's first checkpoint, with
+//! several rotations while the tailer is down) is played on real files while `tail`
+//! follows them into a real PostgreSQL; after every step the counts in the store must
+//! equal what a perfect reader would have read by then.
 
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
@@ -26,6 +28,34 @@ fn inventory() -> String {
         .collect();
     containers.push(r#"{"name": "p.h2", "host": "h2", "dc": "Tx", "ips": ["127.5.1.1"], "services": ["svc"]}"#.into());
     format!(r#"{{"containers": [{}]}}"#, containers.join(",\n"))
+}
+
+fn count(model: &mut BTreeMap<String, i64>, k: u8) {
+    *model.entry(format!("c{k}.h1")).or_default() += 1;
+}
+
+/// Compresses one of the plain rotated files, as logrotate's `compress` does: the `.gz` is
+/// written whole, then the plain file goes.
+fn compress_one(dir: &Path, rng: &mut impl Rng) -> bool {
+    let mut plain: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("pdns.log.") && p.extension().unwrap() != "gz")
+        .collect();
+    plain.sort();
+    if plain.is_empty() {
+        return false;
+    }
+    let victim = &plain[rng.random_range(0..plain.len())];
+    let gz = victim.with_extension(format!("{}.gz", victim.extension().unwrap().to_str().unwrap()));
+    let tmp = dir.join("compressing.tmp");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&tmp).unwrap(), flate2::Compression::fast());
+    enc.write_all(&std::fs::read(victim).unwrap()).unwrap();
+    enc.finish().unwrap();
+    std::fs::rename(&tmp, &gz).unwrap();
+    std::fs::remove_file(victim).unwrap();
+    true
 }
 
 fn line(k: u8) -> String {
@@ -57,26 +87,15 @@ fn start(pool: &PgPool, path: &Path) -> Tailer {
     Tailer { shutdown, task }
 }
 
+/// Kills the tailer where it stands (what SIGKILL does to the process).
+async fn crash(tailer: &mut Tailer) {
+    tailer.task.abort();
+    let _ = (&mut tailer.task).await;
+}
+
 /// Queries per consumer, as the store has them.
 async fn stored(pool: &PgPool) -> BTreeMap<String, i64> {
     query::edges(pool, ListOptions::default()).await.unwrap().into_iter().map(|e| (e.src, e.queries)).collect()
-}
-
-/// Waits until the tailer has opened the file now at `path` (its read position is
-/// stored). Files are rotated no faster than a tailer can notice them; what it must
-/// handle is being behind on their content.
-async fn opened(pool: &PgPool, path: &Path) {
-    use std::os::unix::fs::MetadataExt;
-    let file = std::fs::File::open(path).unwrap();
-    let meta = file.metadata().unwrap();
-    let fp = discovery::dns::source::fingerprint(&file).unwrap().expect("a complete first line");
-    for _ in 0..400 {
-        if graph_store::dns::find_checkpoint(pool, meta.dev() as i64, meta.ino() as i64, &fp).await.unwrap().is_some() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(15)).await;
-    }
-    panic!("the tailer never opened {}", path.display());
 }
 
 /// Waits until the store holds what the model says (or fails after a while).
@@ -99,6 +118,44 @@ struct Writer {
 impl Writer {
     fn append(&mut self, bytes: &[u8]) {
         std::fs::OpenOptions::new().create(true).append(true).open(&self.path).unwrap().write_all(bytes).unwrap();
+    }
+
+    /// Writes `n` random whole lines (after completing a pending partial one).
+    fn lines(&mut self, rng: &mut impl Rng, model: &mut BTreeMap<String, i64>, n: usize) {
+        if let Some(k) = self.finish_partial() {
+            count(model, k);
+        }
+        let mut text = String::new();
+        for _ in 0..n {
+            let k = rng.random_range(0..CONSUMERS);
+            text.push_str(&line(k));
+            count(model, k);
+        }
+        self.append(text.as_bytes());
+    }
+
+    /// Rotates by rename: the writer's last lines land in the old file, which becomes
+    /// `pdns.log.<n>`; a new file with a header of its own takes the path.
+    fn rotate(&mut self, rng: &mut impl Rng, model: &mut BTreeMap<String, i64>, n: usize, header: &str) {
+        self.lines(rng, model, 1);
+        std::fs::rename(&self.path, self.path.with_extension(format!("log.{n}"))).unwrap();
+        self.append(header.as_bytes());
+    }
+
+    /// Copytruncate: copies the file to `pdns.log.<n>`, truncates it, and writes a header,
+    /// with half the time a writer that goes on at its old offset (a hole of NULs).
+    fn copytruncate(&mut self, rng: &mut impl Rng, model: &mut BTreeMap<String, i64>, n: usize, header: &str) {
+        if let Some(k) = self.finish_partial() {
+            count(model, k);
+        }
+        std::fs::copy(&self.path, self.path.with_extension(format!("log.{n}"))).unwrap();
+        let mut f = std::fs::OpenOptions::new().write(true).open(&self.path).unwrap();
+        let old_len = f.metadata().unwrap().len();
+        f.set_len(0).unwrap();
+        if rng.random_bool(0.5) {
+            f.seek(SeekFrom::Start(old_len)).unwrap();
+        }
+        f.write_all(header.as_bytes()).unwrap();
     }
 
     /// Completes a pending partial line; returns its consumer.
@@ -126,27 +183,21 @@ async fn run_script(seed: u64) {
     };
     header(&mut w, &mut generation);
     let mut model: BTreeMap<String, i64> = BTreeMap::new();
-    let count = |model: &mut BTreeMap<String, i64>, k: u8| *model.entry(format!("c{k}.h1")).or_default() += 1;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut tailer = start(&db.pool, &path);
 
     for step in 0..70 {
         let op = rng.random_range(0..100);
         let name;
-        if op < 40 {
+        let mut new_header = || {
+            generation += 1;
+            format!("PowerDNS Authoritative Server start {generation} (seed {seed})\n")
+        };
+        if op < 30 {
             name = "append";
-            if let Some(k) = w.finish_partial() {
-                count(&mut model, k);
-            }
             let n = rng.random_range(1..40);
-            let mut text = String::new();
-            for _ in 0..n {
-                let k = rng.random_range(0..CONSUMERS);
-                text.push_str(&line(k));
-                count(&mut model, k);
-            }
-            w.append(text.as_bytes());
-        } else if op < 55 {
+            w.lines(&mut rng, &mut model, n);
+        } else if op < 40 {
             name = "partial line";
             if w.partial.is_none() {
                 let k = rng.random_range(0..CONSUMERS);
@@ -154,54 +205,75 @@ async fn run_script(seed: u64) {
                 w.append(&line(k).as_bytes()[..cut]);
                 w.partial = Some((k, cut));
             }
-        } else if op < 68 {
+        } else if op < 50 {
             name = "rename rotation";
-            opened(&db.pool, &path).await;
-            // The writer's last lines land in the old file, then it moves on.
-            if let Some(k) = w.finish_partial() {
-                count(&mut model, k);
-            }
-            let k = rng.random_range(0..CONSUMERS);
-            w.append(line(k).as_bytes());
-            count(&mut model, k);
-            std::fs::rename(&path, dir.path().join(format!("pdns.log.{step}"))).unwrap();
-            header(&mut w, &mut generation);
-        } else if op < 78 {
+            w.rotate(&mut rng, &mut model, step, &new_header());
+        } else if op < 57 {
             name = "copytruncate";
-            if let Some(k) = w.finish_partial() {
-                count(&mut model, k);
+            w.copytruncate(&mut rng, &mut model, step, &new_header());
+        } else if op < 63 {
+            name = "crash at a rotation";
+            // Killed just before the rename, just after it, or after lines went to the
+            // new file before the tailer could commit any of them.
+            let when = rng.random_range(0..3);
+            if when == 0 {
+                crash(&mut tailer).await;
             }
-            // logrotate copies, then truncates; lines before the copy were read by then.
-            caught_up(&db.pool, &model, "before copytruncate").await;
-            std::fs::copy(&path, dir.path().join(format!("pdns.log.{step}"))).unwrap();
-            let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-            let old_len = f.metadata().unwrap().len();
-            f.set_len(0).unwrap();
-            if rng.random_bool(0.5) {
-                // A writer without O_APPEND goes on at its old offset: a hole of NULs.
-                f.seek(SeekFrom::Start(old_len)).unwrap();
+            w.rotate(&mut rng, &mut model, step, &new_header());
+            if when == 1 {
+                crash(&mut tailer).await;
             }
-            generation += 1;
-            f.write_all(format!("PowerDNS Authoritative Server restart {generation} (seed {seed})\n").as_bytes())
-                .unwrap();
-        } else if op < 85 {
+            if when == 2 {
+                let n = rng.random_range(1..10);
+                w.lines(&mut rng, &mut model, n);
+                crash(&mut tailer).await;
+            }
+            tailer = start(&db.pool, &path);
+        } else if op < 69 {
+            name = "rotations while down";
+            crash(&mut tailer).await;
+            for k in 0..rng.random_range(1..4) {
+                let n = rng.random_range(0..10);
+                w.lines(&mut rng, &mut model, n);
+                let header = new_header();
+                if rng.random_bool(0.7) {
+                    w.rotate(&mut rng, &mut model, 1000 + step * 10 + k, &header);
+                } else {
+                    w.copytruncate(&mut rng, &mut model, 1000 + step * 10 + k, &header);
+                }
+            }
+            tailer = start(&db.pool, &path);
+        } else if op < 74 {
+            name = "compress a rotated file";
+            let down = rng.random_bool(0.5);
+            if down {
+                crash(&mut tailer).await;
+            }
+            compress_one(dir.path(), &mut rng);
+            if down {
+                tailer = start(&db.pool, &path);
+            } else {
+                // A restart (later) must not read the compressed form again.
+                continue;
+            }
+        } else if op < 80 {
             name = "delete and re-create";
             if let Some(k) = w.finish_partial() {
                 count(&mut model, k);
             }
+            // A deleted file's unread lines are gone with it: delete only what was read.
             caught_up(&db.pool, &model, "before deletion").await;
             std::fs::remove_file(&path).unwrap();
             tokio::time::sleep(Duration::from_millis(rng.random_range(0..80))).await;
-            header(&mut w, &mut generation);
-        } else if op < 93 {
+            w.append(new_header().as_bytes());
+        } else if op < 88 {
             name = "graceful restart";
             tailer.shutdown.cancel();
             tailer.task.await.unwrap().unwrap();
             tailer = start(&db.pool, &path);
         } else {
             name = "crash restart";
-            tailer.task.abort();
-            let _ = tailer.task.await;
+            crash(&mut tailer).await;
             tailer = start(&db.pool, &path);
         }
         eprintln!("step {step}: {name}");
@@ -222,7 +294,11 @@ async fn run_script(seed: u64) {
 async fn the_tailer_reads_what_a_perfect_reader_reads() {
     let seed: u64 =
         std::env::var("TAIL_MODEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| rand::rng().random());
-    eprintln!("tail model seed {seed} (TAIL_MODEL_SEED={seed} replays it)");
+    eprintln!("tail model seed {seed} (TAIL_MODEL_SEED={seed} replays it; TAIL_MODEL_LOG=debug tells more)");
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("TAIL_MODEL_LOG"))
+        .with_test_writer()
+        .try_init();
     run_script(seed).await;
     run_script(seed.wrapping_add(1)).await;
 }

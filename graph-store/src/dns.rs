@@ -170,6 +170,54 @@ pub async fn checkpoints_for(pool: &PgPool, path: &str, keys: &[(i64, i64, Strin
     Ok(rows.into_iter().map(checkpoint).collect())
 }
 
+/// Stores a checkpoint for a file about to be read for the first time (at its start),
+/// unless one is stored already: from now on the file is known, wherever it is rotated
+/// to, even if nothing of it gets committed before a crash.
+pub async fn register_checkpoint(pool: &PgPool, c: &Checkpoint) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO ingest_checkpoints (device, inode, fingerprint, path, byte_offset, lines, head_len, head_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (device, inode, fingerprint) DO NOTHING",
+    )
+    .bind(c.device)
+    .bind(c.inode)
+    .bind(&c.fingerprint)
+    .bind(&c.path)
+    .bind(c.byte_offset)
+    .bind(c.lines)
+    .bind(c.head_len)
+    .bind(c.head_hash)
+    .execute(pool)
+    .await
+    .map_err(Error::sql("registering a checkpoint"))?;
+    Ok(())
+}
+
+/// The advisory lock every DNS batch holds until it commits (a constant: "dns-ingest").
+const BATCH_LOCK: i64 = 0x646e_732d_696e_6773;
+
+/// Takes the DNS batch lock for the caller's transaction: see [`batch_barrier`].
+async fn lock_batches(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(BATCH_LOCK)
+        .execute(conn)
+        .await
+        .map_err(Error::sql("taking the dns batch lock"))?;
+    Ok(())
+}
+
+/// Waits until every DNS batch that is being committed now has committed. A reader that
+/// was killed may have sent its last COMMIT just before it died, and PostgreSQL may not
+/// have carried it out yet: a new reader that read the checkpoints before that commit
+/// lands would read from stale positions. Every batch holds the batch lock from its start
+/// until it commits, so taking the lock once, after the killed reader is gone, waits for
+/// its commit.
+pub async fn batch_barrier(pool: &PgPool) -> Result<()> {
+    let mut tx = pool.begin().await.map_err(Error::sql("starting the dns batch barrier"))?;
+    lock_batches(&mut tx).await?;
+    tx.commit().await.map_err(Error::sql("ending the dns batch barrier"))?;
+    Ok(())
+}
+
 /// Registers `path` as followed from `now` on, unless it already is; returns since when it
 /// is followed.
 pub async fn follow_path(pool: &PgPool, path: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
@@ -217,6 +265,7 @@ pub async fn apply_batch(
     counters: &DnsCounters,
     checkpoints: &[CheckpointAdvance],
 ) -> Result<Option<DateTime<Utc>>> {
+    lock_batches(conn).await?;
     for advance in checkpoints {
         advance_checkpoint(conn, advance).await?;
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use graph_store::dns as store;
+use graph_store::dns::{self as store, Checkpoint};
 use graph_store::PgPool;
 
 use super::aggregate::Aggregator;
@@ -50,6 +50,7 @@ impl Reading<'_, '_> {
 /// compressed one whose length is known).
 #[derive(Debug, Clone)]
 pub struct Sibling {
+    pub hole: u64,
     pub head: Vec<u8>,
     pub len: u64,
 }
@@ -148,8 +149,8 @@ impl Followed {
         siblings.sort_by(|a, b| (a.modified, &a.path).cmp(&(b.modified, &b.path)));
         let mut scan = Scan::default();
         for sibling in siblings {
-            let live = live.as_ref().map(|l| (l.id, &l.head[..]));
-            let start = start_of_rotated(&sibling.seen(), sibling.modified, &checkpoints, live, self.since);
+            let live = live.as_ref().map(Probed::seen);
+            let start = start_of_rotated(&sibling.seen(), sibling.modified, &checkpoints, live.as_ref(), self.since);
             let len = if sibling.compressed {
                 match sibling.complete_length().map_err(read_err(&sibling.path))? {
                     Some(len) => len,
@@ -162,7 +163,8 @@ impl Followed {
             } else {
                 sibling.file.metadata().map_err(read_err(&sibling.path))?.len()
             };
-            scan.siblings.push(Sibling { head: sibling.head.clone(), len });
+            tracing::debug!(file = %sibling.path.display(), ?start, len, "a rotated file");
+            scan.siblings.push(Sibling { hole: sibling.hole, head: sibling.head.clone(), len });
             let Start::Read { offset, .. } = start else {
                 tracing::debug!(file = %sibling.path.display(), ?start, "rotated file left alone");
                 continue;
@@ -226,19 +228,29 @@ impl Followed {
             return Ok(Opened::Moved);
         }
         let checkpoints = store::checkpoints_for(pool, &self.path.display().to_string(), &[probed.key()]).await?;
-        let start = start_of_followed(&probed.seen(), &checkpoints);
+        let mut start = start_of_followed(&probed.seen(), &checkpoints);
+        if let Start::Read { stored: stored @ None, .. } = &mut start {
+            // Known from now on, wherever it is rotated to, even if nothing of it is
+            // committed before a crash.
+            let (device, inode, fingerprint) = probed.key();
+            let path = self.path.display().to_string();
+            let at_start =
+                Checkpoint { device, inode, fingerprint, path, byte_offset: 0, lines: 0, head_len: 0, head_hash: 0 };
+            store::register_checkpoint(pool, &at_start).await?;
+            *stored = Some(0);
+        }
         let mut file = LogFile::open(probed, start).map_err(read_err)?;
         file.set_path(self.path.clone());
         self.file = Some(file);
         Ok(Opened::Yes)
     }
 
-    /// The first bytes of the file being read, as far as its position (what a copy of it
-    /// must begin with).
-    pub fn read_head(&self) -> Vec<u8> {
-        self.file.as_ref().map_or_else(Vec::new, |f| {
-            let n = (f.position() as usize).min(HEAD_BYTES).min(f.head().len());
-            f.head()[..n].to_vec()
+    /// The hole and first bytes of the file being read, as far as its position (what a
+    /// copy of it must begin with).
+    pub fn read_head(&self) -> (u64, Vec<u8>) {
+        self.file.as_ref().map_or_else(Default::default, |f| {
+            let n = (f.position().saturating_sub(f.hole()) as usize).min(HEAD_BYTES).min(f.head().len());
+            (f.hole(), f.head()[..n].to_vec())
         })
     }
 }

@@ -218,6 +218,9 @@ pub async fn ingest_files(
     let total: u64 = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     let mut done = 0u64;
     let mut last_flush = std::time::Instant::now();
+    // A reader killed a moment ago may still have a commit in flight: read the stored
+    // positions only after it landed.
+    store::batch_barrier(pool).await?;
     let mut followed = Vec::with_capacity(paths.len());
     for path in paths {
         if !path.exists() {

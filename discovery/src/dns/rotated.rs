@@ -13,8 +13,11 @@
 //! - a sibling that is a copy of the file still being followed (copied, not yet truncated)
 //!   is left alone: the followed file is read instead;
 //! - a sibling no checkpoint knows, written since the path was first followed, was at the
-//!   path while edgewatch followed it and was rotated away before anything of it was
-//!   committed (or while edgewatch was down): read whole;
+//!   path while edgewatch followed it and was rotated away before edgewatch opened it
+//!   (created and rotated while edgewatch was down, or between two looks): read whole.
+//!   (Every file edgewatch opens gets a checkpoint at once, so a file it opened is never
+//!   unknown. Modification times lag the clock by up to a timer tick: "since" allows
+//!   [`MTIME_SLACK`].)
 //! - older unknown siblings are history from before edgewatch followed the path: left
 //!   alone (`dns ingest` reads them on request).
 
@@ -23,12 +26,21 @@ use graph_store::dns::Checkpoint;
 
 use super::source::FileId;
 
+/// How much earlier than the start of following a file's modification time may be and
+/// still count as "since": the kernel stamps files with a clock that lags by a tick.
+pub const MTIME_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
 /// How many of a file's first bytes identify its content.
 pub const HEAD_BYTES: usize = 4096;
 
-/// The hash stored with a checkpoint for a file's first bytes (FNV-1a, 64 bits).
-pub fn head_hash(head: &[u8]) -> i64 {
-    head.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)) as i64
+/// The hash stored with a checkpoint for a file's first bytes after the `hole` of NULs
+/// it starts with (FNV-1a, 64 bits, over the hole's length and the bytes). Without the
+/// hole, two files that begin with long runs of NULs would look alike.
+pub fn head_hash(hole: u64, head: &[u8]) -> i64 {
+    hole.to_le_bytes()
+        .iter()
+        .chain(head)
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)) as i64
 }
 
 /// Which names in a followed file's directory are its rotated siblings.
@@ -75,7 +87,9 @@ impl RotatedNames {
 pub struct Seen<'a> {
     pub id: FileId,
     pub fingerprint: &'a str,
-    /// Up to [`HEAD_BYTES`] first bytes.
+    /// The NULs it starts with (a copytruncate's hole).
+    pub hole: u64,
+    /// Up to [`HEAD_BYTES`] first bytes after them.
     pub head: &'a [u8],
 }
 
@@ -96,18 +110,18 @@ fn same_key(c: &Checkpoint, seen: &Seen<'_>) -> bool {
     (c.device, c.inode) == (seen.id.device as i64, seen.id.inode as i64) && c.fingerprint == seen.fingerprint
 }
 
-/// Does `head` begin with the bytes the checkpoint's hash covers? (A checkpoint stored
-/// before heads were kept covers none.)
-pub fn head_matches(c: &Checkpoint, head: &[u8]) -> bool {
+/// Does a file with this hole and head begin with the bytes the checkpoint's hash
+/// covers? (A checkpoint stored before heads were kept covers none.)
+pub fn head_matches(c: &Checkpoint, hole: u64, head: &[u8]) -> bool {
     let n = c.head_len as usize;
-    n == 0 || (n <= head.len() && head_hash(&head[..n]) == c.head_hash)
+    n == 0 || (n <= head.len() && head_hash(hole, &head[..n]) == c.head_hash)
 }
 
 /// The row stored under the file's own identity, and whether it is this file's (its first
 /// bytes unchanged) rather than an earlier file's with a recycled inode.
 fn own<'c>(seen: &Seen<'_>, checkpoints: &'c [Checkpoint]) -> (Option<&'c Checkpoint>, bool) {
     match checkpoints.iter().find(|c| same_key(c, seen)) {
-        Some(c) => (Some(c), head_matches(c, seen.head)),
+        Some(c) => (Some(c), head_matches(c, seen.hole, seen.head)),
         None => (None, false),
     }
 }
@@ -123,12 +137,15 @@ pub fn start_of_followed(seen: &Seen<'_>, checkpoints: &[Checkpoint]) -> Start {
     }
 }
 
-/// Is `head` (a sibling's) a copy of `live` (the followed file's): the same bytes as far
-/// as both go, and more than one line of them (one equal line is not enough to call two
-/// files the same).
-fn is_copy(head: &[u8], live: &[u8]) -> bool {
-    let n = head.len().min(live.len());
-    n > 0 && head[..n] == live[..n] && head[..n].iter().filter(|b| **b == b'\n').count() > 1
+/// Is `seen` (a sibling) a copy of `live` (the followed file): the same hole and the same
+/// bytes as far as both go, and more than one line of them (one equal line is not enough
+/// to call two files the same).
+fn is_copy(seen: &Seen<'_>, live: &Seen<'_>) -> bool {
+    let n = seen.head.len().min(live.head.len());
+    seen.hole == live.hole
+        && n > 0
+        && seen.head[..n] == live.head[..n]
+        && seen.head[..n].iter().filter(|b| **b == b'\n').count() > 1
 }
 
 /// Where to read a rotated sibling (see the module's rules). `modified` is its last
@@ -137,7 +154,7 @@ pub fn start_of_rotated(
     seen: &Seen<'_>,
     modified: DateTime<Utc>,
     checkpoints: &[Checkpoint],
-    live: Option<(FileId, &[u8])>,
+    live: Option<&Seen<'_>>,
     followed_since: DateTime<Utc>,
 ) -> Start {
     let (row, ours) = own(seen, checkpoints);
@@ -146,18 +163,18 @@ pub fn start_of_rotated(
     }
     let stored = row.map(|c| c.byte_offset);
     let read_before =
-        || checkpoints.iter().filter(|c| c.head_len > 0 && !same_key(c, seen) && head_matches(c, seen.head));
-    if let Some((live_id, live_head)) = live {
-        let of_live = |c: &Checkpoint| (c.device, c.inode) == (live_id.device as i64, live_id.inode as i64);
-        let live_unchanged = |c: &Checkpoint| of_live(c) && head_matches(c, live_head);
-        if read_before().any(live_unchanged) || (live_id != seen.id && is_copy(seen.head, live_head)) {
+        || checkpoints.iter().filter(|c| c.head_len > 0 && !same_key(c, seen) && head_matches(c, seen.hole, seen.head));
+    if let Some(live) = live {
+        let of_live = |c: &Checkpoint| (c.device, c.inode) == (live.id.device as i64, live.id.inode as i64);
+        let live_unchanged = |c: &Checkpoint| of_live(c) && head_matches(c, live.hole, live.head);
+        if read_before().any(live_unchanged) || (live.id != seen.id && is_copy(seen, live)) {
             return Start::CopyOfFollowed;
         }
     }
     if let Some(c) = read_before().max_by_key(|c| c.byte_offset) {
         return Start::Read { offset: c.byte_offset as u64, lines: c.lines as u64, stored };
     }
-    if modified >= followed_since {
+    if modified >= followed_since - MTIME_SLACK {
         Start::Read { offset: 0, lines: 0, stored }
     } else {
         Start::Older
@@ -170,6 +187,11 @@ mod tests {
 
     const A: &[u8] = b"a1 first\na2 second\na3 third\n";
     const B: &[u8] = b"b1 first\nb2 second\n";
+
+    /// The followed file: inode and first bytes (its fingerprint does not matter here).
+    fn live(inode: u64, head: &[u8]) -> Seen<'_> {
+        Seen { id: id(inode), fingerprint: "", hole: 0, head }
+    }
 
     fn id(inode: u64) -> FileId {
         FileId { device: 1, inode }
@@ -185,7 +207,7 @@ mod tests {
             byte_offset: offset as i64,
             lines: content[..offset].iter().filter(|b| **b == b'\n').count() as i64,
             head_len: head_len as i32,
-            head_hash: head_hash(&content[..head_len]),
+            head_hash: head_hash(0, &content[..head_len]),
         }
     }
 
@@ -210,11 +232,11 @@ mod tests {
         let a_at_9 = checkpoint(7, A, 9);
         let a_whole = checkpoint(7, A, A.len());
         let recycled = checkpoint(7, B, 12); // inode 7 once held B
-        type Case<'a> = (&'a str, Seen<'a>, DateTime<Utc>, Vec<Checkpoint>, Option<(FileId, &'a [u8])>, Start);
+        type Case<'a> = (&'a str, Seen<'a>, DateTime<Utc>, Vec<Checkpoint>, Option<Seen<'a>>, Start);
         let cases: Vec<Case<'_>> = vec![
             (
                 "renamed, part read",
-                Seen { id: id(7), fingerprint: &fp_a, head: A },
+                Seen { id: id(7), fingerprint: &fp_a, hole: 0, head: A },
                 t(11),
                 vec![a_at_9.clone()],
                 None,
@@ -222,7 +244,7 @@ mod tests {
             ),
             (
                 "renamed, all read",
-                Seen { id: id(7), fingerprint: &fp_a, head: A },
+                Seen { id: id(7), fingerprint: &fp_a, hole: 0, head: A },
                 t(11),
                 vec![a_whole.clone()],
                 None,
@@ -230,15 +252,15 @@ mod tests {
             ),
             (
                 "a copy (copytruncate), the original truncated",
-                Seen { id: id(8), fingerprint: &fp_a, head: A },
+                Seen { id: id(8), fingerprint: &fp_a, hole: 0, head: A },
                 t(11),
                 vec![a_at_9.clone()],
-                Some((id(7), b"")),
+                Some(live(7, b"")),
                 read(9, 1, None),
             ),
             (
                 "compressed copy: the furthest checkpoint wins",
-                Seen { id: id(9), fingerprint: &fp_a, head: A },
+                Seen { id: id(9), fingerprint: &fp_a, hole: 0, head: A },
                 t(11),
                 vec![a_at_9.clone(), checkpoint(8, A, 19)],
                 None,
@@ -246,47 +268,55 @@ mod tests {
             ),
             (
                 "a copy of the followed file, not yet truncated",
-                Seen { id: id(8), fingerprint: &fp_a, head: A },
+                Seen { id: id(8), fingerprint: &fp_a, hole: 0, head: A },
                 t(11),
                 vec![a_at_9.clone()],
-                Some((id(7), A)),
+                Some(live(7, A)),
                 Start::CopyOfFollowed,
             ),
             (
                 "a copy of the followed file, nothing committed",
-                Seen { id: id(8), fingerprint: &fp_a, head: A },
+                Seen { id: id(8), fingerprint: &fp_a, hole: 0, head: A },
                 t(11),
                 vec![],
-                Some((id(7), A)),
+                Some(live(7, A)),
                 Start::CopyOfFollowed,
             ),
             (
                 "one equal first line is no copy",
-                Seen { id: id(8), fingerprint: &fp_a, head: b"a1 first\nzz\n" },
+                Seen { id: id(8), fingerprint: &fp_a, hole: 0, head: b"a1 first\nzz\n" },
                 t(11),
                 vec![],
-                Some((id(7), b"a1 first\n")),
+                Some(live(7, b"a1 first\n")),
                 read(0, 0, None),
             ),
             (
                 "unknown, written while followed",
-                Seen { id: id(9), fingerprint: &fp_b, head: B },
+                Seen { id: id(9), fingerprint: &fp_b, hole: 0, head: B },
                 t(11),
                 vec![a_at_9.clone()],
-                Some((id(7), A)),
+                Some(live(7, A)),
                 read(0, 0, None),
             ),
             (
                 "unknown, written before following",
-                Seen { id: id(9), fingerprint: &fp_b, head: B },
+                Seen { id: id(9), fingerprint: &fp_b, hole: 0, head: B },
                 t(9),
                 vec![a_at_9.clone()],
                 None,
                 Start::Older,
             ),
             (
+                "unknown, stamped by a lagging clock just before following began",
+                Seen { id: id(9), fingerprint: &fp_b, hole: 0, head: B },
+                since - chrono::TimeDelta::milliseconds(500),
+                vec![a_at_9.clone()],
+                None,
+                read(0, 0, None),
+            ),
+            (
                 "recycled inode and first line, other bytes",
-                Seen { id: id(7), fingerprint: &fp_b, head: b"b1 first\nxx other\n" },
+                Seen { id: id(7), fingerprint: &fp_b, hole: 0, head: b"b1 first\nxx other\n" },
                 t(11),
                 vec![recycled],
                 None,
@@ -294,20 +324,43 @@ mod tests {
             ),
         ];
         for (what, seen, modified, checkpoints, live, want) in cases {
-            assert_eq!(start_of_rotated(&seen, modified, &checkpoints, live, since), want, "{what}");
+            assert_eq!(start_of_rotated(&seen, modified, &checkpoints, live.as_ref(), since), want, "{what}");
         }
+    }
+
+    #[test]
+    fn files_that_begin_with_nuls_are_told_apart_by_what_follows() {
+        // Two files a copytruncate left with 8 KiB of NULs before their first line: the
+        // NULs are no identity, the lines after them are.
+        let (hole, a, b): (u64, &[u8], &[u8]) = (8192, b"x1 one\nx2 two\n", b"y1 one\ny2 two\n");
+        let read_a = Checkpoint {
+            byte_offset: hole as i64 + 7,
+            lines: 1,
+            head_len: 7,
+            head_hash: head_hash(hole, &a[..7]),
+            ..checkpoint(7, a, 7)
+        };
+        let since = t(10);
+        let fp = fingerprint(a);
+        let copy_of_a = Seen { id: id(8), fingerprint: &fp, hole, head: a };
+        let other = Seen { id: id(9), fingerprint: &fp, hole, head: b };
+        let a_moved = Seen { id: id(10), fingerprint: &fp, hole: 0, head: a };
+        let cps = vec![read_a];
+        assert_eq!(start_of_rotated(&copy_of_a, t(9), &cps, None, since), read(8199, 1, None));
+        assert_eq!(start_of_rotated(&other, t(9), &cps, None, since), Start::Older);
+        assert_eq!(start_of_rotated(&a_moved, t(9), &cps, None, since), Start::Older);
     }
 
     #[test]
     fn the_followed_file_resumes_only_when_its_bytes_are_unchanged() {
         let fp_a = fingerprint(A);
         let stored = vec![checkpoint(7, A, 19)];
-        let same = Seen { id: id(7), fingerprint: &fp_a, head: A };
+        let same = Seen { id: id(7), fingerprint: &fp_a, hole: 0, head: A };
         assert_eq!(start_of_followed(&same, &stored), read(19, 2, Some(19)));
         // Truncated and rewritten with the same first line.
-        let rewritten = Seen { id: id(7), fingerprint: &fp_a, head: b"a1 first\nnew content\n" };
+        let rewritten = Seen { id: id(7), fingerprint: &fp_a, hole: 0, head: b"a1 first\nnew content\n" };
         assert_eq!(start_of_followed(&rewritten, &stored), read(0, 0, Some(19)));
-        let other = Seen { id: id(8), fingerprint: &fp_a, head: A };
+        let other = Seen { id: id(8), fingerprint: &fp_a, hole: 0, head: A };
         assert_eq!(start_of_followed(&other, &stored), read(0, 0, None));
         // A row from before head hashes were kept (head_len 0) still resumes.
         let legacy = vec![Checkpoint { head_len: 0, head_hash: 0, ..checkpoint(7, A, 19) }];

@@ -59,42 +59,54 @@ fn read_up_to(r: &mut impl Read, limit: usize) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The fingerprint of what `r` reads, or None while its first line is still incomplete
-/// (and shorter than [`FINGERPRINT_BYTES`]).
-fn fingerprint_of(r: &mut impl Read) -> io::Result<Option<String>> {
-    // Leading NULs (the hole a copytruncate leaves before a writer's next line) are not
-    // content: skip them, up to a bound.
+/// What identifies a file's content: the length of the run of NULs it starts with (the
+/// hole a copytruncate leaves before a writer's next line: not content), the fingerprint
+/// of its first line after them, and its first bytes after them (up to [`HEAD_BYTES`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub hole: u64,
+    pub fingerprint: String,
+    pub head: Vec<u8>,
+}
+
+/// The identity of what `r` reads, or None while its first line is still incomplete (and
+/// shorter than [`FINGERPRINT_BYTES`]).
+fn identify(r: &mut impl Read) -> io::Result<Option<Identity>> {
     const MAX_HOLE: u64 = 64 << 20;
     let mut chunk = [0u8; 4096];
-    let mut skipped = 0u64;
+    let mut hole = 0u64;
     let mut head = loop {
         let n = r.read(&mut chunk)?;
         if n == 0 {
             return Ok(None);
         }
         match chunk[..n].iter().position(|b| *b != 0) {
-            Some(i) => break chunk[i..n].to_vec(),
-            None if skipped + (n as u64) < MAX_HOLE => skipped += n as u64,
+            Some(i) => {
+                hole += i as u64;
+                break chunk[i..n].to_vec();
+            }
+            None if hole + (n as u64) < MAX_HOLE => hole += n as u64,
             None => return Ok(None),
         }
     };
-    if head.len() < FINGERPRINT_BYTES {
-        head.extend(read_up_to(r, FINGERPRINT_BYTES - head.len())?);
+    if head.len() < HEAD_BYTES {
+        head.extend(read_up_to(r, HEAD_BYTES - head.len())?);
     }
-    head.truncate(FINGERPRINT_BYTES);
-    let id = match memchr::memchr(b'\n', &head) {
-        Some(i) => &head[..i],
-        None if head.len() == FINGERPRINT_BYTES => &head[..],
+    head.truncate(HEAD_BYTES);
+    let first = &head[..head.len().min(FINGERPRINT_BYTES)];
+    let id = match memchr::memchr(b'\n', first) {
+        Some(i) => &first[..i],
+        None if first.len() == FINGERPRINT_BYTES => first,
         None => return Ok(None),
     };
     let hash = id.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
-    Ok(Some(format!("{}:{hash:016x}", id.len())))
+    Ok(Some(Identity { hole, fingerprint: format!("{}:{hash:016x}", id.len()), head }))
 }
 
 /// The fingerprint of an open (uncompressed) file, or None while its first line is still
 /// incomplete.
 pub fn fingerprint(file: &File) -> io::Result<Option<String>> {
-    fingerprint_of(&mut At { file, pos: 0 })
+    Ok(identify(&mut At { file, pos: 0 })?.map(|i| i.fingerprint))
 }
 
 /// Does the file start with gzip's magic bytes?
@@ -110,7 +122,9 @@ pub struct Probed {
     pub file: File,
     pub id: FileId,
     pub fingerprint: String,
-    /// Its first bytes (up to [`HEAD_BYTES`], decompressed).
+    /// The NULs it starts with.
+    pub hole: u64,
+    /// Its first bytes after them (up to [`HEAD_BYTES`], decompressed).
     pub head: Vec<u8>,
     pub compressed: bool,
     pub modified: DateTime<Utc>,
@@ -118,7 +132,7 @@ pub struct Probed {
 
 impl Probed {
     pub fn seen(&self) -> Seen<'_> {
-        Seen { id: self.id, fingerprint: &self.fingerprint, head: &self.head }
+        Seen { id: self.id, fingerprint: &self.fingerprint, hole: self.hole, head: &self.head }
     }
 
     /// The key its checkpoint is stored under.
@@ -152,7 +166,8 @@ pub struct LogFile {
     device: u64,
     inode: u64,
     fingerprint: String,
-    /// Its first bytes as read (up to HEAD_BYTES).
+    /// The NULs it starts with, and its first bytes after them as read (up to HEAD_BYTES).
+    hole: u64,
     head: Vec<u8>,
     /// Offset just past the last complete line consumed.
     pos: u64,
@@ -177,30 +192,28 @@ impl LogFile {
         };
         let meta = file.metadata()?;
         let compressed = is_gzip(&file)?;
-        let (fingerprint, head) = if compressed {
-            let fingerprint = match fingerprint_of(&mut MultiGzDecoder::new(At { file: &file, pos: 0 })) {
-                Ok(fp) => fp,
+        let identity = if compressed {
+            match identify(&mut MultiGzDecoder::new(At { file: &file, pos: 0 })) {
+                Ok(identity) => identity,
                 // Still being compressed: not ready.
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => None,
                 Err(e) => return Err(e),
-            };
-            let head = read_up_to(&mut MultiGzDecoder::new(At { file: &file, pos: 0 }), HEAD_BYTES).unwrap_or_default();
-            (fingerprint, head)
+            }
         } else {
-            (fingerprint(&file)?, read_up_to(&mut At { file: &file, pos: 0 }, HEAD_BYTES)?)
+            identify(&mut At { file: &file, pos: 0 })?
         };
-        let Some(fingerprint) = fingerprint else {
+        let Some(Identity { hole, fingerprint, head }) = identity else {
             return Ok(None);
         };
         let id = FileId { device: meta.dev(), inode: meta.ino() };
         let modified = meta.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
-        Ok(Some(Probed { path: path.to_path_buf(), file, id, fingerprint, head, compressed, modified }))
+        Ok(Some(Probed { path: path.to_path_buf(), file, id, fingerprint, hole, head, compressed, modified }))
     }
 
     /// Opens a probed file where `start` says ([`Start::Read`]; anything else reads from
     /// the start).
     pub fn open(probed: Probed, start: Start) -> io::Result<LogFile> {
-        let Probed { path, mut file, id, fingerprint, head, compressed, .. } = probed;
+        let Probed { path, mut file, id, fingerprint, hole, head, compressed, .. } = probed;
         let (offset, lines, stored) = match start {
             Start::Read { offset, lines, stored } => (offset, lines, stored),
             Start::CopyOfFollowed | Start::Older => (0, 0, None),
@@ -230,6 +243,7 @@ impl LogFile {
             device: id.device,
             inode: id.inode,
             fingerprint,
+            hole,
             head,
             pos,
             read_to: pos,
@@ -263,7 +277,12 @@ impl LogFile {
         self.read_to
     }
 
-    /// Its first bytes, as far as they were read (up to HEAD_BYTES).
+    /// The NULs it starts with.
+    pub fn hole(&self) -> u64 {
+        self.hole
+    }
+
+    /// Its first bytes after them, as far as they were read (up to HEAD_BYTES).
     pub fn head(&self) -> &[u8] {
         &self.head
     }
@@ -278,8 +297,8 @@ impl LogFile {
         if self.file.metadata()?.len() < self.read_to {
             return Ok(true);
         }
-        let now = read_up_to(&mut At { file: &self.file, pos: 0 }, self.head.len())?;
-        Ok(now.len() < self.head.len() || now != self.head)
+        let now = read_up_to(&mut At { file: &self.file, pos: self.hole }, self.head.len())?;
+        Ok(now != self.head)
     }
 
     /// Reads up to `buf.len()` bytes and feeds every completed line to `agg`. Returns the
@@ -302,10 +321,10 @@ impl LogFile {
         self.read_to += n as u64;
         // The first bytes are kept as read (never read again from the file, which may
         // have been truncated and rewritten meanwhile).
-        let have = self.head.len() as u64;
-        if have < HEAD_BYTES as u64 && chunk_start <= have && self.read_to > have {
+        let have = self.hole + self.head.len() as u64;
+        if self.head.len() < HEAD_BYTES && chunk_start <= have && self.read_to > have {
             let from = (have - chunk_start) as usize;
-            let to = n.min(HEAD_BYTES - chunk_start as usize);
+            let to = n.min((self.hole + HEAD_BYTES as u64 - chunk_start) as usize);
             self.head.extend_from_slice(&buf[from..to]);
         }
         let mut lines = 0;
@@ -335,16 +354,16 @@ impl LogFile {
         Ok(())
     }
 
-    /// The hash of the file's first `len` bytes (as far as they were read), for the
-    /// checkpoint.
-    fn head_of(&self, len: usize) -> (i32, i64) {
-        let len = len.min(self.head.len());
-        (len as i32, head_hash(&self.head[..len]))
+    /// The hash of the file's first bytes up to `pos` (as far as they were read, at most
+    /// HEAD_BYTES after its hole), for the checkpoint.
+    fn head_of(&self, pos: u64) -> (i32, i64) {
+        let len = (pos.saturating_sub(self.hole) as usize).min(self.head.len());
+        (len as i32, head_hash(self.hole, &self.head[..len]))
     }
 
     /// The checkpoint of where reading is now.
     pub fn checkpoint(&self) -> Checkpoint {
-        let (head_len, head_hash) = self.head_of((self.pos as usize).min(HEAD_BYTES));
+        let (head_len, head_hash) = self.head_of(self.pos);
         Checkpoint {
             device: self.device as i64,
             inode: self.inode as i64,

@@ -64,6 +64,9 @@ pub async fn tail(pool: &PgPool, paths: &[PathBuf], opts: &TailOptions, shutdown
     let mut agg = Aggregator::new();
     let mut buf = vec![0u8; opts.ingest.read_buffer];
     let mut writer = Writer::new(pool, opts.expire_after);
+    // A reader killed a moment ago may still have a commit in flight: read the stored
+    // positions only after it landed.
+    graph_store::dns::batch_barrier(pool).await?;
     writer.expire_now().await?;
     let mut followed = Vec::with_capacity(paths.len());
     for path in paths {
@@ -191,10 +194,10 @@ async fn truncated(r: &mut Reading<'_, '_>, f: &mut Followed, names: &[PathBuf])
     r.writer.flush(r.agg, r.resolver, &mut [&mut file]).await?;
     let (pos, seen_to) = (file.position(), file.read_to());
     f.file = Some(file);
-    let head = f.read_head();
+    let (hole, head) = f.read_head();
     f.file = None;
     let scan = f.finish_rotated(r, names).await?;
-    let copy = scan.siblings.iter().filter(|s| s.head.starts_with(&head)).map(|s| s.len).max();
+    let copy = scan.siblings.iter().filter(|s| s.hole == hole && s.head.starts_with(&head)).map(|s| s.len).max();
     match copy {
         Some(len) if len >= seen_to => {
             tracing::info!(path = %f.path().display(), "truncated; the copy was read, reading the file from its start");
