@@ -62,12 +62,17 @@ fn line(k: u8) -> String {
     format!("Remote 127.5.0.{} wants 'svc.example.com|A', do = 0, bufsize = 1232: packetcache MISS\n", k + 1)
 }
 
+/// A tailer with connections of its own, as a process has: a crash drops them all, so
+/// nothing it left half-done (a transaction begun when it died) lingers in a pool that
+/// lives on.
 struct Tailer {
     shutdown: CancellationToken,
     task: JoinHandle<discovery::Result<discovery::dns::aggregate::Totals>>,
+    pool: PgPool,
 }
 
-fn start(pool: &PgPool, path: &Path) -> Tailer {
+async fn start(url: &str, path: &Path) -> Tailer {
+    let pool = graph_store::connect(&graph_store::db::Target::Url(url.to_string())).await.unwrap().pool;
     let shutdown = CancellationToken::new();
     let opts = TailOptions {
         ingest: IngestOptions { zones: vec!["example.com".into()], batch_lines: 50, ..Default::default() },
@@ -76,21 +81,22 @@ fn start(pool: &PgPool, path: &Path) -> Tailer {
         cmdb_refresh: Duration::from_secs(3600),
         expire_after: None,
     };
-    let (pool, paths, token) = (pool.clone(), vec![path.to_path_buf()], shutdown.clone());
+    let (task_pool, paths, token) = (pool.clone(), vec![path.to_path_buf()], shutdown.clone());
     let task = tokio::spawn(async move {
-        let result = tail(&pool, &paths, &opts, token).await;
+        let result = tail(&task_pool, &paths, &opts, token).await;
         if let Err(e) = &result {
             eprintln!("TAILER FAILED: {e}");
         }
         result
     });
-    Tailer { shutdown, task }
+    Tailer { shutdown, task, pool }
 }
 
 /// Kills the tailer where it stands (what SIGKILL does to the process).
 async fn crash(tailer: &mut Tailer) {
     tailer.task.abort();
     let _ = (&mut tailer.task).await;
+    tailer.pool.close().await;
 }
 
 /// Queries per consumer, as the store has them.
@@ -184,7 +190,7 @@ async fn run_script(seed: u64) {
     header(&mut w, &mut generation);
     let mut model: BTreeMap<String, i64> = BTreeMap::new();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut tailer = start(&db.pool, &path);
+    let mut tailer = start(&db.url, &path).await;
 
     for step in 0..70 {
         let op = rng.random_range(0..100);
@@ -228,7 +234,7 @@ async fn run_script(seed: u64) {
                 w.lines(&mut rng, &mut model, n);
                 crash(&mut tailer).await;
             }
-            tailer = start(&db.pool, &path);
+            tailer = start(&db.url, &path).await;
         } else if op < 69 {
             name = "rotations while down";
             crash(&mut tailer).await;
@@ -242,7 +248,7 @@ async fn run_script(seed: u64) {
                     w.copytruncate(&mut rng, &mut model, 1000 + step * 10 + k, &header);
                 }
             }
-            tailer = start(&db.pool, &path);
+            tailer = start(&db.url, &path).await;
         } else if op < 74 {
             name = "compress a rotated file";
             let down = rng.random_bool(0.5);
@@ -251,7 +257,7 @@ async fn run_script(seed: u64) {
             }
             compress_one(dir.path(), &mut rng);
             if down {
-                tailer = start(&db.pool, &path);
+                tailer = start(&db.url, &path).await;
             } else {
                 // A restart (later) must not read the compressed form again.
                 continue;
@@ -270,11 +276,11 @@ async fn run_script(seed: u64) {
             name = "graceful restart";
             tailer.shutdown.cancel();
             tailer.task.await.unwrap().unwrap();
-            tailer = start(&db.pool, &path);
+            tailer = start(&db.url, &path).await;
         } else {
             name = "crash restart";
             crash(&mut tailer).await;
-            tailer = start(&db.pool, &path);
+            tailer = start(&db.url, &path).await;
         }
         eprintln!("step {step}: {name}");
         if rng.random_bool(0.3) {

@@ -84,10 +84,41 @@ pub struct Followed {
     since: DateTime<Utc>,
     /// The file being read.
     pub file: Option<LogFile>,
-    /// What the path named at the last scan (or when the file was opened).
-    seen: Option<FileId>,
+    /// What the path named at the last scan.
+    seen: Glimpse,
     scan: bool,
     retry_at: Option<Instant>,
+}
+
+/// What a path named at a moment: the file's identity, and its content's when it had a
+/// complete first line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Glimpse {
+    id: Option<FileId>,
+    content: Option<(String, u64, Vec<u8>)>,
+}
+
+impl Glimpse {
+    fn of(path: &Path, probed: Option<&Probed>) -> Glimpse {
+        match probed {
+            Some(p) => Glimpse { id: Some(p.id), content: Some((p.fingerprint.clone(), p.hole, p.head.clone())) },
+            None => Glimpse { id: file_id(path), content: None },
+        }
+    }
+
+    /// Is `now` the same file with the same content as far as both were seen (it may
+    /// have grown)?
+    fn still(&self, now: &Glimpse) -> bool {
+        self.id == now.id
+            && match (&self.content, &now.content) {
+                (None, None) => true,
+                (Some((fp, hole, head)), Some((fp_now, hole_now, head_now))) => {
+                    let n = head.len().min(head_now.len());
+                    fp == fp_now && hole == hole_now && head[..n] == head_now[..n]
+                }
+                _ => false,
+            }
+    }
 }
 
 /// `path` made absolute, its directory's links resolved.
@@ -110,7 +141,7 @@ impl Followed {
         let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let names = RotatedNames::new(&base, rotated).map_err(Error::Config)?;
         let since = store::follow_path(pool, &path.display().to_string(), Utc::now()).await?;
-        Ok(Followed { path, names, since, file: None, seen: None, scan: true, retry_at: None })
+        Ok(Followed { path, names, since, file: None, seen: Glimpse::default(), scan: true, retry_at: None })
     }
 
     pub fn path(&self) -> &Path {
@@ -127,22 +158,17 @@ impl Followed {
         self.scan = true;
     }
 
-    /// Does the path name another file than the one last seen there?
-    pub fn moved(&self) -> bool {
-        file_id(&self.path) != self.seen
-    }
-
     /// Finishes what the rotated siblings hold unread, oldest first. `followed` are every
     /// followed path (none of them is anyone's sibling).
     pub async fn finish_rotated(&mut self, r: &mut Reading<'_, '_>, followed: &[PathBuf]) -> Result<Scan> {
         self.scan = false;
         self.retry_at = None;
-        self.seen = file_id(&self.path);
         let read_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| Error::Read { path, source }
         };
         let live = LogFile::probe(&self.path).map_err(read_err(&self.path))?;
+        self.seen = Glimpse::of(&self.path, live.as_ref());
         let mut siblings = self.siblings(followed);
         let keys: Vec<(i64, i64, String)> = siblings.iter().map(Probed::key).collect();
         let mut checkpoints = store::checkpoints_for(r.writer.pool(), &self.path.display().to_string(), &keys).await?;
@@ -221,12 +247,16 @@ impl Followed {
     /// Opens what the path names now, where its checkpoint says.
     pub async fn open_current(&mut self, pool: &PgPool) -> Result<Opened> {
         let read_err = |source| Error::Read { path: self.path.clone(), source };
-        let Some(probed) = LogFile::probe(&self.path).map_err(read_err)? else {
-            return Ok(if self.moved() { Opened::Moved } else { Opened::NotReady });
-        };
-        if Some(probed.id) != self.seen {
+        let probed = LogFile::probe(&self.path).map_err(read_err)?;
+        // Anything else than at the last scan (another file, or this one truncated and
+        // rewritten, or grown a first line: its earlier content may be in a copy now)
+        // means a look at the siblings first.
+        if !self.seen.still(&Glimpse::of(&self.path, probed.as_ref())) {
             return Ok(Opened::Moved);
         }
+        let Some(probed) = probed else {
+            return Ok(Opened::NotReady);
+        };
         let checkpoints = store::checkpoints_for(pool, &self.path.display().to_string(), &[probed.key()]).await?;
         let mut start = start_of_followed(&probed.seen(), &checkpoints);
         if let Start::Read { stored: stored @ None, .. } = &mut start {

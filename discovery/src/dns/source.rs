@@ -179,6 +179,8 @@ pub struct LogFile {
     committed_head: (i32, i64),
     lines: u64,
     splitter: LineSplitter,
+    /// The file changed under a read (see [`LogFile::read_some`]): read no more of it.
+    torn: bool,
 }
 
 impl LogFile {
@@ -251,6 +253,7 @@ impl LogFile {
             committed_head,
             lines: if pos == offset { lines } else { 0 },
             splitter: LineSplitter::new(),
+            torn: false,
         })
     }
 
@@ -294,15 +297,21 @@ impl LogFile {
         if self.decoder.is_some() {
             return Ok(false);
         }
-        if self.file.metadata()?.len() < self.read_to {
+        if self.torn || self.file.metadata()?.len() < self.read_to {
             return Ok(true);
         }
+        self.head_changed()
+    }
+
+    /// Are the file's first bytes other ones than those read?
+    fn head_changed(&self) -> io::Result<bool> {
         let now = read_up_to(&mut At { file: &self.file, pos: self.hole }, self.head.len())?;
         Ok(now != self.head)
     }
 
     /// Reads up to `buf.len()` bytes and feeds every completed line to `agg`. Returns the
-    /// bytes read (0 at end of file).
+    /// bytes read (0 at end of file, or once the file was found truncated under a read:
+    /// [`LogFile::truncated`] then says so).
     pub fn read_some(
         &mut self,
         buf: &mut [u8],
@@ -314,7 +323,14 @@ impl LogFile {
             Some(d) => d.read(buf)?,
             None => self.file.read(buf)?,
         };
-        if n == 0 {
+        if n == 0 || self.torn {
+            return Ok(0);
+        }
+        // A file truncated and rewritten while we read (copytruncate racing us) gives
+        // bytes that are neither the old content nor a line of the new: checked after the
+        // read, before any of it counts. The bytes are then read from the copy.
+        if self.decoder.is_none() && self.head_changed()? {
+            self.torn = true;
             return Ok(0);
         }
         let chunk_start = self.read_to;
