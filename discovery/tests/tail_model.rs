@@ -112,7 +112,40 @@ async fn caught_up(pool: &PgPool, model: &BTreeMap<String, i64>, step: &str) {
         }
         tokio::time::sleep(Duration::from_millis(15)).await;
     }
-    panic!("after {step}: store {:?} != model {model:?}", stored(pool).await);
+    // What the files and the checkpoints say, to tell which file was read how far.
+    let mut files = String::new();
+    let mut checkpoints = String::new();
+    if let Some(dir) = WATCHED.with(|d| d.borrow().clone()) {
+        use std::os::unix::fs::MetadataExt;
+        let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let m = e.metadata().unwrap();
+            let bytes = std::fs::read(e.path()).unwrap();
+            let text = if e.path().extension().is_some_and(|x| x == "gz") {
+                let mut out = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out).unwrap();
+                out
+            } else {
+                bytes
+            };
+            let text = String::from_utf8_lossy(&text);
+            let per: Vec<usize> = (0..CONSUMERS).map(|k| text.matches(line(k).as_str()).count()).collect();
+            files +=
+                &format!("\n  {:?} inode {} {} bytes, lines per consumer {per:?}", e.file_name(), m.ino(), m.len());
+        }
+        let path = dir.join("pdns.log").display().to_string();
+        for c in graph_store::dns::checkpoints_for(pool, &path, &[]).await.unwrap() {
+            checkpoints +=
+                &format!("\n  inode {} {} at {} (head {})", c.inode, c.fingerprint, c.byte_offset, c.head_len);
+        }
+    }
+    panic!("after {step}: store {:?} != model {model:?}\nfiles:{files}\ncheckpoints:{checkpoints}", stored(pool).await);
+}
+
+thread_local! {
+    /// The directory of the script being played (for failure messages).
+    static WATCHED: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
 }
 
 struct Writer {
@@ -180,6 +213,7 @@ async fn run_script(seed: u64) {
     import_files(&db.pool, &[inv], ImportOptions::default()).await.unwrap();
 
     let path = dir.path().join("pdns.log");
+    WATCHED.with(|d| *d.borrow_mut() = Some(dir.path().canonicalize().unwrap()));
     let mut w = Writer { path: path.clone(), partial: None };
     // A first line that is no query, so every file has a fingerprint of its own.
     let mut generation = 0;

@@ -158,20 +158,23 @@ pub fn start_of_rotated(
     followed_since: DateTime<Utc>,
 ) -> Start {
     let (row, ours) = own(seen, checkpoints);
-    if let (Some(c), true) = (row, ours) {
-        return Start::Read { offset: c.byte_offset as u64, lines: c.lines as u64, stored: Some(c.byte_offset) };
-    }
     let stored = row.map(|c| c.byte_offset);
     let read_before =
         || checkpoints.iter().filter(|c| c.head_len > 0 && !same_key(c, seen) && head_matches(c, seen.hole, seen.head));
-    if let Some(live) = live {
-        let of_live = |c: &Checkpoint| (c.device, c.inode) == (live.id.device as i64, live.id.inode as i64);
-        let live_unchanged = |c: &Checkpoint| of_live(c) && head_matches(c, live.hole, live.head);
-        if read_before().any(live_unchanged) || (live.id != seen.id && is_copy(seen, live)) {
-            return Start::CopyOfFollowed;
+    if !ours {
+        if let Some(live) = live {
+            let of_live = |c: &Checkpoint| (c.device, c.inode) == (live.id.device as i64, live.id.inode as i64);
+            let live_unchanged = |c: &Checkpoint| of_live(c) && head_matches(c, live.hole, live.head);
+            if read_before().any(live_unchanged) || (live.id != seen.id && is_copy(seen, live)) {
+                return Start::CopyOfFollowed;
+            }
         }
     }
-    if let Some(c) = read_before().max_by_key(|c| c.byte_offset) {
+    // Its own checkpoint, or that of a file with the same first bytes read under another
+    // identity (a copy, a compressed form; or, on a recycled inode, the own row of an
+    // earlier file with this content): the furthest is where the content was read to.
+    let own = row.filter(|_| ours);
+    if let Some(c) = own.into_iter().chain(read_before()).max_by_key(|c| c.byte_offset) {
         return Start::Read { offset: c.byte_offset as u64, lines: c.lines as u64, stored };
     }
     if modified >= followed_since - MTIME_SLACK {
@@ -313,6 +316,14 @@ mod tests {
                 vec![a_at_9.clone()],
                 None,
                 read(0, 0, None),
+            ),
+            (
+                "a recycled inode's own row is behind a copy of the same content read further",
+                Seen { id: id(7), fingerprint: &fp_a, hole: 0, head: A },
+                t(11),
+                vec![a_at_9.clone(), checkpoint(8, A, 19)],
+                None,
+                read(19, 2, Some(9)),
             ),
             (
                 "recycled inode and first line, other bytes",
