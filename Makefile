@@ -14,9 +14,10 @@ deps:
 	@scripts/install-deps.sh postgres
 
 # The tests also need a real PowerDNS (auth, bind backend, recursor), dig, and for the
-# network-namespace lab iproute2, nftables and fping; for the report, graphviz and chromium.
+# network-namespace lab iproute2, nftables and fping; for the report, graphviz and chromium;
+# for rotating a tailed log, logrotate.
 test-deps:
-	@scripts/install-deps.sh postgres pdns lab nagios report
+	@scripts/install-deps.sh postgres pdns lab nagios report tail
 	@scripts/install-schemathesis.sh >/dev/null
 
 build:

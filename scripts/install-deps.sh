@@ -7,6 +7,8 @@
 #   scripts/install-deps.sh nagios        nagios4 and icinga2 binaries, to check deploy/nagios, deploy/icinga2
 #   scripts/install-deps.sh report        graphviz (dot, the report's picture) and chromium (headless, to
 #                                         screenshot the HTML report in tests/report_render.rs)
+#   scripts/install-deps.sh tail          logrotate, to rotate a log under `dns tail` the way a
+#                                         Debian machine does (tests/dns_tail_rotation.rs)
 #
 # Uses apt-get (Debian/Ubuntu) as root, or through sudo when that needs no password.
 # Without either, prints what to install and fails. Never creates or starts a system
@@ -65,6 +67,12 @@ for group in "$@"; do
             compgen -G '/usr/share/fonts/truetype/dejavu/DejaVuSans*.ttf' >/dev/null || need+=(fonts-dejavu-core)
             [ -e /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ] || need+=(fonts-droid-fallback)
             compgen -G '/usr/share/fonts/*/*/Symbola*' >/dev/null || need+=(fonts-symbola)
+            optional=1
+            ;;
+        tail)
+            # Debian's own logrotate (create, copytruncate, dateext, compress) rotates the
+            # log under `dns tail` in tests/dns_tail_rotation.rs; without it that test skips.
+            command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || need+=(logrotate)
             optional=1
             ;;
         *) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;

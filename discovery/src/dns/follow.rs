@@ -259,6 +259,13 @@ impl Followed {
         };
         let checkpoints = store::checkpoints_for(pool, &self.path.display().to_string(), &[probed.key()]).await?;
         let mut start = start_of_followed(&probed.seen(), &checkpoints);
+        let len = probed.file.metadata().map_err(read_err)?.len();
+        if let Start::Read { offset, lines, .. } = &mut start {
+            if *offset > len && !probed.compressed {
+                // Shorter than what was read: truncated while no one was following.
+                (*offset, *lines) = (0, 0);
+            }
+        }
         if let Start::Read { stored: stored @ None, .. } = &mut start {
             // Known from now on, wherever it is rotated to, even if nothing of it is
             // committed before a crash.

@@ -181,6 +181,8 @@ pub struct LogFile {
     splitter: LineSplitter,
     /// The file changed under a read (see [`LogFile::read_some`]): read no more of it.
     torn: bool,
+    /// Where reading started.
+    opened_at: u64,
 }
 
 impl LogFile {
@@ -232,10 +234,11 @@ impl LogFile {
                 skipped
             }
         } else {
-            // A stored position past the end: the file was truncated while we were away.
-            let pos = if offset > file.metadata()?.len() { 0 } else { offset };
-            file.seek(SeekFrom::Start(pos))?;
-            pos
+            // Past the end means the file was truncated since it was probed: the position
+            // stays (so the checkpoint keeps what was read), and the first look finds the
+            // file truncated.
+            file.seek(SeekFrom::Start(offset))?;
+            offset
         };
         let committed_head = stored.map_or((0, 0), |_| (-1, 0));
         Ok(LogFile {
@@ -251,9 +254,10 @@ impl LogFile {
             read_to: pos,
             committed: stored,
             committed_head,
-            lines: if pos == offset { lines } else { 0 },
+            lines,
             splitter: LineSplitter::new(),
             torn: false,
+            opened_at: pos,
         })
     }
 
@@ -395,6 +399,12 @@ impl LogFile {
     /// The position to store, if it (or the file it is stored for) changed since the last
     /// commit.
     pub fn advance(&mut self) -> Option<CheckpointAdvance> {
+        // Nothing consumed since it was opened: the stored checkpoint says all there is,
+        // and must not be rewritten (the file may be another by now, truncated after it
+        // was identified; the checkpoint is what finds its copy).
+        if self.pos == self.opened_at {
+            return None;
+        }
         let to = self.checkpoint();
         let changed = match self.committed {
             Some(offset) => to.byte_offset != offset || (to.head_len, to.head_hash) != self.committed_head,
