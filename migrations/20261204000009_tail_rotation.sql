@@ -1,12 +1,13 @@
 -- Following logs across rotations (issue 17).
 --
--- A checkpoint also keeps a hash of the file's first bytes (up to 4 KiB, never past the
--- read position): a rotated file that was copied (copytruncate) or compressed has another
--- inode, and is recognised by these bytes; a file with a recycled inode and the same first
--- line is told apart by them.
+-- A checkpoint also keeps the file's first bytes (up to 4 KiB after the run of NULs it
+-- may start with, never past the read position) and the length of that run: a rotated
+-- file that was copied (copytruncate) or compressed has another inode, and is recognised
+-- by these bytes; a file with a recycled inode and the same first line is told apart by
+-- them.
 ALTER TABLE ingest_checkpoints
-    ADD COLUMN head_len  integer NOT NULL DEFAULT 0 CHECK (head_len >= 0),
-    ADD COLUMN head_hash bigint  NOT NULL DEFAULT 0;
+    ADD COLUMN hole bigint NOT NULL DEFAULT 0 CHECK (hole >= 0),
+    ADD COLUMN head bytea  NOT NULL DEFAULT ''::bytea CHECK (length(head) <= 4096);
 CREATE INDEX ingest_checkpoints_by_path ON ingest_checkpoints (path, updated_at DESC);
 
 -- Each log path edgewatch follows (or ingests), and since when: a rotated sibling that no

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDateTime, TimeDelta, Utc};
-use common::{edgewatch, json, ok, project, sample};
+use common::{edgewatch, hourly_mismatches, json, ok, project, sample};
 use graph_store::testing::TestDb;
 use rand::Rng;
 use serde_json::Value;
@@ -34,22 +34,6 @@ async fn ingest_and_compare(log: &str, links: bool, expected_file: &str) {
     let extra: Vec<&Value> = ours.iter().filter(|e| !want.contains(e)).collect();
     assert!(missing.is_empty() && extra.is_empty(), "{log}: missing {missing:#?}\nextra {extra:#?}");
     assert_hours_add_up(&db);
-}
-
-/// The edges whose queries are not the sum of their hours in `query_hourly` (with the
-/// hours of edges that do not exist).
-fn hourly_mismatches(db: &TestDb) -> Value {
-    json(
-        db,
-        &[
-            "sql",
-            "--format",
-            "json",
-            "SELECT e.id, e.queries, h.queries AS hours FROM edges e \
-             FULL JOIN (SELECT edge_id, sum(queries)::bigint AS queries FROM query_hourly GROUP BY edge_id) h \
-             ON h.edge_id = e.id WHERE e.queries IS DISTINCT FROM COALESCE(h.queries, 0)",
-        ],
-    )
 }
 
 fn assert_hours_add_up(db: &TestDb) {

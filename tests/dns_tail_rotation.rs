@@ -14,7 +14,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{json, ok, project, sample};
+use common::{hourly_mismatches, json, ok, project, sample};
 use graph_store::testing::TestDb;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -109,22 +109,6 @@ fn query_weights(log: &str, expected: &Value) -> Vec<i64> {
     let total: i64 = edges.iter().map(|e| e["queries"].as_i64().unwrap()).sum();
     assert_eq!(weights.iter().sum::<i64>(), total, "this test's reading of {LOG} disagrees with {EXPECTED}");
     weights
-}
-
-/// The edges whose queries are not the sum of their hours in `query_hourly` (with the
-/// hours of edges that do not exist).
-fn hourly_mismatches(db: &TestDb) -> Value {
-    json(
-        db,
-        &[
-            "sql",
-            "--format",
-            "json",
-            "SELECT e.id, e.queries, h.queries AS hours FROM edges e \
-             FULL JOIN (SELECT edge_id, sum(queries)::bigint AS queries FROM query_hourly GROUP BY edge_id) h \
-             ON h.edge_id = e.id WHERE e.queries IS DISTINCT FROM COALESCE(h.queries, 0)",
-        ],
-    )
 }
 
 /// `logrotate` on PATH, else in /usr/sbin (not on a non-root PATH).

@@ -111,9 +111,10 @@ pub struct Checkpoint {
     pub path: String,
     pub byte_offset: i64,
     pub lines: i64,
-    /// How many of the file's first bytes `head_hash` covers (never past `byte_offset`).
-    pub head_len: i32,
-    pub head_hash: i64,
+    /// The length of the run of NULs the file starts with.
+    pub hole: i64,
+    /// Its first bytes after them as read (up to 4 KiB, never past `byte_offset`).
+    pub head: Vec<u8>,
 }
 
 /// Where a batch's bytes came from: the new position, and the position the store must
@@ -124,13 +125,11 @@ pub struct CheckpointAdvance {
     pub expected_offset: i64,
 }
 
-const CHECKPOINT_COLUMNS: &str = "device, inode, fingerprint, path, byte_offset, lines, head_len, head_hash";
-type CheckpointRow = (i64, i64, String, String, i64, i64, i32, i64);
+const CHECKPOINT_COLUMNS: &str = "device, inode, fingerprint, path, byte_offset, lines, hole, head";
+type CheckpointRow = (i64, i64, String, String, i64, i64, i64, Vec<u8>);
 
-fn checkpoint(
-    (device, inode, fingerprint, path, byte_offset, lines, head_len, head_hash): CheckpointRow,
-) -> Checkpoint {
-    Checkpoint { device, inode, fingerprint, path, byte_offset, lines, head_len, head_hash }
+fn checkpoint((device, inode, fingerprint, path, byte_offset, lines, hole, head): CheckpointRow) -> Checkpoint {
+    Checkpoint { device, inode, fingerprint, path, byte_offset, lines, hole, head }
 }
 
 /// The read position of the file with this identity, if it was read before.
@@ -175,7 +174,7 @@ pub async fn checkpoints_for(pool: &PgPool, path: &str, keys: &[(i64, i64, Strin
 /// to, even if nothing of it gets committed before a crash.
 pub async fn register_checkpoint(pool: &PgPool, c: &Checkpoint) -> Result<()> {
     sqlx::query(
-        "INSERT INTO ingest_checkpoints (device, inode, fingerprint, path, byte_offset, lines, head_len, head_hash) \
+        "INSERT INTO ingest_checkpoints (device, inode, fingerprint, path, byte_offset, lines, hole, head) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (device, inode, fingerprint) DO NOTHING",
     )
     .bind(c.device)
@@ -184,8 +183,8 @@ pub async fn register_checkpoint(pool: &PgPool, c: &Checkpoint) -> Result<()> {
     .bind(&c.path)
     .bind(c.byte_offset)
     .bind(c.lines)
-    .bind(c.head_len)
-    .bind(c.head_hash)
+    .bind(c.hole)
+    .bind(&c.head)
     .execute(pool)
     .await
     .map_err(Error::sql("registering a checkpoint"))?;
@@ -294,14 +293,14 @@ pub async fn apply_batch(
 async fn advance_checkpoint(conn: &mut PgConnection, advance: &CheckpointAdvance) -> Result<()> {
     let c = &advance.to;
     let sql = if advance.expected_offset == 0 {
-        "INSERT INTO ingest_checkpoints AS k (device, inode, fingerprint, path, byte_offset, lines, head_len, head_hash) \
+        "INSERT INTO ingest_checkpoints AS k (device, inode, fingerprint, path, byte_offset, lines, hole, head) \
          VALUES ($1, $2, $3, $4, $5, $6, $8, $9) \
          ON CONFLICT (device, inode, fingerprint) DO UPDATE \
-         SET path = EXCLUDED.path, byte_offset = $5, lines = $6, head_len = $8, head_hash = $9, updated_at = now() \
+         SET path = EXCLUDED.path, byte_offset = $5, lines = $6, hole = $8, head = $9, updated_at = now() \
          WHERE k.byte_offset = $7 \
          RETURNING 1"
     } else {
-        "UPDATE ingest_checkpoints SET path = $4, byte_offset = $5, lines = $6, head_len = $8, head_hash = $9, \
+        "UPDATE ingest_checkpoints SET path = $4, byte_offset = $5, lines = $6, hole = $8, head = $9, \
                 updated_at = now() \
          WHERE device = $1 AND inode = $2 AND fingerprint = $3 AND byte_offset = $7 RETURNING 1"
     };
@@ -313,8 +312,8 @@ async fn advance_checkpoint(conn: &mut PgConnection, advance: &CheckpointAdvance
         .bind(c.byte_offset)
         .bind(c.lines)
         .bind(advance.expected_offset)
-        .bind(c.head_len)
-        .bind(c.head_hash)
+        .bind(c.hole)
+        .bind(&c.head)
         .fetch_optional(conn)
         .await
         .map_err(Error::sql("advancing a checkpoint"))?;

@@ -58,6 +58,22 @@ pub fn project(items: &Value, keys: &[&str]) -> Vec<Value> {
     out
 }
 
+/// The edges whose queries are not the sum of their hours in `query_hourly` (with the
+/// hours of edges that do not exist).
+pub fn hourly_mismatches(db: &TestDb) -> Value {
+    json(
+        db,
+        &[
+            "sql",
+            "--format",
+            "json",
+            "SELECT e.id, e.queries, h.queries AS hours FROM edges e \
+             FULL JOIN (SELECT edge_id, sum(queries)::bigint AS queries FROM query_hourly GROUP BY edge_id) h \
+             ON h.edge_id = e.id WHERE e.queries IS DISTINCT FROM COALESCE(h.queries, 0)",
+        ],
+    )
+}
+
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }

@@ -272,7 +272,7 @@ impl Followed {
             let (device, inode, fingerprint) = probed.key();
             let path = self.path.display().to_string();
             let at_start =
-                Checkpoint { device, inode, fingerprint, path, byte_offset: 0, lines: 0, head_len: 0, head_hash: 0 };
+                Checkpoint { device, inode, fingerprint, path, byte_offset: 0, lines: 0, hole: 0, head: Vec::new() };
             store::register_checkpoint(pool, &at_start).await?;
             *stored = Some(0);
         }

@@ -33,16 +33,6 @@ pub const MTIME_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 /// How many of a file's first bytes identify its content.
 pub const HEAD_BYTES: usize = 4096;
 
-/// The hash stored with a checkpoint for a file's first bytes after the `hole` of NULs
-/// it starts with (FNV-1a, 64 bits, over the hole's length and the bytes). Without the
-/// hole, two files that begin with long runs of NULs would look alike.
-pub fn head_hash(hole: u64, head: &[u8]) -> i64 {
-    hole.to_le_bytes()
-        .iter()
-        .chain(head)
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)) as i64
-}
-
 /// Which names in a followed file's directory are its rotated siblings.
 #[derive(Debug, Clone)]
 pub struct RotatedNames {
@@ -110,11 +100,18 @@ fn same_key(c: &Checkpoint, seen: &Seen<'_>) -> bool {
     (c.device, c.inode) == (seen.id.device as i64, seen.id.inode as i64) && c.fingerprint == seen.fingerprint
 }
 
-/// Does a file with this hole and head begin with the bytes the checkpoint's hash
-/// covers? (A checkpoint stored before heads were kept covers none.)
+/// Does a file with this hole and head begin with the bytes the checkpoint saw? (A
+/// checkpoint stored before heads were kept saw none.)
 pub fn head_matches(c: &Checkpoint, hole: u64, head: &[u8]) -> bool {
-    let n = c.head_len as usize;
-    n == 0 || (n <= head.len() && head_hash(hole, &head[..n]) == c.head_hash)
+    c.head.is_empty() || (c.hole == hole as i64 && head.starts_with(&c.head))
+}
+
+/// Do a file with this hole and head and the file the checkpoint saw begin alike, as far
+/// as both were seen (at least a whole line)? A copy made before the original grew further
+/// is shorter than what was read of the original: it matches too.
+pub fn same_start(c: &Checkpoint, hole: u64, head: &[u8]) -> bool {
+    let n = c.head.len().min(head.len());
+    !c.head.is_empty() && c.hole == hole as i64 && c.head[..n] == head[..n] && c.head[..n].contains(&b'\n')
 }
 
 /// The row stored under the file's own identity, and whether it is this file's (its first
@@ -159,8 +156,7 @@ pub fn start_of_rotated(
 ) -> Start {
     let (row, ours) = own(seen, checkpoints);
     let stored = row.map(|c| c.byte_offset);
-    let read_before =
-        || checkpoints.iter().filter(|c| c.head_len > 0 && !same_key(c, seen) && head_matches(c, seen.hole, seen.head));
+    let read_before = || checkpoints.iter().filter(|c| !same_key(c, seen) && same_start(c, seen.hole, seen.head));
     if !ours {
         if let Some(live) = live {
             let of_live = |c: &Checkpoint| (c.device, c.inode) == (live.id.device as i64, live.id.inode as i64);
@@ -201,7 +197,6 @@ mod tests {
     }
 
     fn checkpoint(inode: u64, content: &[u8], offset: usize) -> Checkpoint {
-        let head_len = offset.min(HEAD_BYTES);
         Checkpoint {
             device: 1,
             inode: inode as i64,
@@ -209,8 +204,8 @@ mod tests {
             path: "/logs/pdns.log".into(),
             byte_offset: offset as i64,
             lines: content[..offset].iter().filter(|b| **b == b'\n').count() as i64,
-            head_len: head_len as i32,
-            head_hash: head_hash(0, &content[..head_len]),
+            hole: 0,
+            head: content[..offset.min(HEAD_BYTES)].to_vec(),
         }
     }
 
@@ -345,11 +340,11 @@ mod tests {
         // NULs are no identity, the lines after them are.
         let (hole, a, b): (u64, &[u8], &[u8]) = (8192, b"x1 one\nx2 two\n", b"y1 one\ny2 two\n");
         let read_a = Checkpoint {
-            byte_offset: hole as i64 + 7,
-            lines: 1,
-            head_len: 7,
-            head_hash: head_hash(hole, &a[..7]),
-            ..checkpoint(7, a, 7)
+            byte_offset: hole as i64 + 14,
+            lines: 2,
+            hole: hole as i64,
+            head: a.to_vec(),
+            ..checkpoint(7, a, 14)
         };
         let since = t(10);
         let fp = fingerprint(a);
@@ -357,9 +352,21 @@ mod tests {
         let other = Seen { id: id(9), fingerprint: &fp, hole, head: b };
         let a_moved = Seen { id: id(10), fingerprint: &fp, hole: 0, head: a };
         let cps = vec![read_a];
-        assert_eq!(start_of_rotated(&copy_of_a, t(9), &cps, None, since), read(8199, 1, None));
+        assert_eq!(start_of_rotated(&copy_of_a, t(9), &cps, None, since), read(8206, 2, None));
         assert_eq!(start_of_rotated(&other, t(9), &cps, None, since), Start::Older);
         assert_eq!(start_of_rotated(&a_moved, t(9), &cps, None, since), Start::Older);
+    }
+
+    #[test]
+    fn a_copy_shorter_than_what_was_read_is_known() {
+        // Copied, then the writer went on, and the tailer read on before the truncation.
+        let fp = fingerprint(A);
+        let copy = Seen { id: id(8), fingerprint: &fp, hole: 0, head: &A[..19] };
+        let cps = vec![checkpoint(7, A, A.len())];
+        assert_eq!(start_of_rotated(&copy, t(11), &cps, None, t(10)), read(A.len(), 3, None));
+        // Another file with the same first line only is not a copy.
+        let other = Seen { id: id(9), fingerprint: &fp, hole: 0, head: b"a1 first\nzz\n" };
+        assert_eq!(start_of_rotated(&other, t(11), &cps, None, t(10)), read(0, 0, None));
     }
 
     #[test]
@@ -373,8 +380,8 @@ mod tests {
         assert_eq!(start_of_followed(&rewritten, &stored), read(0, 0, Some(19)));
         let other = Seen { id: id(8), fingerprint: &fp_a, hole: 0, head: A };
         assert_eq!(start_of_followed(&other, &stored), read(0, 0, None));
-        // A row from before head hashes were kept (head_len 0) still resumes.
-        let legacy = vec![Checkpoint { head_len: 0, head_hash: 0, ..checkpoint(7, A, 19) }];
+        // A row from before heads were kept (none) still resumes.
+        let legacy = vec![Checkpoint { head: Vec::new(), ..checkpoint(7, A, 19) }];
         assert_eq!(start_of_followed(&same, &legacy), read(19, 2, Some(19)));
     }
 

@@ -22,7 +22,7 @@ use super::aggregate::Aggregator;
 use super::lines::{Line, LineSplitter};
 use super::record::{ParseContext, SkipReason};
 use super::resolve::Resolver;
-use super::rotated::{head_hash, Seen, Start, HEAD_BYTES};
+use super::rotated::{Seen, Start, HEAD_BYTES};
 
 /// How many leading bytes (at most, up to the first newline) identify a file.
 pub const FINGERPRINT_BYTES: usize = 256;
@@ -175,8 +175,7 @@ pub struct LogFile {
     read_to: u64,
     /// The offset the store holds for this file (None: no row yet).
     committed: Option<i64>,
-    /// The head the store holds with it (head_len, head_hash).
-    committed_head: (i32, i64),
+
     lines: u64,
     splitter: LineSplitter,
     /// The file changed under a read (see [`LogFile::read_some`]): read no more of it.
@@ -240,7 +239,6 @@ impl LogFile {
             file.seek(SeekFrom::Start(offset))?;
             offset
         };
-        let committed_head = stored.map_or((0, 0), |_| (-1, 0));
         Ok(LogFile {
             path,
             file,
@@ -253,7 +251,6 @@ impl LogFile {
             pos,
             read_to: pos,
             committed: stored,
-            committed_head,
             lines,
             splitter: LineSplitter::new(),
             torn: false,
@@ -374,16 +371,9 @@ impl LogFile {
         Ok(())
     }
 
-    /// The hash of the file's first bytes up to `pos` (as far as they were read, at most
-    /// HEAD_BYTES after its hole), for the checkpoint.
-    fn head_of(&self, pos: u64) -> (i32, i64) {
-        let len = (pos.saturating_sub(self.hole) as usize).min(self.head.len());
-        (len as i32, head_hash(self.hole, &self.head[..len]))
-    }
-
     /// The checkpoint of where reading is now.
     pub fn checkpoint(&self) -> Checkpoint {
-        let (head_len, head_hash) = self.head_of(self.pos);
+        let len = (self.pos.saturating_sub(self.hole) as usize).min(self.head.len());
         Checkpoint {
             device: self.device as i64,
             inode: self.inode as i64,
@@ -391,8 +381,8 @@ impl LogFile {
             path: self.path.display().to_string(),
             byte_offset: self.pos as i64,
             lines: self.lines as i64,
-            head_len,
-            head_hash,
+            hole: self.hole as i64,
+            head: self.head[..len].to_vec(),
         }
     }
 
@@ -407,7 +397,7 @@ impl LogFile {
         }
         let to = self.checkpoint();
         let changed = match self.committed {
-            Some(offset) => to.byte_offset != offset || (to.head_len, to.head_hash) != self.committed_head,
+            Some(offset) => to.byte_offset != offset,
             None => self.pos > 0,
         };
         changed.then(|| CheckpointAdvance { to, expected_offset: self.committed.unwrap_or(0) })
@@ -416,7 +406,6 @@ impl LogFile {
     /// The store now holds [`LogFile::advance`]'s position.
     pub fn committed(&mut self, advance: &CheckpointAdvance) {
         self.committed = Some(advance.to.byte_offset);
-        self.committed_head = (advance.to.head_len, advance.to.head_hash);
     }
 }
 

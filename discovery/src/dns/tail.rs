@@ -197,7 +197,11 @@ async fn truncated(r: &mut Reading<'_, '_>, f: &mut Followed, names: &[PathBuf])
     let (hole, head) = f.read_head();
     f.file = None;
     let scan = f.finish_rotated(r, names).await?;
-    let copy = scan.siblings.iter().filter(|s| s.hole == hole && s.head.starts_with(&head)).map(|s| s.len).max();
+    let alike = |s: &&super::follow::Sibling| {
+        let n = s.head.len().min(head.len());
+        s.hole == hole && n > 0 && s.head[..n] == head[..n]
+    };
+    let copy = scan.siblings.iter().filter(alike).map(|s| s.len).max();
     match copy {
         Some(len) if len >= seen_to => {
             tracing::info!(path = %f.path().display(), "truncated; the copy was read, reading the file from its start");
