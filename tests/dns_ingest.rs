@@ -551,3 +551,32 @@ async fn a_generated_fleet_is_deterministic_and_every_flavour_gives_edges() {
         assert!(resolved > 500, "{}: only {resolved} of 3000 lines gave edges: {out:#}", log.display());
     }
 }
+
+#[tokio::test]
+async fn ingest_finishes_a_log_rotated_and_compressed_since_the_last_run() {
+    use std::io::Write;
+    // A cron job ingests pdns.log; between two runs the log is rotated (renamed to
+    // pdns.log.1, which logrotate then compresses) and a new one begins: the second run
+    // reads the rest of the old file from the .gz, then the new file, each line once.
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json")]);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("pdns.log");
+    let text = std::fs::read_to_string(sample("pdns-rec-structured.log")).unwrap();
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let (a, b, c) = (&lines[..80], &lines[80..150], &lines[150..]);
+    let args = ["dns", "ingest", "--zone", "example.com", log.to_str().unwrap()];
+    std::fs::write(&log, a.concat()).unwrap();
+    ok(&db, &args);
+    std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(b.concat().as_bytes()).unwrap();
+    std::fs::rename(&log, dir.path().join("pdns.log.1")).unwrap();
+    let gzip = std::process::Command::new("gzip").arg(dir.path().join("pdns.log.1")).status().unwrap();
+    assert!(gzip.success());
+    std::fs::write(&log, c.concat()).unwrap();
+    ok(&db, &args);
+    // Once more: nothing is read twice.
+    ok(&db, &args);
+    let ours = project(&json(&db, &["graph", "edges", "--format", "json"]), &EDGE_KEYS);
+    assert_eq!(ours, expected("expected-edges-rec-structured.json"));
+    assert_hours_add_up(&db);
+}
