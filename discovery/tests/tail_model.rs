@@ -205,15 +205,20 @@ impl Writer {
     }
 }
 
-async fn run_script(seed: u64) {
+/// A fresh database with the model's fleet, and a directory for `pdns.log` (its path).
+async fn fleet() -> (TestDb, tempfile::TempDir, PathBuf) {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let inv = dir.path().join("inventory.json");
     std::fs::write(&inv, inventory()).unwrap();
     import_files(&db.pool, &[inv], ImportOptions::default()).await.unwrap();
-
-    let path = dir.path().join("pdns.log");
     WATCHED.with(|d| *d.borrow_mut() = Some(dir.path().canonicalize().unwrap()));
+    let path = dir.path().join("pdns.log");
+    (db, dir, path)
+}
+
+async fn run_script(seed: u64) {
+    let (db, dir, path) = fleet().await;
     let mut w = Writer { path: path.clone(), partial: None };
     // A first line that is no query, so every file has a fingerprint of its own.
     let mut generation = 0;
@@ -349,12 +354,7 @@ async fn the_tailer_reads_what_a_perfect_reader_reads() {
 /// silent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_that_lacks_what_the_file_held_is_counted() {
-    let db = TestDb::new().await;
-    let dir = tempfile::tempdir().unwrap();
-    let inv = dir.path().join("inventory.json");
-    std::fs::write(&inv, inventory()).unwrap();
-    import_files(&db.pool, &[inv], ImportOptions::default()).await.unwrap();
-    let path = dir.path().join("pdns.log");
+    let (db, dir, path) = fleet().await;
     let mut w = Writer { path: path.clone(), partial: None };
     w.append(b"PowerDNS Authoritative Server start 1\n");
     let mut model = BTreeMap::new();
