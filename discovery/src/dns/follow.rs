@@ -12,7 +12,7 @@ use graph_store::PgPool;
 use super::aggregate::Aggregator;
 use super::ingest::{batch_due, parse_context, IngestOptions, Writer};
 use super::resolve::Resolver;
-use super::rotated::{start_of_followed, start_of_rotated, RotatedNames, Start, HEAD_BYTES};
+use super::rotated::{alike, start_of_followed, start_of_rotated, RotatedNames, Start};
 use super::source::{file_id, FileId, LogFile, Probed};
 use crate::{Error, Result};
 
@@ -113,8 +113,7 @@ impl Glimpse {
             && match (&self.content, &now.content) {
                 (None, None) => true,
                 (Some((fp, hole, head)), Some((fp_now, hole_now, head_now))) => {
-                    let n = head.len().min(head_now.len());
-                    fp == fp_now && hole == hole_now && head[..n] == head_now[..n]
+                    fp == fp_now && alike(*hole, head, *hole_now, head_now).is_some()
                 }
                 _ => false,
             }
@@ -257,8 +256,9 @@ impl Followed {
         let Some(probed) = probed else {
             return Ok(Opened::NotReady);
         };
-        let checkpoints = store::checkpoints_for(pool, &self.path.display().to_string(), &[probed.key()]).await?;
-        let mut start = start_of_followed(&probed.seen(), &checkpoints);
+        let (device, inode, fingerprint) = probed.key();
+        let own = store::find_checkpoint(pool, device, inode, &fingerprint).await?;
+        let mut start = start_of_followed(&probed.seen(), own.as_slice());
         let len = probed.file.metadata().map_err(read_err)?.len();
         if let Start::Read { offset, lines, .. } = &mut start {
             if *offset > len && !probed.compressed {
@@ -269,7 +269,6 @@ impl Followed {
         if let Start::Read { stored: stored @ None, .. } = &mut start {
             // Known from now on, wherever it is rotated to, even if nothing of it is
             // committed before a crash.
-            let (device, inode, fingerprint) = probed.key();
             let path = self.path.display().to_string();
             let at_start =
                 Checkpoint { device, inode, fingerprint, path, byte_offset: 0, lines: 0, hole: 0, head: Vec::new() };
@@ -280,14 +279,5 @@ impl Followed {
         file.set_path(self.path.clone());
         self.file = Some(file);
         Ok(Opened::Yes)
-    }
-
-    /// The hole and first bytes of the file being read, as far as its position (what a
-    /// copy of it must begin with).
-    pub fn read_head(&self) -> (u64, Vec<u8>) {
-        self.file.as_ref().map_or_else(Default::default, |f| {
-            let n = (f.position().saturating_sub(f.hole()) as usize).min(HEAD_BYTES).min(f.head().len());
-            (f.hole(), f.head()[..n].to_vec())
-        })
     }
 }

@@ -106,12 +106,19 @@ pub fn head_matches(c: &Checkpoint, hole: u64, head: &[u8]) -> bool {
     c.head.is_empty() || (c.hole == hole as i64 && head.starts_with(&c.head))
 }
 
-/// Do a file with this hole and head and the file the checkpoint saw begin alike, as far
-/// as both were seen (at least a whole line)? A copy made before the original grew further
-/// is shorter than what was read of the original: it matches too.
+/// How many first bytes two files (each a hole of NULs and the bytes after it) have in
+/// common as far as both were seen: None when they differ within that, or in their holes.
+/// A copy made before the original grew further is shorter than what was read of the
+/// original: it begins alike.
+pub fn alike(hole_a: u64, a: &[u8], hole_b: u64, b: &[u8]) -> Option<usize> {
+    let n = a.len().min(b.len());
+    (hole_a == hole_b && a[..n] == b[..n]).then_some(n)
+}
+
+/// Do a file with this hole and head and the file the checkpoint saw begin alike, for at
+/// least a whole line?
 pub fn same_start(c: &Checkpoint, hole: u64, head: &[u8]) -> bool {
-    let n = c.head.len().min(head.len());
-    !c.head.is_empty() && c.hole == hole as i64 && c.head[..n] == head[..n] && c.head[..n].contains(&b'\n')
+    alike(c.hole as u64, &c.head, hole, head).is_some_and(|n| c.head[..n].contains(&b'\n'))
 }
 
 /// The row stored under the file's own identity, and whether it is this file's (its first
@@ -138,11 +145,8 @@ pub fn start_of_followed(seen: &Seen<'_>, checkpoints: &[Checkpoint]) -> Start {
 /// bytes as far as both go, and more than one line of them (one equal line is not enough
 /// to call two files the same).
 fn is_copy(seen: &Seen<'_>, live: &Seen<'_>) -> bool {
-    let n = seen.head.len().min(live.head.len());
-    seen.hole == live.hole
-        && n > 0
-        && seen.head[..n] == live.head[..n]
-        && seen.head[..n].iter().filter(|b| **b == b'\n').count() > 1
+    alike(seen.hole, seen.head, live.hole, live.head)
+        .is_some_and(|n| seen.head[..n].iter().filter(|b| **b == b'\n').count() > 1)
 }
 
 /// Where to read a rotated sibling (see the module's rules). `modified` is its last

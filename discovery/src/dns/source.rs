@@ -291,6 +291,13 @@ impl LogFile {
         &self.head
     }
 
+    /// Its hole and the bytes after it up to the position: what a copy of what was read
+    /// begins with.
+    pub fn read_prefix(&self) -> (u64, &[u8]) {
+        let n = (self.pos.saturating_sub(self.hole) as usize).min(self.head.len());
+        (self.hole, &self.head[..n])
+    }
+
     /// Was the file truncated (copytruncate)? It is when it is shorter than what we read,
     /// or when its first bytes are other ones (truncated and written past our position
     /// before we looked, or a writer's hole of NULs).
@@ -373,7 +380,7 @@ impl LogFile {
 
     /// The checkpoint of where reading is now.
     pub fn checkpoint(&self) -> Checkpoint {
-        let len = (self.pos.saturating_sub(self.hole) as usize).min(self.head.len());
+        let (hole, head) = self.read_prefix();
         Checkpoint {
             device: self.device as i64,
             inode: self.inode as i64,
@@ -381,8 +388,8 @@ impl LogFile {
             path: self.path.display().to_string(),
             byte_offset: self.pos as i64,
             lines: self.lines as i64,
-            hole: self.hole as i64,
-            head: self.head[..len].to_vec(),
+            hole: hole as i64,
+            head: head.to_vec(),
         }
     }
 

@@ -29,6 +29,7 @@ use super::aggregate::{Aggregator, Totals};
 use super::follow::{Followed, Opened, Reading};
 use super::ingest::{batch_due, load_resolver, parse_context, IngestOptions, Writer};
 use super::record::{SkipReason, MAX_LINE};
+use super::rotated::alike;
 use super::source::{file_id, LogFile};
 use crate::{Error, Result};
 
@@ -193,15 +194,10 @@ async fn truncated(r: &mut Reading<'_, '_>, f: &mut Followed, names: &[PathBuf])
     let mut file = f.file.take().expect("a file");
     r.writer.flush(r.agg, r.resolver, &mut [&mut file]).await?;
     let (pos, seen_to) = (file.position(), file.read_to());
-    f.file = Some(file);
-    let (hole, head) = f.read_head();
-    f.file = None;
+    let (hole, head) = file.read_prefix();
     let scan = f.finish_rotated(r, names).await?;
-    let alike = |s: &&super::follow::Sibling| {
-        let n = s.head.len().min(head.len());
-        s.hole == hole && n > 0 && s.head[..n] == head[..n]
-    };
-    let copy = scan.siblings.iter().filter(alike).map(|s| s.len).max();
+    let copy =
+        scan.siblings.iter().filter(|s| alike(s.hole, &s.head, hole, head).is_some_and(|n| n > 0)).map(|s| s.len).max();
     match copy {
         Some(len) if len >= seen_to => {
             tracing::info!(path = %f.path().display(), "truncated; the copy was read, reading the file from its start");
