@@ -46,7 +46,7 @@ pub fn edges_table(edges: &[EdgeView]) {
             e.sources.join(" "),
             e.queries.to_string(),
             format_utc(&e.last_seen),
-            e.state.clone(),
+            e.state.to_string(),
         ]);
     }
     println!("{t}");
@@ -116,7 +116,7 @@ pub fn broken_table(edges: &[graph_store::query::BrokenEdge]) {
             e.dst.clone().unwrap_or_else(|| "?".into()),
             e.dst_ip.clone(),
             e.services.join(" "),
-            e.state.clone(),
+            e.state.to_string(),
             format_utc(&e.since),
             e.loss_pct.map(|l| format!("{l:.0}%")).unwrap_or_default(),
             e.consumers_failing.to_string(),

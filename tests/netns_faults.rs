@@ -57,6 +57,7 @@ use chrono::{DateTime, Utc};
 use graph_store::diagnosis::{diagnose, DiagnosisConfig, EdgeFact};
 use graph_store::probe::HealthRow;
 use graph_store::testing::{edge_events, TestDb};
+use graph_store::vocab::HealthState;
 use lab::{Lab, LAB_NET, ROUTER_IP};
 use probers::health::HealthConfig;
 
@@ -398,7 +399,7 @@ fn each_fault_is_diagnosed_from_the_edge_states_alone() {
                     dst_host: Some(d.host.clone()),
                     dst_dc: Some(d.dc.clone()),
                     services: vec![],
-                    state: if fault.breaks(e) { "down" } else { "up" }.into(),
+                    state: if fault.breaks(e) { HealthState::Down } else { HealthState::Up },
                     flapping: false,
                     since: DateTime::UNIX_EPOCH,
                 }
@@ -512,7 +513,7 @@ impl Net {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let health = net.health().await;
-            if net.edges.iter().all(|e| health.get(&e.id).is_some_and(|h| h.state == "up")) {
+            if net.edges.iter().all(|e| health.get(&e.id).is_some_and(|h| h.state == HealthState::Up)) {
                 break;
             }
             assert!(Instant::now() < deadline, "not every edge up within a minute: {}", net.states(&health));
@@ -550,7 +551,7 @@ impl Net {
                 if h.flapping {
                     format!("{} (flapping)", h.state)
                 } else {
-                    h.state.clone()
+                    h.state.to_string()
                 }
             });
             *count.entry(state).or_default() += 1;
@@ -564,7 +565,7 @@ impl Net {
             .iter()
             .filter_map(|e| {
                 let h = health.get(&e.id)?;
-                (h.state != "up" || h.flapping || h.flap_pct > flap_pct).then(|| {
+                (h.state != HealthState::Up || h.flapping || h.flap_pct > flap_pct).then(|| {
                     format!(
                         "  {}: {}{}, flap {:.0}%, last cycles {}",
                         self.name(e),
@@ -629,10 +630,9 @@ impl Net {
         let guard = self.flap_guard();
         loop {
             let health = self.health().await;
-            let calm = self
-                .edges
-                .iter()
-                .all(|e| health.get(&e.id).is_some_and(|h| h.state == "up" && !h.flapping && h.flap_pct < guard));
+            let calm = self.edges.iter().all(|e| {
+                health.get(&e.id).is_some_and(|h| h.state == HealthState::Up && !h.flapping && h.flap_pct < guard)
+            });
             if calm {
                 let check = self.check();
                 if check.is_ok() {
@@ -931,7 +931,7 @@ async fn soak_random_loss_never_alerts_and_a_flapping_link_only_warns() {
     let since: DateTime<Utc> = Utc::now();
     let mut last = -1;
     let mut flagged_after = None;
-    let mut states_seen: Vec<String> = Vec::new();
+    let mut states_seen: Vec<HealthState> = Vec::new();
     let mut after_flagged: i64 = 0;
     let deadline = Instant::now() + Duration::from_secs(120);
     while after_flagged < 20 {
@@ -946,7 +946,7 @@ async fn soak_random_loss_never_alerts_and_a_flapping_link_only_warns() {
             let health = net.health().await;
             let h = &health[&edge.id];
             if states_seen.last() != Some(&h.state) {
-                states_seen.push(h.state.clone());
+                states_seen.push(h.state);
             }
             if h.flapping && flagged_after.is_none() {
                 flagged_after = Some(n);
@@ -979,7 +979,7 @@ async fn soak_random_loss_never_alerts_and_a_flapping_link_only_warns() {
     let mut calm = None;
     while stopped.elapsed() < Duration::from_secs(90) {
         let health = net.health().await;
-        if health[&edge.id].state == "up" && !health[&edge.id].flapping {
+        if health[&edge.id].state == HealthState::Up && !health[&edge.id].flapping {
             calm = Some(stopped.elapsed());
             break;
         }

@@ -153,7 +153,7 @@ impl Fleet {
             .iter()
             .filter_map(|e| {
                 let view = views.iter().find(|v| v.src == e.src && v.dst_ip == e.dst_ip)?;
-                Some((e.id, view.state.clone()))
+                Some((e.id, view.state.to_string()))
             })
             .collect();
         Look { results, states, events: edge_events(&self.pool).await }

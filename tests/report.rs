@@ -7,6 +7,7 @@
 
 mod common;
 
+use graph_store::vocab::{EventState, ProbeKind, Verdict};
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
@@ -110,7 +111,7 @@ async fn a_day_with_known_faults_gives_exactly_those_figures() {
             results.push(ResultRow {
                 edge_id: ids[&k],
                 at: t,
-                kind: "tcp",
+                kind: ProbeKind::Tcp,
                 prober: "test".into(),
                 sent: 5,
                 received: if failed { 0 } else { 5 },
@@ -118,13 +119,25 @@ async fn a_day_with_known_faults_gives_exactly_those_figures() {
                 rtt_avg_ms: (!failed).then_some(0.2),
                 rtt_max_ms: (!failed).then_some(0.4),
                 rtt_sd_ms: (!failed).then_some(0.05),
-                verdict: if failed { "failed" } else { "ok" },
+                verdict: if failed { Verdict::Failed } else { Verdict::Ok },
             });
         }
     }
     let events = vec![
-        EventRow { edge_id: ids[&faulty], at: fail_from, from: "up".into(), to: "down".into(), reason: "test".into() },
-        EventRow { edge_id: ids[&faulty], at: fail_to, from: "down".into(), to: "up".into(), reason: "test".into() },
+        EventRow {
+            edge_id: ids[&faulty],
+            at: fail_from,
+            from: EventState::Up,
+            to: EventState::Down,
+            reason: "test".into(),
+        },
+        EventRow {
+            edge_id: ids[&faulty],
+            at: fail_to,
+            from: EventState::Down,
+            to: EventState::Up,
+            reason: "test".into(),
+        },
     ];
     for chunk in results.chunks(5000) {
         let mut tx = db.pool.begin().await.unwrap();

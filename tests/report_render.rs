@@ -26,6 +26,7 @@ use graph_store::report::{
     BrokenDay, Changes, Counted, CrossDc, DepChange, EventDay, Hygiene, IncidentDay, NodeChange, Report, RoleDeps,
     ServiceDeps, ServiceLink, Summary, WorstHour,
 };
+use graph_store::vocab::EventState;
 use wait_timeout::ChildExt;
 
 const XSS: &str = "<script>alert(1)</script>";
@@ -67,8 +68,8 @@ fn hostile_day() -> Report {
     let flaps: Vec<EventDay> = (0..20)
         .map(|i| EventDay {
             at: at(18, 2 * i, 30),
-            from: if i % 2 == 0 { "up" } else { "down" }.into(),
-            to: if i % 2 == 0 { "down" } else { "up" }.into(),
+            from: if i % 2 == 0 { EventState::Up } else { EventState::Down },
+            to: if i % 2 == 0 { EventState::Down } else { EventState::Up },
         })
         .collect();
     Report {
@@ -220,8 +221,8 @@ fn hostile_day() -> Report {
                 failed_cycles: 263,
                 flapping: false,
                 events: vec![
-                    EventDay { at: at(13, 58, 10), from: "up".into(), to: "down".into() },
-                    EventDay { at: at(16, 9, 40), from: "down".into(), to: "up".into() },
+                    EventDay { at: at(13, 58, 10), from: EventState::Up, to: EventState::Down },
+                    EventDay { at: at(16, 9, 40), from: EventState::Down, to: EventState::Up },
                 ],
             },
             BrokenDay {
@@ -244,7 +245,7 @@ fn hostile_day() -> Report {
                 cycles: 1440,
                 failed_cycles: 2,
                 flapping: false,
-                events: vec![EventDay { at: at(3, 1, 0), from: "up".into(), to: "degraded".into() }],
+                events: vec![EventDay { at: at(3, 1, 0), from: EventState::Up, to: EventState::Degraded }],
             },
         ],
         incidents: vec![
@@ -341,7 +342,7 @@ fn hostile_ring() -> Report {
             cycles: 1440,
             failed_cycles: i as i64,
             flapping: i % 2 == 1,
-            events: vec![EventDay { at: at(10, i as u32, 0), from: "up".into(), to: "down".into() }],
+            events: vec![EventDay { at: at(10, i as u32, 0), from: EventState::Up, to: EventState::Down }],
         })
         .collect();
     r.hygiene.unresolved_names = p.iter().map(|s| Counted { name: s.clone(), count: 1 }).collect();

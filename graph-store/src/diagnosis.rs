@@ -31,6 +31,7 @@ use sqlx::PgPool;
 pub use algo::{diagnose, BrokenRef, DiagnosisConfig, EdgeFact, Incident, IncidentKind};
 
 use crate::error::{Error, Result};
+use crate::vocab::HealthState;
 
 /// A diagnosis as stored and as the check reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,7 +57,7 @@ pub async fn load_facts(pool: &PgPool) -> Result<Vec<EdgeFact>> {
         Option<String>,
         Option<String>,
         Vec<String>,
-        String,
+        HealthState,
         bool,
         DateTime<Utc>,
     );
@@ -99,7 +100,10 @@ pub async fn compute(pool: &PgPool, cfg: &DiagnosisConfig) -> Result<Diagnosis> 
     let facts = load_facts(pool).await?;
     let incidents = diagnose(&facts, cfg);
     let live_edges = i64::try_from(facts.len()).unwrap_or(i64::MAX);
-    let trouble = facts.into_iter().filter(|e| e.state != "up" && e.state != "unknown" || e.flapping).collect();
+    let trouble = facts
+        .into_iter()
+        .filter(|e| !matches!(e.state, HealthState::Up | HealthState::Unknown) || e.flapping)
+        .collect();
     Ok(Diagnosis { computed_at, live_edges, incidents, trouble })
 }
 

@@ -17,6 +17,7 @@ use sqlx::PgPool;
 use crate::error::{Error, Result};
 use crate::model::NodeView;
 use crate::query::{BrokenEdge, ListOptions};
+use crate::vocab::{EventState, HealthState};
 
 /// An edge as it was at some time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -30,8 +31,9 @@ pub struct EdgeAt {
     /// When edgewatch first learned of the edge.
     #[serde(serialize_with = "crate::time::serialize_utc")]
     pub first_seen: DateTime<Utc>,
-    /// The health state at that time.
-    pub state: String,
+    /// The state at that time: the `to` of the edge's last event by then (`flapping`
+    /// while a flap was open).
+    pub state: EventState,
     /// Since when the edge was in that state (null: never probed by then).
     #[serde(serialize_with = "crate::time::serialize_utc_opt")]
     pub state_since: Option<DateTime<Utc>>,
@@ -59,8 +61,8 @@ pub struct Diff {
 pub struct EdgeChange {
     pub src: String,
     pub dst_ip: String,
-    pub state_from: String,
-    pub state_to: String,
+    pub state_from: EventState,
+    pub state_to: EventState,
     pub dst_from: Option<String>,
     pub dst_to: Option<String>,
     pub services_from: Vec<String>,
@@ -119,7 +121,8 @@ pub async fn nodes_at(pool: &PgPool, at: DateTime<Utc>, opts: &ListOptions) -> R
 /// consumer's dc, role and host at that time).
 #[tracing::instrument(skip(pool))]
 pub async fn edges_at(pool: &PgPool, at: DateTime<Utc>, opts: &ListOptions) -> Result<Vec<EdgeAt>> {
-    type Row = (String, String, Option<String>, Vec<String>, Vec<String>, DateTime<Utc>, String, Option<DateTime<Utc>>);
+    type Row =
+        (String, String, Option<String>, Vec<String>, Vec<String>, DateTime<Utc>, EventState, Option<DateTime<Utc>>);
     let (eh, sh, ah) = (live_at("eh"), live_at("sh"), live_at("ah"));
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT s.name, host(e.dst_ip), d.name, \
@@ -172,7 +175,7 @@ pub async fn edges_at(pool: &PgPool, at: DateTime<Utc>, opts: &ListOptions) -> R
 #[tracing::instrument(skip(pool))]
 pub async fn broken_at(pool: &PgPool, at: DateTime<Utc>) -> Result<Vec<BrokenEdge>> {
     let mut all = edges_at(pool, at, &ListOptions::default()).await?;
-    all.retain(|e| e.state == "down" || e.state == "degraded");
+    all.retain(|e| e.state.health_state().is_some_and(HealthState::is_broken));
     let mut failing = BTreeMap::<&str, i64>::new();
     for e in &all {
         *failing.entry(e.dst_ip.as_str()).or_default() += 1;
@@ -187,7 +190,7 @@ pub async fn broken_at(pool: &PgPool, at: DateTime<Utc>) -> Result<Vec<BrokenEdg
             dst_ip: e.dst_ip.clone(),
             dst: e.dst.clone(),
             services: e.services.clone(),
-            state: e.state.clone(),
+            state: e.state.health_state().unwrap_or_default(),
             since: e.state_since.unwrap_or(at),
             loss_pct: None,
             consumers_failing: failing[e.dst_ip.as_str()],
@@ -250,8 +253,8 @@ pub fn compare(
             (!same).then(|| EdgeChange {
                 src: a.src.clone(),
                 dst_ip: a.dst_ip.clone(),
-                state_from: a.state.clone(),
-                state_to: b.state.clone(),
+                state_from: a.state,
+                state_to: b.state,
                 dst_from: a.dst.clone(),
                 dst_to: b.dst.clone(),
                 services_from: a.services.clone(),

@@ -28,6 +28,7 @@ pub mod sql;
 pub mod testing;
 mod time;
 pub mod topology;
+pub mod vocab;
 
 pub use db::{connect, migrate, Database};
 pub use error::{Error, Result};

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::vocab::HealthState;
+
 /// One container of a CMDB inventory export.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerRecord {
@@ -76,7 +78,7 @@ pub struct EdgeView {
     pub first_seen: DateTime<Utc>,
     #[serde(serialize_with = "crate::time::serialize_utc")]
     pub last_seen: DateTime<Utc>,
-    pub state: String,
+    pub state: HealthState,
     /// Only listed (and so only present) with `--all`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub retired: bool,

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
 use crate::error::{Error, Result};
+use crate::vocab::{EventState, HealthState, ProbeKind, Verdict};
 
 /// An edge to probe: where to, and the TCP port of its service when the CMDB has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +25,7 @@ pub struct DueEdge {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthRow {
     pub edge_id: i64,
-    pub state: String,
+    pub state: HealthState,
     pub since: DateTime<Utc>,
     pub last_result_at: Option<DateTime<Utc>>,
     pub loss_pct: Option<f32>,
@@ -42,7 +43,7 @@ pub struct HealthRow {
 pub struct ResultRow {
     pub edge_id: i64,
     pub at: DateTime<Utc>,
-    pub kind: &'static str,
+    pub kind: ProbeKind,
     pub prober: String,
     pub sent: i32,
     pub received: i32,
@@ -50,7 +51,7 @@ pub struct ResultRow {
     pub rtt_avg_ms: Option<f32>,
     pub rtt_max_ms: Option<f32>,
     pub rtt_sd_ms: Option<f32>,
-    pub verdict: &'static str,
+    pub verdict: Verdict,
 }
 
 /// A state change, for `edge_events`.
@@ -58,8 +59,8 @@ pub struct ResultRow {
 pub struct EventRow {
     pub edge_id: i64,
     pub at: DateTime<Utc>,
-    pub from: String,
-    pub to: String,
+    pub from: EventState,
+    pub to: EventState,
     pub reason: String,
 }
 
@@ -166,8 +167,20 @@ pub async fn targets_of(pool: &PgPool, node: &str) -> Result<Vec<DueEdge>> {
     Ok(due_edges(rows))
 }
 
-type HealthTuple =
-    (i64, String, DateTime<Utc>, Option<DateTime<Utc>>, Option<f32>, Option<f32>, i32, i32, i32, String, bool, f32);
+type HealthTuple = (
+    i64,
+    HealthState,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<f32>,
+    Option<f32>,
+    i32,
+    i32,
+    i32,
+    String,
+    bool,
+    f32,
+);
 
 const HEALTH_COLUMNS: &str = "edge_id, state, since, last_result_at, loss_pct, rtt_avg_ms, fail_streak, \
     ok_streak, degraded_streak, recent_states, flapping, flap_pct";
@@ -303,12 +316,12 @@ pub async fn write_cycle(
 /// the check's data age), in key order so that workers
 /// writing at the same time never wait on each other in a cycle.
 async fn count_results(conn: &mut PgConnection, results: &[ResultRow]) -> Result<()> {
-    let mut counts = std::collections::BTreeMap::<(&str, &str), i64>::new();
+    let mut counts = std::collections::BTreeMap::<(ProbeKind, Verdict), i64>::new();
     for r in results {
         *counts.entry((r.kind, r.verdict)).or_default() += 1;
     }
     let (keys, counts): (Vec<_>, Vec<i64>) = counts.into_iter().unzip();
-    let (kinds, verdicts): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+    let (kinds, verdicts): (Vec<ProbeKind>, Vec<Verdict>) = keys.into_iter().unzip();
     sqlx::query(
         "INSERT INTO probe_counters AS c (kind, verdict, count, last_at) \
          SELECT *, $4 FROM UNNEST($1::text[], $2::text[], $3::bigint[]) \

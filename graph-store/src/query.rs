@@ -4,6 +4,7 @@ use sqlx::PgPool;
 
 use crate::error::{Error, Result};
 use crate::model::{EdgeView, NodeView};
+use crate::vocab::HealthState;
 
 /// Which rows to list.
 #[derive(Debug, Clone, Default)]
@@ -75,7 +76,7 @@ pub async fn edges(pool: &PgPool, opts: ListOptions) -> Result<Vec<EdgeView>> {
         i64,
         chrono::DateTime<chrono::Utc>,
         chrono::DateTime<chrono::Utc>,
-        String,
+        HealthState,
         bool,
     );
     let rows: Vec<Row> = sqlx::query_as(
@@ -131,7 +132,7 @@ pub struct BrokenEdge {
     pub dst_ip: String,
     pub dst: Option<String>,
     pub services: Vec<String>,
-    pub state: String,
+    pub state: HealthState,
     #[serde(serialize_with = "crate::time::serialize_utc")]
     pub since: chrono::DateTime<chrono::Utc>,
     pub loss_pct: Option<f32>,
@@ -143,8 +144,17 @@ pub struct BrokenEdge {
 /// consumers fail to reach.
 #[tracing::instrument(skip(pool))]
 pub async fn broken(pool: &PgPool) -> Result<Vec<BrokenEdge>> {
-    type Row =
-        (String, String, String, Option<String>, Vec<String>, String, chrono::DateTime<chrono::Utc>, Option<f32>, i64);
+    type Row = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Vec<String>,
+        HealthState,
+        chrono::DateTime<chrono::Utc>,
+        Option<f32>,
+        i64,
+    );
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT s.name, s.dc, host(e.dst_ip), d.name, ARRAY(SELECT x FROM unnest(e.services) AS x ORDER BY x), \
                 h.state, h.since, h.loss_pct, \

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::history::{self, EdgeAt};
 use crate::model::NodeView;
 use crate::query::ListOptions;
+use crate::vocab::EventState;
 
 /// How many unknown clients and unresolved names the hygiene section lists.
 const HYGIENE_TOP: i64 = 15;
@@ -66,12 +67,12 @@ pub async fn compute(pool: &PgPool, day: &Day, local_hour: &dyn Fn(DateTime<Utc>
         per_edge.iter().filter(|(_, d)| d.down_seconds > 0).map(|(k, _)| k.clone()).collect();
     let start_states = states_at(pool, day.from).await?;
     for (k, state) in &start_states {
-        if matches!(state.as_str(), "down" | "degraded" | "flapping") {
+        if state.is_trouble() {
             troubled.insert(k.clone());
         }
     }
     for (k, evs) in &events {
-        if evs.iter().any(|e| matches!(e.to.as_str(), "down" | "degraded" | "flapping")) {
+        if evs.iter().any(|e| e.to.is_trouble()) {
             troubled.insert(k.clone());
         }
     }
@@ -83,7 +84,7 @@ pub async fn compute(pool: &PgPool, day: &Day, local_hour: &dyn Fn(DateTime<Utc>
             let evs = events.get(k).cloned().unwrap_or_default();
             let (dst, services) = edge_info.get(k).cloned().unwrap_or_default();
             let flapping =
-                start_states.get(k).is_some_and(|s| s == "flapping") || evs.iter().any(|e| e.to == "flapping");
+                start_states.get(k) == Some(&EventState::Flapping) || evs.iter().any(|e| e.to == EventState::Flapping);
             BrokenDay {
                 src: k.0.clone(),
                 dst_ip: k.1.clone(),
@@ -333,8 +334,8 @@ async fn hour_totals(pool: &PgPool, day: &Day) -> Result<BTreeMap<DateTime<Utc>,
 }
 
 /// Every edge's state at `at` (the last event before it).
-async fn states_at(pool: &PgPool, at: DateTime<Utc>) -> Result<BTreeMap<EdgeKey, String>> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
+async fn states_at(pool: &PgPool, at: DateTime<Utc>) -> Result<BTreeMap<EdgeKey, EventState>> {
+    let rows: Vec<(String, String, EventState)> = sqlx::query_as(
         "SELECT s.name, host(e.dst_ip), l.to_state FROM edges e JOIN nodes s ON s.id = e.src_id \
          JOIN LATERAL (SELECT x.to_state FROM edge_events x WHERE x.edge_id = e.id AND x.at < $1 \
                        ORDER BY x.at DESC LIMIT 1) l ON true \
@@ -349,7 +350,7 @@ async fn states_at(pool: &PgPool, at: DateTime<Utc>) -> Result<BTreeMap<EdgeKey,
 
 /// The day's state changes, per edge, in order.
 async fn events_of_day(pool: &PgPool, day: &Day) -> Result<BTreeMap<EdgeKey, Vec<EventDay>>> {
-    let rows: Vec<(String, String, DateTime<Utc>, String, String)> = sqlx::query_as(
+    let rows: Vec<(String, String, DateTime<Utc>, EventState, EventState)> = sqlx::query_as(
         "SELECT s.name, host(e.dst_ip), x.at, x.from_state, x.to_state \
          FROM edge_events x JOIN edges e ON e.id = x.edge_id JOIN nodes s ON s.id = e.src_id \
          WHERE x.at >= $1 AND x.at < $2 ORDER BY x.at, x.id",

@@ -15,6 +15,7 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::error::{Error, Result};
 use crate::probe::ResultRow;
+use crate::vocab::Verdict;
 
 /// The start of `t`'s UTC hour.
 pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -41,8 +42,8 @@ pub async fn add_results(conn: &mut PgConnection, results: &[ResultRow]) -> Resu
     for r in results {
         let a = hours.entry((hour_of(r.at), r.edge_id)).or_default();
         a.cycles += 1;
-        a.failed += i32::from(r.verdict == "failed");
-        a.degraded += i32::from(r.verdict == "degraded");
+        a.failed += i32::from(r.verdict == Verdict::Failed);
+        a.degraded += i32::from(r.verdict == Verdict::Degraded);
         a.sent += i64::from(r.sent);
         a.received += i64::from(r.received);
         a.rtt_min = either_or_both(a.rtt_min, r.rtt_min_ms, f32::min);

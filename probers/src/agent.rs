@@ -30,8 +30,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::Engine;
+use crate::ProbeKind;
 use local::AccessLog;
-use wire::{Accepted, ErrorBody, Kind, Local, ResultItem, Results, Targets};
+use wire::{Accepted, ErrorBody, Local, ResultItem, Results, Targets};
 
 /// How an agent behaves. [`AgentConfig::new`] gives the defaults.
 #[derive(Clone)]
@@ -431,7 +432,7 @@ async fn probe_loop(
                 edge_id: t.edge_id,
                 at,
                 kind: t.kind,
-                port: if t.kind == Kind::Tcp { t.port } else { None },
+                port: if t.kind == ProbeKind::Tcp { t.port } else { None },
                 outcome,
             })
             .collect();
@@ -562,7 +563,7 @@ mod tests {
     use crate::ProbeOutcome;
 
     fn item(edge_id: i64) -> ResultItem {
-        ResultItem { edge_id, at: Utc::now(), kind: Kind::Icmp, port: None, outcome: ProbeOutcome::not_sent("x") }
+        ResultItem { edge_id, at: Utc::now(), kind: ProbeKind::Icmp, port: None, outcome: ProbeOutcome::not_sent("x") }
     }
 
     #[test]

@@ -378,7 +378,8 @@ impl Inner {
                 Ok(pinger) => pinger.ping(ip).instrument(span).await,
                 Err(reason) => ProbeOutcome::not_sent(reason.clone()),
             },
-            ProbeKind::Tcp { port } => {
+            ProbeKind::Tcp => {
+                let port = target.port.unwrap_or(0);
                 let settings = TcpSettings {
                     attempts: self.settings.packets,
                     interval: self.settings.interval,

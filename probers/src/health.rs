@@ -78,6 +78,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use graph_store::vocab::{EventState, HealthState, Verdict};
+
 /// Upper bound for every cycle count in [`HealthConfig`] (bounded memory per edge).
 pub const MAX_CYCLES: u32 = 1000;
 
@@ -264,68 +266,12 @@ impl HealthConfig {
     }
 }
 
-/// The outcome of one probe cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Ok,
-    Degraded,
-    Failed,
-}
-
-impl Verdict {
-    pub const ALL: [Verdict; 3] = [Verdict::Ok, Verdict::Degraded, Verdict::Failed];
-
-    /// The name stored in `probe_results.verdict`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Ok => "ok",
-            Verdict::Degraded => "degraded",
-            Verdict::Failed => "failed",
-        }
-    }
-
-    /// One character per cycle in [`VerdictHistory`]: `o`, `d` or `f`.
-    pub fn as_char(self) -> char {
-        match self {
-            Verdict::Ok => 'o',
-            Verdict::Degraded => 'd',
-            Verdict::Failed => 'f',
-        }
-    }
-
-    pub fn from_char(c: char) -> Option<Verdict> {
-        match c {
-            'o' => Some(Verdict::Ok),
-            'd' => Some(Verdict::Degraded),
-            'f' => Some(Verdict::Failed),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A name that is not a verdict, state or history character.
+/// A string that is not a verdict history (one `o`, `d` or `f` per cycle).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a valid {what}: {value:?}")]
 pub struct ParseHealthError {
     what: &'static str,
     value: String,
-}
-
-impl FromStr for Verdict {
-    type Err = ParseHealthError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Verdict::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| ParseHealthError { what: "verdict", value: s.to_owned() })
-    }
 }
 
 /// A cycle's verdict with the figures behind it (quoted in event reasons).
@@ -357,124 +303,6 @@ impl Observation {
         } else {
             format!(" ({})", parts.join(", "))
         }
-    }
-}
-
-/// The health state of an edge (`edge_health.state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HealthState {
-    Up,
-    Down,
-    Degraded,
-    Stale,
-    #[default]
-    Unknown,
-}
-
-impl HealthState {
-    pub const ALL: [HealthState; 5] =
-        [HealthState::Up, HealthState::Down, HealthState::Degraded, HealthState::Stale, HealthState::Unknown];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HealthState::Up => "up",
-            HealthState::Down => "down",
-            HealthState::Degraded => "degraded",
-            HealthState::Stale => "stale",
-            HealthState::Unknown => "unknown",
-        }
-    }
-}
-
-impl fmt::Display for HealthState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for HealthState {
-    type Err = ParseHealthError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        HealthState::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| ParseHealthError { what: "health state", value: s.to_owned() })
-    }
-}
-
-/// The `from` and `to` of an [`Event`] (`edge_events.from_state`/`to_state`): a
-/// [`HealthState`] or the pseudo-state `flapping`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventState {
-    Up,
-    Down,
-    Degraded,
-    Stale,
-    Unknown,
-    Flapping,
-}
-
-impl EventState {
-    pub const ALL: [EventState; 6] = [
-        EventState::Up,
-        EventState::Down,
-        EventState::Degraded,
-        EventState::Stale,
-        EventState::Unknown,
-        EventState::Flapping,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventState::Flapping => "flapping",
-            EventState::Up => "up",
-            EventState::Down => "down",
-            EventState::Degraded => "degraded",
-            EventState::Stale => "stale",
-            EventState::Unknown => "unknown",
-        }
-    }
-
-    /// The real state, or `None` for `flapping`.
-    pub fn health_state(self) -> Option<HealthState> {
-        match self {
-            EventState::Up => Some(HealthState::Up),
-            EventState::Down => Some(HealthState::Down),
-            EventState::Degraded => Some(HealthState::Degraded),
-            EventState::Stale => Some(HealthState::Stale),
-            EventState::Unknown => Some(HealthState::Unknown),
-            EventState::Flapping => None,
-        }
-    }
-}
-
-impl From<HealthState> for EventState {
-    fn from(s: HealthState) -> Self {
-        match s {
-            HealthState::Up => EventState::Up,
-            HealthState::Down => EventState::Down,
-            HealthState::Degraded => EventState::Degraded,
-            HealthState::Stale => EventState::Stale,
-            HealthState::Unknown => EventState::Unknown,
-        }
-    }
-}
-
-impl fmt::Display for EventState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for EventState {
-    type Err = ParseHealthError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        EventState::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| ParseHealthError { what: "event state", value: s.to_owned() })
     }
 }
 
@@ -717,7 +545,8 @@ impl EdgeHealth {
             let above = || {
                 let all_degraded =
                     self.recent_states.trailing_run(|v| v == Verdict::Degraded) >= self.degraded_streak as usize;
-                let kind = if all_degraded { "degraded" } else { "degraded or failed" };
+                let (d, f) = (Verdict::Degraded, Verdict::Failed);
+                let kind = if all_degraded { d.to_string() } else { format!("{d} or {f}") };
                 (HealthState::Degraded, format!("{} {kind} cycles in a row", self.degraded_streak))
             };
             let below = || {
@@ -1224,31 +1053,6 @@ mod tests {
         assert_eq!((h.ok_streak, h.fail_streak, h.degraded_streak, h.flap_pct), (0, 0, 0, 0.0));
         events.push(ev);
         assert_chain(&events, &h);
-    }
-
-    #[test]
-    fn health_names_round_trip() {
-        use serde::de::value::{Error as DeError, StrDeserializer};
-        use serde::de::IntoDeserializer;
-        for s in HealthState::ALL {
-            assert_eq!(s.as_str().parse::<HealthState>(), Ok(s));
-            assert_eq!(s.to_string(), s.as_str());
-            let de: StrDeserializer<'_, DeError> = s.as_str().into_deserializer();
-            assert_eq!(HealthState::deserialize(de).unwrap(), s);
-            assert_eq!(EventState::from(s).as_str(), s.as_str());
-            assert_eq!(EventState::from(s).health_state(), Some(s));
-        }
-        for s in EventState::ALL {
-            assert_eq!(s.as_str().parse::<EventState>(), Ok(s));
-        }
-        assert_eq!(EventState::Flapping.health_state(), None);
-        assert!("flapping".parse::<HealthState>().is_err());
-        for v in Verdict::ALL {
-            assert_eq!(v.as_str().parse::<Verdict>(), Ok(v));
-            assert_eq!(Verdict::from_char(v.as_char()), Some(v));
-        }
-        assert!("UP".parse::<HealthState>().is_err());
-        assert_eq!(HealthState::default(), HealthState::Unknown);
     }
 
     #[test]

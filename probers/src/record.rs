@@ -9,7 +9,7 @@ use graph_store::probe::{self as store, EventRow, HealthRow, ResultRow};
 use graph_store::PgPool;
 use rand::Rng;
 
-use crate::health::{EdgeHealth, HealthConfig, HealthState, Thresholds, VerdictHistory};
+use crate::health::{EdgeHealth, HealthConfig, Thresholds, VerdictHistory};
 use crate::{ProbeKind, ProbeOutcome};
 
 /// How results are judged and when an edge is probed next.
@@ -54,7 +54,7 @@ pub struct Recorded {
 
 fn to_health(row: &HealthRow) -> EdgeHealth {
     EdgeHealth {
-        state: row.state.parse().unwrap_or(HealthState::Unknown),
+        state: row.state,
         since: row.since,
         last_result_at: row.last_result_at,
         fail_streak: row.fail_streak.max(0) as u32,
@@ -69,7 +69,7 @@ fn to_health(row: &HealthRow) -> EdgeHealth {
 fn to_row(edge_id: i64, h: &EdgeHealth, outcome: Option<&ProbeOutcome>, old: &HealthRow) -> HealthRow {
     HealthRow {
         edge_id,
-        state: h.state.as_str().to_string(),
+        state: h.state,
         since: h.since,
         last_result_at: h.last_result_at,
         loss_pct: outcome.map(|o| o.loss_pct as f32).or(old.loss_pct),
@@ -84,7 +84,7 @@ fn to_row(edge_id: i64, h: &EdgeHealth, outcome: Option<&ProbeOutcome>, old: &He
 }
 
 fn event_row(edge_id: i64, e: crate::health::Event) -> EventRow {
-    EventRow { edge_id, at: e.at, from: e.from.as_str().to_string(), to: e.to.as_str().to_string(), reason: e.reason }
+    EventRow { edge_id, at: e.at, from: e.from, to: e.to, reason: e.reason }
 }
 
 fn next_probe(at: DateTime<Utc>, cfg: &RecordConfig) -> DateTime<Utc> {
@@ -132,10 +132,7 @@ pub async fn record(
         results.push(ResultRow {
             edge_id: c.edge_id,
             at: c.at,
-            kind: match c.kind {
-                ProbeKind::Icmp => "icmp",
-                ProbeKind::Tcp { .. } => "tcp",
-            },
+            kind: c.kind,
             prober: prober.to_string(),
             sent: o.sent as i32,
             received: o.received as i32,
@@ -143,7 +140,7 @@ pub async fn record(
             rtt_avg_ms: o.rtt_avg_ms.map(|v| v as f32),
             rtt_max_ms: o.rtt_max_ms.map(|v| v as f32),
             rtt_sd_ms: o.rtt_stddev_ms.map(|v| v as f32),
-            verdict: obs.verdict.as_str(),
+            verdict: obs.verdict,
         });
         out.results += 1;
         // A cycle that sent nothing (no ICMP socket here, say) is kept as history but

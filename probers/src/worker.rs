@@ -99,13 +99,7 @@ pub async fn run_worker(
             }
             continue;
         }
-        let targets: Vec<ProbeTarget> = due
-            .iter()
-            .map(|d| match d.port {
-                Some(port) => ProbeTarget::tcp(d.dst_ip, port),
-                None => ProbeTarget::icmp(d.dst_ip),
-            })
-            .collect();
+        let targets: Vec<ProbeTarget> = due.iter().map(|d| ProbeTarget::for_edge(d.dst_ip, d.port)).collect();
         let outcomes = engine.probe_all(targets).await;
         let at = Utc::now();
         totals.probed += outcomes.len() as u64;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use graph_store::diagnosis::{self, Diagnosis, EdgeFact, Incident};
+use graph_store::vocab::HealthState;
 use graph_store::{format_utc, PgPool};
 
 use crate::cli::{CheckArgs, Global, ListFormat, NagiosBy};
@@ -156,7 +157,7 @@ impl Answer {
 
     /// Edges nobody has probed for a while (a prober or agent gone silent).
     fn stale(&self) -> impl Iterator<Item = &EdgeFact> {
-        self.trouble.iter().filter(|e| e.state == "stale")
+        self.trouble.iter().filter(|e| e.state == HealthState::Stale)
     }
 
     fn affected_nodes(&self) -> usize {

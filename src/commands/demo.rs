@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use discovery::cmdb::{self, ImportOptions};
 use discovery::dns::ingest::{self, IngestOptions};
 use graph_store::query::{self, ListOptions};
+use graph_store::vocab::HealthState;
 
 use crate::cli::Global;
 use crate::output;
@@ -62,7 +63,7 @@ pub async fn run(global: &Global) -> Result<ExitCode> {
     println!();
     output::nodes_table(&nodes);
     let from = |source: &str| edges.iter().filter(|e| e.sources.iter().any(|s| s == source)).count();
-    let in_state = |state: &str| edges.iter().filter(|e| e.state == state).count();
+    let in_state = |state: HealthState| edges.iter().filter(|e| e.state == state).count();
     println!(
         "\nThe graph now holds {} containers in {} data centers ({}) and {} edges \
          ({} learned from DNS queries, {} from published links).",
@@ -75,12 +76,12 @@ pub async fn run(global: &Global) -> Result<ExitCode> {
     );
     println!(
         "Probed from the consumers' side: {} up, {} down, {} degraded, {} not decided yet.",
-        in_state("up"),
-        in_state("down"),
-        in_state("degraded"),
-        in_state("unknown") + in_state("stale"),
+        in_state(HealthState::Up),
+        in_state(HealthState::Down),
+        in_state(HealthState::Degraded),
+        in_state(HealthState::Unknown) + in_state(HealthState::Stale),
     );
-    let broken: Vec<_> = edges.iter().filter(|e| e.state == "down" || e.state == "degraded").collect();
+    let broken: Vec<_> = edges.iter().filter(|e| e.state.is_broken()).collect();
     if !broken.is_empty() {
         println!("Broken now:");
         for e in broken.iter().take(12) {

@@ -103,7 +103,7 @@ fn edges_at_table(edges: &[EdgeAt], at: chrono::DateTime<chrono::Utc>) {
             e.dst.clone().unwrap_or_default(),
             e.services.join(" "),
             e.sources.join(" "),
-            e.state.clone(),
+            e.state.to_string(),
             e.state_since.as_ref().map(format_utc).unwrap_or_default(),
         ]);
     }
@@ -125,10 +125,10 @@ fn diff_table(d: &Diff) {
         None => format!("{src} -> {ip}"),
     };
     for e in &d.edges_appeared {
-        t.add_row(vec!["+ edge".into(), edge(&e.src, &e.dst_ip, &e.dst), e.state.clone()]);
+        t.add_row(vec!["+ edge".into(), edge(&e.src, &e.dst_ip, &e.dst), e.state.to_string()]);
     }
     for e in &d.edges_vanished {
-        t.add_row(vec!["- edge".into(), edge(&e.src, &e.dst_ip, &e.dst), e.state.clone()]);
+        t.add_row(vec!["- edge".into(), edge(&e.src, &e.dst_ip, &e.dst), e.state.to_string()]);
     }
     for c in &d.edges_changed {
         let mut detail = Vec::new();

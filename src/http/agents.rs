@@ -166,7 +166,7 @@ async fn record_report(
         .results
         .into_iter()
         .filter(|r| !seen.contains(&(r.edge_id, r.at)))
-        .map(|r| CycleResult { edge_id: r.edge_id, at: r.at, kind: r.probe_kind(), outcome: r.outcome })
+        .map(|r| CycleResult { edge_id: r.edge_id, at: r.at, kind: r.kind, outcome: r.outcome })
         .collect();
     if !cycles.is_empty() {
         let done = record::record(&app.pool, &prober, &cycles, &app.record).await?;

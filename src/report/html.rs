@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use graph_store::report::{BrokenDay, Counted, DepChange, NodeChange, Report};
+use graph_store::vocab::EventState;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::{
@@ -353,11 +354,11 @@ fn broken(r: &Report, clock: &Clock) -> Markup {
                     th.num { "Failed / cycles" } th.events { "State changes" }
                 } }
                 tbody { @for b in &r.broken {
-                    @let what = trouble(b);
+                    @let what = trouble(b).as_str();
                     tr.broken.(what) {
                         td {
                             span.badge.(what) { (what.to_uppercase()) }
-                            @if b.flapping && what != "flapping" { " " span.badge.flapping { "FLAPPING" } }
+                            @if b.flapping && trouble(b) != EventState::Flapping { " " span.badge.flapping { "FLAPPING" } }
                         }
                         td { (name(&b.src)) }
                         td { (target(&b.dst, &b.dst_ip)) }
@@ -383,7 +384,7 @@ fn events(b: &BrokenDay, clock: &Clock) -> Markup {
             @for e in b.events.iter().take(EVENTS_SHOWN) {
                 li {
                     span.time { (clock.time_s(&e.at)) } " "
-                    span.state.(state_class(&e.from)) { (e.from) } " → " span.state.(state_class(&e.to)) { (e.to) }
+                    span.state.(state_class(e.from)) { (e.from) } " → " span.state.(state_class(e.to)) { (e.to) }
                 }
             }
             @if b.events.len() > EVENTS_SHOWN { li.muted { "and " (b.events.len() - EVENTS_SHOWN) " more" } }
@@ -391,13 +392,13 @@ fn events(b: &BrokenDay, clock: &Clock) -> Markup {
     }
 }
 
-/// A CSS class for a state name: only the ones we style, never the data itself.
-fn state_class(state: &str) -> &'static str {
+/// A CSS class for a state: only the ones we style, never the data itself.
+fn state_class(state: EventState) -> &'static str {
     match state {
-        "up" | "ok" => "s-up",
-        "down" => "s-down",
-        "degraded" | "flapping" => "s-warn",
-        _ => "s-other",
+        EventState::Up => "s-up",
+        EventState::Down => "s-down",
+        EventState::Degraded | EventState::Flapping => "s-warn",
+        EventState::Stale | EventState::Unknown => "s-other",
     }
 }
 

@@ -257,7 +257,7 @@ impl Doc {
             return;
         }
         let rows = r.broken.iter().map(|b| {
-            let mut status = format!("**{}**", trouble(b).to_uppercase());
+            let mut status = format!("**{}**", trouble(b).as_str().to_uppercase());
             if b.flapping && b.down_minutes > 0.0 {
                 status.push_str(", flapping");
             }
@@ -331,12 +331,8 @@ fn events(b: &graph_store::report::BrokenDay, clock: &Clock) -> String {
     if b.events.is_empty() {
         return "–".into();
     }
-    let mut text: Vec<String> = b
-        .events
-        .iter()
-        .take(EVENTS_SHOWN)
-        .map(|e| format!("{} {} → {}", clock.time_s(&e.at), escape(&e.from), escape(&e.to)))
-        .collect();
+    let mut text: Vec<String> =
+        b.events.iter().take(EVENTS_SHOWN).map(|e| format!("{} {} → {}", clock.time_s(&e.at), e.from, e.to)).collect();
     if b.events.len() > EVENTS_SHOWN {
         text.push(format!("and {} more", b.events.len() - EVENTS_SHOWN));
     }

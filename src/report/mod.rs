@@ -18,6 +18,7 @@ mod markdown;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use graph_store::report::{BrokenDay, Report, Summary};
+use graph_store::vocab::EventState;
 
 pub use graph::{dot, svg};
 pub use html::html;
@@ -177,13 +178,13 @@ pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
 }
 
 /// What is wrong with an edge, in one word.
-pub(crate) fn trouble(b: &BrokenDay) -> &'static str {
+pub(crate) fn trouble(b: &BrokenDay) -> EventState {
     if b.down_minutes > 0.0 {
-        "down"
+        EventState::Down
     } else if b.flapping {
-        "flapping"
+        EventState::Flapping
     } else {
-        "degraded"
+        EventState::Degraded
     }
 }
 

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::vocab::HealthState;
+
 /// One live edge as the diagnosis sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EdgeFact {
@@ -19,7 +21,7 @@ pub struct EdgeFact {
     pub dst_host: Option<String>,
     pub dst_dc: Option<String>,
     pub services: Vec<String>,
-    pub state: String,
+    pub state: HealthState,
     pub flapping: bool,
     #[serde(with = "chrono::serde::ts_seconds")]
     pub since: DateTime<Utc>,
@@ -28,12 +30,12 @@ pub struct EdgeFact {
 impl EdgeFact {
     /// Down, and not flapping: what incidents are made of.
     pub fn broken(&self) -> bool {
-        self.state == "down" && !self.flapping
+        self.state == HealthState::Down && !self.flapping
     }
 
     /// Known to work (up, or degraded: packets get through).
     fn reached(&self) -> bool {
-        (self.state == "up" || self.state == "degraded") && !self.flapping
+        matches!(self.state, HealthState::Up | HealthState::Degraded) && !self.flapping
     }
 
     /// Counted in ratios: broken or reached (not unknown, stale or flapping).
@@ -462,7 +464,7 @@ mod tests {
                         dst_host: Some(d.1.clone()),
                         dst_dc: Some(d.2.clone()),
                         services: vec![],
-                        state: "up".into(),
+                        state: HealthState::Up,
                         flapping: false,
                         since: DateTime::UNIX_EPOCH,
                     });
@@ -475,7 +477,7 @@ mod tests {
     fn break_where(edges: &mut [EdgeFact], pick: impl Fn(&EdgeFact) -> bool) -> usize {
         let mut n = 0;
         for e in edges.iter_mut().filter(|e| pick(e)) {
-            e.state = "down".into();
+            e.state = HealthState::Down;
             n += 1;
         }
         n
@@ -533,7 +535,7 @@ mod tests {
         let mut edges = mesh();
         break_where(&mut edges, |e| e.src == "a1c1" && e.dst.as_deref() == Some("b2c3"));
         for e in edges.iter_mut().filter(|e| e.src == "b1c1") {
-            e.state = "down".into();
+            e.state = HealthState::Down;
             e.flapping = true;
         }
         assert_eq!(diagnosed(&edges), vec![(IncidentKind::Edge, "a1c1 -> b2c3".to_string(), 1)]);

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::vocab::EventState;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// The day reported on, in `tz`.
@@ -159,8 +161,8 @@ pub struct BrokenDay {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventDay {
     pub at: DateTime<Utc>,
-    pub from: String,
-    pub to: String,
+    pub from: EventState,
+    pub to: EventState,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -30,14 +30,6 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 /// Packets per target per cycle, at most, in a result.
 pub const MAX_PACKETS: u32 = 1000;
 
-/// How a target is probed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Icmp,
-    Tcp,
-}
-
 /// `GET …/targets`: the node's edges to probe, and how often the server expects results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Targets {
@@ -51,7 +43,7 @@ pub struct Targets {
 pub struct Target {
     pub edge_id: i64,
     pub ip: IpAddr,
-    pub kind: Kind,
+    pub kind: ProbeKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
 }
@@ -59,18 +51,16 @@ pub struct Target {
 impl Target {
     /// The target for an edge: TCP when its service has a port, else ICMP.
     pub fn new(edge_id: i64, ip: IpAddr, port: Option<u16>) -> Self {
-        match port {
-            Some(port) => Target { edge_id, ip, kind: Kind::Tcp, port: Some(port) },
-            None => Target { edge_id, ip, kind: Kind::Icmp, port: None },
-        }
+        let ProbeTarget { ip, kind, port } = ProbeTarget::for_edge(ip, port);
+        Target { edge_id, ip, kind, port }
     }
 
     /// What the probe engine takes; `None` for a TCP target without a port.
     pub fn probe_target(&self) -> Option<ProbeTarget> {
         match (self.kind, self.port) {
-            (Kind::Icmp, _) => Some(ProbeTarget::icmp(self.ip)),
-            (Kind::Tcp, Some(port)) if port > 0 => Some(ProbeTarget::tcp(self.ip, port)),
-            (Kind::Tcp, _) => None,
+            (ProbeKind::Icmp, _) => Some(ProbeTarget::icmp(self.ip)),
+            (ProbeKind::Tcp, Some(port)) if port > 0 => Some(ProbeTarget::tcp(self.ip, port)),
+            (ProbeKind::Tcp, _) => None,
         }
     }
 }
@@ -91,20 +81,10 @@ pub struct ResultItem {
     pub edge_id: i64,
     /// When the cycle ended.
     pub at: DateTime<Utc>,
-    pub kind: Kind,
+    pub kind: ProbeKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     pub outcome: ProbeOutcome,
-}
-
-impl ResultItem {
-    /// The probe kind, once [`Results::validate`] has checked the port.
-    pub fn probe_kind(&self) -> ProbeKind {
-        match (self.kind, self.port) {
-            (Kind::Tcp, Some(port)) => ProbeKind::Tcp { port },
-            _ => ProbeKind::Icmp,
-        }
-    }
 }
 
 /// The node's own figures at the end of a cycle.
@@ -215,10 +195,10 @@ impl Results {
                 return Err(Problem::Invalid(format!("{at_field}.edge_id: {} is not an edge id", r.edge_id)));
             }
             match (r.kind, r.port) {
-                (Kind::Tcp, None | Some(0)) => {
+                (ProbeKind::Tcp, None | Some(0)) => {
                     return Err(Problem::Invalid(format!("{at_field}.port: a tcp result needs its port (1-65535)")))
                 }
-                (Kind::Icmp, Some(_)) => {
+                (ProbeKind::Icmp, Some(_)) => {
                     return Err(Problem::Invalid(format!("{at_field}.port: an icmp result has no port")))
                 }
                 _ => {}
@@ -317,7 +297,7 @@ mod tests {
             results: vec![ResultItem {
                 edge_id: 1,
                 at: now,
-                kind: Kind::Tcp,
+                kind: ProbeKind::Tcp,
                 port: Some(5432),
                 outcome: ProbeOutcome::from_samples(5, &[Duration::from_millis(1)], None),
             }],
@@ -341,7 +321,7 @@ mod tests {
         type Edit = fn(&mut Results);
         let cases: [(Edit, &str); 9] = [
             (|b| b.results[0].port = None, "results[0].port"),
-            (|b| b.results[0].kind = Kind::Icmp, "results[0].port"),
+            (|b| b.results[0].kind = ProbeKind::Icmp, "results[0].port"),
             (|b| b.results[0].outcome.received = 6, "results[0].outcome.received"),
             (|b| b.results[0].outcome.rtt_avg_ms = Some(f64::NAN), "results[0].outcome.rtt_avg_ms"),
             (|b| b.results[0].at -= chrono::Duration::hours(13), "results[0].at"),
