@@ -4,6 +4,7 @@
 //! HTML, the picture) is the binary's.
 
 pub mod model;
+mod sections;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,10 +14,10 @@ use sqlx::PgPool;
 pub use model::*;
 
 use crate::error::{Error, Result};
-use crate::history::{self, EdgeAt};
-use crate::model::NodeView;
+use crate::history;
 use crate::query::ListOptions;
 use crate::vocab::EventState;
+use sections::{ChangeTimes, EdgeDay, EdgeKey, HourTotals, Inputs};
 
 /// How many unknown clients and unresolved names the hygiene section lists.
 const HYGIENE_TOP: i64 = 15;
@@ -30,20 +31,15 @@ pub struct Day {
     pub to: DateTime<Utc>,
 }
 
-/// Per edge of the day, from the rollups.
-#[derive(Debug, Clone, Default)]
-struct EdgeDay {
-    cycles: i64,
-    failed: i64,
-    down_seconds: i64,
-    queries: i64,
-}
-
-type EdgeKey = (String, String);
-
 /// Makes the report for `day`; `local_hour` writes an hour start in the report's zone.
 #[tracing::instrument(skip(pool, local_hour))]
 pub async fn compute(pool: &PgPool, day: &Day, local_hour: &dyn Fn(DateTime<Utc>) -> String) -> Result<Report> {
+    let inputs = load(pool, day).await?;
+    Ok(sections::assemble(inputs, day, local_hour, Utc::now()))
+}
+
+/// Every read the report needs (the rollups of the day filled in first).
+async fn load(pool: &PgPool, day: &Day) -> Result<Inputs> {
     crate::rollup::fill_down(pool, day.from, day.to).await?;
     let all = ListOptions::default();
     let nodes_start = history::nodes_at(pool, day.from, &all).await?;
@@ -53,244 +49,22 @@ pub async fn compute(pool: &PgPool, day: &Day, local_hour: &dyn Fn(DateTime<Utc>
     let diff = history::compare(day.from, day.to, (&nodes_start, &edges_start), (&nodes_end, &edges_end));
     drop((nodes_start, edges_start));
     let per_edge = edge_days(pool, day).await?;
-    let hours = hour_totals(pool, day).await?;
-    let events = events_of_day(pool, day).await?;
-    let incidents = incidents_of_day(pool, day).await?;
-    let times = change_times(pool, day).await?;
-
-    let node_by_name: BTreeMap<&str, &NodeView> = nodes_end.iter().map(|n| (n.name.as_str(), n)).collect();
-    let edge_key = |src: &str, ip: &str| (src.to_string(), ip.to_string());
-
-    // Broken during the day: down some time, or an event into trouble, or already in
-    // trouble at the start.
-    let mut troubled: BTreeSet<EdgeKey> =
-        per_edge.iter().filter(|(_, d)| d.down_seconds > 0).map(|(k, _)| k.clone()).collect();
     let start_states = states_at(pool, day.from).await?;
-    for (k, state) in &start_states {
-        if state.is_trouble() {
-            troubled.insert(k.clone());
-        }
-    }
-    for (k, evs) in &events {
-        if evs.iter().any(|e| e.to.is_trouble()) {
-            troubled.insert(k.clone());
-        }
-    }
-    let edge_info = edge_names(pool, &troubled).await?;
-    let mut broken: Vec<BrokenDay> = troubled
-        .iter()
-        .map(|k| {
-            let d = per_edge.get(k).cloned().unwrap_or_default();
-            let evs = events.get(k).cloned().unwrap_or_default();
-            let (dst, services) = edge_info.get(k).cloned().unwrap_or_default();
-            let flapping =
-                start_states.get(k) == Some(&EventState::Flapping) || evs.iter().any(|e| e.to == EventState::Flapping);
-            BrokenDay {
-                src: k.0.clone(),
-                dst_ip: k.1.clone(),
-                dst,
-                services,
-                down_minutes: round1(d.down_seconds as f64 / 60.0),
-                cycles: d.cycles,
-                failed_cycles: d.failed,
-                flapping,
-                events: evs,
-            }
-        })
-        .collect();
-    broken.sort_by(|a, b| {
-        b.down_minutes.total_cmp(&a.down_minutes).then(a.src.cmp(&b.src)).then(a.dst_ip.cmp(&b.dst_ip))
-    });
-    let down_keys: BTreeSet<&EdgeKey> = per_edge.iter().filter(|(_, d)| d.down_seconds > 0).map(|(k, _)| k).collect();
-
-    // Summary.
-    let cycles: i64 = hours.values().map(|h| h.0).sum();
-    let failed_cycles: i64 = hours.values().map(|h| h.1).sum();
-    let worst_hour = hours
-        .iter()
-        .filter(|(_, h)| h.1 > 0)
-        .max_by(|a, b| a.1 .1.cmp(&b.1 .1).then(b.0.cmp(a.0)))
-        .map(|(hour, h)| WorstHour { hour: *hour, local: local_hour(*hour), failed_cycles: h.1, edges_down: h.2 });
-    let services_end: BTreeSet<&str> = nodes_end.iter().flat_map(|n| n.services.iter().map(String::as_str)).collect();
-    let summary = Summary {
-        nodes: nodes_end.len(),
-        edges: edges_end.len(),
-        services: services_end.len(),
-        dcs: nodes_end.iter().map(|n| n.dc.as_str()).collect::<BTreeSet<_>>().len(),
-        cycles,
-        failed_cycles,
-        edges_down: down_keys.len(),
-        down_minutes: round1(per_edge.values().map(|d| d.down_seconds).sum::<i64>() as f64 / 60.0),
-        incidents: incidents.len(),
-        worst_hour,
-    };
-
-    // Dependencies per service and per role, cross-DC, the picture: the graph at the end.
-    let queries_of = |e: &EdgeAt| per_edge.get(&edge_key(&e.src, &e.dst_ip)).map_or(0, |d| d.queries);
-    let mut services: BTreeMap<String, ServiceDeps> = BTreeMap::new();
-    let mut providers: BTreeMap<&str, usize> = BTreeMap::new();
-    for n in &nodes_end {
-        for s in &n.services {
-            *providers.entry(s).or_default() += 1;
-        }
-    }
-    let mut service_consumers: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
-    for e in &edges_end {
-        let Some(src) = node_by_name.get(e.src.as_str()) else { continue };
-        for s in &e.services {
-            let entry = services.entry(s.clone()).or_insert_with(|| ServiceDeps {
-                service: s.clone(),
-                providers: providers.get(s.as_str()).copied().unwrap_or(0),
-                consumers: 0,
-                consumers_by_dc: BTreeMap::new(),
-                consumers_by_role: BTreeMap::new(),
-                queries: 0,
-            });
-            entry.queries += queries_of(e);
-            if service_consumers.entry(s.clone()).or_default().insert(&src.name) {
-                entry.consumers += 1;
-                *entry.consumers_by_dc.entry(src.dc.clone()).or_default() += 1;
-                *entry.consumers_by_role.entry(role(src)).or_default() += 1;
-            }
-        }
-    }
-    let mut roles: BTreeMap<String, RoleDeps> = BTreeMap::new();
-    for n in &nodes_end {
-        roles
-            .entry(role(n))
-            .or_insert_with(|| RoleDeps {
-                role: role(n),
-                nodes: 0,
-                services: BTreeMap::new(),
-                depends_on_roles: BTreeMap::new(),
-            })
-            .nodes += 1;
-    }
-    let mut role_uses: BTreeSet<(String, String, &str)> = BTreeSet::new();
-    let mut cross: BTreeMap<(String, String), CrossSum<'_>> = BTreeMap::new();
-    let mut links: BTreeMap<(String, String), ServiceLink> = BTreeMap::new();
-    for e in &edges_end {
-        let Some(src) = node_by_name.get(e.src.as_str()) else { continue };
-        let dst = e.dst.as_deref().and_then(|d| node_by_name.get(d));
-        let r = roles.get_mut(&role(src)).expect("every node's role is listed");
-        for s in &e.services {
-            if role_uses.insert((role(src), s.clone(), &src.name)) {
-                *r.services.entry(s.clone()).or_default() += 1;
-            }
-        }
-        if let Some(dst) = dst {
-            *r.depends_on_roles.entry(role(dst)).or_default() += 1;
-            if dst.dc != src.dc {
-                let c = cross.entry((src.dc.clone(), dst.dc.clone())).or_default();
-                c.0 += 1;
-                c.1.insert(&src.name);
-                c.2.extend(e.services.iter().cloned());
-                c.3 += queries_of(e);
-            }
-        }
-        // The picture: consumers by the service they provide (else their role) → what
-        // they use (its services, else the destination's first service or role).
-        let from = src.services.first().cloned().unwrap_or_else(|| format!("role:{}", role(src)));
-        let targets: Vec<String> = if !e.services.is_empty() {
-            e.services.clone()
-        } else if let Some(dst) = dst {
-            vec![dst.services.first().cloned().unwrap_or_else(|| format!("role:{}", role(dst)))]
-        } else {
-            vec![]
-        };
-        let is_down = down_keys.contains(&edge_key(&e.src, &e.dst_ip));
-        for to in targets {
-            let link = links.entry((from.clone(), to.clone())).or_insert_with(|| ServiceLink {
-                from: from.clone(),
-                to,
-                edges: 0,
-                broken: 0,
-                cross_dc: false,
-            });
-            link.edges += 1;
-            link.broken += usize::from(is_down);
-            link.cross_dc |= dst.is_some_and(|d| d.dc != src.dc);
-        }
-    }
-    let mut cross_dc: Vec<CrossDc> = cross
-        .into_iter()
-        .map(|((from_dc, to_dc), (edges, consumers, services, queries))| CrossDc {
-            from_dc,
-            to_dc,
-            edges,
-            consumers: consumers.len(),
-            services: services.into_iter().collect(),
-            queries,
-        })
-        .collect();
-    cross_dc.sort_by(|a, b| b.edges.cmp(&a.edges).then(a.from_dc.cmp(&b.from_dc)).then(a.to_dc.cmp(&b.to_dc)));
-
-    // What changed.
-    let dep = |e: &EdgeAt, at: Option<&DateTime<Utc>>, fallback: DateTime<Utc>| DepChange {
-        src: e.src.clone(),
-        dst_ip: e.dst_ip.clone(),
-        dst: e.dst.clone(),
-        services: e.services.clone(),
-        at: at.copied().unwrap_or(fallback),
-    };
-    let node = |n: &NodeView, at: Option<&DateTime<Utc>>, fallback: DateTime<Utc>| NodeChange {
-        name: n.name.clone(),
-        host: n.host.clone(),
-        dc: n.dc.clone(),
-        role: n.role.clone(),
-        at: at.copied().unwrap_or(fallback),
-    };
-    let changes = Changes {
-        new_dependencies: diff
-            .edges_appeared
-            .iter()
-            .map(|e| dep(e, times.edge_from.get(&edge_key(&e.src, &e.dst_ip)), day.from))
-            .collect(),
-        vanished_dependencies: diff
-            .edges_vanished
-            .iter()
-            .map(|e| dep(e, times.edge_to.get(&edge_key(&e.src, &e.dst_ip)), day.to))
-            .collect(),
-        new_nodes: diff.nodes_appeared.iter().map(|n| node(n, times.node_from.get(&n.name), day.from)).collect(),
-        retired_nodes: diff.nodes_vanished.iter().map(|n| node(n, times.node_to.get(&n.name), day.to)).collect(),
-    };
-
-    let has_data = !nodes_end.is_empty() || cycles > 0 || !diff.nodes_vanished.is_empty();
-    let mut notes = Vec::new();
-    if nodes_end.is_empty() && diff.nodes_vanished.is_empty() {
-        notes.push(
-            "the graph was empty on this day: edgewatch knew of no node yet, or every node had been retired".into(),
-        );
-    }
-    if cycles == 0 {
-        notes.push("no probe results for this day: no prober ran, or their rollups have been pruned".into());
-    }
-    Ok(Report {
-        date: day.date,
-        tz: day.tz.clone(),
-        from: day.from,
-        to: day.to,
-        generated_at: Utc::now(),
-        has_data,
-        notes,
-        summary,
-        services: services.into_values().collect(),
-        roles: roles.into_values().collect(),
-        changes,
-        cross_dc,
-        broken,
-        incidents,
+    let events = events_of_day(pool, day).await?;
+    let edge_info = edge_names(pool, &sections::troubled(&per_edge, &start_states, &events)).await?;
+    Ok(Inputs {
+        nodes_end,
+        edges_end,
+        diff,
+        per_edge,
+        hours: hour_totals(pool, day).await?,
+        start_states,
+        events,
+        edge_info,
+        incidents: incidents_of_day(pool, day).await?,
+        times: change_times(pool, day).await?,
         hygiene: hygiene(pool).await?,
-        service_graph: links.into_values().collect(),
     })
-}
-
-fn role(n: &NodeView) -> String {
-    n.role.clone().unwrap_or_else(|| "-".into())
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }
 
 /// Per edge (consumer name, address): cycles, failed cycles, seconds down, queries.
@@ -320,7 +94,7 @@ async fn edge_days(pool: &PgPool, day: &Day) -> Result<BTreeMap<EdgeKey, EdgeDay
 }
 
 /// Per hour of the day: (cycles, failed cycles, edges down some time in it).
-async fn hour_totals(pool: &PgPool, day: &Day) -> Result<BTreeMap<DateTime<Utc>, (i64, i64, usize)>> {
+async fn hour_totals(pool: &PgPool, day: &Day) -> Result<HourTotals> {
     let rows: Vec<(DateTime<Utc>, i64, i64, i64)> = sqlx::query_as(
         "SELECT hour, sum(cycles)::bigint, sum(failed)::bigint, count(*) FILTER (WHERE down_seconds > 0) \
          FROM probe_hourly WHERE hour >= $1 AND hour < $2 GROUP BY hour",
@@ -388,9 +162,6 @@ async fn edge_names(
     Ok(rows.into_iter().map(|(src, ip, dst, services)| ((src, ip), (dst, services))).collect())
 }
 
-/// A cross-DC pair's sums: edges, consumers, services, queries.
-type CrossSum<'a> = (usize, BTreeSet<&'a str>, BTreeSet<String>, i64);
-
 /// An incident_log row: kind, culprit, evidence, since, last seen, edges.
 type IncidentRow = (String, String, String, DateTime<Utc>, DateTime<Utc>, i32);
 
@@ -425,14 +196,6 @@ async fn incidents_of_day(pool: &PgPool, day: &Day) -> Result<Vec<IncidentDay>> 
 }
 
 /// When edges and nodes appeared and vanished within the day.
-#[derive(Debug, Default)]
-struct ChangeTimes {
-    edge_from: BTreeMap<EdgeKey, DateTime<Utc>>,
-    edge_to: BTreeMap<EdgeKey, DateTime<Utc>>,
-    node_from: BTreeMap<String, DateTime<Utc>>,
-    node_to: BTreeMap<String, DateTime<Utc>>,
-}
-
 async fn change_times(pool: &PgPool, day: &Day) -> Result<ChangeTimes> {
     let edges: Vec<EdgeSpan> = sqlx::query_as(
         "SELECT s.name, host(e.dst_ip), \
