@@ -171,71 +171,187 @@ fn pair<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
 }
 
 /// Groups the broken edges among `edges` into incidents, worst (most edges) first. Every
-/// broken edge is in exactly one incident.
+/// broken edge is in exactly one incident. The rules are tried from the widest cause to
+/// the narrowest; each claims the broken edges it explains, and what is left is single
+/// edges.
 pub fn diagnose(edges: &[EdgeFact], cfg: &DiagnosisConfig) -> Vec<Incident> {
-    let mut claimed = vec![false; edges.len()];
-    let mut incidents = Vec::new();
-    let failing = |c: Count| c.broken >= cfg.min_edges && c.pct() >= cfg.most_pct;
-    let fine = |c: Count| c.pct() <= cfg.fine_pct;
+    let groups = Groups::count(edges);
+    let index = Index::new(edges);
+    let mut claims = Claims::new(edges, &index.broken);
+    dc_links(&groups, cfg, &mut claims);
+    host_pairs(&groups, cfg, &mut claims);
+    hosts(&groups, &index, cfg, &mut claims);
+    unreachable_nodes(&groups, &index, cfg, &mut claims);
+    isolated_nodes(&groups, &index, cfg, &mut claims);
+    single_edges(&mut claims);
+    let mut incidents = claims.incidents;
+    incidents.sort_by(|a, b| {
+        b.edges
+            .len()
+            .cmp(&a.edges.len())
+            .then(a.kind.cmp(&b.kind))
+            .then(a.since.cmp(&b.since))
+            .then(a.culprit.cmp(&b.culprit))
+    });
+    incidents
+}
 
-    // Counts per data-center pair and inside each data center.
-    let mut dc_pairs: BTreeMap<(&str, &str), Count> = BTreeMap::new();
-    let mut dc_inside: HashMap<&str, Count> = HashMap::new();
-    // Per host pair, and per host with every other host.
-    let mut host_pairs: BTreeMap<(&str, &str), Count> = BTreeMap::new();
-    let mut host_all: HashMap<&str, Count> = HashMap::new();
-    // Per node: in (as destination, from other hosts' consumers too) and out.
-    let mut node_in: BTreeMap<&str, Count> = BTreeMap::new();
-    let mut node_out: BTreeMap<&str, Count> = BTreeMap::new();
-    let mut host_nodes: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for e in edges {
-        host_nodes.entry(&e.src_host).or_default().insert(&e.src);
-        node_out.entry(&e.src).or_default().add(e);
-        if let (Some(dst), Some(dst_host), Some(dst_dc)) = (&e.dst, &e.dst_host, &e.dst_dc) {
-            host_nodes.entry(dst_host).or_default().insert(dst);
-            node_in.entry(dst).or_default().add(e);
+/// A group is failing: enough broken edges, and most of its edges broken.
+fn failing(c: Count, cfg: &DiagnosisConfig) -> bool {
+    c.broken >= cfg.min_edges && c.pct() >= cfg.most_pct
+}
+
+/// The rest is fine: at most a few of its edges broken.
+fn fine(c: Count, cfg: &DiagnosisConfig) -> bool {
+    c.pct() <= cfg.fine_pct
+}
+
+/// Broken / known edges per group the rules look at.
+#[derive(Debug, Default)]
+struct Groups<'a> {
+    /// Per data-center pair, and inside each data center.
+    dc_pairs: BTreeMap<(&'a str, &'a str), Count>,
+    dc_inside: HashMap<&'a str, Count>,
+    /// Per host pair, and per host with every other host.
+    host_pairs: BTreeMap<(&'a str, &'a str), Count>,
+    host_all: HashMap<&'a str, Count>,
+    /// Per node: in (as destination, from other hosts' consumers too) and out.
+    node_in: BTreeMap<&'a str, Count>,
+    node_out: BTreeMap<&'a str, Count>,
+    /// The containers of each host (as consumers or destinations).
+    host_nodes: BTreeMap<&'a str, BTreeSet<&'a str>>,
+}
+
+impl<'a> Groups<'a> {
+    fn count(edges: &'a [EdgeFact]) -> Self {
+        let mut g = Groups::default();
+        for e in edges {
+            g.host_nodes.entry(&e.src_host).or_default().insert(&e.src);
+            g.node_out.entry(&e.src).or_default().add(e);
+            let (Some(dst), Some(dst_host), Some(dst_dc)) = (&e.dst, &e.dst_host, &e.dst_dc) else { continue };
+            g.host_nodes.entry(dst_host).or_default().insert(dst);
+            g.node_in.entry(dst).or_default().add(e);
             if dst_dc == &e.src_dc {
-                dc_inside.entry(dst_dc).or_default().add(e);
+                g.dc_inside.entry(dst_dc).or_default().add(e);
             } else {
-                dc_pairs.entry(pair(&e.src_dc, dst_dc)).or_default().add(e);
+                g.dc_pairs.entry(pair(&e.src_dc, dst_dc)).or_default().add(e);
             }
             if dst_host != &e.src_host {
-                host_pairs.entry(pair(&e.src_host, dst_host)).or_default().add(e);
-                host_all.entry(&e.src_host).or_default().add(e);
-                host_all.entry(dst_host).or_default().add(e);
+                g.host_pairs.entry(pair(&e.src_host, dst_host)).or_default().add(e);
+                g.host_all.entry(&e.src_host).or_default().add(e);
+                g.host_all.entry(dst_host).or_default().add(e);
             }
         }
+        g
     }
+}
 
-    // Indexes: broken edges, edges by consumer, by destination address and node.
-    let broken: Vec<usize> = (0..edges.len()).filter(|&i| edges[i].broken()).collect();
-    let mut by_src: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut by_dst_ip: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut by_dst: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, e) in edges.iter().enumerate() {
-        by_src.entry(&e.src).or_default().push(i);
-        by_dst_ip.entry(&e.dst_ip).or_default().push(i);
-        if let Some(dst) = &e.dst {
-            by_dst.entry(dst).or_default().push(i);
+/// The broken edges, and every edge by consumer, destination address and node.
+struct Index<'a> {
+    edges: &'a [EdgeFact],
+    broken: Vec<usize>,
+    by_src: HashMap<&'a str, Vec<usize>>,
+    by_dst_ip: HashMap<&'a str, Vec<usize>>,
+    by_dst: HashMap<&'a str, Vec<usize>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(edges: &'a [EdgeFact]) -> Self {
+        let mut index = Index {
+            edges,
+            broken: (0..edges.len()).filter(|&i| edges[i].broken()).collect(),
+            by_src: HashMap::new(),
+            by_dst_ip: HashMap::new(),
+            by_dst: HashMap::new(),
+        };
+        for (i, e) in edges.iter().enumerate() {
+            index.by_src.entry(&e.src).or_default().push(i);
+            index.by_dst_ip.entry(&e.dst_ip).or_default().push(i);
+            if let Some(dst) = &e.dst {
+                index.by_dst.entry(dst).or_default().push(i);
+            }
         }
+        index
     }
-    let none = Vec::new();
 
-    let mut claim = |kind: IncidentKind, culprit: String, evidence: String, pick: &dyn Fn(&EdgeFact) -> bool| {
-        let picked: Vec<usize> = broken.iter().copied().filter(|&i| !claimed[i] && pick(&edges[i])).collect();
+    fn of<'m>(map: &'m HashMap<&'a str, Vec<usize>>, key: &str) -> &'m [usize] {
+        map.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// The edges of the consumers failing to reach `nodes`, to anything outside `nodes`.
+    fn reached_elsewhere(&self, nodes: &BTreeSet<&str>) -> Count {
+        let consumers: BTreeSet<&str> = nodes
+            .iter()
+            .flat_map(|n| Self::of(&self.by_dst, n))
+            .map(|&i| &self.edges[i])
+            .filter(|e| e.broken() && !nodes.contains(e.src.as_str()))
+            .map(|e| e.src.as_str())
+            .collect();
+        let mut c = Count::default();
+        for &i in consumers.iter().flat_map(|n| Self::of(&self.by_src, n)) {
+            let e = &self.edges[i];
+            if !e.dst.as_deref().is_some_and(|d| nodes.contains(d)) {
+                c.add(e);
+            }
+        }
+        c
+    }
+
+    /// Other consumers' edges to the targets `nodes` fail to reach.
+    fn others_reach(&self, nodes: &BTreeSet<&str>) -> Count {
+        let targets: BTreeSet<&str> = nodes
+            .iter()
+            .flat_map(|n| Self::of(&self.by_src, n))
+            .map(|&i| &self.edges[i])
+            // Edges among `nodes` themselves fail with them: not a target others reach.
+            .filter(|e| e.broken() && !e.dst.as_deref().is_some_and(|d| nodes.contains(d)))
+            .map(|e| e.dst_ip.as_str())
+            .collect();
+        let mut c = Count::default();
+        for &i in targets.iter().flat_map(|t| Self::of(&self.by_dst_ip, t)) {
+            let e = &self.edges[i];
+            if !nodes.contains(e.src.as_str()) {
+                c.add(e);
+            }
+        }
+        c
+    }
+}
+
+/// The incidents made so far, and which broken edges they hold.
+struct Claims<'a> {
+    edges: &'a [EdgeFact],
+    broken: &'a [usize],
+    claimed: Vec<bool>,
+    incidents: Vec<Incident>,
+}
+
+impl<'a> Claims<'a> {
+    fn new(edges: &'a [EdgeFact], broken: &'a [usize]) -> Self {
+        Claims { edges, broken, claimed: vec![false; edges.len()], incidents: Vec::new() }
+    }
+
+    /// Makes an incident of the broken edges not yet claimed that `pick` selects (none
+    /// left: no incident).
+    fn claim(&mut self, kind: IncidentKind, culprit: String, evidence: String, pick: &dyn Fn(&EdgeFact) -> bool) {
+        let picked: Vec<usize> =
+            self.broken.iter().copied().filter(|&i| !self.claimed[i] && pick(&self.edges[i])).collect();
         if picked.is_empty() {
             return;
         }
         for &i in &picked {
-            claimed[i] = true;
+            self.claimed[i] = true;
         }
-        incidents.push(incident(kind, culprit, evidence, picked.iter().map(|&i| &edges[i])));
-    };
+        self.incidents.push(incident(kind, culprit, evidence, picked.iter().map(|&i| &self.edges[i])));
+    }
+}
 
-    // 1. Data-center links: most edges between two DCs down, each DC fine inside.
-    for (&(a, b), &c) in &dc_pairs {
-        let (ia, ib) = (dc_inside.get(a).copied().unwrap_or_default(), dc_inside.get(b).copied().unwrap_or_default());
-        if failing(c) && fine(ia) && fine(ib) {
+/// 1. Data-center links: most edges between two DCs down, each DC fine inside.
+fn dc_links(g: &Groups<'_>, cfg: &DiagnosisConfig, claims: &mut Claims<'_>) {
+    for (&(a, b), &c) in &g.dc_pairs {
+        let (ia, ib) =
+            (g.dc_inside.get(a).copied().unwrap_or_default(), g.dc_inside.get(b).copied().unwrap_or_default());
+        if failing(c, cfg) && fine(ia, cfg) && fine(ib, cfg) {
             let evidence = format!(
                 "{} of {} edges between {a} and {b} down; inside {a} {} of {} reached, inside {b} {} of {}",
                 c.broken,
@@ -246,18 +362,20 @@ pub fn diagnose(edges: &[EdgeFact], cfg: &DiagnosisConfig) -> Vec<Incident> {
                 ib.total
             );
             let between = |e: &EdgeFact| e.dst_dc.as_deref().is_some_and(|d| pair(&e.src_dc, d) == (a, b));
-            claim(IncidentKind::DcLink, format!("{a}<->{b}"), evidence, &between);
+            claims.claim(IncidentKind::DcLink, format!("{a}<->{b}"), evidence, &between);
         }
     }
+}
 
-    // 2. Host pairs: most edges between two hosts down, each fine with every other host.
-    for (&(x, y), &c) in &host_pairs {
+/// 2. Host pairs: most edges between two hosts down, each fine with every other host.
+fn host_pairs(g: &Groups<'_>, cfg: &DiagnosisConfig, claims: &mut Claims<'_>) {
+    for (&(x, y), &c) in &g.host_pairs {
         let rest = |h: &str| {
-            let all = host_all.get(h).copied().unwrap_or_default();
+            let all = g.host_all.get(h).copied().unwrap_or_default();
             Count { broken: all.broken - c.broken, total: all.total - c.total }
         };
         let (rx, ry) = (rest(x), rest(y));
-        if failing(c) && fine(rx) && fine(ry) {
+        if failing(c, cfg) && fine(rx, cfg) && fine(ry, cfg) {
             let evidence = format!(
                 "{} of {} edges between {x} and {y} down; {x} reaches {} of {} others, {y} {} of {}",
                 c.broken,
@@ -268,74 +386,30 @@ pub fn diagnose(edges: &[EdgeFact], cfg: &DiagnosisConfig) -> Vec<Incident> {
                 ry.total
             );
             let between = |e: &EdgeFact| e.dst_host.as_deref().is_some_and(|d| pair(&e.src_host, d) == (x, y));
-            claim(IncidentKind::HostPair, format!("{x}<->{y}"), evidence, &between);
+            claims.claim(IncidentKind::HostPair, format!("{x}<->{y}"), evidence, &between);
         }
     }
+}
 
-    // 3. Hosts: every container on the host unreachable (its consumers elsewhere fine) or
-    //    cut off (its targets fine for others); hosts of two or more containers.
-    let reached_elsewhere = |nodes: &BTreeSet<&str>| {
-        // The failing consumers' edges to anything outside `nodes`.
-        let consumers: BTreeSet<&str> = nodes
-            .iter()
-            .flat_map(|n| by_dst.get(n).unwrap_or(&none))
-            .map(|&i| &edges[i])
-            .filter(|e| e.broken() && !nodes.contains(e.src.as_str()))
-            .map(|e| e.src.as_str())
-            .collect();
-        let mut c = Count::default();
-        for i in consumers.iter().flat_map(|n| by_src.get(n).unwrap_or(&none)) {
-            let e = &edges[*i];
-            if !e.dst.as_deref().is_some_and(|d| nodes.contains(d)) {
-                c.add(e);
-            }
-        }
-        c
+/// 3. Hosts: every container on the host unreachable (its consumers elsewhere fine) or cut
+///    off (its targets fine for others); hosts of two or more containers.
+fn hosts(g: &Groups<'_>, index: &Index<'_>, cfg: &DiagnosisConfig, claims: &mut Claims<'_>) {
+    let sum = |v: &[Count]| {
+        v.iter().fold(Count::default(), |a, c| Count { broken: a.broken + c.broken, total: a.total + c.total })
     };
-    let others_reach = |nodes: &BTreeSet<&str>| {
-        // Other consumers' edges to the targets `nodes` fail to reach.
-        let targets: BTreeSet<&str> = nodes
-            .iter()
-            .flat_map(|n| by_src.get(n).unwrap_or(&none))
-            .map(|&i| &edges[i])
-            // Edges among `nodes` themselves fail with them: not a target others reach.
-            .filter(|e| e.broken() && !e.dst.as_deref().is_some_and(|d| nodes.contains(d)))
-            .map(|e| e.dst_ip.as_str())
-            .collect();
-        let mut c = Count::default();
-        for i in targets.iter().flat_map(|t| by_dst_ip.get(t).unwrap_or(&none)) {
-            let e = &edges[*i];
-            if !nodes.contains(e.src.as_str()) {
-                c.add(e);
-            }
-        }
-        c
-    };
-    for (&host, nodes) in &host_nodes {
-        if nodes.len() < 2 {
-            continue;
-        }
-        let with_in: Vec<Count> =
-            nodes.iter().filter_map(|n| node_in.get(n).copied()).filter(|c| c.total > 0).collect();
-        let with_out: Vec<Count> =
-            nodes.iter().filter_map(|n| node_out.get(n).copied()).filter(|c| c.total > 0).collect();
-        let sum = |v: &[Count]| {
-            v.iter().fold(Count::default(), |a, c| Count { broken: a.broken + c.broken, total: a.total + c.total })
+    // Each container with edges of that side mostly broken, and the host's sum failing.
+    let all_failing =
+        |v: &[Count]| v.len() >= 2 && v.iter().all(|c| c.pct() >= cfg.most_pct && c.broken > 0) && failing(sum(v), cfg);
+    for (&host, nodes) in g.host_nodes.iter().filter(|(_, nodes)| nodes.len() >= 2) {
+        let side = |counts: &BTreeMap<&str, Count>| -> Vec<Count> {
+            nodes.iter().filter_map(|n| counts.get(n).copied()).filter(|c| c.total > 0).collect()
         };
-        let unreachable = with_in.len() >= 2
-            && with_in.iter().all(|c| c.pct() >= cfg.most_pct && c.broken > 0)
-            && failing(sum(&with_in))
-            && fine(reached_elsewhere(nodes));
-        let cut_off = with_out.len() >= 2
-            && with_out.iter().all(|c| c.pct() >= cfg.most_pct && c.broken > 0)
-            && failing(sum(&with_out))
-            && fine(others_reach(nodes));
-        if !(unreachable || cut_off) {
-            continue;
-        }
+        let (with_in, with_out) = (side(&g.node_in), side(&g.node_out));
+        let unreachable = all_failing(&with_in) && fine(index.reached_elsewhere(nodes), cfg);
+        let cut_off = all_failing(&with_out) && fine(index.others_reach(nodes), cfg);
         let mut parts = Vec::new();
         if unreachable {
-            let (c, r) = (sum(&with_in), reached_elsewhere(nodes));
+            let (c, r) = (sum(&with_in), index.reached_elsewhere(nodes));
             parts.push(format!(
                 "{} of {} edges to its {} containers down (their consumers reach {} of {} others)",
                 c.broken,
@@ -346,7 +420,7 @@ pub fn diagnose(edges: &[EdgeFact], cfg: &DiagnosisConfig) -> Vec<Incident> {
             ));
         }
         if cut_off {
-            let (c, r) = (sum(&with_out), others_reach(nodes));
+            let (c, r) = (sum(&with_out), index.others_reach(nodes));
             parts.push(format!(
                 "{} of {} edges from its {} containers down (others reach those targets {} of {})",
                 c.broken,
@@ -356,16 +430,20 @@ pub fn diagnose(edges: &[EdgeFact], cfg: &DiagnosisConfig) -> Vec<Incident> {
                 r.total
             ));
         }
+        if parts.is_empty() {
+            continue;
+        }
         let on_host =
             |e: &EdgeFact| (unreachable && e.dst_host.as_deref() == Some(host)) || (cut_off && e.src_host == host);
-        claim(IncidentKind::Host, host.to_string(), format!("{host}: {}", parts.join("; ")), &on_host);
+        claims.claim(IncidentKind::Host, host.to_string(), format!("{host}: {}", parts.join("; ")), &on_host);
     }
+}
 
-    // 4. Nodes most consumers cannot reach, while those consumers reach other things.
-    for (&node, &c) in node_in.iter().filter(|(_, c)| failing(**c)) {
-        let one: BTreeSet<&str> = BTreeSet::from([node]);
-        let r = reached_elsewhere(&one);
-        if fine(r) {
+/// 4. Nodes most consumers cannot reach, while those consumers reach other things.
+fn unreachable_nodes(g: &Groups<'_>, index: &Index<'_>, cfg: &DiagnosisConfig, claims: &mut Claims<'_>) {
+    for (&node, &c) in g.node_in.iter().filter(|(_, c)| failing(**c, cfg)) {
+        let r = index.reached_elsewhere(&BTreeSet::from([node]));
+        if fine(r, cfg) {
             let evidence = format!(
                 "{} of {} consumers cannot reach {node}; they reach {} of {} others",
                 c.broken,
@@ -373,15 +451,17 @@ pub fn diagnose(edges: &[EdgeFact], cfg: &DiagnosisConfig) -> Vec<Incident> {
                 r.reached(),
                 r.total
             );
-            claim(IncidentKind::NodeUnreachable, node.to_string(), evidence, &|e| e.dst.as_deref() == Some(node));
+            claims
+                .claim(IncidentKind::NodeUnreachable, node.to_string(), evidence, &|e| e.dst.as_deref() == Some(node));
         }
     }
+}
 
-    // 5. Nodes that cannot reach most of their targets, while others reach them.
-    for (&node, &c) in node_out.iter().filter(|(_, c)| failing(**c)) {
-        let one: BTreeSet<&str> = BTreeSet::from([node]);
-        let r = others_reach(&one);
-        if fine(r) {
+/// 5. Nodes that cannot reach most of their targets, while others reach them.
+fn isolated_nodes(g: &Groups<'_>, index: &Index<'_>, cfg: &DiagnosisConfig, claims: &mut Claims<'_>) {
+    for (&node, &c) in g.node_out.iter().filter(|(_, c)| failing(**c, cfg)) {
+        let r = index.others_reach(&BTreeSet::from([node]));
+        if fine(r, cfg) {
             let evidence = format!(
                 "{node} cannot reach {} of its {} targets; others reach them {} of {}",
                 c.broken,
@@ -389,35 +469,26 @@ pub fn diagnose(edges: &[EdgeFact], cfg: &DiagnosisConfig) -> Vec<Incident> {
                 r.reached(),
                 r.total
             );
-            claim(IncidentKind::NodeIsolated, node.to_string(), evidence, &|e| e.src == node);
+            claims.claim(IncidentKind::NodeIsolated, node.to_string(), evidence, &|e| e.src == node);
         }
     }
+}
 
-    // 6. What is left: single edges.
-    for &i in &broken {
-        let e = &edges[i];
-        if !claimed[i] {
-            claimed[i] = true;
-            let culprit = format!("{} -> {}", e.src, e.dst.as_deref().unwrap_or(&e.dst_ip));
-            let evidence = match &e.dst {
-                Some(dst) => format!("{} cannot reach {} ({dst}); nothing else in common", e.src, e.dst_ip),
-                None => {
-                    format!("{} cannot reach {} (no node has that address); nothing else in common", e.src, e.dst_ip)
-                }
-            };
-            incidents.push(incident(IncidentKind::Edge, culprit, evidence, std::iter::once(e)));
+/// 6. What is left: single edges.
+fn single_edges(claims: &mut Claims<'_>) {
+    for &i in claims.broken {
+        if claims.claimed[i] {
+            continue;
         }
+        claims.claimed[i] = true;
+        let e = &claims.edges[i];
+        let culprit = format!("{} -> {}", e.src, e.dst.as_deref().unwrap_or(&e.dst_ip));
+        let evidence = match &e.dst {
+            Some(dst) => format!("{} cannot reach {} ({dst}); nothing else in common", e.src, e.dst_ip),
+            None => format!("{} cannot reach {} (no node has that address); nothing else in common", e.src, e.dst_ip),
+        };
+        claims.incidents.push(incident(IncidentKind::Edge, culprit, evidence, std::iter::once(e)));
     }
-
-    incidents.sort_by(|a, b| {
-        b.edges
-            .len()
-            .cmp(&a.edges.len())
-            .then(a.kind.cmp(&b.kind))
-            .then(a.since.cmp(&b.since))
-            .then(a.culprit.cmp(&b.culprit))
-    });
-    incidents
 }
 
 fn incident<'a>(
@@ -492,6 +563,50 @@ mod tests {
         let broken = edges.iter().filter(|e| e.broken()).count();
         assert_eq!(incidents.iter().map(|i| i.edges.len()).sum::<usize>(), broken, "every broken edge in one incident");
         kinds(&incidents)
+    }
+
+    #[test]
+    fn groups_count_known_edges_per_dc_host_and_node() {
+        let mut edges = mesh();
+        break_where(&mut edges, |e| e.src == "a1c1");
+        let g = Groups::count(&edges);
+        // 12 containers, 11 targets each; 6 per DC: 6×6 edges cross each way.
+        assert_eq!((g.dc_pairs[&("A", "B")].total, g.dc_pairs[&("A", "B")].broken), (72, 6));
+        assert_eq!((g.dc_inside["A"].total, g.dc_inside["A"].broken), (30, 5));
+        assert_eq!((g.node_out["a1c1"].total, g.node_out["a1c1"].broken), (11, 11));
+        assert_eq!((g.node_in["a1c1"].total, g.node_in["a1c1"].broken), (11, 0));
+        assert_eq!(g.host_nodes["a1"], BTreeSet::from(["a1c1", "a1c2", "a1c3"]));
+        // a1 with every other host: 3 containers × 9 others, both ways.
+        assert_eq!((g.host_all["a1"].total, g.host_all["a1"].broken), (54, 9));
+    }
+
+    #[test]
+    fn index_says_what_the_failing_consumers_and_the_others_still_reach() {
+        let mut edges = mesh();
+        break_where(&mut edges, |e| e.dst.as_deref() == Some("a1c1"));
+        let index = Index::new(&edges);
+        assert_eq!(index.broken.len(), 11);
+        // a1c1's 11 consumers reach their 10 other targets each.
+        let r = index.reached_elsewhere(&BTreeSet::from(["a1c1"]));
+        assert_eq!((r.total, r.broken), (110, 0));
+        // a1c1 itself fails nothing: nobody else is asked about its targets.
+        let o = index.others_reach(&BTreeSet::from(["a1c1"]));
+        assert_eq!((o.total, o.broken), (0, 0));
+    }
+
+    #[test]
+    fn a_claimed_edge_is_never_claimed_again() {
+        let mut edges = mesh();
+        break_where(&mut edges, |e| e.src == "a1c1");
+        let index = Index::new(&edges);
+        let mut claims = Claims::new(&edges, &index.broken);
+        claims.claim(IncidentKind::NodeIsolated, "a1c1".into(), "x".into(), &|e| e.dst_host.as_deref() == Some("a2"));
+        claims.claim(IncidentKind::NodeIsolated, "again".into(), "y".into(), &|e| e.dst_host.as_deref() == Some("a2"));
+        single_edges(&mut claims);
+        let got: Vec<_> = claims.incidents.iter().map(|i| (i.kind, i.edges.len())).collect();
+        assert_eq!(got[0], (IncidentKind::NodeIsolated, 3));
+        assert_eq!(got.len(), 1 + 8, "the second claim found nothing left; 8 single edges remain");
+        assert!(got[1..].iter().all(|&(k, n)| k == IncidentKind::Edge && n == 1));
     }
 
     #[test]
