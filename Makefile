@@ -40,9 +40,12 @@ SOAK_MINUTES ?= 10
 soak: test-deps
 	SOAK_MINUTES=$(SOAK_MINUTES) $(CARGO) test --locked --test netns_faults -- --ignored --nocapture soak
 
+## make lint: rustfmt, clippy, and the shape rules (every file's //! line, no non-test
+## function over 100 lines: scripts/lint-shape.py)
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	scripts/lint-shape.py
 
 # Stop the shared test cluster (if this or an earlier run left one) and remove it.
 clean-test-db:

@@ -201,11 +201,29 @@ async fn run(args: &Args) -> BoxResult<Value> {
     .fetch_one(pool)
     .await?;
     eprintln!("database: {live_nodes} live nodes, {live_edges} live edges");
+    let (load_secs, snap) = load_snapshots(pool, args.loads).await?;
+    let samples = Samples::draw(pool, &snap, args).await?;
+    let results = ask(pool, &snap, &samples, args).await?;
+    Ok(json!({
+        "seed": args.seed,
+        "live_nodes": live_nodes,
+        "live_edges": live_edges,
+        "snapshot_nodes": snap.node_count(),
+        "snapshot_deps": snap.edge_count(),
+        "load_secs": load_secs,
+        "load_median_secs": median(&load_secs),
+        "depth": args.depth,
+        "reps": args.reps,
+        "questions": Value::Object(results),
+    }))
+}
 
-    // -- snapshot load ---------------------------------------------------------------------
+/// Loads the snapshot `loads` times (never two in memory at once): the load times and the
+/// last snapshot.
+async fn load_snapshots(pool: &PgPool, loads: usize) -> BoxResult<(Vec<f64>, Snapshot)> {
     let mut load_secs = Vec::new();
     let mut snapshot = None;
-    for i in 0..args.loads {
+    for i in 0..loads {
         drop(snapshot.take()); // never two snapshots in memory at once
         let t = Instant::now();
         let s = topology::load(pool).await?;
@@ -219,54 +237,75 @@ async fn run(args: &Args) -> BoxResult<Value> {
         );
         snapshot = Some(s);
     }
-    let snap = snapshot.ok_or("no snapshot loaded")?;
+    Ok((load_secs, snapshot.ok_or("no snapshot loaded")?))
+}
 
-    // -- samples ---------------------------------------------------------------------------
-    let mut rng = StdRng::seed_from_u64(args.seed);
-    let nodes = snap.nodes();
-    let providers: Vec<String> =
-        nodes.iter().filter(|n| snap.dependents(n, Some(1)).is_some_and(|d| !d.is_empty())).cloned().collect();
-    // The sole providers of a service, and their hosts: a blast of one of those takes a
-    // service away from its consumers, so the samples include answers that are not empty.
-    let sole: Vec<(String, String)> = sqlx::query_as(
-        "SELECT min(n.name), min(n.host) FROM service_providers sp \
+/// The questions' targets, drawn with the seed.
+struct Samples {
+    blast_nodes: Vec<String>,
+    hosts: Vec<String>,
+    dcs: Vec<String>,
+    dependents: Vec<String>,
+}
+
+impl Samples {
+    async fn draw(pool: &PgPool, snap: &Snapshot, args: &Args) -> BoxResult<Samples> {
+        let mut rng = StdRng::seed_from_u64(args.seed);
+        let nodes = snap.nodes();
+        let providers: Vec<String> =
+            nodes.iter().filter(|n| snap.dependents(n, Some(1)).is_some_and(|d| !d.is_empty())).cloned().collect();
+        // The sole providers of a service, and their hosts: a blast of one of those takes a
+        // service away from its consumers, so the samples include answers that are not empty.
+        let sole: Vec<(String, String)> = sqlx::query_as(
+            "SELECT min(n.name), min(n.host) FROM service_providers sp \
          JOIN nodes n ON n.id = sp.node_id AND n.retired_at IS NULL \
          GROUP BY sp.service HAVING count(*) = 1 ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await?;
-    let with_dependents: HashSet<&String> = providers.iter().collect();
-    let sole: Vec<(String, String)> = sole.into_iter().filter(|(n, _)| with_dependents.contains(n)).collect();
-    let sole_nodes: Vec<String> = sole.iter().map(|(n, _)| n.clone()).collect();
-    let sole_hosts: Vec<String> = sole.iter().map(|(_, h)| h.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-    let n_sole = (args.samples / 4).min(sole_nodes.len());
-    let mut blast_nodes = pick(&mut rng, &sole_nodes, n_sole);
-    blast_nodes = pick_more(&mut rng, &providers, args.samples, blast_nodes);
-    let n_sole_hosts = (args.hosts / 2).min(sole_hosts.len());
-    let hosts = pick(&mut rng, &sole_hosts, n_sole_hosts);
-    let hosts = pick_more(&mut rng, &snap.hosts(), args.hosts, hosts);
-    let dcs = pick(&mut rng, &snap.dcs(), args.dcs);
-    let dependents = pick(&mut rng, &providers, args.samples);
-    eprintln!(
-        "samples: {} nodes with dependents ({} of them sole providers of a service), {} hosts ({} with one), \
+        )
+        .fetch_all(pool)
+        .await?;
+        let with_dependents: HashSet<&String> = providers.iter().collect();
+        let sole: Vec<(String, String)> = sole.into_iter().filter(|(n, _)| with_dependents.contains(n)).collect();
+        let sole_nodes: Vec<String> = sole.iter().map(|(n, _)| n.clone()).collect();
+        let sole_hosts: Vec<String> =
+            sole.iter().map(|(_, h)| h.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let n_sole = (args.samples / 4).min(sole_nodes.len());
+        let mut blast_nodes = pick(&mut rng, &sole_nodes, n_sole);
+        blast_nodes = pick_more(&mut rng, &providers, args.samples, blast_nodes);
+        let n_sole_hosts = (args.hosts / 2).min(sole_hosts.len());
+        let hosts = pick(&mut rng, &sole_hosts, n_sole_hosts);
+        let hosts = pick_more(&mut rng, &snap.hosts(), args.hosts, hosts);
+        let dcs = pick(&mut rng, &snap.dcs(), args.dcs);
+        let dependents = pick(&mut rng, &providers, args.samples);
+        eprintln!(
+            "samples: {} nodes with dependents ({} of them sole providers of a service), {} hosts ({} with one), \
          {} DC(s) for blast; {} nodes for dependents --depth {}",
-        blast_nodes.len(),
-        n_sole,
-        hosts.len(),
-        n_sole_hosts,
-        dcs.len(),
-        dependents.len(),
-        args.depth
-    );
+            blast_nodes.len(),
+            n_sole,
+            hosts.len(),
+            n_sole_hosts,
+            dcs.len(),
+            dependents.len(),
+            args.depth
+        );
+        Ok(Samples { blast_nodes, hosts, dcs, dependents })
+    }
+}
 
-    // -- questions -------------------------------------------------------------------------
+/// Every question over its samples, from the snapshot and from SQL side by side.
+async fn ask(
+    pool: &PgPool,
+    snap: &Snapshot,
+    samples: &Samples,
+    args: &Args,
+) -> BoxResult<serde_json::Map<String, Value>> {
+    let Samples { blast_nodes, hosts, dcs, dependents } = samples;
     let mut results = serde_json::Map::new();
-    for (kind, targets) in [("blast_node", &blast_nodes), ("blast_host", &hosts), ("blast_dc", &dcs)] {
+    for (kind, targets) in [("blast_node", blast_nodes), ("blast_host", hosts), ("blast_dc", dcs)] {
         let r = measure(
             kind,
             targets,
             args.reps,
-            |t| blast_snapshot(&snap, t),
+            |t| blast_snapshot(snap, t),
             |t| blast_sql(pool, t.to_string()),
             |answer: &[LossRow]| answer.iter().map(|(c, _, _)| c).collect::<BTreeSet<_>>().len(),
         )
@@ -276,9 +315,9 @@ async fn run(args: &Args) -> BoxResult<Value> {
     let depth = args.depth;
     let r = measure(
         "dependents",
-        &dependents,
+        dependents,
         args.reps,
-        |t| dependents_snapshot(&snap, t, depth),
+        |t| dependents_snapshot(snap, t, depth),
         |t| dependents_sql(pool, t.to_string(), depth),
         |answer: &[ReachRow]| answer.len(),
     )
@@ -291,19 +330,7 @@ async fn run(args: &Args) -> BoxResult<Value> {
         all.push(results[kind].clone());
     }
     results.insert("blast".into(), combine(&all));
-
-    Ok(json!({
-        "seed": args.seed,
-        "live_nodes": live_nodes,
-        "live_edges": live_edges,
-        "snapshot_nodes": snap.node_count(),
-        "snapshot_deps": snap.edge_count(),
-        "load_secs": load_secs,
-        "load_median_secs": median(&load_secs),
-        "depth": args.depth,
-        "reps": args.reps,
-        "questions": Value::Object(results),
-    }))
+    Ok(results)
 }
 
 /// `n` distinct elements of `from`, chosen with `rng`, in the order drawn.
