@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod allow;
+mod backoff;
 pub mod engine;
 pub mod error;
 pub mod health;
