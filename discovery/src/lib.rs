@@ -7,5 +7,6 @@ pub mod cmdb;
 pub mod dns;
 mod error;
 pub mod fleet;
+mod path;
 
 pub use error::{Error, ExportError, Result};
