@@ -322,7 +322,7 @@ struct Shared {
 
 impl Shared {
     fn buffer(&self) -> std::sync::MutexGuard<'_, Buffer> {
-        self.buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock::lock(&self.buffer)
     }
 }
 

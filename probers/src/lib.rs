@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod health;
 pub mod icmp;
+mod lock;
 pub mod nginx;
 mod pace;
 pub mod record;
