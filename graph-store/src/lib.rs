@@ -1,13 +1,37 @@
-//! The graph store: edgewatch's one source of truth, in PostgreSQL.
+//! The graph store: edgewatch's one source of truth, in PostgreSQL. All of edgewatch's SQL
+//! lives in this crate.
 //!
-//! - [`embedded`]: the private PostgreSQL cluster used when no `DATABASE_URL` is given.
+//! The store, writing and reading the graph:
 //! - [`db`]: connecting and migrating.
+//! - [`model`]: plain values that cross into the store: CMDB exports already validated by
+//!   their parsers, and what the graph queries answer.
 //! - [`cmdb`]: applying CMDB inventory snapshots and published links.
-//! - [`query`]: reading the graph back.
-//! - [`history`]: the graph as it was at a past time, and what changed between two.
-//! - [`topology`]: graph questions on a petgraph snapshot.
+//! - [`dns`]: DNS discovery's SQL: the CMDB snapshot resolution needs, edge upserts with
+//!   their queries per hour and read positions, retiring edges nobody asks for any more.
+//! - [`probe`]: probing's SQL: leases on due edges, health rows, probe history and
+//!   state-change events.
+//! - [`agents`]: agents' tokens, the edges a node may report on, and the local figures
+//!   agents send.
+//! - [`query`]: reading the graph back (`graph nodes|edges`).
+//! - [`sql`]: `edgewatch sql`, an operator's ad-hoc query, read-only with a time limit.
+//! - `error`, `time`: the crate's one error type, and timestamps as edgewatch prints them
+//!   (private; what they define is re-exported at the crate root).
 //!
-//! All of edgewatch's SQL lives in this crate.
+//! Analysis, questions over the graph and its history:
+//! - [`topology`]: dependencies, dependents, blast radius, single points of failure and
+//!   paths, on a petgraph snapshot.
+//! - [`history`]: the graph as it was at a past time, and what changed between two.
+//! - [`diagnosis`]: where the fault most likely is: broken edges grouped into incidents,
+//!   each with a culprit and its evidence.
+//! - [`rollup`]: hourly rollups, which the nightly report reads instead of the raw rows.
+//! - [`report`]: the nightly dependency report's figures.
+//! - [`figures`]: the running figures behind `/metrics`.
+//!
+//! Embedded cluster:
+//! - [`embedded`]: the private PostgreSQL cluster used when no `DATABASE_URL` is given.
+//!
+//! Testing (feature `testing`):
+//! - `testing`: a fresh, migrated database per test on a real PostgreSQL.
 
 pub mod agents;
 pub mod cmdb;

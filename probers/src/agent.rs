@@ -23,11 +23,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use rand::Rng;
 use reqwest::{StatusCode, Url};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::Engine;
 use crate::ProbeKind;
@@ -311,31 +311,9 @@ fn describe(e: &reqwest::Error) -> String {
     out
 }
 
-/// Exponential back-off with jitter: from 500 ms, doubling, up to `max`.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(500);
-
-    fn new(max: Duration) -> Self {
-        Backoff { next: Self::FIRST.min(max), max }
-    }
-
-    fn reset(&mut self) {
-        self.next = Self::FIRST.min(self.max);
-    }
-
-    /// The next wait: the current step, jittered to 50–150 %, capped at `max`.
-    fn step(&mut self) -> Duration {
-        let wait = self.next.mul_f64(rand::rng().random_range(0.5..1.5)).min(self.max);
-        self.next = (self.next * 2).min(self.max);
-        wait
-    }
-}
+/// The first wait after a failed delivery; later ones double up to
+/// [`AgentConfig::max_backoff`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Shared between the probing and the delivering task.
 struct Shared {
@@ -345,7 +323,7 @@ struct Shared {
 
 impl Shared {
     fn buffer(&self) -> std::sync::MutexGuard<'_, Buffer> {
-        self.buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock::lock(&self.buffer)
     }
 }
 
@@ -481,7 +459,7 @@ async fn deliver(
     shutdown: CancellationToken,
 ) -> AgentTotals {
     let mut totals = AgentTotals::default();
-    let mut backoff = Backoff::new(cfg.max_backoff);
+    let mut backoff = Backoff::new(FIRST_BACKOFF, cfg.max_backoff);
     let mut chunk = cfg.max_results_per_post;
     let mut failing = false;
     while !shutdown.is_cancelled() {
@@ -596,7 +574,7 @@ mod tests {
 
     #[test]
     fn backoff_grows_to_the_cap() {
-        let mut b = Backoff::new(Duration::from_secs(4));
+        let mut b = Backoff::new(FIRST_BACKOFF, Duration::from_secs(4));
         let waits: Vec<Duration> = (0..8).map(|_| b.step()).collect();
         assert!(waits[0] <= Duration::from_millis(750));
         assert!(waits.iter().all(|w| *w <= Duration::from_secs(4)));

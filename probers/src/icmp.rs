@@ -34,6 +34,7 @@ use self::packet::{ErrorKind, Framing, Message};
 use crate::allow::AllowedIp;
 use crate::engine::Counters;
 use crate::error::{Error, Result};
+use crate::lock::lock;
 use crate::pace::Pacer;
 use crate::stats::{human_duration, ProbeOutcome};
 
@@ -219,7 +220,7 @@ impl Pinger {
     /// Stops the receive tasks and waits for them.
     pub(crate) async fn shutdown(&self) {
         self.cancel.cancel();
-        let handles = std::mem::take(&mut *self.receivers.lock().unwrap_or_else(|p| p.into_inner()));
+        let handles = std::mem::take(&mut *lock(&self.receivers));
         for handle in handles {
             let _ = handle.await;
         }
@@ -298,7 +299,7 @@ impl IcmpSocket {
     }
 
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.pending)
     }
 
     /// Takes a free sequence number for a request to `target`, sent from now on.

@@ -9,10 +9,12 @@
 
 pub mod agent;
 pub mod allow;
+mod backoff;
 pub mod engine;
 pub mod error;
 pub mod health;
 pub mod icmp;
+mod lock;
 pub mod nginx;
 mod pace;
 pub mod record;

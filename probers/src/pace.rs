@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::lock::lock;
+
 /// Spaces sends at most `pps` per second.
 #[derive(Debug)]
 pub struct Pacer {
@@ -28,7 +30,7 @@ impl Pacer {
     pub async fn wait(&self) {
         let now = Instant::now();
         let slot = {
-            let mut next = self.next.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut next = lock(&self.next);
             let slot = match *next {
                 Some(at) if at > now => at,
                 _ => now,

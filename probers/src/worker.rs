@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use graph_store::probe as store;
 use graph_store::PgPool;
-use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::record::{self, CycleResult, RecordConfig};
 use crate::{Engine, ProbeTarget};
 
@@ -61,7 +61,7 @@ pub async fn run_worker(
 ) -> WorkerTotals {
     let mut totals = WorkerTotals::default();
     let mut pending: VecDeque<CycleResult> = VecDeque::new();
-    let mut backoff = Backoff::new();
+    let mut backoff = store_backoff();
     let mut last_housekeeping: Option<Instant> = None;
     let idle = (opts.record.interval / 10).clamp(Duration::from_millis(100), Duration::from_secs(2));
 
@@ -149,28 +149,8 @@ async fn housekeeping(pool: &PgPool, opts: &WorkerOptions) -> graph_store::Resul
     Ok(())
 }
 
-/// Exponential back-off with jitter, from 250 ms to 30 s.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Backoff { next: Duration::from_millis(250) }
-    }
-
-    fn reset(&mut self) {
-        self.next = Duration::from_millis(250);
-    }
-
-    async fn wait(&mut self, shutdown: &CancellationToken) {
-        let jitter = rand::rng().random_range(0.5..1.5);
-        let wait = self.next.mul_f64(jitter);
-        self.next = (self.next * 2).min(Duration::from_secs(30));
-        tokio::select! {
-            _ = shutdown.cancelled() => {}
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
+/// How a worker backs off while the store is away: from 250 ms, doubling to 30 s steps
+/// (a jittered wait can reach 45 s).
+fn store_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(250), Duration::from_secs(30)).jitter_past_max()
 }

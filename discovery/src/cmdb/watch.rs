@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{apply_exports, read_exports, ImportOptions, ImportReport};
+use crate::path::absolute;
 use crate::{Error, Result};
 
 /// How `cmdb watch` behaves.
@@ -121,17 +122,5 @@ async fn settled_state(files: &[PathBuf], settle: Duration, shutdown: &Cancellat
             return Some(now);
         }
         state = now;
-    }
-}
-
-fn absolute(path: &Path) -> PathBuf {
-    let path = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
-    };
-    match (path.parent().and_then(|p| p.canonicalize().ok()), path.file_name()) {
-        (Some(dir), Some(name)) => dir.join(name),
-        _ => path,
     }
 }

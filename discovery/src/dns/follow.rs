@@ -14,6 +14,7 @@ use super::ingest::{batch_due, parse_context, IngestOptions, Writer};
 use super::resolve::Resolver;
 use super::rotated::{alike, start_of_followed, start_of_rotated, RotatedNames, Start};
 use super::source::{file_id, FileId, LogFile, Probed};
+use crate::path::absolute;
 use crate::{Error, Result};
 
 /// What reading needs at hand: where batches go, what they are made of.
@@ -117,18 +118,6 @@ impl Glimpse {
                 }
                 _ => false,
             }
-    }
-}
-
-/// `path` made absolute, its directory's links resolved.
-fn absolute(path: &Path) -> PathBuf {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    match (dir.canonicalize(), path.file_name()) {
-        (Ok(dir), Some(name)) => dir.join(name),
-        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
     }
 }
 
