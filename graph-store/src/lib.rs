@@ -5,6 +5,8 @@
 //! - [`db`]: connecting and migrating.
 //! - [`model`]: plain values that cross into the store: CMDB exports already validated by
 //!   their parsers, and what the graph queries answer.
+//! - [`vocab`]: the graph's words, typed: health and event states, verdicts, probe kinds
+//!   (text in PostgreSQL, lowercase in JSON).
 //! - [`cmdb`]: applying CMDB inventory snapshots and published links.
 //! - [`dns`]: DNS discovery's SQL: the CMDB snapshot resolution needs, edge upserts with
 //!   their queries per hour and read positions, retiring edges nobody asks for any more.
