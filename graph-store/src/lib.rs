@@ -25,6 +25,8 @@
 //! - [`history`]: the graph as it was at a past time, and what changed between two.
 //! - [`diagnosis`]: where the fault most likely is: broken edges grouped into incidents,
 //!   each with a culprit and its evidence.
+//! - [`paths`]: path history from traceroutes between host pairs: route changes, loss
+//!   onset, and whose network (owner, AS) a hop is. Pure rules for now.
 //! - [`rollup`]: hourly rollups, which the nightly report reads instead of the raw rows.
 //! - [`report`]: the nightly dependency report's figures.
 //! - [`figures`]: the running figures behind `/metrics`.
@@ -45,6 +47,7 @@ mod error;
 pub mod figures;
 pub mod history;
 pub mod model;
+pub mod paths;
 pub mod probe;
 pub mod query;
 pub mod report;
