@@ -87,7 +87,7 @@ async fn connect_quietly(global: &Global, args: &CheckArgs) -> Result<PgPool, St
     let connect = graph_store::db::open_existing(&target);
     match tokio::time::timeout(args.timeout, connect).await {
         Ok(Ok(pool)) => Ok(pool),
-        Ok(Err(e)) => Err(format!("cannot reach the database: {e}")),
+        Ok(Err(e)) => Err(format!("cannot reach the database: {}", crate::hints::message(&e))),
         Err(_) => Err(format!("the database did not answer within {}", humantime::format_duration(args.timeout))),
     }
 }

@@ -29,7 +29,7 @@ pub async fn run(global: &Global, cmd: CmdbCommand) -> Result<ExitCode> {
                 WatchEvent::Imported(report) => print_report(report),
                 WatchEvent::Unchanged => tracing::debug!("exports unchanged"),
                 WatchEvent::Refused(e) => {
-                    eprintln!("edgewatch: import refused, graph unchanged: {e}")
+                    eprintln!("edgewatch: import refused, graph unchanged: {}", crate::hints::message(e))
                 }
             })
             .await?;

@@ -28,7 +28,7 @@ pub enum ApiError {
 
 impl From<graph_store::Error> for ApiError {
     fn from(e: graph_store::Error) -> Self {
-        if graph_store::agents::is_unavailable(&e) {
+        if e.is_unavailable() {
             ApiError::Unavailable(e.to_string())
         } else {
             ApiError::Internal(e.into())
