@@ -1,5 +1,5 @@
 //! `edgewatch check nagios`: the Nagios plugin (active, or `--passive` writing results to
-//! Nagios's command file), and `edgewatch incidents`.
+//! Nagios's command file).
 //!
 //! Follows the Monitoring Plugins development guidelines: one first line
 //! `EDGEWATCH STATE - summary | perfdata`, long output after it, exit 0/1/2/3, UNKNOWN
@@ -16,48 +16,20 @@ use chrono::Utc;
 use graph_store::diagnosis::{self, Diagnosis, EdgeFact, Incident};
 use graph_store::{format_utc, PgPool};
 
-use crate::cli::{CheckArgs, Global, ListFormat, NagiosBy};
+use crate::cli::{CheckArgs, CheckCommand, Global, NagiosBy};
 use crate::nagios::{clean, State};
-use crate::output;
 
 /// How many problem servers and edges the long output lists before "… and N more".
 const LONG_OUTPUT_ITEMS: usize = 40;
 
-/// `edgewatch incidents`
-pub async fn incidents(global: &Global, format: ListFormat) -> Result<ExitCode> {
-    let db = super::connect(global).await?;
-    let diagnosis = diagnosis::current(&db.pool, &global.file.diagnosis, Duration::ZERO).await?;
-    match format {
-        ListFormat::Json => output::json(&diagnosis.incidents)?,
-        ListFormat::Table => {
-            let mut t = output::table(&["kind", "culprit", "edges", "consumers", "since", "evidence"]);
-            for i in &diagnosis.incidents {
-                t.add_row(vec![
-                    i.kind.as_str().to_string(),
-                    i.culprit.clone(),
-                    i.edges.len().to_string(),
-                    i.affected_nodes.to_string(),
-                    format_utc(&i.since),
-                    i.evidence.clone(),
-                ]);
-            }
-            println!("{t}");
-            println!(
-                "{} incident(s), {} broken edge(s)",
-                diagnosis.incidents.len(),
-                broken_count(&diagnosis.incidents)
-            );
-        }
+pub async fn run(global: &Global, cmd: CheckCommand) -> Result<ExitCode> {
+    match cmd {
+        CheckCommand::Nagios(args) => nagios(global, args).await,
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn broken_count(incidents: &[Incident]) -> usize {
-    incidents.iter().map(|i| i.edges.len()).sum()
 }
 
 /// `edgewatch check nagios`: prints the plugin's answer; the exit code is the state.
-pub async fn nagios(global: &Global, args: CheckArgs) -> Result<ExitCode> {
+async fn nagios(global: &Global, args: CheckArgs) -> Result<ExitCode> {
     let answer = match evaluate(global, &args).await {
         Ok(view) => view,
         Err(reason) => {
@@ -83,7 +55,7 @@ pub async fn nagios(global: &Global, args: CheckArgs) -> Result<ExitCode> {
 }
 
 async fn connect_quietly(global: &Global, args: &CheckArgs) -> Result<PgPool, String> {
-    let target = super::target(global);
+    let target = super::shared::target(global);
     let connect = graph_store::db::open_existing(&target);
     match tokio::time::timeout(args.timeout, connect).await {
         Ok(Ok(pool)) => Ok(pool),

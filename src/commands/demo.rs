@@ -32,7 +32,7 @@ pub async fn run(global: &Global) -> Result<ExitCode> {
     let files: Vec<PathBuf> = vec![samples.join("inventory.json"), samples.join("links.txt")];
 
     println!("== edgewatch demo ==");
-    let db = super::connect(global).await?;
+    let db = super::shared::connect(global).await?;
     println!("store: {}", db.location);
     let report = cmdb::import_files(&db.pool, &files, ImportOptions::default()).await?;
     if let Some(inv) = &report.inventory {

@@ -44,7 +44,7 @@ pub async fn run(global: &Global, cmd: DnsCommand) -> Result<ExitCode> {
     match cmd {
         DnsCommand::Ingest { dns, files, format } => {
             let opts = options(global, &dns)?;
-            let db = super::connect(global).await?;
+            let db = super::shared::connect(global).await?;
             let bar = progress_bar();
             let summary = ingest::ingest_files(&db.pool, &files, &opts, |done, total| {
                 if let Some(bar) = &bar {
@@ -70,8 +70,8 @@ pub async fn run(global: &Global, cmd: DnsCommand) -> Result<ExitCode> {
                 expire_after: resolve_expire_after(global, expire_after)?,
                 ..Default::default()
             };
-            let db = super::connect(global).await?;
-            let shutdown = super::shutdown_on_ctrl_c();
+            let db = super::shared::connect(global).await?;
+            let shutdown = super::shared::shutdown_on_ctrl_c();
             let totals = if paths.len() == 1 && paths[0].as_os_str() == "-" {
                 tail::tail_stdin(&db.pool, &opts, shutdown).await?
             } else {
@@ -85,7 +85,7 @@ pub async fn run(global: &Global, cmd: DnsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DnsCommand::Stats { limit, format } => {
-            let db = super::connect(global).await?;
+            let db = super::shared::connect(global).await?;
             let stats = graph_store::dns::stats(&db.pool, limit).await?;
             match format {
                 TextFormat::Json => crate::output::json(&stats)?,
@@ -94,7 +94,7 @@ pub async fn run(global: &Global, cmd: DnsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DnsCommand::Expire { older_than } => {
-            let db = super::connect(global).await?;
+            let db = super::shared::connect(global).await?;
             let before = chrono::Utc::now() - chrono::Duration::from_std(older_than)?;
             let mut conn = db.pool.acquire().await?;
             let (lost, retired) = graph_store::dns::expire_dns_edges(&mut conn, before).await?;

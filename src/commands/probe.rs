@@ -5,29 +5,13 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use probers::worker::{run_worker, WorkerOptions};
-use probers::{AllowList, Engine};
 
-use crate::cli::{Global, ProbeArgs, ProbeSettingsArgs};
-
-/// The probe engine the flags describe (the allow-list first of all).
-pub fn engine(args: &ProbeSettingsArgs) -> Result<Engine> {
-    let allow = AllowList::parse(&args.allow).with_context(|| format!("--allow {}", args.allow.join(",")))?;
-    tracing::info!(%allow, "probe targets are limited to the allow-list");
-    Engine::builder(allow)
-        .packets(args.packets)
-        .interval(args.packet_interval)
-        .timeout(args.timeout)
-        .pps(args.pps)
-        // The kernel's unprivileged ICMP socket where allowed, else a raw one.
-        .prefer_unprivileged(true)
-        .build()
-        .context("starting the probe engine")
-}
+use crate::cli::{Global, ProbeArgs};
 
 pub async fn run(global: &Global, args: ProbeArgs) -> Result<ExitCode> {
-    let db = super::connect(global).await?;
-    let engine = Arc::new(engine(&args.probe)?);
-    let shutdown = super::shutdown_on_ctrl_c_or_after(args.run_for);
+    let db = super::shared::connect(global).await?;
+    let engine = Arc::new(super::shared::probe_engine(&args.probe)?);
+    let shutdown = super::shared::shutdown_on_ctrl_c_or_after(args.run_for);
     let base = args.name.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
     let record = global.file.record(args.probe.interval);
     eprintln!("{} worker(s) probing every {:?}; Ctrl-C stops", args.workers, args.probe.interval);

@@ -8,61 +8,11 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use graph_store::topology::{self, Loser, PathAnswer, ReachedAnswer, Snapshot};
 
-use crate::cli::Global;
+use crate::cli::{Global, TopologyCommand, TopologyFormat};
 use crate::output::{self, table};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TopologyFormat {
-    Table,
-    Json,
-    Dot,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum TopologyCommand {
-    /// What NODE depends on: the nodes its edges go to, or with --depth N everything
-    /// reachable in N hops (via services: a consumer of db1 depends on db1's providers).
-    Deps {
-        node: String,
-        /// Hops to follow; 0 means no limit.
-        #[arg(long, default_value_t = 1)]
-        depth: usize,
-        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
-        format: TopologyFormat,
-    },
-    /// What depends on NODE, directly or with --depth N transitively.
-    Dependents {
-        node: String,
-        /// Hops to follow; 0 means no limit.
-        #[arg(long, default_value_t = 1)]
-        depth: usize,
-        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
-        format: TopologyFormat,
-    },
-    /// Who loses every provider of some service it uses if TARGET (a node, host or data
-    /// center) disappears.
-    Blast {
-        target: String,
-        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
-        format: TopologyFormat,
-    },
-    /// Single points of failure: nodes and hosts whose loss alone leaves some consumer
-    /// without any provider of a service it uses.
-    Spof {
-        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
-        format: TopologyFormat,
-    },
-    /// The shortest dependency chain FROM → … → TO, if any (exit 1 when there is none).
-    Path {
-        from: String,
-        to: String,
-        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
-        format: TopologyFormat,
-    },
-}
-
 pub async fn run(global: &Global, cmd: TopologyCommand, at: Option<DateTime<Utc>>) -> Result<ExitCode> {
-    let db = super::connect(global).await?;
+    let db = crate::commands::shared::connect(global).await?;
     let snapshot = topology::load_at(&db.pool, at).await?;
     answer(&snapshot, cmd)
 }
