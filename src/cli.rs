@@ -42,10 +42,6 @@ pub struct Global {
     #[arg(long, env = "EDGEWATCH_CONFIG", global = true)]
     pub config: Option<PathBuf>,
 
-    /// The loaded configuration file.
-    #[arg(skip)]
-    pub file: crate::config::Config,
-
     /// More log output on stderr (-v info, -vv debug); EDGEWATCH_LOG takes a full filter.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -636,16 +632,4 @@ pub fn parse_offset(s: &str) -> Result<i32, String> {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 2s, 5m, 7d)"))
-}
-
-impl Global {
-    /// The embedded cluster's directory: the flag, else the config file, else `.edgewatch`.
-    pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().or_else(|| self.file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(".edgewatch"))
-    }
-
-    /// The database URL: the flag or DATABASE_URL, else the config file.
-    pub fn database_url(&self) -> Option<String> {
-        self.database_url.clone().or_else(|| self.file.database_url.clone())
-    }
 }

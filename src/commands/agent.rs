@@ -7,9 +7,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use probers::agent::{run_agent, AgentConfig};
 
-use crate::cli::{AgentArgs, Global};
+use crate::cli::AgentArgs;
+use crate::config::Settings;
 
-pub async fn run(_global: &Global, args: AgentArgs) -> Result<ExitCode> {
+pub async fn run(_settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
     let engine = Arc::new(super::shared::probe_engine(&args.probe)?);
     let mut cfg = AgentConfig::new(&args.server, &args.name, &args.token).interval(args.probe.interval);
     cfg.nginx_access_log = args.nginx_access_log.clone();

@@ -7,11 +7,12 @@ use anyhow::{Context, Result};
 use graph_store::agents as store;
 use graph_store::PgPool;
 
-use crate::cli::{AgentTokenCommand, Global};
+use crate::cli::AgentTokenCommand;
+use crate::config::Settings;
 use crate::http::token;
 
-pub async fn run(global: &Global, cmd: AgentTokenCommand) -> Result<ExitCode> {
-    let db = super::shared::connect(global).await?;
+pub async fn run(settings: &Settings, cmd: AgentTokenCommand) -> Result<ExitCode> {
+    let db = super::shared::connect(settings).await?;
     match cmd {
         AgentTokenCommand::Create { node } => {
             let node_id = live_node(&db.pool, &node).await?;

@@ -16,21 +16,22 @@ use chrono::Utc;
 use graph_store::diagnosis::{self, Diagnosis, EdgeFact, Incident};
 use graph_store::{format_utc, PgPool};
 
-use crate::cli::{CheckArgs, CheckCommand, Global, NagiosBy};
+use crate::cli::{CheckArgs, CheckCommand, NagiosBy};
+use crate::config::Settings;
 use crate::nagios::{clean, State};
 
 /// How many problem servers and edges the long output lists before "… and N more".
 const LONG_OUTPUT_ITEMS: usize = 40;
 
-pub async fn run(global: &Global, cmd: CheckCommand) -> Result<ExitCode> {
+pub async fn run(settings: &Settings, cmd: CheckCommand) -> Result<ExitCode> {
     match cmd {
-        CheckCommand::Nagios(args) => nagios(global, args).await,
+        CheckCommand::Nagios(args) => nagios(settings, args).await,
     }
 }
 
 /// `edgewatch check nagios`: prints the plugin's answer; the exit code is the state.
-async fn nagios(global: &Global, args: CheckArgs) -> Result<ExitCode> {
-    let answer = match evaluate(global, &args).await {
+async fn nagios(settings: &Settings, args: CheckArgs) -> Result<ExitCode> {
+    let answer = match evaluate(settings, &args).await {
         Ok(view) => view,
         Err(reason) => {
             println!("EDGEWATCH UNKNOWN - {}", clean(&reason));
@@ -38,7 +39,7 @@ async fn nagios(global: &Global, args: CheckArgs) -> Result<ExitCode> {
         }
     };
     if let Some(path) = &args.command_file {
-        let written = match connect_quietly(global, &args).await {
+        let written = match connect_quietly(settings, &args).await {
             Ok(pool) => passive(&pool, &answer, &args, path).await.map_err(|e| format!("{e:#}")),
             Err(e) => Err(e),
         };
@@ -54,8 +55,8 @@ async fn nagios(global: &Global, args: CheckArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(answer.state(&args).code()))
 }
 
-async fn connect_quietly(global: &Global, args: &CheckArgs) -> Result<PgPool, String> {
-    let target = super::shared::target(global);
+async fn connect_quietly(settings: &Settings, args: &CheckArgs) -> Result<PgPool, String> {
+    let target = settings.target();
     let connect = graph_store::db::open_existing(&target);
     match tokio::time::timeout(args.timeout, connect).await {
         Ok(Ok(pool)) => Ok(pool),
@@ -73,8 +74,8 @@ struct Answer {
     data_age: Duration,
 }
 
-async fn evaluate(global: &Global, args: &CheckArgs) -> Result<Answer, String> {
-    let pool = connect_quietly(global, args).await?;
+async fn evaluate(settings: &Settings, args: &CheckArgs) -> Result<Answer, String> {
+    let pool = connect_quietly(settings, args).await?;
     let work = async {
         let newest = diagnosis::last_result_at(&pool).await.map_err(|e| format!("cannot read the store: {e}"))?;
         let Some(newest) = newest else {
@@ -89,8 +90,8 @@ async fn evaluate(global: &Global, args: &CheckArgs) -> Result<Answer, String> {
                 format_utc(&newest)
             ));
         }
-        let max_age = global.file.check_diagnosis_max_age()?;
-        let diagnosis = diagnosis::current(&pool, &global.file.diagnosis, max_age)
+        let check = settings.check();
+        let diagnosis = diagnosis::current(&pool, &check.diagnosis, check.diagnosis_max_age)
             .await
             .map_err(|e| format!("cannot diagnose: {e}"))?;
         Ok((diagnosis, data_age))

@@ -8,12 +8,13 @@ use anyhow::Result;
 use graph_store::diagnosis::{self, Incident};
 use graph_store::format_utc;
 
-use crate::cli::{Global, ListFormat};
+use crate::cli::ListFormat;
+use crate::config::Settings;
 use crate::output;
 
-pub async fn run(global: &Global, format: ListFormat) -> Result<ExitCode> {
-    let db = super::shared::connect(global).await?;
-    let diagnosis = diagnosis::current(&db.pool, &global.file.diagnosis, Duration::ZERO).await?;
+pub async fn run(settings: &Settings, format: ListFormat) -> Result<ExitCode> {
+    let db = super::shared::connect(settings).await?;
+    let diagnosis = diagnosis::current(&db.pool, &settings.diagnosis(), Duration::ZERO).await?;
     match format {
         ListFormat::Json => output::json(&diagnosis.incidents)?,
         ListFormat::Table => {

@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::Global;
+use crate::config::Settings;
 
-pub async fn run(global: &Global) -> Result<ExitCode> {
-    let db = super::shared::connect(global).await?;
+pub async fn run(settings: &Settings) -> Result<ExitCode> {
+    let db = super::shared::connect(settings).await?;
     println!("migrations applied: {}", db.location);
     Ok(ExitCode::SUCCESS)
 }

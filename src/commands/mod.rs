@@ -26,28 +26,26 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
+use crate::config::Settings;
 
-pub async fn run(mut cli: Cli) -> Result<ExitCode> {
-    if let Some(path) = &cli.global.config {
-        cli.global.file = crate::config::Config::load(path)?;
-    }
-    let global = &cli.global;
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let settings = &Settings::new(&cli.global)?;
     match cli.command {
-        Command::Demo => demo::run(global).await,
-        Command::Migrate => migrate::run(global).await,
-        Command::Db(cmd) => db::run(global, cmd).await,
-        Command::Cmdb(cmd) => cmdb::run(global, cmd).await,
-        Command::Dns(cmd) => dns::run(global, cmd).await,
-        Command::Graph(args) => graph::run(global, args).await,
+        Command::Demo => demo::run(settings).await,
+        Command::Migrate => migrate::run(settings).await,
+        Command::Db(cmd) => db::run(settings, cmd).await,
+        Command::Cmdb(cmd) => cmdb::run(settings, cmd).await,
+        Command::Dns(cmd) => dns::run(settings, cmd).await,
+        Command::Graph(args) => graph::run(settings, args).await,
         Command::Fleet(cmd) => fleet::run(cmd),
-        Command::Sql { query, format, timeout } => sql::run(global, &query, format, timeout).await,
-        Command::Probe(args) => probe::run(global, args).await,
-        Command::Serve(args) => serve::run(global, args).await,
-        Command::Agent(args) => agent::run(global, args).await,
-        Command::AgentToken(cmd) => agent_token::run(global, cmd).await,
-        Command::Incidents { format } => incidents::run(global, format).await,
-        Command::Check(cmd) => check::run(global, cmd).await,
-        Command::Report(args) => report::run(global, args).await,
-        Command::Run(args) => run::run(global, args).await,
+        Command::Sql { query, format, timeout } => sql::run(settings, &query, format, timeout).await,
+        Command::Probe(args) => probe::run(settings, args).await,
+        Command::Serve(args) => serve::run(settings, args).await,
+        Command::Agent(args) => agent::run(settings, args).await,
+        Command::AgentToken(cmd) => agent_token::run(settings, cmd).await,
+        Command::Incidents { format } => incidents::run(settings, format).await,
+        Command::Check(cmd) => check::run(settings, cmd).await,
+        Command::Report(args) => report::run(settings, args).await,
+        Command::Run(args) => run::run(settings, args).await,
     }
 }

@@ -6,20 +6,21 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use probers::worker::{run_worker, WorkerOptions};
 
-use crate::cli::{Global, ProbeArgs};
+use crate::cli::ProbeArgs;
+use crate::config::Settings;
 
-pub async fn run(global: &Global, args: ProbeArgs) -> Result<ExitCode> {
-    let db = super::shared::connect(global).await?;
+pub async fn run(settings: &Settings, args: ProbeArgs) -> Result<ExitCode> {
+    let db = super::shared::connect(settings).await?;
     let engine = Arc::new(super::shared::probe_engine(&args.probe)?);
     let shutdown = super::shared::shutdown_on_ctrl_c_or_after(args.run_for);
     let base = args.name.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
-    let record = global.file.record(args.probe.interval);
+    let probe = settings.probe(&args);
     eprintln!("{} worker(s) probing every {:?}; Ctrl-C stops", args.workers, args.probe.interval);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..args.workers.max(1) {
-        let mut opts = WorkerOptions::new(format!("{base}/{i}"), record.clone());
+        let mut opts = WorkerOptions::new(format!("{base}/{i}"), probe.record.clone());
         opts.batch = args.batch;
-        if let Some(days) = global.file.probe.retention_days {
+        if let Some(days) = probe.retention_days {
             opts.retention_days = days;
         }
         tasks.spawn(run_worker(db.pool.clone(), engine.clone(), opts, shutdown.clone()));

@@ -7,11 +7,12 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use graph_store::report::{self as store, Day};
 
-use super::reporting::{day_in, make, render, write_atomically, yesterday, zone};
-use crate::cli::{Global, ReportArgs};
+use super::reporting::{day_in, make, render, write_atomically, yesterday};
+use crate::cli::ReportArgs;
+use crate::config::Settings;
 
-pub async fn run(global: &Global, args: ReportArgs) -> Result<ExitCode> {
-    let tz = zone(args.tz.as_deref().or(global.file.report.tz.as_deref()))?;
+pub async fn run(settings: &Settings, args: ReportArgs) -> Result<ExitCode> {
+    let tz = settings.report_zone(args.tz.as_deref())?;
     let now = Utc::now();
     let (day, stored) = match (args.date, args.since) {
         (_, Some(since)) => {
@@ -21,7 +22,7 @@ pub async fn run(global: &Global, args: ReportArgs) -> Result<ExitCode> {
         (Some(date), None) => (day_in(date, tz)?, true),
         (None, None) => (day_in(yesterday(now, tz), tz)?, true),
     };
-    let db = super::shared::connect(global).await?;
+    let db = super::shared::connect(settings).await?;
     let r = make(&db.pool, &day, tz).await?;
     let body = render(&r, args.format)?;
     if stored {

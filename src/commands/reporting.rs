@@ -1,5 +1,5 @@
-//! Making one day's report, for `edgewatch report` and `edgewatch run`: the time zone and
-//! the day's bounds in it, computing, rendering, and writing a file whole.
+//! Making one day's report, for `edgewatch report` and `edgewatch run`: the day's bounds
+//! in its time zone, computing, rendering, and writing a file whole.
 
 use std::path::Path;
 
@@ -10,16 +10,6 @@ use graph_store::report::{self as store, Day, Report};
 use graph_store::PgPool;
 
 use crate::cli::ReportFormat;
-
-/// The time zone by name, else this machine's, else UTC.
-pub fn zone(name: Option<&str>) -> Result<Tz> {
-    match name {
-        Some(name) => name.parse::<Tz>().map_err(|_| {
-            anyhow::anyhow!("unknown time zone {name:?}: give an IANA name such as UTC, Europe/Berlin, America/Chicago")
-        }),
-        None => Ok(iana_time_zone::get_timezone().ok().and_then(|n| n.parse::<Tz>().ok()).unwrap_or(Tz::UTC)),
-    }
-}
 
 pub fn yesterday(now: DateTime<Utc>, tz: Tz) -> NaiveDate {
     now.with_timezone(&tz).date_naive().pred_opt().expect("a day before today")
@@ -89,11 +79,5 @@ mod tests {
         let d = day_in(NaiveDate::from_ymd_opt(2026, 10, 25).unwrap(), berlin).unwrap();
         assert_eq!((d.to - d.from).num_hours(), 25);
         assert_eq!(yesterday(utc("2026-11-21T23:30:00Z"), berlin), NaiveDate::from_ymd_opt(2026, 11, 21).unwrap());
-    }
-
-    #[test]
-    fn unknown_zones_are_refused() {
-        assert!(zone(Some("Mars/Olympus")).unwrap_err().to_string().contains("IANA"));
-        assert_eq!(zone(Some("UTC")).unwrap(), Tz::UTC);
     }
 }

@@ -10,19 +10,14 @@ use chrono_tz::Tz;
 use graph_store::report as store;
 use graph_store::PgPool;
 
-use super::reporting::{day_in, make, render, write_atomically, yesterday, zone};
-use crate::cli::{Global, ReportFormat, RunArgs};
+use super::reporting::{day_in, make, render, write_atomically, yesterday};
+use crate::cli::{ReportFormat, RunArgs};
+use crate::config::{Schedule, Settings};
 
-/// Rollups kept by default, in days.
-const KEEP_DAYS: u32 = 400;
-
-pub async fn run(global: &Global, args: RunArgs) -> Result<ExitCode> {
-    let cfg = &global.file.report;
-    let tz = zone(cfg.tz.as_deref())?;
-    let at_text = cfg.at.as_deref().unwrap_or("00:15");
-    let at = NaiveTime::parse_from_str(at_text, "%H:%M")
-        .with_context(|| format!("[report] at = {at_text:?} is not a time of day such as 00:15"))?;
-    let db = super::shared::connect(global).await?;
+pub async fn run(settings: &Settings, args: RunArgs) -> Result<ExitCode> {
+    let schedule = settings.schedule()?;
+    let (tz, at) = (schedule.tz, schedule.at);
+    let db = super::shared::connect(settings).await?;
     let shutdown = super::shared::shutdown_on_ctrl_c();
     loop {
         // Catch up: yesterday's report once today's run time has passed.
@@ -30,7 +25,7 @@ pub async fn run(global: &Global, args: RunArgs) -> Result<ExitCode> {
         let day = yesterday(now, tz);
         let due = next_run(now - chrono::Duration::days(1), at, tz) <= now;
         if due && !store::is_stored(&db.pool, day, tz.name()).await? {
-            daily(&db.pool, cfg, day, tz).await?;
+            daily(&db.pool, &schedule, day).await?;
         }
         if args.once {
             return Ok(ExitCode::SUCCESS);
@@ -66,18 +61,19 @@ fn next_run(now: DateTime<Utc>, at: NaiveTime, tz: Tz) -> DateTime<Utc> {
 
 /// One day's reports in every format, stored (and written to `[report] dir`); then the
 /// rollups past `keep_days` pruned.
-async fn daily(pool: &PgPool, cfg: &crate::config::ReportConfig, date: NaiveDate, tz: Tz) -> Result<()> {
+async fn daily(pool: &PgPool, schedule: &Schedule, date: NaiveDate) -> Result<()> {
+    let tz = schedule.tz;
     let day = day_in(date, tz)?;
     let r = make(pool, &day, tz).await?;
     for format in [ReportFormat::Json, ReportFormat::Md, ReportFormat::Html] {
         let body = render(&r, format)?;
         store::store(pool, date, tz.name(), format.name(), &body).await?;
-        if let Some(dir) = &cfg.dir {
+        if let Some(dir) = &schedule.dir {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             write_atomically(&dir.join(format!("edgewatch-{date}.{}", format.name())), &body)?;
         }
     }
-    let pruned = graph_store::rollup::prune(pool, cfg.keep_days.unwrap_or(KEEP_DAYS)).await?;
+    let pruned = graph_store::rollup::prune(pool, schedule.keep_days).await?;
     eprintln!("report for {date} ({tz}) made; {pruned} rollup rows past retention dropped");
     Ok(())
 }

@@ -11,15 +11,17 @@ use graph_store::PgPool;
 use probers::record::RecordConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Global, ServeArgs};
+use crate::cli::ServeArgs;
+use crate::config::Settings;
 use crate::http::{self, token, App};
 
 /// Agent reports older than this are deleted.
 const REPORT_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
 
-pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
-    let db = super::shared::connect(global).await?;
-    let record = global.file.record(args.interval);
+pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
+    let serve = settings.serve(&args)?;
+    let db = super::shared::connect(settings).await?;
+    let record = serve.record.clone();
     housekeeping(&db.pool, &record).await.context("preparing the store for results")?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -32,14 +34,12 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     );
 
     let shutdown = super::shared::shutdown_on_ctrl_c();
-    let keeper = tokio::spawn(keep_house(db.pool.clone(), record.clone(), global.file.diagnosis, shutdown.clone()));
+    let keeper = tokio::spawn(keep_house(db.pool.clone(), record.clone(), serve.diagnosis, shutdown.clone()));
     let mut app = App::new(db.pool.clone(), record);
-    app.diagnosis = global.file.diagnosis;
-    let read_token = std::env::var("EDGEWATCH_READ_TOKEN").ok().or_else(|| global.file.api.read_token.clone());
-    app.read_token_hash = read_token.filter(|t| !t.is_empty()).map(|t| token::hash(&t));
-    if let Some(age) = &global.file.api.snapshot_max_age {
-        app.snapshot_max_age = humantime::parse_duration(age)
-            .with_context(|| format!("[api] snapshot_max_age = {age:?} is not a duration (examples: 0s, 5s, 1m)"))?;
+    app.diagnosis = serve.diagnosis;
+    app.read_token_hash = serve.read_token.as_deref().map(token::hash);
+    if let Some(age) = serve.snapshot_max_age {
+        app.snapshot_max_age = age;
     }
     let app = Arc::new(app);
     let served = http::serve(listener, app, shutdown.clone()).await;

@@ -6,19 +6,12 @@ use graph_store::db::Target;
 use graph_store::Database;
 use probers::{AllowList, Engine};
 
-use crate::cli::{Global, ProbeSettingsArgs};
-
-/// Where the store is, from the global flags.
-pub fn target(global: &Global) -> Target {
-    match global.database_url() {
-        Some(url) => Target::Url(url),
-        None => Target::Embedded(global.data_dir()),
-    }
-}
+use crate::cli::ProbeSettingsArgs;
+use crate::config::Settings;
 
 /// Opens the store (starting the embedded cluster if needed) with migrations applied.
-pub async fn connect(global: &Global) -> Result<Database> {
-    let target = target(global);
+pub async fn connect(settings: &Settings) -> Result<Database> {
+    let target = settings.target();
     graph_store::connect(&target).await.with_context(|| match target {
         Target::Url(_) => "opening the database given by --database-url / DATABASE_URL".to_string(),
         Target::Embedded(dir) => format!("opening the embedded database in {}", dir.display()),

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::{Global, ListFormat};
+use crate::cli::ListFormat;
+use crate::config::Settings;
 use crate::output;
 
-pub async fn run(global: &Global, query: &str, format: ListFormat, timeout: Duration) -> Result<ExitCode> {
-    let db = super::shared::connect(global).await?;
+pub async fn run(settings: &Settings, query: &str, format: ListFormat, timeout: Duration) -> Result<ExitCode> {
+    let db = super::shared::connect(settings).await?;
     let result = graph_store::sql::read_only(&db.pool, query, timeout.as_millis() as u64).await?;
     match format {
         ListFormat::Json => output::json(&output::rows_as_objects(&result))?,

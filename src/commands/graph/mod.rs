@@ -10,15 +10,16 @@ use graph_store::history::{self, Diff, EdgeAt};
 use graph_store::query::{self, ListOptions};
 use graph_store::{format_utc, PgPool};
 
-use crate::cli::{Global, GraphArgs, GraphCommand, ListArgs, ListFormat};
+use crate::cli::{GraphArgs, GraphCommand, ListArgs, ListFormat};
+use crate::config::Settings;
 use crate::output;
 
-pub async fn run(global: &Global, args: GraphArgs) -> Result<ExitCode> {
+pub async fn run(settings: &Settings, args: GraphArgs) -> Result<ExitCode> {
     let at = args.at;
     if let GraphCommand::Topology(cmd) = args.command {
-        return topology::run(global, cmd, at).await;
+        return topology::run(settings, cmd, at).await;
     }
-    let db = super::shared::connect(global).await?;
+    let db = super::shared::connect(settings).await?;
     match args.command {
         GraphCommand::Nodes(args) => {
             if args.state.is_some() || args.source.is_some() {

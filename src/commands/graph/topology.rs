@@ -8,11 +8,12 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use graph_store::topology::{self, Loser, PathAnswer, ReachedAnswer, Snapshot};
 
-use crate::cli::{Global, TopologyCommand, TopologyFormat};
+use crate::cli::{TopologyCommand, TopologyFormat};
+use crate::config::Settings;
 use crate::output::{self, table};
 
-pub async fn run(global: &Global, cmd: TopologyCommand, at: Option<DateTime<Utc>>) -> Result<ExitCode> {
-    let db = crate::commands::shared::connect(global).await?;
+pub async fn run(settings: &Settings, cmd: TopologyCommand, at: Option<DateTime<Utc>>) -> Result<ExitCode> {
+    let db = crate::commands::shared::connect(settings).await?;
     let snapshot = topology::load_at(&db.pool, at).await?;
     answer(&snapshot, cmd)
 }
