@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod config;
+mod dot;
 mod hints;
 mod http;
 mod nagios;

@@ -10,6 +10,7 @@ use graph_store::topology::{self, Loser, PathAnswer, ReachedAnswer, Snapshot};
 
 use crate::cli::{TopologyCommand, TopologyFormat};
 use crate::config::Settings;
+use crate::dot::quote;
 use crate::output::{self, table};
 
 pub async fn run(settings: &Settings, cmd: TopologyCommand, at: Option<DateTime<Utc>>) -> Result<ExitCode> {
@@ -210,8 +211,4 @@ fn edge_dot(dot: &mut String, src: &str, dst: &str, services: &[String], linked:
     let style = if services.is_empty() { ", style=dashed" } else { "" };
     let _ =
         writeln!(dot, "  {} -> {} [label={}{style}];", quote(src), quote(dst), quote(&services_text(services, linked)));
-}
-
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
