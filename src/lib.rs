@@ -7,6 +7,7 @@ mod dot;
 mod hints;
 mod http;
 mod nagios;
+mod not_found;
 mod output;
 pub mod report;
 mod when;

@@ -29,6 +29,7 @@ use utoipa::IntoParams;
 
 use super::error::ApiError;
 use super::{App, STORE_TIMEOUT};
+use crate::not_found::{not_in_graph, Named};
 
 /// A value of the live graph shared by the requests within `max_age` of its loading (the
 /// topology snapshot; the answer of `/api/v1/broken`), so a burst of requests costs one
@@ -344,7 +345,7 @@ async fn reached(app: &App, name: String, p: DepthParams, forward: bool) -> Resu
         n => Some(n),
     };
     let nodes = if forward { snapshot.deps(&name, limit) } else { snapshot.dependents(&name, limit) };
-    let nodes = nodes.ok_or_else(|| ApiError::NotFound(format!("no live node named {name:?}")))?;
+    let nodes = nodes.ok_or_else(|| ApiError::NotFound(not_in_graph(&name, Named::Node)))?;
     let direction = if forward { "deps" } else { "dependents" }.to_string();
     Ok(Json(ReachedAnswer { node: name, direction, depth: limit, nodes }))
 }
@@ -360,9 +361,8 @@ pub async fn blast(
     ApiQuery(p): ApiQuery<AtParams>,
 ) -> Result<Json<Blast>, ApiError> {
     let snapshot = snapshot(&app, &p.at).await?;
-    let blast = snapshot
-        .blast(&target)
-        .ok_or_else(|| ApiError::NotFound(format!("{target:?} is no live node, host or data center")))?;
+    let blast =
+        snapshot.blast(&target).ok_or_else(|| ApiError::NotFound(not_in_graph(&target, Named::NodeHostOrDc)))?;
     Ok(Json(blast))
 }
 
@@ -382,8 +382,7 @@ pub async fn path(
     ApiQuery(p): ApiQuery<PathParams>,
 ) -> Result<Json<PathAnswer>, ApiError> {
     let snapshot = snapshot(&app, &p.at).await?;
-    let hops =
-        snapshot.path(&p.from, &p.to).map_err(|name| ApiError::NotFound(format!("no live node named {name:?}")))?;
+    let hops = snapshot.path(&p.from, &p.to).map_err(|name| ApiError::NotFound(not_in_graph(&name, Named::Node)))?;
     Ok(Json(PathAnswer { found: hops.is_some(), hops: hops.unwrap_or_default(), from: p.from, to: p.to }))
 }
 

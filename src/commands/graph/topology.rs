@@ -11,6 +11,7 @@ use graph_store::topology::{self, Loser, PathAnswer, ReachedAnswer, Snapshot};
 use crate::cli::{TopologyCommand, TopologyFormat};
 use crate::config::Settings;
 use crate::dot::quote;
+use crate::not_found::{not_in_graph, Named};
 use crate::output::{self, table};
 
 pub async fn run(settings: &Settings, cmd: TopologyCommand, at: Option<DateTime<Utc>>) -> Result<ExitCode> {
@@ -26,7 +27,7 @@ pub fn answer(snapshot: &Snapshot, cmd: TopologyCommand) -> Result<ExitCode> {
         TopologyCommand::Dependents { node, depth, format } => reached(snapshot, &node, depth, false, format)?,
         TopologyCommand::Blast { target, format } => {
             let Some(blast) = snapshot.blast(&target) else {
-                anyhow::bail!("{target:?} is no live node, host or data center");
+                anyhow::bail!(not_in_graph(&target, Named::NodeHostOrDc));
             };
             match format {
                 TopologyFormat::Json => output::json(&blast)?,
@@ -68,7 +69,7 @@ pub fn answer(snapshot: &Snapshot, cmd: TopologyCommand) -> Result<ExitCode> {
             }
         }
         TopologyCommand::Path { from, to, format } => {
-            let hops = snapshot.path(&from, &to).map_err(|name| anyhow::anyhow!("no live node named {name:?}"))?;
+            let hops = snapshot.path(&from, &to).map_err(|name| anyhow::anyhow!(not_in_graph(&name, Named::Node)))?;
             let found = hops.is_some();
             let hops = hops.unwrap_or_default();
             match format {
@@ -105,7 +106,7 @@ fn reached(snapshot: &Snapshot, node: &str, depth: usize, forward: bool, format:
     let limit = (depth > 0).then_some(depth);
     let nodes = if forward { snapshot.deps(node, limit) } else { snapshot.dependents(node, limit) };
     let Some(nodes) = nodes else {
-        anyhow::bail!("no live node named {node:?}");
+        anyhow::bail!(not_in_graph(node, Named::Node));
     };
     match format {
         TopologyFormat::Json => output::json(&ReachedAnswer {
