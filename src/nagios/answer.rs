@@ -315,8 +315,10 @@ pub(super) mod tests {
     #[test]
     fn the_state_comes_from_the_count_the_ranges_and_flapping() {
         use NagiosBy::{Edges, Nodes};
-        // 3 broken edges from 2 nodes; `flaps`: one more edge flapping.
-        let cases: [(Option<&str>, Option<&str>, NagiosBy, bool, bool, State); 13] = [
+        // 3 broken edges from 2 nodes. -w, -c, --by, one more edge flapping,
+        // --flapping-is-critical, and the state they give.
+        type Case = (Option<&'static str>, Option<&'static str>, NagiosBy, bool, bool, State);
+        let cases: [Case; 13] = [
             (None, None, Edges, false, false, State::Ok),
             (None, Some("0"), Edges, false, false, State::Critical),
             (None, Some("3"), Edges, false, false, State::Ok),

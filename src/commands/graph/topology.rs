@@ -1,5 +1,6 @@
 //! `edgewatch graph deps|dependents|blast|spof|path`: topology questions answered on a
-//! snapshot of the live graph (see `graph_store::topology` for what each one means).
+//! snapshot of the graph, now or at `--at` (see `graph_store::topology` for what each one
+//! means), printed as a table, JSON or DOT.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
