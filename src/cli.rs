@@ -42,10 +42,6 @@ pub struct Global {
     #[arg(long, env = "EDGEWATCH_CONFIG", global = true)]
     pub config: Option<PathBuf>,
 
-    /// The loaded configuration file.
-    #[arg(skip)]
-    pub file: crate::config::Config,
-
     /// More log output on stderr (-v info, -vv debug); EDGEWATCH_LOG takes a full filter.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -511,7 +507,57 @@ pub enum GraphCommand {
         format: ListFormat,
     },
     #[command(flatten)]
-    Topology(crate::commands::topology::TopologyCommand),
+    Topology(TopologyCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TopologyFormat {
+    Table,
+    Json,
+    Dot,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopologyCommand {
+    /// What NODE depends on: the nodes its edges go to, or with --depth N everything
+    /// reachable in N hops (via services: a consumer of db1 depends on db1's providers).
+    Deps {
+        node: String,
+        /// Hops to follow; 0 means no limit.
+        #[arg(long, default_value_t = 1)]
+        depth: usize,
+        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
+        format: TopologyFormat,
+    },
+    /// What depends on NODE, directly or with --depth N transitively.
+    Dependents {
+        node: String,
+        /// Hops to follow; 0 means no limit.
+        #[arg(long, default_value_t = 1)]
+        depth: usize,
+        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
+        format: TopologyFormat,
+    },
+    /// Who loses every provider of some service it uses if TARGET (a node, host or data
+    /// center) disappears.
+    Blast {
+        target: String,
+        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
+        format: TopologyFormat,
+    },
+    /// Single points of failure: nodes and hosts whose loss alone leaves some consumer
+    /// without any provider of a service it uses.
+    Spof {
+        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
+        format: TopologyFormat,
+    },
+    /// The shortest dependency chain FROM → … → TO, if any (exit 1 when there is none).
+    Path {
+        from: String,
+        to: String,
+        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
+        format: TopologyFormat,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -586,16 +632,4 @@ pub fn parse_offset(s: &str) -> Result<i32, String> {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 2s, 5m, 7d)"))
-}
-
-impl Global {
-    /// The embedded cluster's directory: the flag, else the config file, else `.edgewatch`.
-    pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().or_else(|| self.file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(".edgewatch"))
-    }
-
-    /// The database URL: the flag or DATABASE_URL, else the config file.
-    pub fn database_url(&self) -> Option<String> {
-        self.database_url.clone().or_else(|| self.file.database_url.clone())
-    }
 }

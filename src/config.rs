@@ -1,5 +1,6 @@
-//! The configuration file (`--config FILE`, TOML), merged in one place: command-line
-//! flags and environment variables win over the file, the file over the defaults.
+//! Settings, merged in one place: command-line flags and environment variables win over
+//! the configuration file (`--config FILE`, TOML), the file over the defaults. Commands
+//! read the resolved values from [`Settings`] and never look at the file themselves.
 //!
 //! ```toml
 //! database_url = "postgres://edgewatch@db.example.com/edgewatch"   # or DATABASE_URL
@@ -50,79 +51,285 @@
 //! Unknown keys are refused, naming the file and the key, so a typo never goes unseen.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use chrono::NaiveTime;
+use chrono_tz::Tz;
+use discovery::dns::ingest::IngestOptions;
+use graph_store::db::Target;
+use graph_store::diagnosis::DiagnosisConfig;
+use probers::record::RecordConfig;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    pub database_url: Option<String>,
-    pub data_dir: Option<PathBuf>,
-    #[serde(default)]
-    pub dns: DnsConfig,
-    #[serde(default)]
-    pub thresholds: probers::health::Thresholds,
-    #[serde(default)]
-    pub health: probers::health::HealthConfig,
-    #[serde(default)]
-    pub probe: ProbeConfig,
-    #[serde(default)]
-    pub api: ApiConfig,
-    #[serde(default)]
-    pub diagnosis: graph_store::diagnosis::DiagnosisConfig,
-    #[serde(default)]
-    pub check: CheckConfig,
-    #[serde(default)]
-    pub report: ReportConfig,
+use crate::cli::{DnsArgs, Global, OptionalDuration, ProbeArgs, ServeArgs};
+
+/// The embedded cluster's directory when no flag, variable or file names one.
+pub const DEFAULT_DATA_DIR: &str = ".edgewatch";
+
+/// The settings of one run: the global flags over the configuration file over the
+/// defaults, with what each command needs resolved by one method each.
+#[derive(Debug)]
+pub struct Settings {
+    file: Config,
+    database_url: Option<String>,
+    data_dir: PathBuf,
+    check_diagnosis_max_age: Duration,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReportConfig {
-    /// Local time `edgewatch run` makes the day before's report (default "00:15").
-    pub at: Option<String>,
-    /// IANA time zone of the reports (default: this machine's).
-    pub tz: Option<String>,
-    /// Also write each report here, as `edgewatch-YYYY-MM-DD.{json,md,html}`.
-    pub dir: Option<PathBuf>,
-    /// Days of hourly rollups kept (default 400).
-    pub keep_days: Option<u32>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckConfig {
-    /// The check reuses the stored diagnosis when it is at most this old (default 30s).
-    pub diagnosis_max_age: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiConfig {
+/// What `edgewatch serve` runs with.
+pub struct ServeSettings {
+    /// How agents' results are judged, at `--interval`.
+    pub record: RecordConfig,
+    pub diagnosis: DiagnosisConfig,
+    /// `EDGEWATCH_READ_TOKEN`, else `[api] read_token`; none when empty.
     pub read_token: Option<String>,
-    pub snapshot_max_age: Option<String>,
+    /// `[api] snapshot_max_age` (none: the server's default).
+    pub snapshot_max_age: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProbeConfig {
+impl std::fmt::Debug for ServeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeSettings")
+            .field("record", &self.record)
+            .field("diagnosis", &self.diagnosis)
+            .field("read_token", &self.read_token.as_ref().map(|_| "(secret)"))
+            .field("snapshot_max_age", &self.snapshot_max_age)
+            .finish()
+    }
+}
+
+/// What the prober workers of `edgewatch probe` run with.
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    /// How results are judged, at `--interval`.
+    pub record: RecordConfig,
+    /// `[probe] retention_days` (none: the workers' default).
     pub retention_days: Option<u32>,
 }
 
+/// What `edgewatch check nagios` diagnoses with.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckSettings {
+    pub diagnosis: DiagnosisConfig,
+    /// `[check] diagnosis_max_age`: a stored diagnosis this fresh is reused.
+    pub diagnosis_max_age: Duration,
+}
+
+/// When and how `edgewatch run` makes the daily reports.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// `[report] tz`, else this machine's time zone, else UTC.
+    pub tz: Tz,
+    /// `[report] at`, default 00:15.
+    pub at: NaiveTime,
+    /// `[report] dir`: also write the reports there.
+    pub dir: Option<PathBuf>,
+    /// `[report] keep_days`, default 400.
+    pub keep_days: u32,
+}
+
+impl Settings {
+    /// The global flags (and their environment variables) over `--config` when given.
+    pub fn new(global: &Global) -> Result<Settings> {
+        let file = match &global.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        Ok(Settings {
+            database_url: global.database_url.clone().or_else(|| file.database_url.clone()),
+            data_dir: global
+                .data_dir
+                .clone()
+                .or_else(|| file.data_dir.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            check_diagnosis_max_age: file.check_diagnosis_max_age().map_err(anyhow::Error::msg)?,
+            file,
+        })
+    }
+
+    /// `--database-url` / DATABASE_URL, else `database_url`.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
+    }
+
+    /// The embedded cluster's directory: `--data-dir` / EDGEWATCH_DATA_DIR, else
+    /// `data_dir`, else `.edgewatch`.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Where the store is: the database URL when there is one, else the embedded cluster.
+    pub fn target(&self) -> Target {
+        match &self.database_url {
+            Some(url) => Target::Url(url.clone()),
+            None => Target::Embedded(self.data_dir.clone()),
+        }
+    }
+
+    /// How incidents are found: `[diagnosis]`.
+    pub fn diagnosis(&self) -> DiagnosisConfig {
+        self.file.diagnosis
+    }
+
+    pub fn check(&self) -> CheckSettings {
+        CheckSettings { diagnosis: self.file.diagnosis, diagnosis_max_age: self.check_diagnosis_max_age }
+    }
+
+    pub fn probe(&self, args: &ProbeArgs) -> ProbeSettings {
+        ProbeSettings { record: self.record(args.probe.interval), retention_days: self.file.probe.retention_days }
+    }
+
+    pub fn serve(&self, args: &ServeArgs) -> Result<ServeSettings> {
+        let api = &self.file.api;
+        let read_token = std::env::var("EDGEWATCH_READ_TOKEN").ok().or_else(|| api.read_token.clone());
+        let snapshot_max_age = match &api.snapshot_max_age {
+            None => None,
+            Some(age) => Some(humantime::parse_duration(age).with_context(|| {
+                format!("[api] snapshot_max_age = {age:?} is not a duration (examples: 0s, 5s, 1m)")
+            })?),
+        };
+        Ok(ServeSettings {
+            record: self.record(args.interval),
+            diagnosis: self.file.diagnosis,
+            read_token: read_token.filter(|t| !t.is_empty()),
+            snapshot_max_age,
+        })
+    }
+
+    /// How DNS logs are read: the flags over `[dns]` over the defaults.
+    pub fn ingest(&self, args: &DnsArgs) -> Result<IngestOptions> {
+        let file = &self.file.dns;
+        let defaults = IngestOptions::default();
+        let offset = match (args.log_utc_offset, &file.log_utc_offset) {
+            (Some(offset), _) => offset,
+            (None, Some(text)) => {
+                crate::cli::parse_offset(text).map_err(|e| anyhow::anyhow!("config [dns] log_utc_offset: {e}"))?
+            }
+            (None, None) => defaults.local_offset_secs,
+        };
+        Ok(IngestOptions {
+            zones: if args.zones.is_empty() { file.zones.clone() } else { args.zones.clone() },
+            batch_lines: args.batch_lines.or(file.batch_lines).unwrap_or(defaults.batch_lines),
+            local_offset_secs: offset,
+            rotated: args.rotated.clone().or_else(|| file.rotated.clone()),
+            ..defaults
+        }
+        .validated()?)
+    }
+
+    /// How long DNS edges live unused: `--expire-after`, else `[dns] expire_after`, else
+    /// 7 days (none: never).
+    pub fn expire_after(&self, flag: Option<OptionalDuration>) -> Result<Option<Duration>> {
+        match (flag, &self.file.dns.expire_after) {
+            (Some(d), _) => Ok(d.0),
+            (None, Some(text)) => crate::cli::parse_optional_duration(text)
+                .map(|d| d.0)
+                .map_err(|e| anyhow::anyhow!("config [dns] expire_after: {e}")),
+            (None, None) => Ok(Some(Duration::from_secs(7 * 24 * 3600))),
+        }
+    }
+
+    /// The reports' time zone: `--tz`, else `[report] tz`, else this machine's, else UTC.
+    pub fn report_zone(&self, flag: Option<&str>) -> Result<Tz> {
+        zone(flag.or(self.file.report.tz.as_deref()))
+    }
+
+    pub fn schedule(&self) -> Result<Schedule> {
+        let report = &self.file.report;
+        let tz = zone(report.tz.as_deref())?;
+        let at_text = report.at.as_deref().unwrap_or("00:15");
+        let at = NaiveTime::parse_from_str(at_text, "%H:%M")
+            .with_context(|| format!("[report] at = {at_text:?} is not a time of day such as 00:15"))?;
+        Ok(Schedule { tz, at, dir: report.dir.clone(), keep_days: report.keep_days.unwrap_or(400) })
+    }
+
+    /// How probe results are judged, with this probe interval.
+    fn record(&self, interval: Duration) -> RecordConfig {
+        RecordConfig { thresholds: self.file.thresholds, health: self.file.health, interval, ..Default::default() }
+    }
+}
+
+/// The time zone by name, else this machine's, else UTC.
+fn zone(name: Option<&str>) -> Result<Tz> {
+    match name {
+        Some(name) => name.parse::<Tz>().map_err(|_| {
+            anyhow::anyhow!("unknown time zone {name:?}: give an IANA name such as UTC, Europe/Berlin, America/Chicago")
+        }),
+        None => Ok(iana_time_zone::get_timezone().ok().and_then(|n| n.parse::<Tz>().ok()).unwrap_or(Tz::UTC)),
+    }
+}
+
+/// The configuration file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DnsConfig {
+struct Config {
+    database_url: Option<String>,
+    data_dir: Option<PathBuf>,
     #[serde(default)]
-    pub zones: Vec<String>,
-    pub batch_lines: Option<u64>,
-    pub log_utc_offset: Option<String>,
-    pub expire_after: Option<String>,
-    pub rotated: Option<String>,
+    dns: DnsConfig,
+    #[serde(default)]
+    thresholds: probers::health::Thresholds,
+    #[serde(default)]
+    health: probers::health::HealthConfig,
+    #[serde(default)]
+    probe: ProbeConfig,
+    #[serde(default)]
+    api: ApiConfig,
+    #[serde(default)]
+    diagnosis: DiagnosisConfig,
+    #[serde(default)]
+    check: CheckConfig,
+    #[serde(default)]
+    report: ReportConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportConfig {
+    /// Local time `edgewatch run` makes the day before's report (default "00:15").
+    at: Option<String>,
+    /// IANA time zone of the reports (default: this machine's).
+    tz: Option<String>,
+    /// Also write each report here, as `edgewatch-YYYY-MM-DD.{json,md,html}`.
+    dir: Option<PathBuf>,
+    /// Days of hourly rollups kept (default 400).
+    keep_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckConfig {
+    /// The check reuses the stored diagnosis when it is at most this old (default 30s).
+    diagnosis_max_age: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiConfig {
+    read_token: Option<String>,
+    snapshot_max_age: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbeConfig {
+    retention_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DnsConfig {
+    #[serde(default)]
+    zones: Vec<String>,
+    batch_lines: Option<u64>,
+    log_utc_offset: Option<String>,
+    expire_after: Option<String>,
+    rotated: Option<String>,
 }
 
 impl Config {
-    pub fn load(path: &Path) -> Result<Config> {
+    fn load(path: &Path) -> Result<Config> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
         let config: Config =
@@ -135,21 +342,22 @@ impl Config {
     }
 
     /// `[check] diagnosis_max_age`, default 30 s.
-    pub fn check_diagnosis_max_age(&self) -> Result<std::time::Duration, String> {
+    fn check_diagnosis_max_age(&self) -> Result<Duration, String> {
         match &self.check.diagnosis_max_age {
-            None => Ok(std::time::Duration::from_secs(30)),
+            None => Ok(Duration::from_secs(30)),
             Some(age) => humantime::parse_duration(age)
                 .map_err(|e| format!("[check] diagnosis_max_age = {age:?}: {e} (examples: 0s, 30s, 2m)")),
         }
     }
+}
 
-    /// How probe results are judged, with this probe interval.
-    pub fn record(&self, interval: std::time::Duration) -> probers::record::RecordConfig {
-        probers::record::RecordConfig {
-            thresholds: self.thresholds,
-            health: self.health,
-            interval,
-            ..Default::default()
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_zones_are_refused() {
+        assert!(zone(Some("Mars/Olympus")).unwrap_err().to_string().contains("IANA"));
+        assert_eq!(zone(Some("UTC")).unwrap(), Tz::UTC);
     }
 }

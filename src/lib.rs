@@ -3,8 +3,11 @@
 mod cli;
 mod commands;
 mod config;
+mod dot;
+mod hints;
 mod http;
 mod nagios;
+mod not_found;
 mod output;
 pub mod report;
 mod when;
@@ -55,14 +58,20 @@ fn refuse_arguments(e: clap::Error) -> ExitCode {
     ExitCode::from(3)
 }
 
-/// The error and its causes, each said once (our errors often quote their source).
+/// The error and its causes, each said once (our errors often quote their source), with
+/// the flag that fixes a cause when there is one.
 fn error_chain(e: &anyhow::Error) -> String {
-    let mut text = e.to_string();
-    for cause in e.chain().skip(1) {
+    let mut text = String::new();
+    for cause in e.chain() {
         let said = cause.to_string();
-        if !text.contains(&said) {
+        if text.is_empty() {
+            text = said;
+        } else if !text.contains(&said) {
             text.push_str(": ");
             text.push_str(&said);
+        }
+        if let Some(hint) = hints::flag_hint(cause) {
+            text.push_str(hint);
         }
     }
     text

@@ -1,6 +1,7 @@
 //! Hostile names in the CMDB — HTML, quotes, SQL, 10 KB strings, non-ASCII, backslashes,
-//! format strings, inner spaces and tabs — come back verbatim in JSON, table and DOT output,
-//! work as filters and topology arguments, and never break a query.
+//! format strings, inner spaces and tabs — come back verbatim in JSON, table and DOT output
+//! (where, as in the report's picture, a tab shows as a space), draw with Graphviz, work as
+//! filters and topology arguments, and never break a query.
 //!
 //! Every test builds its fleet from [`payloads`]: one container per hostile string, named
 //! by it, with host `host:…`, DC `dc:…`, role `…:role` and service `…:svc` made from it,
@@ -229,6 +230,12 @@ fn short(s: &str) -> String {
     }
 }
 
+/// A name as DOT output shows it (and the report's picture): control characters, a tab
+/// here, become spaces, since some would break the SVG's XML.
+fn shown(name: &str) -> String {
+    name.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
 fn short_args(args: &[String]) -> String {
     args.iter().map(|a| short(a)).collect::<Vec<_>>().join(" ")
 }
@@ -406,8 +413,8 @@ async fn topology_answers_carry_hostile_names_in_json_table_and_dot() {
         let table = run(&db, &args(&["graph", "deps"], &[name]));
         assert_row(&table, &["1", &next.name, &next.host, &next.dc, name, "(link)"], "deps table");
         let dot = Dot::parse(&run(&db, &args(&["graph", "deps", "--format", "dot"], &[name])));
-        assert_eq!(dot.edge_ends(), BTreeSet::from([(name.to_string(), next.name.clone())]), "deps dot");
-        assert_eq!(dot.node_ids(), BTreeSet::from([name.to_string()]), "deps dot: the start, in bold");
+        assert_eq!(dot.edge_ends(), BTreeSet::from([(shown(name), shown(&next.name))]), "deps dot");
+        assert_eq!(dot.node_ids(), BTreeSet::from([shown(name)]), "deps dot: the start, in bold");
 
         // dependents: what depends on c is the container linking to it.
         let got = run_json(&db, &args(&["graph", "dependents", "--format", "json"], &[name]));
@@ -416,7 +423,7 @@ async fn topology_answers_carry_hostile_names_in_json_table_and_dot() {
         let table = run(&db, &args(&["graph", "dependents"], &[name]));
         assert_row(&table, &["1", &prev.name, &prev.host, &prev.dc, name, "(link)"], "dependents table");
         let dot = Dot::parse(&run(&db, &args(&["graph", "dependents", "--format", "dot"], &[name])));
-        assert_eq!(dot.edge_ends(), BTreeSet::from([(prev.name.clone(), name.to_string())]), "dependents dot");
+        assert_eq!(dot.edge_ends(), BTreeSet::from([(shown(&prev.name), shown(name))]), "dependents dot");
 
         // blast of the node, its host and its DC: the container linking to it loses c's
         // service, whose only provider is c.
@@ -435,13 +442,17 @@ async fn topology_answers_carry_hostile_names_in_json_table_and_dot() {
             assert!(table.ends_with("\n1 consumer(s) lose something\n"), "{what}: {}", short(&table));
 
             let dot = Dot::parse(&run(&db, &args(&["graph", "blast", "--format", "dot"], &[target])));
-            let mut ends = BTreeSet::from([(prev.name.clone(), name.to_string())]);
+            let mut ends = BTreeSet::from([(shown(&prev.name), shown(name))]);
             if kind != "node" {
-                ends.insert((name.to_string(), target.to_string()));
+                ends.insert((shown(name), shown(target)));
             }
             assert_eq!(dot.edge_ends(), ends, "{what}: dot edges");
-            assert_eq!(dot.node_ids(), BTreeSet::from([target.to_string()]), "{what}: dot target");
-            assert_eq!(dot.label(&prev.name, name), Some(c.service.as_str()), "{what}: dot label");
+            assert_eq!(dot.node_ids(), BTreeSet::from([shown(target)]), "{what}: dot target");
+            assert_eq!(
+                dot.label(&shown(&prev.name), &shown(name)),
+                Some(shown(&c.service).as_str()),
+                "{what}: dot label"
+            );
         }
 
         // path: two hops along the ring.
@@ -455,7 +466,7 @@ async fn topology_answers_carry_hostile_names_in_json_table_and_dot() {
         assert_row(&table, &[&mid.name, &to.name, "(link)"], "path table, hop 2");
         assert!(table.ends_with("\n2 hop(s)\n"), "path table: {}", short(&table));
         let dot = Dot::parse(&run(&db, &args(&["graph", "path", "--format", "dot"], &[name, &to.name])));
-        let ends = BTreeSet::from([(name.to_string(), mid.name.clone()), (mid.name.clone(), to.name.clone())]);
+        let ends = BTreeSet::from([(shown(name), shown(&mid.name)), (shown(&mid.name), shown(&to.name))]);
         assert_eq!(dot.edge_ends(), ends, "path dot");
     }
 
@@ -505,14 +516,94 @@ async fn topology_answers_carry_hostile_names_in_json_table_and_dot() {
     let mut ends = BTreeSet::new();
     let mut targets = BTreeSet::new();
     for (i, c) in fleet.containers.iter().enumerate() {
-        ends.insert((fleet.prev(i).name.clone(), c.name.clone()));
-        ends.insert((c.name.clone(), c.host.clone()));
-        targets.insert(c.name.clone());
-        targets.insert(c.host.clone());
-        assert_eq!(dot.label(&fleet.prev(i).name, &c.name), Some(c.service.as_str()), "spof dot label");
+        ends.insert((shown(&fleet.prev(i).name), shown(&c.name)));
+        ends.insert((shown(&c.name), shown(&c.host)));
+        targets.insert(shown(&c.name));
+        targets.insert(shown(&c.host));
+        let label = dot.label(&shown(&fleet.prev(i).name), &shown(&c.name));
+        assert_eq!(label, Some(shown(&c.service).as_str()), "spof dot label");
     }
     assert_eq!(dot.edge_ends(), ends, "spof dot edges");
     assert_eq!(dot.node_ids(), targets, "spof dot targets");
+}
+
+/// `graph deps|dependents|blast|path --format dot`, drawn by Graphviz's `dot -Tsvg`, show
+/// every hostile name verbatim (a tab as a space) as the text of its node, and the services
+/// as the arrows' labels: nothing in a name is read as an escape, an entity or markup.
+#[tokio::test]
+async fn topology_dot_draws_with_graphviz_showing_every_hostile_name() {
+    let Some(dot) = tool("dot", "graphviz") else { return };
+    let fleet = Fleet::new();
+    let (db, _dir) = imported(&fleet).await;
+    let draw = |args: Vec<String>| svg_texts(&dot, &run(&db, &args), &short_args(&args));
+    let names = |cs: &[&str]| cs.iter().map(|c| shown(c)).collect::<BTreeSet<String>>();
+
+    for (i, c) in fleet.containers.iter().enumerate() {
+        let (next, prev, to) = (fleet.next(i), fleet.prev(i), fleet.at(i + 2));
+        let name = c.name.as_str();
+        let link = BTreeSet::from(["(link)".to_string()]);
+
+        let (nodes, edges) = draw(args(&["graph", "deps", "--format", "dot"], &[name]));
+        assert_eq!((nodes, edges), (names(&[name, &next.name]), link.clone()), "deps {}", short(name));
+
+        let (nodes, edges) = draw(args(&["graph", "dependents", "--format", "dot"], &[name]));
+        assert_eq!((nodes, edges), (names(&[&prev.name, name]), link.clone()), "dependents {}", short(name));
+
+        for target in [name, c.host.as_str(), c.dc.as_str()] {
+            let (nodes, edges) = draw(args(&["graph", "blast", "--format", "dot"], &[target]));
+            let want = (names(&[&prev.name, name, target]), names(&[&c.service]));
+            assert_eq!((nodes, edges), want, "blast {}", short(target));
+        }
+
+        let (nodes, edges) = draw(args(&["graph", "path", "--format", "dot"], &[name, &to.name]));
+        assert_eq!((nodes, edges), (names(&[name, &next.name, &to.name]), link), "path {}", short(name));
+    }
+}
+
+/// Draws `dot_text` with Graphviz's `dot -Tsvg` and reads the SVG back as XML: the texts
+/// of its nodes and of its arrows (entities resolved).
+fn svg_texts(dot: &Path, dot_text: &str, what: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(dot)
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = dot_text.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "{what}: dot -Tsvg failed ({}): {stderr}", out.status);
+    let svg = String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{what}: the SVG is not UTF-8: {e}"));
+    let options = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
+    let doc = roxmltree::Document::parse_with_options(&svg, options)
+        .unwrap_or_else(|e| panic!("{what}: the SVG is not XML: {e}"));
+    let texts = |class: &str| -> BTreeSet<String> {
+        doc.descendants()
+            .filter(|n| n.tag_name().name() == "g" && n.attribute("class") == Some(class))
+            .flat_map(|g| g.descendants().filter(|t| t.tag_name().name() == "text"))
+            .map(|t| t.text().unwrap_or("").to_string())
+            .collect()
+    };
+    (texts("node"), texts("edge"))
+}
+
+/// The path of a tool on PATH, or `None` (skip, saying why) when it is missing and we are
+/// neither root nor under CI.
+fn tool(name: &str, package: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(found) = std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file()) {
+        return Some(found);
+    }
+    let why = format!("{name} is not installed (Debian package {package}; `make test` installs it)");
+    assert!(std::env::var_os("CI").is_none(), "CI must have {name}: {why}");
+    assert!(!nix::unistd::geteuid().is_root(), "{why}: run scripts/install-deps.sh report");
+    eprintln!("SKIPPED: {why}, and not root to install it: no {name} output checked");
+    None
 }
 
 #[tokio::test]
@@ -691,8 +782,10 @@ async fn nul_bytes_are_kept_or_refused_naming_file_and_field() {
 
 /// A DOT graph as `--format dot` printed it, read back by DOT's rules for quoted strings:
 /// `\"` is a quote, `\\` a backslash (so labels, which Graphviz unescapes, show the name),
-/// and a backslash-newline continues the line. Any other backslash means a name was not
-/// escaped, and fails the parse, as does anything outside strings that DOT would not take.
+/// and a backslash-newline continues the line; and by Graphviz's for the text it shows:
+/// `&amp;` is `&`, and `&#37;` a `%` (at the start, where a bare one would make an anonymous
+/// node). Any other backslash or `&`, or a bare leading `%`, means a name was not escaped,
+/// and fails the parse, as does anything outside strings that DOT would not take.
 #[derive(Debug, Default)]
 struct Dot {
     nodes: Vec<(String, Attrs)>,
@@ -742,6 +835,11 @@ fn lex(text: &str) -> Result<Vec<Tok>, String> {
                 loop {
                     match chars.next() {
                         None => return Err(format!("string from byte {at} never ends")),
+                        Some((_, '%')) if s.is_empty() => {
+                            return Err(format!(
+                                "a bare % starts the string at {at}: Graphviz makes it an anonymous node"
+                            ))
+                        }
                         Some((_, '"')) => break,
                         Some((_, '\\')) => match chars.next() {
                             Some((_, '"')) => s.push('"'),
@@ -749,6 +847,17 @@ fn lex(text: &str) -> Result<Vec<Tok>, String> {
                             Some((_, '\n')) => {}
                             other => return Err(format!("unescaped backslash before {other:?} in the string at {at}")),
                         },
+                        Some((_, '&')) => {
+                            let mut entity = String::new();
+                            while let Some((_, c)) = chars.next_if(|(_, c)| *c != ';' && *c != '"') {
+                                entity.push(c);
+                            }
+                            match (entity.as_str(), chars.next()) {
+                                ("amp", Some((_, ';'))) => s.push('&'),
+                                ("#37", Some((_, ';'))) if s.is_empty() => s.push('%'),
+                                _ => return Err(format!("unescaped & before {entity:?} in the string at {at}")),
+                            }
+                        }
                         Some((_, c)) => s.push(c),
                     }
                 }
@@ -861,10 +970,16 @@ fn the_dot_reader_refuses_what_graphviz_would_misread() {
     assert!(lex(r#"digraph g { "a" -> "b\" }"#).is_err(), "a string ending in an escaped quote never ends");
     assert!(lex(r#"digraph g { "a\n" }"#).is_err(), "an unescaped backslash");
     assert!(lex(r#"digraph g { "a" -> "b" [label='x']; }"#).is_err(), "single quotes are no DOT");
+    assert!(lex(r#"digraph g { "a&lt;" }"#).is_err(), "an unescaped &, which Graphviz would show as <");
+    assert!(lex(r#"digraph g { "a&" }"#).is_err(), "an unescaped & at the end");
+    assert!(lex(r#"digraph g { "%s" }"#).is_err(), "a bare leading %, which Graphviz would show as %1");
     assert!(parse_tokens(&lex(r#"digraph g { "a" -> }"#).unwrap()).is_err());
     let dot = Dot::parse("digraph g {\n  rankdir=LR;\n  \"C:\\\\x\\\\\" -> \"\\\"q\\\"\" [label=\"a b\"];\n}\n");
     assert_eq!(dot.edge_ends(), BTreeSet::from([("C:\\x\\".to_string(), "\"q\"".to_string())]));
     assert_eq!(dot.label("C:\\x\\", "\"q\""), Some("a b"));
+    let dot = Dot::parse("digraph g {\n  \"&amp;lt;\" -> \"x&amp;y\";\n  \"&#37;s 100%\" -> \"a%\";\n}\n");
+    let ends = [("&lt;", "x&y"), ("%s 100%", "a%")].map(|(a, b)| (a.to_string(), b.to_string()));
+    assert_eq!(dot.edge_ends(), BTreeSet::from(ends));
 }
 
 #[test]

@@ -271,19 +271,3 @@ pub async fn results_of(pool: &PgPool, prober: &str, since: DateTime<Utc>) -> Re
         .await
         .map_err(Error::sql("listing a prober's results"))
 }
-
-/// Whether `err` means the store cannot be reached just now (connection refused or
-/// lost, no free connection in time, the server shutting down), as opposed to a fault
-/// in the statement: the first is worth retrying, the second is a bug.
-pub fn is_unavailable(err: &Error) -> bool {
-    let source = match err {
-        Error::Sql { source, .. } | Error::Connect { source, .. } => source,
-        _ => return false,
-    };
-    match source {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
-        // Class 08: connection exception; 57P: operator intervention (shutdown, crash).
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
-        _ => false,
-    }
-}

@@ -75,14 +75,7 @@ impl EmbeddedCluster {
         let cluster_dir = choose_cluster_dir(&data_dir, owner.as_ref())?;
         let socket = cluster_dir.join(".s.PGSQL.5432");
         if socket.as_os_str().len() > MAX_SOCKET_PATH {
-            return Err(Error::Embedded {
-                dir: data_dir,
-                message: format!(
-                    "the socket path {} is longer than the {MAX_SOCKET_PATH} bytes a unix \
-                     socket allows; choose a shorter --data-dir",
-                    socket.display()
-                ),
-            });
+            return Err(Error::SocketPathTooLong { dir: data_dir, socket, max: MAX_SOCKET_PATH });
         }
         let wanted_version = fs::read_to_string(cluster_dir.join("PG_VERSION")).ok();
         let bindir = find_bindir(wanted_version.as_deref().map(str::trim))?;

@@ -23,13 +23,18 @@ pub enum Error {
     #[error(
         "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on PATH, via \
          `pg_config --bindir`, or under /usr/lib/postgresql/*/bin.\n  Install them: \
-         `apt-get install postgresql` (Debian/Ubuntu), or set PG_BINDIR=/path/to/bin,\n  \
-         or point edgewatch at a running server: --database-url postgres://user@host/db \
-         (or DATABASE_URL)"
+         `apt-get install postgresql` (Debian/Ubuntu), or set PG_BINDIR=/path/to/bin"
     )]
     NoServerBinaries,
     #[error("embedded PostgreSQL in {}: {message}", dir.display())]
     Embedded { dir: PathBuf, message: String },
+    /// The embedded cluster's socket would not fit in a unix socket address.
+    #[error(
+        "embedded PostgreSQL in {}: the socket path {} is longer than the {max} bytes a unix socket allows",
+        dir.display(),
+        socket.display()
+    )]
+    SocketPathTooLong { dir: PathBuf, socket: PathBuf, max: usize },
     #[error("{what} {}: {source}", path.display())]
     Io {
         what: &'static str,
@@ -40,7 +45,7 @@ pub enum Error {
     /// The import would retire more live nodes than the guard allows.
     #[error(
         "refusing to retire {would_retire} of {live} live nodes ({pct:.0}% > {limit_pct}%): \
-         the export may be incomplete; pass --allow-mass-retire if this is intended"
+         the export may be incomplete"
     )]
     MassRetire { would_retire: usize, live: usize, pct: f64, limit_pct: u32 },
     /// Another reader advanced this file's read position since we read it.
@@ -62,6 +67,24 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this means the store cannot be reached just now (connection refused or
+    /// lost, no free connection in time, the server shutting down), as opposed to a fault
+    /// in the statement: the first is worth retrying, the second is a bug.
+    pub fn is_unavailable(&self) -> bool {
+        let source = match self {
+            Error::Sql { source, .. } | Error::Connect { source, .. } => source,
+            _ => return false,
+        };
+        match source {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+                true
+            }
+            // Class 08: connection exception; 57P: operator intervention (shutdown, crash).
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        }
+    }
+
     pub(crate) fn sql(op: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
         move |source| Error::Sql { op, source }
     }

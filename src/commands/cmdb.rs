@@ -5,14 +5,15 @@ use std::process::ExitCode;
 use anyhow::Result;
 use discovery::cmdb::{self, ImportOptions, ImportReport, WatchEvent, WatchOptions};
 
-use crate::cli::{CmdbCommand, Global, TextFormat};
+use crate::cli::{CmdbCommand, TextFormat};
+use crate::config::Settings;
 
-pub async fn run(global: &Global, cmd: CmdbCommand) -> Result<ExitCode> {
+pub async fn run(settings: &Settings, cmd: CmdbCommand) -> Result<ExitCode> {
     match cmd {
         CmdbCommand::Import { files, allow_mass_retire, format } => {
             // Parse before connecting: a bad export is reported even with no database.
             let exports = cmdb::read_exports(&files)?;
-            let db = super::connect(global).await?;
+            let db = super::shared::connect(settings).await?;
             let report = cmdb::apply_exports(&db.pool, &exports, ImportOptions { allow_mass_retire }).await?;
             match format {
                 TextFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -21,15 +22,15 @@ pub async fn run(global: &Global, cmd: CmdbCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         CmdbCommand::Watch { files, allow_mass_retire, settle, poll } => {
-            let db = super::connect(global).await?;
-            let shutdown = super::shutdown_on_ctrl_c();
+            let db = super::shared::connect(settings).await?;
+            let shutdown = super::shared::shutdown_on_ctrl_c();
             let opts = WatchOptions { import: ImportOptions { allow_mass_retire }, settle, poll };
             eprintln!("watching {} file(s); Ctrl-C stops", files.len());
             cmdb::watch(&db.pool, &files, opts, shutdown, |event| match event {
                 WatchEvent::Imported(report) => print_report(report),
                 WatchEvent::Unchanged => tracing::debug!("exports unchanged"),
                 WatchEvent::Refused(e) => {
-                    eprintln!("edgewatch: import refused, graph unchanged: {e}")
+                    eprintln!("edgewatch: import refused, graph unchanged: {}", crate::hints::message(e))
                 }
             })
             .await?;

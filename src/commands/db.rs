@@ -6,17 +6,18 @@ use anyhow::{bail, Result};
 use graph_store::embedded::{EmbeddedCluster, Status, DATABASE};
 use serde_json::json;
 
-use crate::cli::{DbCommand, Global, TextFormat};
+use crate::cli::{DbCommand, TextFormat};
+use crate::config::Settings;
 
-pub async fn run(global: &Global, cmd: DbCommand) -> Result<ExitCode> {
-    if global.database_url().is_some() {
+pub async fn run(settings: &Settings, cmd: DbCommand) -> Result<ExitCode> {
+    if settings.database_url().is_some() {
         bail!(
             "`edgewatch db` manages the embedded cluster, but --database-url / DATABASE_URL \
              points at another server; unset it to manage the cluster in {}",
-            global.data_dir().display()
+            settings.data_dir().display()
         );
     }
-    let cluster = EmbeddedCluster::new(global.data_dir())?;
+    let cluster = EmbeddedCluster::new(settings.data_dir())?;
     match cmd {
         DbCommand::Start => {
             let started = cluster.start()?;

@@ -9,7 +9,7 @@ use discovery::dns::ingest::{self, IngestOptions};
 use graph_store::query::{self, ListOptions};
 use graph_store::vocab::HealthState;
 
-use crate::cli::Global;
+use crate::config::Settings;
 use crate::output;
 
 /// The sample fleet, bundled so the demo works from any directory.
@@ -23,8 +23,8 @@ const SAMPLE_FILES: [(&str, &str); 5] = [
 ];
 const SAMPLE_ZONE: &str = "example.com";
 
-pub async fn run(global: &Global) -> Result<ExitCode> {
-    let samples = global.data_dir().join("sample-fleet");
+pub async fn run(settings: &Settings) -> Result<ExitCode> {
+    let samples = settings.data_dir().join("sample-fleet");
     std::fs::create_dir_all(&samples).with_context(|| format!("creating {}", samples.display()))?;
     for (name, text) in SAMPLE_FILES {
         let path = samples.join(name);
@@ -33,7 +33,7 @@ pub async fn run(global: &Global) -> Result<ExitCode> {
     let files: Vec<PathBuf> = vec![samples.join("inventory.json"), samples.join("links.txt")];
 
     println!("== edgewatch demo ==");
-    let db = super::connect(global).await?;
+    let db = super::shared::connect(settings).await?;
     println!("store: {}", db.location);
     let report = cmdb::import_files(&db.pool, &files, ImportOptions::default()).await?;
     if let Some(inv) = &report.inventory {
@@ -95,10 +95,10 @@ pub async fn run(global: &Global) -> Result<ExitCode> {
             );
         }
     }
-    let dd = if global.data_dir().as_os_str() == ".edgewatch" {
+    let dd = if settings.data_dir().as_os_str() == crate::config::DEFAULT_DATA_DIR {
         String::new()
     } else {
-        format!(" --data-dir {}", global.data_dir().display())
+        format!(" --data-dir {}", settings.data_dir().display())
     };
     println!(
         "\nTry next:\n  \

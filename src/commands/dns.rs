@@ -4,47 +4,17 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use discovery::dns::ingest::{self, IngestOptions, IngestSummary};
+use discovery::dns::ingest::{self, IngestSummary};
 use discovery::dns::tail::{self, TailOptions};
 
-use crate::cli::{DnsArgs, DnsCommand, Global, OptionalDuration, TextFormat};
+use crate::cli::{DnsCommand, TextFormat};
+use crate::config::Settings;
 
-/// Flags over the config file's `[dns]` over the defaults.
-fn options(global: &Global, args: &DnsArgs) -> Result<IngestOptions> {
-    let file = &global.file.dns;
-    let defaults = IngestOptions::default();
-    let offset = match (args.log_utc_offset, &file.log_utc_offset) {
-        (Some(offset), _) => offset,
-        (None, Some(text)) => {
-            crate::cli::parse_offset(text).map_err(|e| anyhow::anyhow!("config [dns] log_utc_offset: {e}"))?
-        }
-        (None, None) => defaults.local_offset_secs,
-    };
-    Ok(IngestOptions {
-        zones: if args.zones.is_empty() { file.zones.clone() } else { args.zones.clone() },
-        batch_lines: args.batch_lines.or(file.batch_lines).unwrap_or(defaults.batch_lines),
-        local_offset_secs: offset,
-        rotated: args.rotated.clone().or_else(|| file.rotated.clone()),
-        ..defaults
-    }
-    .validated()?)
-}
-
-fn resolve_expire_after(global: &Global, flag: Option<OptionalDuration>) -> Result<Option<std::time::Duration>> {
-    match (flag, &global.file.dns.expire_after) {
-        (Some(d), _) => Ok(d.0),
-        (None, Some(text)) => crate::cli::parse_optional_duration(text)
-            .map(|d| d.0)
-            .map_err(|e| anyhow::anyhow!("config [dns] expire_after: {e}")),
-        (None, None) => Ok(Some(std::time::Duration::from_secs(7 * 24 * 3600))),
-    }
-}
-
-pub async fn run(global: &Global, cmd: DnsCommand) -> Result<ExitCode> {
+pub async fn run(settings: &Settings, cmd: DnsCommand) -> Result<ExitCode> {
     match cmd {
         DnsCommand::Ingest { dns, files, format } => {
-            let opts = options(global, &dns)?;
-            let db = super::connect(global).await?;
+            let opts = settings.ingest(&dns)?;
+            let db = super::shared::connect(settings).await?;
             let bar = progress_bar();
             let summary = ingest::ingest_files(&db.pool, &files, &opts, |done, total| {
                 if let Some(bar) = &bar {
@@ -64,14 +34,14 @@ pub async fn run(global: &Global, cmd: DnsCommand) -> Result<ExitCode> {
         }
         DnsCommand::Tail { dns, paths, flush_every, cmdb_refresh, expire_after } => {
             let opts = TailOptions {
-                ingest: options(global, &dns)?,
+                ingest: settings.ingest(&dns)?,
                 flush_every,
                 cmdb_refresh,
-                expire_after: resolve_expire_after(global, expire_after)?,
+                expire_after: settings.expire_after(expire_after)?,
                 ..Default::default()
             };
-            let db = super::connect(global).await?;
-            let shutdown = super::shutdown_on_ctrl_c();
+            let db = super::shared::connect(settings).await?;
+            let shutdown = super::shared::shutdown_on_ctrl_c();
             let totals = if paths.len() == 1 && paths[0].as_os_str() == "-" {
                 tail::tail_stdin(&db.pool, &opts, shutdown).await?
             } else {
@@ -85,7 +55,7 @@ pub async fn run(global: &Global, cmd: DnsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DnsCommand::Stats { limit, format } => {
-            let db = super::connect(global).await?;
+            let db = super::shared::connect(settings).await?;
             let stats = graph_store::dns::stats(&db.pool, limit).await?;
             match format {
                 TextFormat::Json => crate::output::json(&stats)?,
@@ -94,7 +64,7 @@ pub async fn run(global: &Global, cmd: DnsCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DnsCommand::Expire { older_than } => {
-            let db = super::connect(global).await?;
+            let db = super::shared::connect(settings).await?;
             let before = chrono::Utc::now() - chrono::Duration::from_std(older_than)?;
             let mut conn = db.pool.acquire().await?;
             let (lost, retired) = graph_store::dns::expire_dns_edges(&mut conn, before).await?;

@@ -5,37 +5,22 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use probers::worker::{run_worker, WorkerOptions};
-use probers::{AllowList, Engine};
 
-use crate::cli::{Global, ProbeArgs, ProbeSettingsArgs};
+use crate::cli::ProbeArgs;
+use crate::config::Settings;
 
-/// The probe engine the flags describe (the allow-list first of all).
-pub fn engine(args: &ProbeSettingsArgs) -> Result<Engine> {
-    let allow = AllowList::parse(&args.allow).with_context(|| format!("--allow {}", args.allow.join(",")))?;
-    tracing::info!(%allow, "probe targets are limited to the allow-list");
-    Engine::builder(allow)
-        .packets(args.packets)
-        .interval(args.packet_interval)
-        .timeout(args.timeout)
-        .pps(args.pps)
-        // The kernel's unprivileged ICMP socket where allowed, else a raw one.
-        .prefer_unprivileged(true)
-        .build()
-        .context("starting the probe engine")
-}
-
-pub async fn run(global: &Global, args: ProbeArgs) -> Result<ExitCode> {
-    let db = super::connect(global).await?;
-    let engine = Arc::new(engine(&args.probe)?);
-    let shutdown = super::shutdown_on_ctrl_c_or_after(args.run_for);
+pub async fn run(settings: &Settings, args: ProbeArgs) -> Result<ExitCode> {
+    let db = super::shared::connect(settings).await?;
+    let engine = Arc::new(super::shared::probe_engine(&args.probe)?);
+    let shutdown = super::shared::shutdown_on_ctrl_c_or_after(args.run_for);
     let base = args.name.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
-    let record = global.file.record(args.probe.interval);
+    let probe = settings.probe(&args);
     eprintln!("{} worker(s) probing every {:?}; Ctrl-C stops", args.workers, args.probe.interval);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..args.workers.max(1) {
-        let mut opts = WorkerOptions::new(format!("{base}/{i}"), record.clone());
+        let mut opts = WorkerOptions::new(format!("{base}/{i}"), probe.record.clone());
         opts.batch = args.batch;
-        if let Some(days) = global.file.probe.retention_days {
+        if let Some(days) = probe.retention_days {
             opts.retention_days = days;
         }
         tasks.spawn(run_worker(db.pool.clone(), engine.clone(), opts, shutdown.clone()));

@@ -1,5 +1,4 @@
-//! `edgewatch serve` (the HTTP API), `edgewatch agent` (one agent) and
-//! `edgewatch agent-token` (the agents' tokens).
+//! `edgewatch serve`: the HTTP API, and the store's housekeeping while it runs.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,19 +8,20 @@ use anyhow::{Context, Result};
 use graph_store::agents as store;
 use graph_store::diagnosis::DiagnosisConfig;
 use graph_store::PgPool;
-use probers::agent::{run_agent, AgentConfig};
 use probers::record::RecordConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AgentArgs, AgentTokenCommand, Global, ServeArgs};
+use crate::cli::ServeArgs;
+use crate::config::Settings;
 use crate::http::{self, token, App};
 
 /// Agent reports older than this are deleted.
 const REPORT_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
 
-pub async fn serve(global: &Global, args: ServeArgs) -> Result<ExitCode> {
-    let db = super::connect(global).await?;
-    let record = global.file.record(args.interval);
+pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
+    let serve = settings.serve(&args)?;
+    let db = super::shared::connect(settings).await?;
+    let record = serve.record.clone();
     housekeeping(&db.pool, &record).await.context("preparing the store for results")?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -33,15 +33,13 @@ pub async fn serve(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         db.location
     );
 
-    let shutdown = super::shutdown_on_ctrl_c();
-    let keeper = tokio::spawn(keep_house(db.pool.clone(), record.clone(), global.file.diagnosis, shutdown.clone()));
+    let shutdown = super::shared::shutdown_on_ctrl_c();
+    let keeper = tokio::spawn(keep_house(db.pool.clone(), record.clone(), serve.diagnosis, shutdown.clone()));
     let mut app = App::new(db.pool.clone(), record);
-    app.diagnosis = global.file.diagnosis;
-    let read_token = std::env::var("EDGEWATCH_READ_TOKEN").ok().or_else(|| global.file.api.read_token.clone());
-    app.read_token_hash = read_token.filter(|t| !t.is_empty()).map(|t| token::hash(&t));
-    if let Some(age) = &global.file.api.snapshot_max_age {
-        app.snapshot_max_age = humantime::parse_duration(age)
-            .with_context(|| format!("[api] snapshot_max_age = {age:?} is not a duration (examples: 0s, 5s, 1m)"))?;
+    app.diagnosis = serve.diagnosis;
+    app.read_token_hash = serve.read_token.as_deref().map(token::hash);
+    if let Some(age) = serve.snapshot_max_age {
+        app.snapshot_max_age = age;
     }
     let app = Arc::new(app);
     let served = http::serve(listener, app, shutdown.clone()).await;
@@ -91,54 +89,4 @@ async fn keep_house(pool: PgPool, record: RecordConfig, diagnosis: DiagnosisConf
             }
         }
     }
-}
-
-pub async fn agent(_global: &Global, args: AgentArgs) -> Result<ExitCode> {
-    let engine = Arc::new(super::probe::engine(&args.probe)?);
-    let mut cfg = AgentConfig::new(&args.server, &args.name, &args.token).interval(args.probe.interval);
-    cfg.nginx_access_log = args.nginx_access_log.clone();
-    let shutdown = super::shutdown_on_ctrl_c_or_after(args.run_for);
-    eprintln!(
-        "agent for {} probing every {} and reporting to {}; Ctrl-C stops",
-        args.name,
-        humantime::format_duration(args.probe.interval),
-        args.server
-    );
-    let totals = run_agent(engine.clone(), cfg, shutdown).await.context("running the agent")?;
-    engine.shutdown().await;
-    eprintln!(
-        "{} cycles, {} results made, {} delivered, {} refused by the server, {} dropped, {} undelivered",
-        totals.cycles,
-        totals.results_made,
-        totals.results_delivered,
-        totals.results_refused,
-        totals.results_dropped,
-        totals.undelivered
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn agent_token(global: &Global, cmd: AgentTokenCommand) -> Result<ExitCode> {
-    let db = super::connect(global).await?;
-    match cmd {
-        AgentTokenCommand::Create { node } => {
-            let node_id = live_node(&db.pool, &node).await?;
-            let token = token::generate();
-            store::create_token(&db.pool, node_id, &token::hash(&token)).await?;
-            println!("{token}");
-            eprintln!("token for {node} made; it is shown only now (the store keeps only its hash)");
-        }
-        AgentTokenCommand::Revoke { node } => {
-            let node_id = live_node(&db.pool, &node).await?;
-            let n = store::revoke_tokens(&db.pool, node_id).await?;
-            eprintln!("revoked {n} token(s) of {node}");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn live_node(pool: &PgPool, node: &str) -> Result<i64> {
-    store::live_node(pool, node)
-        .await?
-        .with_context(|| format!("unknown node {node:?}: not in the graph, or retired (see `edgewatch graph nodes`)"))
 }

@@ -8,7 +8,6 @@
 //! (else 413), and only about edges of the agent's node (else 403).
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -21,8 +20,8 @@ use graph_store::agents::{self as store, AgentReport, NginxRates, TokenOwner};
 use probers::agent::wire::{self, Accepted, Problem, Results, Target, Targets, MAX_BODY_BYTES};
 use probers::record::{self, CycleResult};
 
-use super::error::ApiError;
-use super::{token, App, STORE_TIMEOUT};
+use super::error::{with_store_timeout, ApiError};
+use super::{token, App};
 
 /// `GET /api/v1/agents/{name}/targets`
 #[tracing::instrument(skip_all, fields(node = %name))]
@@ -35,7 +34,7 @@ pub async fn targets(
         let owner = authenticate(&app, &headers).await?;
         authorize(&app, &owner, &name).await?;
         let edges = graph_store::probe::targets_of(&app.pool, &owner.node).await?;
-        Ok(Json(Targets {
+        Ok::<_, ApiError>(Json(Targets {
             node: owner.node,
             interval_s: app.record.interval.as_secs().max(1),
             targets: edges.into_iter().map(|e| Target::new(e.edge_id, e.dst_ip, e.port)).collect(),
@@ -73,12 +72,6 @@ pub async fn results(
         record_report(&app, &owner, report, now).await.map(Json)
     })
     .await
-}
-
-async fn with_store_timeout<T>(work: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
-    tokio::time::timeout(STORE_TIMEOUT, work).await.unwrap_or_else(|_| {
-        Err(ApiError::Unavailable(format!("the store did not answer within {} s", STORE_TIMEOUT.as_secs())))
-    })
 }
 
 /// The node the request's token speaks for.

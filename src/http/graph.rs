@@ -27,8 +27,9 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use utoipa::IntoParams;
 
-use super::error::ApiError;
-use super::{App, STORE_TIMEOUT};
+use super::error::{with_store_timeout, ApiError};
+use super::App;
+use crate::not_found::{not_in_graph, Named};
 
 /// A value of the live graph shared by the requests within `max_age` of its loading (the
 /// topology snapshot; the answer of `/api/v1/broken`), so a burst of requests costs one
@@ -108,13 +109,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
     }
 }
 
-async fn timed<T>(f: impl std::future::Future<Output = graph_store::Result<T>>) -> Result<T, ApiError> {
-    tokio::time::timeout(STORE_TIMEOUT, f)
-        .await
-        .map_err(|_| ApiError::Unavailable("the database did not answer in time".into()))?
-        .map_err(ApiError::from)
-}
-
 /// Times in the API are RFC 3339, as in its answers (the CLI takes friendlier forms too).
 fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(value).map(|t| t.with_timezone(&Utc)).map_err(|e| {
@@ -128,8 +122,13 @@ fn parse_at(at: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
 
 async fn snapshot(app: &App, at: &Option<String>) -> Result<Arc<Snapshot>, ApiError> {
     match parse_at(at)? {
-        Some(at) => Ok(Arc::new(timed(topology::load_at(&app.pool, Some(at))).await?)),
-        None => app.live.snapshot.get(app.snapshot_max_age, || async { timed(topology::load(&app.pool)).await }).await,
+        Some(at) => Ok(Arc::new(with_store_timeout(topology::load_at(&app.pool, Some(at))).await?)),
+        None => {
+            app.live
+                .snapshot
+                .get(app.snapshot_max_age, || async { with_store_timeout(topology::load(&app.pool)).await })
+                .await
+        }
     }
 }
 
@@ -262,8 +261,8 @@ pub async fn nodes(
                 "all lists retired rows too; with at the graph is the one live then".into(),
             ))
         }
-        Some(at) => timed(history::nodes_at(&app.pool, at, &opts)).await?,
-        None => timed(query::nodes(&app.pool, opts)).await?,
+        Some(at) => with_store_timeout(history::nodes_at(&app.pool, at, &opts)).await?,
+        None => with_store_timeout(query::nodes(&app.pool, opts)).await?,
     }))
 }
 
@@ -277,7 +276,7 @@ pub async fn edges(
 ) -> Result<Json<Vec<EdgeView>>, ApiError> {
     let mut opts = options(&p.dc, &p.role, &p.host, &p.service, p.all);
     (opts.state, opts.source) = (p.state, p.source);
-    Ok(Json(timed(query::edges(&app.pool, opts)).await?))
+    Ok(Json(with_store_timeout(query::edges(&app.pool, opts)).await?))
 }
 
 /// Edges as they were at a past time, with their state then.
@@ -290,7 +289,7 @@ pub async fn history_edges(
     let at = parse_time("at", &p.at)?;
     let mut opts = options(&p.dc, &p.role, &p.host, &p.service, None);
     (opts.state, opts.source) = (p.state, p.source);
-    Ok(Json(timed(history::edges_at(&app.pool, at, &opts)).await?))
+    Ok(Json(with_store_timeout(history::edges_at(&app.pool, at, &opts)).await?))
 }
 
 /// Edges down or degraded (now, or at a past time), worst first: longest broken, then the
@@ -299,13 +298,13 @@ pub async fn history_edges(
     responses((status = 200, description = "Broken edges, worst first", body = Vec<BrokenEdge>), super::openapi::Errors))]
 pub async fn broken(State(app): State<Arc<App>>, ApiQuery(p): ApiQuery<AtParams>) -> Result<Response, ApiError> {
     if let Some(at) = parse_at(&p.at)? {
-        return Ok(Json(timed(history::broken_at(&app.pool, at)).await?).into_response());
+        return Ok(Json(with_store_timeout(history::broken_at(&app.pool, at)).await?).into_response());
     }
     let body = app
         .live
         .broken
         .get(app.snapshot_max_age, || async {
-            let edges = timed(query::broken(&app.pool)).await?;
+            let edges = with_store_timeout(query::broken(&app.pool)).await?;
             let json = serde_json::to_vec(&edges).map_err(|e| ApiError::Internal(e.into()))?;
             Ok(Bytes::from(json))
         })
@@ -344,7 +343,7 @@ async fn reached(app: &App, name: String, p: DepthParams, forward: bool) -> Resu
         n => Some(n),
     };
     let nodes = if forward { snapshot.deps(&name, limit) } else { snapshot.dependents(&name, limit) };
-    let nodes = nodes.ok_or_else(|| ApiError::NotFound(format!("no live node named {name:?}")))?;
+    let nodes = nodes.ok_or_else(|| ApiError::NotFound(not_in_graph(&name, Named::Node)))?;
     let direction = if forward { "deps" } else { "dependents" }.to_string();
     Ok(Json(ReachedAnswer { node: name, direction, depth: limit, nodes }))
 }
@@ -360,9 +359,8 @@ pub async fn blast(
     ApiQuery(p): ApiQuery<AtParams>,
 ) -> Result<Json<Blast>, ApiError> {
     let snapshot = snapshot(&app, &p.at).await?;
-    let blast = snapshot
-        .blast(&target)
-        .ok_or_else(|| ApiError::NotFound(format!("{target:?} is no live node, host or data center")))?;
+    let blast =
+        snapshot.blast(&target).ok_or_else(|| ApiError::NotFound(not_in_graph(&target, Named::NodeHostOrDc)))?;
     Ok(Json(blast))
 }
 
@@ -382,8 +380,7 @@ pub async fn path(
     ApiQuery(p): ApiQuery<PathParams>,
 ) -> Result<Json<PathAnswer>, ApiError> {
     let snapshot = snapshot(&app, &p.at).await?;
-    let hops =
-        snapshot.path(&p.from, &p.to).map_err(|name| ApiError::NotFound(format!("no live node named {name:?}")))?;
+    let hops = snapshot.path(&p.from, &p.to).map_err(|name| ApiError::NotFound(not_in_graph(&name, Named::Node)))?;
     Ok(Json(PathAnswer { found: hops.is_some(), hops: hops.unwrap_or_default(), from: p.from, to: p.to }))
 }
 
@@ -397,7 +394,7 @@ pub async fn diff(State(app): State<Arc<App>>, ApiQuery(p): ApiQuery<DiffParams>
     if from > to {
         return Err(ApiError::BadRequest("from is after to".into()));
     }
-    Ok(Json(timed(history::diff(&app.pool, from, to)).await?))
+    Ok(Json(with_store_timeout(history::diff(&app.pool, from, to)).await?))
 }
 
 /// The broken edges grouped into incidents, worst first, each with its kind, culprit and
@@ -405,6 +402,6 @@ pub async fn diff(State(app): State<Arc<App>>, ApiQuery(p): ApiQuery<DiffParams>
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "graph",
     responses((status = 200, description = "Incidents, most edges first", body = Vec<Incident>), super::openapi::Errors))]
 pub async fn incidents(State(app): State<Arc<App>>) -> Result<Json<Vec<Incident>>, ApiError> {
-    let diagnosis = timed(graph_store::diagnosis::refresh(&app.pool, &app.diagnosis)).await?;
+    let diagnosis = with_store_timeout(graph_store::diagnosis::refresh(&app.pool, &app.diagnosis)).await?;
     Ok(Json(diagnosis.incidents))
 }

@@ -9,6 +9,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::error::{with_store_timeout, ApiError};
 use super::{App, STORE_TIMEOUT};
 
 /// `/healthz`'s answer.
@@ -43,15 +44,14 @@ pub async fn healthz() -> Json<Health> {
     responses((status = 200, description = "Ready", body = Readiness),
               (status = 503, description = "Not ready, and why", body = Readiness)))]
 pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, Json<Readiness>) {
-    let check = tokio::time::timeout(STORE_TIMEOUT, graph_store::db::readiness(&app.pool)).await;
-    let reason = match check {
-        Ok(Ok(Ok(migrations))) => {
+    let reason = match with_store_timeout(graph_store::db::readiness(&app.pool)).await {
+        Ok(Ok(migrations)) => {
             let ready = Readiness { status: "ready".into(), migrations: Some(migrations), reason: None };
             return (StatusCode::OK, Json(ready));
         }
-        Ok(Ok(Err(reason))) => reason,
-        Ok(Err(e)) => format!("database unreachable: {e}"),
-        Err(_) => format!("database did not answer within {} s", STORE_TIMEOUT.as_secs()),
+        Ok(Err(reason)) => reason,
+        Err(ApiError::StoreTimeout) => format!("database did not answer within {} s", STORE_TIMEOUT.as_secs()),
+        Err(e) => format!("database unreachable: {e}"),
     };
     (
         StatusCode::SERVICE_UNAVAILABLE,

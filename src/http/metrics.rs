@@ -18,6 +18,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
 
+use super::error::{with_store_timeout, ApiError};
 use super::{App, STORE_TIMEOUT};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -103,8 +104,8 @@ pub async fn scrape(State(app): State<Arc<App>>) -> Response {
 
     let up = Gauge::<i64>::default();
     registry.register("store_up", "1 when the store's figures could be read for this scrape", up.clone());
-    match tokio::time::timeout(STORE_TIMEOUT, graph_store::figures::read(&app.pool)).await {
-        Ok(Ok(figures)) => {
+    match with_store_timeout(graph_store::figures::read(&app.pool)).await {
+        Ok(figures) => {
             up.set(1);
             let lines = Family::<ResultLabel, Counter>::default();
             for (result, n) in figures.dns_lines {
@@ -127,13 +128,15 @@ pub async fn scrape(State(app): State<Arc<App>>) -> Response {
             }
             registry.register("nodes", "Live nodes by data center", nodes);
         }
-        Ok(Err(e)) => tracing::warn!("metrics: cannot read the store's figures: {e}"),
-        Err(_) => tracing::warn!("metrics: the store did not answer within {} s", STORE_TIMEOUT.as_secs()),
+        Err(ApiError::StoreTimeout) => {
+            tracing::warn!("metrics: the store did not answer within {} s", STORE_TIMEOUT.as_secs())
+        }
+        Err(e) => tracing::warn!("metrics: cannot read the store's figures: {e}"),
     }
 
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
-        return super::error::ApiError::Internal(anyhow::anyhow!("encoding metrics: {e}")).into_response();
+        return ApiError::Internal(anyhow::anyhow!("encoding metrics: {e}")).into_response();
     }
     ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }

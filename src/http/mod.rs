@@ -6,7 +6,7 @@
 //! - [`health`] — `/healthz`, `/readyz`
 //! - [`metrics`] — `/metrics` (Prometheus)
 //! - [`openapi`] — `/api/v1/openapi.json`
-//! - [`error`] — the one error type, and how it answers.
+//! - [`error`] — the one error type, how it answers, and the store calls' time limit.
 //! - [`token`] — agent tokens, and the optional read token.
 
 pub mod agents;

@@ -11,6 +11,8 @@ use anyhow::{bail, Context};
 use graph_store::report::Report;
 use wait_timeout::ChildExt;
 
+use crate::dot::quote;
+
 /// How long `dot` may take: a service graph is small, so this only stops a hung process.
 const DOT_TIME_LIMIT: Duration = Duration::from_secs(60);
 
@@ -172,26 +174,6 @@ fn draw(program: &str, dot: &str, limit: Duration) -> anyhow::Result<String> {
     }
 }
 
-/// A DOT quoted string for a label or tooltip. Graphviz reads `\` in labels as the start
-/// of an escape (`\n`, `\N`, …) and `&…;` as an HTML entity, so `\` is doubled and `&`
-/// written `&amp;`; `"` is escaped; control characters (a newline in a name) become
-/// spaces, since they would break the SVG's XML.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '&' => out.push_str("&amp;"),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// The first `max` characters and `…` when there are more.
 fn shorten(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
@@ -203,20 +185,6 @@ fn shorten(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quote_escapes_dot_strings() {
-        for (name, want) in [
-            ("api", "\"api\""),
-            ("\"quoted\"", "\"\\\"quoted\\\"\""),
-            ("C:\\x\\", "\"C:\\\\x\\\\\""),
-            ("a\nb", "\"a b\""),
-            ("<script>", "\"<script>\""),
-            ("&amp;&lt;", "\"&amp;amp;&amp;lt;\""),
-        ] {
-            assert_eq!(quote(name), want, "{name:?}");
-        }
-    }
 
     #[test]
     fn a_missing_dot_says_what_to_install() {

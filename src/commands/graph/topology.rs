@@ -1,5 +1,6 @@
 //! `edgewatch graph deps|dependents|blast|spof|path`: topology questions answered on a
-//! snapshot of the live graph (see `graph_store::topology` for what each one means).
+//! snapshot of the graph, now or at `--at` (see `graph_store::topology` for what each one
+//! means), printed as a table, JSON or DOT.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -8,61 +9,14 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use graph_store::topology::{self, Loser, PathAnswer, ReachedAnswer, Snapshot};
 
-use crate::cli::Global;
+use crate::cli::{TopologyCommand, TopologyFormat};
+use crate::config::Settings;
+use crate::dot::quote;
+use crate::not_found::{not_in_graph, Named};
 use crate::output::{self, table};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TopologyFormat {
-    Table,
-    Json,
-    Dot,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum TopologyCommand {
-    /// What NODE depends on: the nodes its edges go to, or with --depth N everything
-    /// reachable in N hops (via services: a consumer of db1 depends on db1's providers).
-    Deps {
-        node: String,
-        /// Hops to follow; 0 means no limit.
-        #[arg(long, default_value_t = 1)]
-        depth: usize,
-        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
-        format: TopologyFormat,
-    },
-    /// What depends on NODE, directly or with --depth N transitively.
-    Dependents {
-        node: String,
-        /// Hops to follow; 0 means no limit.
-        #[arg(long, default_value_t = 1)]
-        depth: usize,
-        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
-        format: TopologyFormat,
-    },
-    /// Who loses every provider of some service it uses if TARGET (a node, host or data
-    /// center) disappears.
-    Blast {
-        target: String,
-        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
-        format: TopologyFormat,
-    },
-    /// Single points of failure: nodes and hosts whose loss alone leaves some consumer
-    /// without any provider of a service it uses.
-    Spof {
-        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
-        format: TopologyFormat,
-    },
-    /// The shortest dependency chain FROM → … → TO, if any (exit 1 when there is none).
-    Path {
-        from: String,
-        to: String,
-        #[arg(long, value_enum, default_value_t = TopologyFormat::Table)]
-        format: TopologyFormat,
-    },
-}
-
-pub async fn run(global: &Global, cmd: TopologyCommand, at: Option<DateTime<Utc>>) -> Result<ExitCode> {
-    let db = super::connect(global).await?;
+pub async fn run(settings: &Settings, cmd: TopologyCommand, at: Option<DateTime<Utc>>) -> Result<ExitCode> {
+    let db = crate::commands::shared::connect(settings).await?;
     let snapshot = topology::load_at(&db.pool, at).await?;
     answer(&snapshot, cmd)
 }
@@ -74,7 +28,7 @@ pub fn answer(snapshot: &Snapshot, cmd: TopologyCommand) -> Result<ExitCode> {
         TopologyCommand::Dependents { node, depth, format } => reached(snapshot, &node, depth, false, format)?,
         TopologyCommand::Blast { target, format } => {
             let Some(blast) = snapshot.blast(&target) else {
-                anyhow::bail!("{target:?} is no live node, host or data center");
+                anyhow::bail!(not_in_graph(&target, Named::NodeHostOrDc));
             };
             match format {
                 TopologyFormat::Json => output::json(&blast)?,
@@ -116,7 +70,7 @@ pub fn answer(snapshot: &Snapshot, cmd: TopologyCommand) -> Result<ExitCode> {
             }
         }
         TopologyCommand::Path { from, to, format } => {
-            let hops = snapshot.path(&from, &to).map_err(|name| anyhow::anyhow!("no live node named {name:?}"))?;
+            let hops = snapshot.path(&from, &to).map_err(|name| anyhow::anyhow!(not_in_graph(&name, Named::Node)))?;
             let found = hops.is_some();
             let hops = hops.unwrap_or_default();
             match format {
@@ -153,7 +107,7 @@ fn reached(snapshot: &Snapshot, node: &str, depth: usize, forward: bool, format:
     let limit = (depth > 0).then_some(depth);
     let nodes = if forward { snapshot.deps(node, limit) } else { snapshot.dependents(node, limit) };
     let Some(nodes) = nodes else {
-        anyhow::bail!("no live node named {node:?}");
+        anyhow::bail!(not_in_graph(node, Named::Node));
     };
     match format {
         TopologyFormat::Json => output::json(&ReachedAnswer {
@@ -259,8 +213,4 @@ fn edge_dot(dot: &mut String, src: &str, dst: &str, services: &[String], linked:
     let style = if services.is_empty() { ", style=dashed" } else { "" };
     let _ =
         writeln!(dot, "  {} -> {} [label={}{style}];", quote(src), quote(dst), quote(&services_text(services, linked)));
-}
-
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }

@@ -1,4 +1,7 @@
-//! `edgewatch graph …`: topology queries, now or (with `--at`) as the graph was.
+//! `edgewatch graph …`: the node and edge lists, the broken edges, what changed, and (in
+//! [`topology`]) the dependency questions; now or (with `--at`) as the graph was.
+
+mod topology;
 
 use std::process::ExitCode;
 
@@ -7,15 +10,16 @@ use graph_store::history::{self, Diff, EdgeAt};
 use graph_store::query::{self, ListOptions};
 use graph_store::{format_utc, PgPool};
 
-use crate::cli::{Global, GraphArgs, GraphCommand, ListArgs, ListFormat};
+use crate::cli::{GraphArgs, GraphCommand, ListArgs, ListFormat};
+use crate::config::Settings;
 use crate::output;
 
-pub async fn run(global: &Global, args: GraphArgs) -> Result<ExitCode> {
+pub async fn run(settings: &Settings, args: GraphArgs) -> Result<ExitCode> {
     let at = args.at;
     if let GraphCommand::Topology(cmd) = args.command {
-        return super::topology::run(global, cmd, at).await;
+        return topology::run(settings, cmd, at).await;
     }
-    let db = super::connect(global).await?;
+    let db = super::shared::connect(settings).await?;
     match args.command {
         GraphCommand::Nodes(args) => {
             if args.state.is_some() || args.source.is_some() {

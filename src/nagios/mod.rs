@@ -1,7 +1,15 @@
-//! The Nagios plugin's pure parts: threshold ranges as the Monitoring Plugins development
-//! guidelines define them, states, and the text of the answer.
+//! The Nagios plugin's pure parts, tested without a process or a store: threshold ranges
+//! as the Monitoring Plugins development guidelines define them, states, names made safe
+//! for the output, and (in [`answer`]) the state and text of the answer from what the
+//! check saw, and (in [`passive`]) the passive results per host.
+
+mod answer;
+mod passive;
 
 use std::fmt;
+
+pub use answer::{data_age, Answer, Filter, Thresholds};
+pub use passive::{command_lines, passive_results};
 
 /// A threshold range: `10` (alert outside 0..=10), `10:` (below 10), `~:10` (above 10),
 /// `10:20` (outside 10..=20), `@10:20` (inside 10..=20).

@@ -1,0 +1,36 @@
+//! `edgewatch agent`: one agent, probing its node's edges from where the traffic starts
+//! and reporting to the server.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use probers::agent::{run_agent, AgentConfig};
+
+use crate::cli::AgentArgs;
+use crate::config::Settings;
+
+pub async fn run(_settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
+    let engine = Arc::new(super::shared::probe_engine(&args.probe)?);
+    let mut cfg = AgentConfig::new(&args.server, &args.name, &args.token).interval(args.probe.interval);
+    cfg.nginx_access_log = args.nginx_access_log.clone();
+    let shutdown = super::shared::shutdown_on_ctrl_c_or_after(args.run_for);
+    eprintln!(
+        "agent for {} probing every {} and reporting to {}; Ctrl-C stops",
+        args.name,
+        humantime::format_duration(args.probe.interval),
+        args.server
+    );
+    let totals = run_agent(engine.clone(), cfg, shutdown).await.context("running the agent")?;
+    engine.shutdown().await;
+    eprintln!(
+        "{} cycles, {} results made, {} delivered, {} refused by the server, {} dropped, {} undelivered",
+        totals.cycles,
+        totals.results_made,
+        totals.results_delivered,
+        totals.results_refused,
+        totals.results_dropped,
+        totals.undelivered
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,45 @@
+//! `edgewatch incidents`: the broken edges grouped into incidents, each with its likely
+//! culprit.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use graph_store::diagnosis::{self, Incident};
+use graph_store::format_utc;
+
+use crate::cli::ListFormat;
+use crate::config::Settings;
+use crate::output;
+
+pub async fn run(settings: &Settings, format: ListFormat) -> Result<ExitCode> {
+    let db = super::shared::connect(settings).await?;
+    let diagnosis = diagnosis::current(&db.pool, &settings.diagnosis(), Duration::ZERO).await?;
+    match format {
+        ListFormat::Json => output::json(&diagnosis.incidents)?,
+        ListFormat::Table => {
+            let mut t = output::table(&["kind", "culprit", "edges", "consumers", "since", "evidence"]);
+            for i in &diagnosis.incidents {
+                t.add_row(vec![
+                    i.kind.as_str().to_string(),
+                    i.culprit.clone(),
+                    i.edges.len().to_string(),
+                    i.affected_nodes.to_string(),
+                    format_utc(&i.since),
+                    i.evidence.clone(),
+                ]);
+            }
+            println!("{t}");
+            println!(
+                "{} incident(s), {} broken edge(s)",
+                diagnosis.incidents.len(),
+                broken_count(&diagnosis.incidents)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn broken_count(incidents: &[Incident]) -> usize {
+    incidents.iter().map(|i| i.edges.len()).sum()
+}
