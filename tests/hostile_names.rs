@@ -13,7 +13,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use common::{edgewatch, ok, path_str};
+use common::{edgewatch, ok, path_str, tool};
 use graph_store::testing::{dump, dump_without, TestDb};
 use serde_json::{json, Value};
 
@@ -590,20 +590,6 @@ fn svg_texts(dot: &Path, dot_text: &str, what: &str) -> (BTreeSet<String>, BTree
             .collect()
     };
     (texts("node"), texts("edge"))
-}
-
-/// The path of a tool on PATH, or `None` (skip, saying why) when it is missing and we are
-/// neither root nor under CI.
-fn tool(name: &str, package: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    if let Some(found) = std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file()) {
-        return Some(found);
-    }
-    let why = format!("{name} is not installed (Debian package {package}; `make test` installs it)");
-    assert!(std::env::var_os("CI").is_none(), "CI must have {name}: {why}");
-    assert!(!nix::unistd::geteuid().is_root(), "{why}: run scripts/install-deps.sh report");
-    eprintln!("SKIPPED: {why}, and not root to install it: no {name} output checked");
-    None
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use common::tool;
 use edgewatch::report;
 use graph_store::report::{
     BrokenDay, Changes, Counted, CrossDc, DepChange, EventDay, Hygiene, IncidentDay, NodeChange, Report, RoleDeps,
@@ -675,20 +676,6 @@ fn screenshot(chromium: &Path, page: &Path, png: &Path) {
     let commonest = colours.values().max().copied().unwrap_or(0);
     assert!(colours.len() > 50, "a page of text has many colours (anti-aliasing): {}", colours.len());
     assert!(commonest < total * 97 / 100, "the page is (nearly) one colour: {commonest} of {total} pixels");
-}
-
-/// The path of a tool on PATH, or `None` (skip, saying why) when it is missing and we are
-/// neither root nor under CI.
-fn tool(name: &str, package: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    if let Some(found) = std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file()) {
-        return Some(found);
-    }
-    let why = format!("{name} is not installed (Debian package {package}; `make test` installs it)");
-    assert!(std::env::var_os("CI").is_none(), "CI must have {name}: {why}");
-    assert!(!nix::unistd::geteuid().is_root(), "{why}: run scripts/install-deps.sh report");
-    eprintln!("SKIPPED: {why}, and not root to install it: no {name} output checked");
-    None
 }
 
 fn short(s: &str) -> String {

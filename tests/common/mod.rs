@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
@@ -162,4 +162,18 @@ pub fn hostile_names() -> Vec<String> {
         assert_eq!(s.trim(), s, "hostile names must not start or end with whitespace");
     }
     p
+}
+
+/// The path of a tool on PATH, or `None` (skip, saying why) when it is missing and we are
+/// neither root nor under CI.
+pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(found) = std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file()) {
+        return Some(found);
+    }
+    let why = format!("{name} is not installed (Debian package {package}; `make test` installs it)");
+    assert!(std::env::var_os("CI").is_none(), "CI must have {name}: {why}");
+    assert!(!nix::unistd::geteuid().is_root(), "{why}: run scripts/install-deps.sh report");
+    eprintln!("SKIPPED: {why}, and not root to install it: no {name} output checked");
+    None
 }
