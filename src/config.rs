@@ -47,6 +47,10 @@
 //! tz = "Europe/Berlin"                     # default: this machine's time zone
 //! dir = "/var/lib/edgewatch/reports"       # also write the reports here
 //! keep_days = 400                          # hourly rollups kept
+//!
+//! [owners]                                 # whose network a hop address is (longest prefix wins)
+//! "10.0.0.0/8" = "ours"
+//! "52.93.0.0/16" = "AWS"
 //! ```
 //! Unknown keys are refused, naming the file and the key, so a typo never goes unseen.
 
@@ -59,6 +63,7 @@ use chrono_tz::Tz;
 use discovery::dns::ingest::IngestOptions;
 use graph_store::db::Target;
 use graph_store::diagnosis::DiagnosisConfig;
+use graph_store::paths::Owners;
 use probers::record::RecordConfig;
 use serde::Deserialize;
 
@@ -282,6 +287,9 @@ struct Config {
     check: CheckConfig,
     #[serde(default)]
     report: ReportConfig,
+    /// Prefix → owner label, for the hops of traced paths.
+    #[serde(default)]
+    owners: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -338,6 +346,7 @@ impl Config {
         config.health.validate().map_err(|e| anyhow::anyhow!("{}: [health] {e}", path.display()))?;
         config.diagnosis.validate().map_err(|e| anyhow::anyhow!("{}: [diagnosis] {e}", path.display()))?;
         config.check_diagnosis_max_age().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Owners::new(&config.owners).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(config)
     }
 
@@ -359,5 +368,22 @@ mod tests {
     fn unknown_zones_are_refused() {
         assert!(zone(Some("Mars/Olympus")).unwrap_err().to_string().contains("IANA"));
         assert_eq!(zone(Some("UTC")).unwrap(), Tz::UTC);
+    }
+
+    #[test]
+    fn owners_come_from_the_file_and_a_bad_prefix_is_refused_naming_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.toml");
+        std::fs::write(&good, "[owners]\n\"10.0.0.0/8\" = \"ours\"\n\"10.1.0.0/16\" = \"lab\"\n").unwrap();
+        let config = Config::load(&good).unwrap();
+        let owners = Owners::new(&config.owners).unwrap();
+        assert_eq!(owners.owner("10.1.2.3".parse().unwrap()), Some("lab"));
+        assert_eq!(owners.owner("10.2.0.1".parse().unwrap()), Some("ours"));
+        assert_eq!(owners.owner("192.0.2.1".parse().unwrap()), None);
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[owners]\n\"10.0.0.0/33\" = \"ours\"\n").unwrap();
+        let err = Config::load(&bad).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{}: [owners] \"10.0.0.0/33\": not a prefix", bad.display())), "{err}");
     }
 }
