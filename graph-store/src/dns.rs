@@ -218,12 +218,13 @@ pub async fn batch_barrier(pool: &PgPool) -> Result<()> {
 }
 
 /// Registers `path` as followed from `now` on, unless it already is; returns since when it
-/// is followed.
+/// is followed. A registration committed by another process while this one waits (a
+/// tailer killed just after sending it) is the one returned: `DO UPDATE` hands back the
+/// row that won, where `DO NOTHING` plus a read in the same statement would see neither.
 pub async fn follow_path(pool: &PgPool, path: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     sqlx::query_scalar(
-        "WITH new AS (INSERT INTO log_paths (path, followed_since) VALUES ($1, $2) \
-                      ON CONFLICT (path) DO NOTHING RETURNING followed_since) \
-         SELECT followed_since FROM new UNION ALL SELECT followed_since FROM log_paths WHERE path = $1",
+        "INSERT INTO log_paths (path, followed_since) VALUES ($1, $2) \
+         ON CONFLICT (path) DO UPDATE SET followed_since = log_paths.followed_since RETURNING followed_since",
     )
     .bind(path)
     .bind(now)

@@ -1,4 +1,5 @@
-//! The store's CMDB functions on a real PostgreSQL (a fresh database per test).
+//! The store's CMDB functions, and registering a followed log path, on a real PostgreSQL (a
+//! fresh database per test).
 
 use std::net::IpAddr;
 
@@ -163,4 +164,30 @@ async fn probe_history_partitions_are_made_ahead_and_dropped_past_retention() {
     // Today's and the next days' partitions are kept.
     assert!(graph_store::probe::drop_old_partitions(&db.pool, 14).await.unwrap().is_empty());
     graph_store::probe::ensure_partitions(&db.pool).await.unwrap();
+}
+
+/// A path registered by a process that committed while this one's registration waited
+/// on it (a tailer killed just after sending its own): the waiting call returns the time
+/// that won, not an error and not its own.
+#[tokio::test]
+async fn follow_path_returns_a_registration_committed_while_it_waited() {
+    use chrono::{TimeZone, Utc};
+    let db = TestDb::new().await;
+    let first = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap();
+    let later = Utc.with_ymd_and_hms(2026, 12, 4, 10, 0, 0).unwrap();
+    let mut other = db.pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO log_paths (path, followed_since) VALUES ('/var/log/pdns.log', $1)")
+        .bind(first)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let pool = db.pool.clone();
+    let waiting = tokio::spawn(async move { graph_store::dns::follow_path(&pool, "/var/log/pdns.log", later).await });
+    // Let the registration reach the row the open transaction holds, then commit that one.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the registration waits for the other transaction");
+    other.commit().await.unwrap();
+    assert_eq!(waiting.await.unwrap().unwrap(), first);
+    // And once registered, later calls keep the first time.
+    assert_eq!(graph_store::dns::follow_path(&db.pool, "/var/log/pdns.log", later).await.unwrap(), first);
 }
