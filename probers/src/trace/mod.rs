@@ -475,14 +475,15 @@ impl Inner {
         out: &mut RoundOut,
     ) {
         for ttl in 1..=log.limit() {
-            // Answers so far may show the end of the path: nothing is sent past it.
+            self.pacer.wait().await;
+            // Answers so far (up to the moment of sending) may show the end of the path:
+            // nothing is sent past it.
             while let Ok(arrival) = rx.try_recv() {
                 self.note(log, arrival);
             }
             if !log.should_send(ttl) {
                 break;
             }
-            self.pacer.wait().await;
             match socket.send(dst, id, ttl, log.next_probe(), tx).await {
                 Ok(registration) => {
                     log.sent(round, ttl);

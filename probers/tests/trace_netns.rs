@@ -1,0 +1,273 @@
+//! The tracer through real routers: a source, three routers in a chain and a destination,
+//! each a network namespace this test creates (and removes, on failure too). Root only:
+//! without root the test prints why and skips.
+//!
+//! Every address lives only inside those namespaces: 198.18.101–104.0/24 (RFC 2544's
+//! benchmarking range) and fd00:ee:101–104::/64 (unique local). Link `h` joins hop `h-1`
+//! (the source is hop 0) and hop `h`: the nearer side has `.1`/`::1`, the farther `.2`/`::2`.
+//! So hop `h`'s inbound address — the one a router answers from (IPv4:
+//! `icmp_errors_use_inbound_ifaddr`; IPv6: the address on the way back to the source) — is
+//! the `.2` of link `h`. The routers forward, answer every probe (`icmp_ratelimit=0`), and
+//! route the source's network back the way it came.
+//!
+//! The test runs itself again under `ip netns exec` in the source namespace, where the
+//! child traces and prints each run as JSON; the parent checks them, and compares the hops
+//! with `mtr --json` run in the same namespace when mtr is installed.
+
+use std::net::IpAddr;
+use std::process::Command;
+
+use graph_store::paths::Run;
+
+const CHILD: &str = "EDGEWATCH_TRACE_NETNS_CHILD";
+const PREFIX: &str = "ewtr-";
+/// Hops between source and destination: 3 routers, then the destination.
+const HOPS: usize = 4;
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .is_some_and(|uid| uid == "0")
+}
+
+fn ip(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("ip").args(args).output().map_err(|e| format!("ip {args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+fn sysctl(ns: &str, settings: &[&str]) {
+    for setting in settings {
+        ip(&["netns", "exec", ns, "sysctl", "-qw", setting]).unwrap();
+    }
+}
+
+/// The test's namespaces; dropping it deletes them (and so their veths).
+struct Lab {
+    /// source, router 1..3, destination.
+    ns: Vec<String>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in &self.ns {
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+/// The address of hop `h` (1..=HOPS) as the source sees it: on link `h`, the far side.
+fn hop_v4(h: usize) -> String {
+    format!("198.18.{}.2", 100 + h)
+}
+
+fn hop_v6(h: usize) -> String {
+    format!("fd00:ee:{}::2", 100 + h)
+}
+
+/// Removes namespaces of this test whose process is gone (a crashed earlier run).
+fn sweep_leftovers() {
+    let list = ip(&["netns", "list"]).unwrap_or_default();
+    for ns in list.lines().filter_map(|l| l.split_whitespace().next()) {
+        let Some(pid) = ns.strip_prefix(PREFIX).and_then(|rest| rest.split('-').next()) else { continue };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+/// Builds the chain. Hop h's namespace is `ns[h]`; link h joins `ns[h-1]` (`.1`) and
+/// `ns[h]` (`.2`).
+fn build_lab() -> Result<Lab, String> {
+    sweep_leftovers();
+    let base = format!("{PREFIX}{}-{}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().subsec_nanos());
+    let names = ["s", "r1", "r2", "r3", "d"];
+    let mut lab = Lab { ns: Vec::new() };
+    for name in names {
+        let ns = format!("{base}-{name}");
+        ip(&["netns", "add", &ns])?;
+        lab.ns.push(ns.clone());
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        sysctl(&ns, &["net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]);
+    }
+    for h in 1..=HOPS {
+        let (near, far) = (&lab.ns[h - 1], &lab.ns[h]);
+        let (up, down) = (format!("up{h}"), format!("dn{h}"));
+        // `up{h}` in the far namespace faces the source; `dn{h}` in the near one faces away.
+        ip(&["-n", near, "link", "add", &down, "type", "veth", "peer", "name", &up, "netns", far])?;
+        for (ns, dev, side) in [(near, &down, 1), (far, &up, 2)] {
+            ip(&["-n", ns, "addr", "add", &format!("198.18.{}.{side}/24", 100 + h), "dev", dev])?;
+            ip(&["-n", ns, "-6", "addr", "add", &format!("fd00:ee:{}::{side}/64", 100 + h), "dev", dev, "nodad"])?;
+            ip(&["-n", ns, "link", "set", dev, "up"])?;
+        }
+    }
+    for h in 0..=HOPS {
+        let ns = &lab.ns[h];
+        if h < HOPS {
+            // Onwards: via the next hop's inbound address.
+            ip(&["-n", ns, "route", "add", "default", "via", &format!("198.18.{}.2", 101 + h)])?;
+            ip(&["-n", ns, "-6", "route", "add", "default", "via", &format!("fd00:ee:{}::2", 101 + h)])?;
+        } else {
+            ip(&["-n", ns, "route", "add", "default", "via", "198.18.104.1"])?;
+            ip(&["-n", ns, "-6", "route", "add", "default", "via", "fd00:ee:104::1"])?;
+        }
+        if (2..HOPS).contains(&h) {
+            // Back to the source's link: via the previous hop.
+            ip(&["-n", ns, "route", "add", "198.18.101.0/24", "via", &format!("198.18.{}.1", 100 + h)])?;
+            ip(&["-n", ns, "-6", "route", "add", "fd00:ee:101::/64", "via", &format!("fd00:ee:{}::1", 100 + h)])?;
+        }
+        if (1..HOPS).contains(&h) {
+            sysctl(
+                ns,
+                &[
+                    "net.ipv4.ip_forward=1",
+                    "net.ipv4.icmp_ratelimit=0",
+                    "net.ipv4.icmp_errors_use_inbound_ifaddr=1",
+                    "net.ipv6.conf.all.forwarding=1",
+                    "net.ipv6.icmp.ratelimit=0",
+                ],
+            );
+        }
+    }
+    Ok(lab)
+}
+
+/// Inside the source namespace: traces the targets in `CHILD` (comma-separated) at once and
+/// prints `RUN <ip> <json>` or `ERR <ip> <error>` for each, then the tracer's stats.
+fn child(targets: &str) {
+    use probers::trace::{TraceTarget, Tracer};
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let allow = probers::AllowList::parse(&["198.18.0.0/15", "fd00:ee::/32"]).unwrap();
+        let tracer = Tracer::builder(allow).probes(3).interval(std::time::Duration::from_millis(500)).build().unwrap();
+        let targets: Vec<TraceTarget> = targets.split(',').map(|t| TraceTarget::new(t.parse().unwrap())).collect();
+        settle(&targets).await;
+        for (target, result) in tracer.trace_all(targets).await {
+            match result {
+                Ok(run) => println!("RUN {} {}", target.ip, serde_json::to_string(&run).unwrap()),
+                Err(e) => println!("ERR {} {e}", target.ip),
+            }
+        }
+        println!("STATS {}", serde_json::to_string(&tracer.stats()).unwrap());
+    });
+}
+
+/// Waits (up to 10 s) until every allowed target answers pings without loss: on brand-new
+/// links the first neighbour discovery can take a retransmission (1 s), which would show
+/// as loss in the first round of a trace. Every router on the way resolves its neighbours
+/// for the echo request and reply, so the traces then see the settled network.
+async fn settle(targets: &[probers::trace::TraceTarget]) {
+    use probers::{Engine, ProbeTarget};
+    let allow = probers::AllowList::parse(&["198.18.0.0/15", "fd00:ee::/32"]).unwrap();
+    let engine =
+        Engine::builder(allow.clone()).packets(2).interval(std::time::Duration::from_millis(10)).build().unwrap();
+    let pings: Vec<ProbeTarget> =
+        targets.iter().filter(|t| allow.contains(t.ip)).map(|t| ProbeTarget::icmp(t.ip)).collect();
+    for _ in 0..10 {
+        let results = engine.probe_all(pings.clone()).await;
+        if results.iter().all(|(_, out)| out.received == out.sent) {
+            return;
+        }
+    }
+    panic!("the lab did not settle: some destinations still lose pings");
+}
+
+/// The hop addresses mtr reports (`???` for a silent hop).
+fn mtr_hops(ns: &str, dst: &str) -> Option<Vec<String>> {
+    let out = Command::new("ip").args(["netns", "exec", ns, "mtr", "--json", "-n", "-c", "3", dst]).output().ok()?;
+    assert!(out.status.success(), "mtr to {dst} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hubs = json["report"]["hubs"].as_array().unwrap_or_else(|| panic!("mtr JSON without hubs: {json}"));
+    Some(hubs.iter().map(|h| h["host"].as_str().unwrap().to_string()).collect())
+}
+
+fn mtr_installed() -> bool {
+    Command::new("mtr").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn traces_through_three_routers() {
+    if let Ok(targets) = std::env::var(CHILD) {
+        return child(&targets);
+    }
+    if !is_root() {
+        println!("SKIP traces_through_three_routers: needs root (network namespaces, raw ICMP sockets)");
+        return;
+    }
+    let lab = match build_lab() {
+        Ok(lab) => lab,
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "CI runs as root, so this test must run, but: {e}");
+            println!("SKIP traces_through_three_routers: cannot build the namespaces: {e}");
+            return;
+        }
+    };
+    let source = lab.ns[0].clone();
+    // Both destinations over both families, and a router's own address, all at once; and
+    // one target outside the allow-list, refused with nothing sent.
+    let (d4, d6, r2) = (hop_v4(HOPS), hop_v6(HOPS), hop_v4(2));
+    let targets = [d4.as_str(), d6.as_str(), r2.as_str(), "10.9.9.9"].join(",");
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &source])
+        .arg(exe)
+        .args(["--exact", "traces_through_three_routers", "--nocapture", "--test-threads=1"])
+        .env(CHILD, &targets)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    println!("{stdout}");
+    let run = |dst: &str| -> Run {
+        let prefix = format!("RUN {dst} ");
+        // (The first line follows the test harness's "test … ..." on the same line.)
+        let line = stdout.lines().find_map(|l| l.split_once(&prefix).map(|(_, json)| json));
+        serde_json::from_str(line.unwrap_or_else(|| panic!("no run for {dst}:\n{stdout}"))).unwrap()
+    };
+
+    let want4: Vec<String> = (1..=HOPS).map(hop_v4).collect();
+    let want6: Vec<String> = (1..=HOPS).map(hop_v6).collect();
+    for (dst, want) in [(&d4, &want4), (&d6, &want6), (&r2, &want4[..2].to_vec())] {
+        let run = run(dst);
+        let got: Vec<String> = run.hops.iter().map(|h| addrs(&h.addrs)).collect();
+        assert_eq!(&got, want, "{dst}: the routers' inbound addresses, then the destination");
+        assert!(run.reached, "{dst}: {run:?}");
+        for hop in &run.hops {
+            assert_eq!((hop.sent, hop.received), (3, 3), "{dst}: no loss at TTL {}: {hop:?}", hop.ttl);
+            let (best, avg, worst) = (hop.rtt_best_ms.unwrap(), hop.rtt_avg_ms.unwrap(), hop.rtt_worst_ms.unwrap());
+            assert!(0.0 < best && best <= avg && avg <= worst && worst < 1000.0, "{dst}: {hop:?}");
+            assert!(hop.rtt_stddev_ms.is_some() && hop.jitter_ms.is_some(), "{dst}: {hop:?}");
+        }
+    }
+    assert!(stdout.contains("ERR 10.9.9.9 probe target 10.9.9.9 refused"), "{stdout}");
+    let stats: probers::TracerStats =
+        serde_json::from_str(stdout.lines().find_map(|l| l.strip_prefix("STATS ")).unwrap()).unwrap();
+    assert_eq!((stats.refused, stats.traces), (1, 3), "{stats:?}");
+    // Every reported probe was answered; probes sent past a destination before its answer
+    // came (none on an idle machine) may add to both counts.
+    let reported = 3 * (HOPS + HOPS + 2) as u64;
+    assert!(reported <= stats.answers_received && stats.answers_received <= stats.probes_sent, "{stats:?}");
+
+    if !mtr_installed() {
+        println!("mtr is not installed (`make test` installs mtr-tiny): the comparison with mtr is skipped");
+        return;
+    }
+    let (m4, m6) = std::thread::scope(|s| {
+        let m4 = s.spawn(|| mtr_hops(&source, &d4));
+        let m6 = s.spawn(|| mtr_hops(&source, &d6));
+        (m4.join().unwrap(), m6.join().unwrap())
+    });
+    assert_eq!(m4.as_ref(), Some(&want4), "mtr's IPv4 hops");
+    assert_eq!(m6.as_ref(), Some(&want6), "mtr's IPv6 hops");
+    drop(lab);
+}
+
+fn addrs(addrs: &[IpAddr]) -> String {
+    addrs.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(",")
+}
