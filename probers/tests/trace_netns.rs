@@ -20,6 +20,7 @@ use std::process::Command;
 use graph_store::paths::Run;
 
 const CHILD: &str = "EDGEWATCH_TRACE_NETNS_CHILD";
+const CAPTURE: &str = "EDGEWATCH_TRACE_NETNS_CAPTURE";
 const PREFIX: &str = "ewtr-";
 /// Hops between source and destination: 3 routers, then the destination.
 const HOPS: usize = 4;
@@ -139,7 +140,8 @@ fn build_lab() -> Result<Lab, String> {
 }
 
 /// Inside the source namespace: traces the targets in `CHILD` (comma-separated) at once and
-/// prints `RUN <ip> <json>` or `ERR <ip> <error>` for each, then the tracer's stats.
+/// prints `RUN <ip> <json>` or `ERR <ip> <error>` for each, then the tracer's stats; then
+/// traces the first target once more (`AGAIN <ip> <json>`).
 fn child(targets: &str) {
     use probers::trace::{TraceTarget, Tracer};
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -148,13 +150,16 @@ fn child(targets: &str) {
         let tracer = Tracer::builder(allow).probes(3).interval(std::time::Duration::from_millis(500)).build().unwrap();
         let targets: Vec<TraceTarget> = targets.split(',').map(|t| TraceTarget::new(t.parse().unwrap())).collect();
         settle(&targets).await;
-        for (target, result) in tracer.trace_all(targets).await {
+        for (target, result) in tracer.trace_all(targets.clone()).await {
             match result {
                 Ok(run) => println!("RUN {} {}", target.ip, serde_json::to_string(&run).unwrap()),
                 Err(e) => println!("ERR {} {e}", target.ip),
             }
         }
         println!("STATS {}", serde_json::to_string(&tracer.stats()).unwrap());
+        // The next run to the first target: it must take the same flow.
+        let again = tracer.trace(targets[0]).await.unwrap();
+        println!("AGAIN {} {}", targets[0].ip, serde_json::to_string(&again).unwrap());
     });
 }
 
@@ -178,6 +183,74 @@ async fn settle(targets: &[probers::trace::TraceTarget]) {
     panic!("the lab did not settle: some destinations still lose pings");
 }
 
+/// Inside the destination namespace: prints `READY`, then `PROBE <id> <checksum> <seq>` for
+/// every tracer probe (IPv4 echo request with the tracer's payload) that reaches it, until
+/// 2 s pass without one (or 20 s in all).
+fn capture() {
+    use probers::trace::packet::{MAGIC_AT, TRACE_MAGIC};
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::time::{Duration, Instant};
+    let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).unwrap();
+    let socket = std::net::UdpSocket::from(socket);
+    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    println!("READY");
+    let (start, mut buf) = (Instant::now(), [0u8; 2048]);
+    while start.elapsed() < Duration::from_secs(20) {
+        let Ok(n) = socket.recv(&mut buf) else { break };
+        let ihl = usize::from(buf[0] & 0xf) * 4;
+        let icmp = &buf[ihl..n];
+        if icmp.len() >= MAGIC_AT + 16 && icmp[0] == 8 && &icmp[MAGIC_AT..MAGIC_AT + 16] == TRACE_MAGIC {
+            let word = |at: usize| u16::from_be_bytes([icmp[at], icmp[at + 1]]);
+            println!("PROBE {} {} {}", word(4), word(2), word(6));
+        }
+    }
+}
+
+/// Reads the child's output up to its `READY` line, byte by byte (so that nothing after it
+/// is taken from the pipe).
+fn wait_for_ready(child: &mut std::process::Child) {
+    use std::io::Read;
+    let (pipe, mut seen, mut byte) = (child.stdout.as_mut().unwrap(), Vec::new(), [0u8]);
+    while !seen.ends_with(b"READY\n") {
+        assert_eq!(
+            pipe.read(&mut byte).unwrap(),
+            1,
+            "the child ended before READY: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.push(byte[0]);
+    }
+}
+
+/// Runs this test's binary in namespace `ns` with `key=value` in its environment.
+fn spawn_in(ns: &str, key: &str, value: &str) -> std::process::Child {
+    Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "traces_through_three_routers", "--nocapture", "--test-threads=1"])
+        .env(key, value)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a child; panics with its output unless it succeeded. Returns stdout.
+fn output_of(child: std::process::Child, what: &str) -> String {
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{what} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// A run printed as `<tag> <dst> <json>` (the first line may follow the harness's
+/// "test … ..." on the same line).
+fn printed_run(stdout: &str, tag: &str, dst: &str) -> Run {
+    let prefix = format!("{tag} {dst} ");
+    let line = stdout.lines().find_map(|l| l.split_once(&prefix).map(|(_, json)| json));
+    serde_json::from_str(line.unwrap_or_else(|| panic!("no {tag} for {dst}:\n{stdout}"))).unwrap()
+}
+
 /// The hop addresses mtr reports (`???` for a silent hop).
 fn mtr_hops(ns: &str, dst: &str) -> Option<Vec<String>> {
     let out = Command::new("ip").args(["netns", "exec", ns, "mtr", "--json", "-n", "-c", "3", dst]).output().ok()?;
@@ -196,6 +269,9 @@ fn traces_through_three_routers() {
     if let Ok(targets) = std::env::var(CHILD) {
         return child(&targets);
     }
+    if std::env::var_os(CAPTURE).is_some() {
+        return capture();
+    }
     if !is_root() {
         println!("SKIP traces_through_three_routers: needs root (network namespaces, raw ICMP sockets)");
         return;
@@ -208,28 +284,17 @@ fn traces_through_three_routers() {
             return;
         }
     };
-    let source = lab.ns[0].clone();
+    let (source, dest) = (lab.ns[0].clone(), lab.ns[HOPS].clone());
+    // Catch the probes that reach the destination, to see their flow fields.
+    let mut capturing = spawn_in(&dest, CAPTURE, "1");
+    wait_for_ready(&mut capturing);
     // Both destinations over both families, and a router's own address, all at once; and
     // one target outside the allow-list, refused with nothing sent.
     let (d4, d6, r2) = (hop_v4(HOPS), hop_v6(HOPS), hop_v4(2));
     let targets = [d4.as_str(), d6.as_str(), r2.as_str(), "10.9.9.9"].join(",");
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new("ip")
-        .args(["netns", "exec", &source])
-        .arg(exe)
-        .args(["--exact", "traces_through_three_routers", "--nocapture", "--test-threads=1"])
-        .env(CHILD, &targets)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = output_of(spawn_in(&source, CHILD, &targets), "the tracing child");
     println!("{stdout}");
-    let run = |dst: &str| -> Run {
-        let prefix = format!("RUN {dst} ");
-        // (The first line follows the test harness's "test … ..." on the same line.)
-        let line = stdout.lines().find_map(|l| l.split_once(&prefix).map(|(_, json)| json));
-        serde_json::from_str(line.unwrap_or_else(|| panic!("no run for {dst}:\n{stdout}"))).unwrap()
-    };
+    let run = |dst: &str| printed_run(&stdout, "RUN", dst);
 
     let want4: Vec<String> = (1..=HOPS).map(hop_v4).collect();
     let want6: Vec<String> = (1..=HOPS).map(hop_v6).collect();
@@ -254,6 +319,10 @@ fn traces_through_three_routers() {
     let reported = 3 * (HOPS + HOPS + 2) as u64;
     assert!(reported <= stats.answers_received && stats.answers_received <= stats.probes_sent, "{stats:?}");
 
+    paris_on_the_wire(&output_of(capturing, "the capturing child"), &d4);
+    let again = printed_run(&stdout, "AGAIN", &d4);
+    assert_eq!(again.hops.iter().map(|h| addrs(&h.addrs)).collect::<Vec<_>>(), want4, "{again:?}");
+
     if !mtr_installed() {
         println!("mtr is not installed (`make test` installs mtr-tiny): the comparison with mtr is skipped");
         return;
@@ -266,6 +335,30 @@ fn traces_through_three_routers() {
     assert_eq!(m4.as_ref(), Some(&want4), "mtr's IPv4 hops");
     assert_eq!(m6.as_ref(), Some(&want6), "mtr's IPv6 hops");
     drop(lab);
+}
+
+/// The probes that reached the destination in both runs to it: one identifier (the flow's,
+/// from source, destination and flow 0) and one checksum, the sequence number telling them
+/// apart.
+fn paris_on_the_wire(captured: &str, d4: &str) {
+    let probes: Vec<(u16, u16, u16)> = captured
+        .lines()
+        .filter_map(|l| l.split_once("PROBE ").map(|(_, rest)| rest))
+        .map(|rest| {
+            let f: Vec<u16> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
+            (f[0], f[1], f[2])
+        })
+        .collect();
+    assert!(probes.len() >= 6, "two runs of three rounds reach the destination: {captured}");
+    // The source is the near side of link 1.
+    let flow = probers::trace::packet::flow_identifier("198.18.101.1".parse().unwrap(), d4.parse().unwrap(), 0);
+    let (id, checksum, _) = probes[0];
+    assert_eq!(id, flow, "the identifier is the flow's");
+    assert!(probes.iter().all(|&(i, c, _)| (i, c) == (id, checksum)), "one identifier and checksum: {probes:?}");
+    let mut seqs: Vec<u16> = probes.iter().map(|p| p.2).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), probes.len(), "sequence numbers tell the probes apart: {probes:?}");
 }
 
 fn addrs(addrs: &[IpAddr]) -> String {
