@@ -420,106 +420,21 @@ impl Inner {
         let id = packet::flow_identifier(src, dst.ip(), target.flow);
         self.counters.traces.fetch_add(1, Ordering::Relaxed);
         let span = tracing::debug_span!("trace", trace_target = %target, %src, identifier = id);
-        let run = self.run_trace(&socket, dst, id).instrument(span).await?;
+        let run = Trace::new(self, socket, dst, id).run().instrument(span).await?;
         tracing::debug!(trace_target = %target, hops = run.hops.len(), reached = run.reached, "traced");
         Ok(run)
     }
+}
 
-    /// The rounds of one trace.
-    async fn run_trace(&self, socket: &Arc<TraceSocket>, dst: AllowedIp, id: u16) -> Result<Run> {
-        let s = self.settings;
-        let at = Utc::now();
-        let mut log = TraceLog::new(dst.ip(), s.max_ttl, s.max_unknown, s.timeout);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let (mut sent, mut error) = (0u64, None);
-        for round in 0..s.probes {
-            let started = Instant::now();
-            // The round's slots first, all at once: a round never waits holding some.
-            let slots = socket.slots.clone().acquire_many_owned(u32::from(log.limit())).await;
-            let slots = slots.expect("the in-flight semaphore is never closed");
-            let mut out = RoundOut { registrations: Vec::new(), last_sent: None, error: None };
-            self.send_round(socket, dst, id, round, &mut log, &tx, &mut rx, &mut out).await;
-            sent += out.registrations.len() as u64;
-            error = out.error.or(error);
-            if let Some(last) = out.last_sent {
-                self.await_round(round, last + s.timeout, &mut log, &mut rx).await;
-            }
-            drop((out.registrations, slots));
-            log.end_round();
-            if round + 1 < s.probes {
-                tokio::time::sleep_until(started + s.interval).await;
-            }
-        }
-        match (sent, error) {
-            (0, Some(source)) => Err(Error::TraceSend { dst: dst.ip(), source }),
-            (_, error) => {
-                if let Some(error) = error {
-                    tracing::warn!(%dst, %error, "some trace probes could not be sent");
-                }
-                Ok(log.run(at))
-            }
-        }
-    }
-
-    /// Sends one round: TTL 1 up while the log says so, paced.
-    #[allow(clippy::too_many_arguments)]
-    async fn send_round(
-        &self,
-        socket: &Arc<TraceSocket>,
-        dst: AllowedIp,
-        id: u16,
-        round: u32,
-        log: &mut TraceLog,
-        tx: &mpsc::UnboundedSender<Arrival>,
-        rx: &mut mpsc::UnboundedReceiver<Arrival>,
-        out: &mut RoundOut,
-    ) {
-        for ttl in 1..=log.limit() {
-            self.pacer.wait().await;
-            // Answers so far (up to the moment of sending) may show the end of the path:
-            // nothing is sent past it.
-            while let Ok(arrival) = rx.try_recv() {
-                self.note(log, arrival);
-            }
-            if !log.should_send(ttl) {
-                break;
-            }
-            match socket.send(dst, id, ttl, log.next_probe(), tx).await {
-                Ok(registration) => {
-                    log.sent(round, ttl);
-                    self.counters.probes_sent.fetch_add(1, Ordering::Relaxed);
-                    out.registrations.push(registration);
-                    out.last_sent = Some(Instant::now());
-                }
-                Err(e) => out.error = Some(e),
-            }
-        }
-    }
-
-    /// Waits until every probe of the round is answered or `deadline` passes.
-    async fn await_round(
-        &self,
-        round: u32,
-        deadline: Instant,
-        log: &mut TraceLog,
-        rx: &mut mpsc::UnboundedReceiver<Arrival>,
-    ) {
-        while log.outstanding(round) > 0 {
-            tokio::select! {
-                arrival = rx.recv() => match arrival {
-                    Some(arrival) => self.note(log, arrival),
-                    None => break,
-                },
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
-        }
-    }
-
-    fn note(&self, log: &mut TraceLog, arrival: Arrival) {
-        if log.answer(arrival.probe, arrival.reply) {
-            self.counters.answers_received.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+/// One trace in progress: its log, and the channel its answers arrive on.
+struct Trace<'a> {
+    inner: &'a Inner,
+    socket: Arc<TraceSocket>,
+    dst: AllowedIp,
+    id: u16,
+    log: TraceLog,
+    tx: mpsc::UnboundedSender<Arrival>,
+    rx: mpsc::UnboundedReceiver<Arrival>,
 }
 
 /// What a round's sending left: the registrations to keep until it ends, when the last
@@ -528,6 +443,94 @@ struct RoundOut {
     registrations: Vec<Registration>,
     last_sent: Option<Instant>,
     error: Option<std::io::Error>,
+}
+
+impl<'a> Trace<'a> {
+    fn new(inner: &'a Inner, socket: Arc<TraceSocket>, dst: AllowedIp, id: u16) -> Self {
+        let s = inner.settings;
+        let log = TraceLog::new(dst.ip(), s.max_ttl, s.max_unknown, s.timeout);
+        let (tx, rx) = mpsc::unbounded_channel();
+        Trace { inner, socket, dst, id, log, tx, rx }
+    }
+
+    /// The rounds, then the run.
+    async fn run(mut self) -> Result<Run> {
+        let s = self.inner.settings;
+        let at = Utc::now();
+        let (mut sent, mut error) = (0u64, None);
+        for round in 0..s.probes {
+            let started = Instant::now();
+            // The round's slots first, all at once: a round never waits holding some.
+            let slots = self.socket.slots.clone().acquire_many_owned(u32::from(self.log.limit())).await;
+            let slots = slots.expect("the in-flight semaphore is never closed");
+            let out = self.send_round(round).await;
+            sent += out.registrations.len() as u64;
+            error = out.error.or(error);
+            if let Some(last) = out.last_sent {
+                self.await_round(round, last + s.timeout).await;
+            }
+            drop((out.registrations, slots));
+            self.log.end_round();
+            if round + 1 < s.probes {
+                tokio::time::sleep_until(started + s.interval).await;
+            }
+        }
+        let dst = self.dst.ip();
+        match (sent, error) {
+            (0, Some(source)) => Err(Error::TraceSend { dst, source }),
+            (_, error) => {
+                if let Some(error) = error {
+                    tracing::warn!(%dst, %error, "some trace probes could not be sent");
+                }
+                Ok(self.log.run(at))
+            }
+        }
+    }
+
+    /// Sends one round: TTL 1 up while the log says so, paced.
+    async fn send_round(&mut self, round: u32) -> RoundOut {
+        let mut out = RoundOut { registrations: Vec::new(), last_sent: None, error: None };
+        for ttl in 1..=self.log.limit() {
+            self.inner.pacer.wait().await;
+            // Answers so far (up to the moment of sending) may show the end of the path:
+            // nothing is sent past it.
+            while let Ok(arrival) = self.rx.try_recv() {
+                self.note(arrival);
+            }
+            if !self.log.should_send(ttl) {
+                break;
+            }
+            match self.socket.send(self.dst, self.id, ttl, self.log.next_probe(), &self.tx).await {
+                Ok(registration) => {
+                    self.log.sent(round, ttl);
+                    self.inner.counters.probes_sent.fetch_add(1, Ordering::Relaxed);
+                    out.registrations.push(registration);
+                    out.last_sent = Some(Instant::now());
+                }
+                Err(e) => out.error = Some(e),
+            }
+        }
+        out
+    }
+
+    /// Waits until every probe of the round is answered or `deadline` passes.
+    async fn await_round(&mut self, round: u32, deadline: Instant) {
+        while self.log.outstanding(round) > 0 {
+            tokio::select! {
+                arrival = self.rx.recv() => match arrival {
+                    Some(arrival) => self.note(arrival),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+    }
+
+    fn note(&mut self, arrival: Arrival) {
+        if self.log.answer(arrival.probe, arrival.reply) {
+            self.inner.counters.answers_received.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 #[cfg(test)]
