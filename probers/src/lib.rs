@@ -35,4 +35,4 @@ pub use error::{Error, Result};
 pub use icmp::{Family, IcmpMode};
 pub use stats::{ProbeOutcome, RttStats};
 pub use target::{ProbeKind, ProbeTarget};
-pub use trace::{TraceSettings, TraceTarget, Tracer, TracerBuilder, TracerStats};
+pub use trace::{TraceProtocol, TraceSettings, TraceTarget, Tracer, TracerBuilder, TracerStats};

@@ -1,7 +1,7 @@
 //! The tracer against loopback addresses: a thousand traces in flight at once on one raw
-//! socket, the same destination traced twice at the same time, and targets the allow-list
-//! refuses. Needs a raw ICMP socket (root or CAP_NET_RAW); without one it prints why and
-//! skips. Every destination is in 127.0.0.0/8, one hop away.
+//! socket (and a hundred over UDP), the same destination traced twice at the same time, and
+//! targets the allow-list refuses. Needs raw sockets (root or CAP_NET_RAW); without them it
+//! prints why and skips. Every destination is in 127.0.0.0/8, one hop away.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -29,6 +29,8 @@ async fn a_thousand_traces_at_once() {
     // The same pair twice at once (same flow, so the same identifier), and on another flow.
     let twin = TraceTarget::new("127.0.0.1".parse().unwrap());
     targets.extend([twin, twin, twin.with_flow(9)]);
+    // UDP to a closed port: the destination answers with port unreachable.
+    targets.extend((1..=100u8).map(|i| TraceTarget::udp(IpAddr::V4(Ipv4Addr::new(127, 9, 0, i)), 33434)));
     let refused = TraceTarget::new("192.0.2.1".parse().unwrap());
     targets.insert(500, refused);
 

@@ -135,31 +135,47 @@ fn build_lab() -> Result<Lab, String> {
                 ],
             );
         }
+        if h == HOPS {
+            // The destination answers UDP probes with port unreachable: every one of them.
+            sysctl(ns, &["net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0"]);
+        }
     }
     Ok(lab)
 }
 
-/// Inside the source namespace: traces the targets in `CHILD` (comma-separated) at once and
-/// prints `RUN <ip> <json>` or `ERR <ip> <error>` for each, then the tracer's stats; then
-/// traces the first target once more (`AGAIN <ip> <json>`).
-fn child(targets: &str) {
+/// Inside the source namespace: traces the targets in `CHILD` at once — comma-separated,
+/// `icmp:IP` or `udp:IP:PORT` (`udp:[IPv6]:PORT`) — and prints `RUN <token> <json>` or
+/// `ERR <token> <error>` for each, then the tracer's stats; then traces the first target
+/// once more (`AGAIN <token> <json>`).
+fn child(tokens: &str) {
     use probers::trace::{TraceTarget, Tracer};
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let allow = probers::AllowList::parse(&["198.18.0.0/15", "fd00:ee::/32"]).unwrap();
         let tracer = Tracer::builder(allow).probes(3).interval(std::time::Duration::from_millis(500)).build().unwrap();
-        let targets: Vec<TraceTarget> = targets.split(',').map(|t| TraceTarget::new(t.parse().unwrap())).collect();
+        let tokens: Vec<&str> = tokens.split(',').collect();
+        let targets: Vec<TraceTarget> = tokens
+            .iter()
+            .map(|t| match t.split_once(':') {
+                Some(("icmp", ip)) => TraceTarget::new(ip.parse().unwrap()),
+                Some(("udp", addr)) => {
+                    let addr: std::net::SocketAddr = addr.parse().unwrap();
+                    TraceTarget::udp(addr.ip(), addr.port())
+                }
+                _ => panic!("bad target {t}"),
+            })
+            .collect();
         settle(&targets).await;
-        for (target, result) in tracer.trace_all(targets.clone()).await {
+        for (token, (_, result)) in tokens.iter().zip(tracer.trace_all(targets.clone()).await) {
             match result {
-                Ok(run) => println!("RUN {} {}", target.ip, serde_json::to_string(&run).unwrap()),
-                Err(e) => println!("ERR {} {e}", target.ip),
+                Ok(run) => println!("RUN {token} {}", serde_json::to_string(&run).unwrap()),
+                Err(e) => println!("ERR {token} {e}"),
             }
         }
         println!("STATS {}", serde_json::to_string(&tracer.stats()).unwrap());
         // The next run to the first target: it must take the same flow.
         let again = tracer.trace(targets[0]).await.unwrap();
-        println!("AGAIN {} {}", targets[0].ip, serde_json::to_string(&again).unwrap());
+        println!("AGAIN {} {}", tokens[0], serde_json::to_string(&again).unwrap());
     });
 }
 
@@ -183,27 +199,49 @@ async fn settle(targets: &[probers::trace::TraceTarget]) {
     panic!("the lab did not settle: some destinations still lose pings");
 }
 
-/// Inside the destination namespace: prints `READY`, then `PROBE <id> <checksum> <seq>` for
-/// every tracer probe (IPv4 echo request with the tracer's payload) that reaches it, until
-/// 2 s pass without one (or 20 s in all).
+/// Inside the destination namespace: prints `READY`, then for every tracer probe that
+/// reaches it (IPv4, with the tracer's payload) `ICMP <id> <checksum> <seq>` or
+/// `UDP <source port> <destination port> <checksum>`, until 2 s pass without a packet (or
+/// 20 s in all).
 fn capture() {
-    use probers::trace::packet::{MAGIC_AT, TRACE_MAGIC};
     use socket2::{Domain, Protocol, Socket, Type};
-    use std::time::{Duration, Instant};
-    let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).unwrap();
-    let socket = std::net::UdpSocket::from(socket);
-    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let open = |protocol| {
+        let socket = std::net::UdpSocket::from(Socket::new(Domain::IPV4, Type::RAW, Some(protocol)).unwrap());
+        socket.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        socket
+    };
+    let (icmp, udp) = (open(Protocol::ICMPV4), open(Protocol::UDP));
     println!("READY");
-    let (start, mut buf) = (Instant::now(), [0u8; 2048]);
-    while start.elapsed() < Duration::from_secs(20) {
+    let lines = std::thread::scope(|s| {
+        let icmp = s.spawn(|| read_probes(&icmp, "ICMP", 8));
+        let udp = s.spawn(|| read_probes(&udp, "UDP", 0));
+        [icmp.join().unwrap(), udp.join().unwrap()].concat()
+    });
+    for line in lines {
+        println!("{line}");
+    }
+}
+
+/// Reads tracer probes from a raw IPv4 socket (first byte `first`, 0 for any) as lines
+/// `<tag> <word 0> <word 2> <word 6>` of the bytes after the IP header: for ICMP the type
+/// and code are skipped (`<id> <checksum> <seq>` after reordering), for UDP ports and checksum.
+fn read_probes(socket: &std::net::UdpSocket, tag: &str, first: u8) -> Vec<String> {
+    use probers::trace::packet::{MAGIC_AT, TRACE_MAGIC};
+    let (start, mut buf, mut lines) = (std::time::Instant::now(), [0u8; 2048], Vec::new());
+    while start.elapsed() < std::time::Duration::from_secs(20) {
         let Ok(n) = socket.recv(&mut buf) else { break };
         let ihl = usize::from(buf[0] & 0xf) * 4;
-        let icmp = &buf[ihl..n];
-        if icmp.len() >= MAGIC_AT + 16 && icmp[0] == 8 && &icmp[MAGIC_AT..MAGIC_AT + 16] == TRACE_MAGIC {
-            let word = |at: usize| u16::from_be_bytes([icmp[at], icmp[at + 1]]);
-            println!("PROBE {} {} {}", word(4), word(2), word(6));
+        let p = &buf[ihl..n];
+        if p.len() < MAGIC_AT + 16 || &p[MAGIC_AT..MAGIC_AT + 16] != TRACE_MAGIC || (first != 0 && p[0] != first) {
+            continue;
         }
+        let word = |at: usize| u16::from_be_bytes([p[at], p[at + 1]]);
+        lines.push(match tag {
+            "ICMP" => format!("ICMP {} {} {}", word(4), word(2), word(6)),
+            _ => format!("UDP {} {} {}", word(0), word(2), word(6)),
+        });
     }
+    lines
 }
 
 /// Reads the child's output up to its `READY` line, byte by byte (so that nothing after it
@@ -251,10 +289,15 @@ fn printed_run(stdout: &str, tag: &str, dst: &str) -> Run {
     serde_json::from_str(line.unwrap_or_else(|| panic!("no {tag} for {dst}:\n{stdout}"))).unwrap()
 }
 
-/// The hop addresses mtr reports (`???` for a silent hop).
-fn mtr_hops(ns: &str, dst: &str) -> Option<Vec<String>> {
-    let out = Command::new("ip").args(["netns", "exec", ns, "mtr", "--json", "-n", "-c", "3", dst]).output().ok()?;
-    assert!(out.status.success(), "mtr to {dst} failed: {}", String::from_utf8_lossy(&out.stderr));
+/// The hop addresses `mtr ARGS…` reports (`???` for a silent hop).
+fn mtr_hops(ns: &str, dst: &str, args: &[&str]) -> Option<Vec<String>> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "mtr", "--json", "-n", "-c", "3"])
+        .args(args)
+        .arg(dst)
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "mtr {args:?} to {dst} failed: {}", String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let hubs = json["report"]["hubs"].as_array().unwrap_or_else(|| panic!("mtr JSON without hubs: {json}"));
     Some(hubs.iter().map(|h| h["host"].as_str().unwrap().to_string()).collect())
@@ -291,74 +334,96 @@ fn traces_through_three_routers() {
     // Both destinations over both families, and a router's own address, all at once; and
     // one target outside the allow-list, refused with nothing sent.
     let (d4, d6, r2) = (hop_v4(HOPS), hop_v6(HOPS), hop_v4(2));
-    let targets = [d4.as_str(), d6.as_str(), r2.as_str(), "10.9.9.9"].join(",");
+    let (icmp4, icmp6, icmp_r2) = (format!("icmp:{d4}"), format!("icmp:{d6}"), format!("icmp:{r2}"));
+    let (udp4, udp6) = (format!("udp:{d4}:33434"), format!("udp:[{d6}]:33434"));
+    let targets = [&icmp4, &icmp6, &icmp_r2, &udp4, &udp6, "icmp:10.9.9.9"].map(|t| t.to_string()).join(",");
     let stdout = output_of(spawn_in(&source, CHILD, &targets), "the tracing child");
     println!("{stdout}");
-    let run = |dst: &str| printed_run(&stdout, "RUN", dst);
 
     let want4: Vec<String> = (1..=HOPS).map(hop_v4).collect();
     let want6: Vec<String> = (1..=HOPS).map(hop_v6).collect();
-    for (dst, want) in [(&d4, &want4), (&d6, &want6), (&r2, &want4[..2].to_vec())] {
-        let run = run(dst);
+    let traced =
+        [(&icmp4, &want4), (&icmp6, &want6), (&icmp_r2, &want4[..2].to_vec()), (&udp4, &want4), (&udp6, &want6)];
+    for (token, want) in traced {
+        let run = printed_run(&stdout, "RUN", token);
         let got: Vec<String> = run.hops.iter().map(|h| addrs(&h.addrs)).collect();
-        assert_eq!(&got, want, "{dst}: the routers' inbound addresses, then the destination");
-        assert!(run.reached, "{dst}: {run:?}");
+        assert_eq!(&got, want, "{token}: the routers' inbound addresses, then the destination");
+        assert!(run.reached, "{token}: {run:?}");
         for hop in &run.hops {
-            assert_eq!((hop.sent, hop.received), (3, 3), "{dst}: no loss at TTL {}: {hop:?}", hop.ttl);
+            assert_eq!((hop.sent, hop.received), (3, 3), "{token}: no loss at TTL {}: {hop:?}", hop.ttl);
             let (best, avg, worst) = (hop.rtt_best_ms.unwrap(), hop.rtt_avg_ms.unwrap(), hop.rtt_worst_ms.unwrap());
-            assert!(0.0 < best && best <= avg && avg <= worst && worst < 1000.0, "{dst}: {hop:?}");
-            assert!(hop.rtt_stddev_ms.is_some() && hop.jitter_ms.is_some(), "{dst}: {hop:?}");
+            assert!(0.0 < best && best <= avg && avg <= worst && worst < 1000.0, "{token}: {hop:?}");
+            assert!(hop.rtt_stddev_ms.is_some() && hop.jitter_ms.is_some(), "{token}: {hop:?}");
         }
     }
-    assert!(stdout.contains("ERR 10.9.9.9 probe target 10.9.9.9 refused"), "{stdout}");
+    assert!(stdout.contains("ERR icmp:10.9.9.9 probe target 10.9.9.9 refused"), "{stdout}");
     let stats: probers::TracerStats =
         serde_json::from_str(stdout.lines().find_map(|l| l.strip_prefix("STATS ")).unwrap()).unwrap();
-    assert_eq!((stats.refused, stats.traces), (1, 3), "{stats:?}");
+    assert_eq!((stats.refused, stats.traces), (1, traced.len() as u64), "{stats:?}");
     // Every reported probe was answered; probes sent past a destination before its answer
     // came (none on an idle machine) may add to both counts.
-    let reported = 3 * (HOPS + HOPS + 2) as u64;
+    let reported: usize = traced.iter().map(|(_, want)| 3 * want.len()).sum();
+    let reported = reported as u64;
     assert!(reported <= stats.answers_received && stats.answers_received <= stats.probes_sent, "{stats:?}");
 
     paris_on_the_wire(&output_of(capturing, "the capturing child"), &d4);
-    let again = printed_run(&stdout, "AGAIN", &d4);
+    let again = printed_run(&stdout, "AGAIN", &icmp4);
     assert_eq!(again.hops.iter().map(|h| addrs(&h.addrs)).collect::<Vec<_>>(), want4, "{again:?}");
 
     if !mtr_installed() {
         println!("mtr is not installed (`make test` installs mtr-tiny): the comparison with mtr is skipped");
         return;
     }
-    let (m4, m6) = std::thread::scope(|s| {
-        let m4 = s.spawn(|| mtr_hops(&source, &d4));
-        let m6 = s.spawn(|| mtr_hops(&source, &d6));
-        (m4.join().unwrap(), m6.join().unwrap())
+    let (m4, m6, m4u) = std::thread::scope(|s| {
+        let m4 = s.spawn(|| mtr_hops(&source, &d4, &[]));
+        let m6 = s.spawn(|| mtr_hops(&source, &d6, &[]));
+        let m4u = s.spawn(|| mtr_hops(&source, &d4, &["-u"]));
+        (m4.join().unwrap(), m6.join().unwrap(), m4u.join().unwrap())
     });
     assert_eq!(m4.as_ref(), Some(&want4), "mtr's IPv4 hops");
     assert_eq!(m6.as_ref(), Some(&want6), "mtr's IPv6 hops");
+    assert_eq!(m4u.as_ref(), Some(&want4), "mtr's IPv4 hops over UDP");
     drop(lab);
 }
 
-/// The probes that reached the destination in both runs to it: one identifier (the flow's,
-/// from source, destination and flow 0) and one checksum, the sequence number telling them
-/// apart.
+/// The probes that reached the destination: over ICMP (both runs to it) one identifier —
+/// the flow's, from source, destination and flow 0 — and one checksum, the sequence number
+/// telling them apart; over UDP one pair of ports — the source port from the flow — the
+/// checksum telling them apart.
 fn paris_on_the_wire(captured: &str, d4: &str) {
-    let probes: Vec<(u16, u16, u16)> = captured
-        .lines()
-        .filter_map(|l| l.split_once("PROBE ").map(|(_, rest)| rest))
-        .map(|rest| {
-            let f: Vec<u16> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
-            (f[0], f[1], f[2])
-        })
-        .collect();
-    assert!(probes.len() >= 6, "two runs of three rounds reach the destination: {captured}");
+    use probers::trace::packet::{flow_identifier, udp_source_port};
+    let probes = |tag: &str| -> Vec<(u16, u16, u16)> {
+        let prefix = format!("{tag} ");
+        captured
+            .lines()
+            .filter_map(|l| l.split_once(&prefix).map(|(_, rest)| rest))
+            .map(|rest| {
+                let f: Vec<u16> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
+                (f[0], f[1], f[2])
+            })
+            .collect()
+    };
+    let distinct = |values: Vec<u16>| {
+        let n = values.len();
+        let mut v = values;
+        v.sort_unstable();
+        v.dedup();
+        v.len() == n
+    };
     // The source is the near side of link 1.
-    let flow = probers::trace::packet::flow_identifier("198.18.101.1".parse().unwrap(), d4.parse().unwrap(), 0);
-    let (id, checksum, _) = probes[0];
+    let flow = flow_identifier("198.18.101.1".parse().unwrap(), d4.parse().unwrap(), 0);
+
+    let icmp = probes("ICMP");
+    assert!(icmp.len() >= 6, "two ICMP runs of three rounds reach the destination: {captured}");
+    let (id, checksum, _) = icmp[0];
     assert_eq!(id, flow, "the identifier is the flow's");
-    assert!(probes.iter().all(|&(i, c, _)| (i, c) == (id, checksum)), "one identifier and checksum: {probes:?}");
-    let mut seqs: Vec<u16> = probes.iter().map(|p| p.2).collect();
-    seqs.sort_unstable();
-    seqs.dedup();
-    assert_eq!(seqs.len(), probes.len(), "sequence numbers tell the probes apart: {probes:?}");
+    assert!(icmp.iter().all(|&(i, c, _)| (i, c) == (id, checksum)), "one identifier and checksum: {icmp:?}");
+    assert!(distinct(icmp.iter().map(|p| p.2).collect()), "sequence numbers tell the probes apart: {icmp:?}");
+
+    let udp = probes("UDP");
+    assert!(udp.len() >= 3, "a UDP run of three rounds reaches the destination: {captured}");
+    assert!(udp.iter().all(|&(s, d, _)| (s, d) == (udp_source_port(flow), 33434)), "one pair of ports: {udp:?}");
+    assert!(distinct(udp.iter().map(|p| p.2).collect()), "checksums tell the probes apart: {udp:?}");
 }
 
 fn addrs(addrs: &[IpAddr]) -> String {

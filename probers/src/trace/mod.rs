@@ -1,14 +1,15 @@
-//! Path tracing: mtr-style, Paris-style ICMP traces, many destinations at once over one raw
-//! socket per address family.
+//! Path tracing: mtr-style, Paris-style traces (ICMP echo, or UDP), many destinations at
+//! once over one set of raw sockets per address family.
 //!
-//! A trace sends, in each of `probes` rounds, one ICMP echo request per TTL from 1 up, and
-//! reads who answers at each TTL: routers with Time Exceeded, the destination with an echo
-//! reply (or someone with Destination Unreachable). Every probe of a trace has the same
-//! ICMP identifier and checksum, so per-flow load balancers keep it on one path, and the
-//! identifier is a hash of the flow key, so the pair keeps that path run after run
-//! ([`packet`]). The rounds, the stop past the destination and the per-hop figures are
-//! [`round`]'s; the sockets are [`socket`]'s. Every destination passes the [`AllowList`]
-//! before anything is sent. Needs a raw socket: root or `CAP_NET_RAW`. See docs/paths.md.
+//! A trace sends, in each of `probes` rounds, one probe per TTL from 1 up, and reads who
+//! answers at each TTL: routers with Time Exceeded, the destination with an echo reply (UDP:
+//! port unreachable), or someone with Destination Unreachable. Every probe of a trace has
+//! the same flow fields (ICMP: identifier and checksum; UDP: ports), so per-flow load
+//! balancers keep it on one path, and those come from a hash of the flow key, so the pair
+//! keeps that path run after run ([`packet`]). The rounds, the stop past the destination
+//! and the per-hop figures are [`round`]'s; the sockets are `socket`'s. Every destination
+//! passes the [`AllowList`] before anything is sent. Needs raw sockets: root or
+//! `CAP_NET_RAW`. See docs/paths.md.
 //!
 //! ```no_run
 //! # async fn demo() -> probers::Result<()> {
@@ -41,6 +42,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use self::packet::Flow;
 use self::round::TraceLog;
 use self::socket::{Arrival, Registration, TraceSocket};
 use crate::allow::{AllowList, AllowedIp};
@@ -64,19 +66,40 @@ pub const DEFAULT_PPS: u32 = 1000;
 /// Traces in flight at once at most, by default.
 pub const DEFAULT_MAX_CONCURRENT_TRACES: usize = 1024;
 
-/// What to trace: a destination, and a flow number that picks the flow (the ICMP
-/// identifier, with the addresses). Keep it the same for a pair from run to run.
+/// What to trace: a destination, how (ICMP echo, or UDP to a port), and a flow number that
+/// picks the flow (with the addresses: the ICMP identifier, or the UDP source port). Keep
+/// it the same for a pair from run to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TraceTarget {
     pub ip: IpAddr,
     #[serde(default)]
+    pub protocol: TraceProtocol,
+    #[serde(default)]
     pub flow: u16,
 }
 
+/// The probes a trace sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum TraceProtocol {
+    /// ICMP (ICMPv6) echo requests; the destination answers with echo replies.
+    #[default]
+    Icmp,
+    /// UDP datagrams to `port`, which should be closed: the destination answers with port
+    /// unreachable (traceroute's ports start at 33434). An open port answers nothing, and
+    /// the run does not reach its destination.
+    Udp { port: u16 },
+}
+
 impl TraceTarget {
-    /// A target with flow number 0.
+    /// An ICMP target with flow number 0.
     pub fn new(ip: IpAddr) -> Self {
-        TraceTarget { ip, flow: 0 }
+        TraceTarget { ip, protocol: TraceProtocol::Icmp, flow: 0 }
+    }
+
+    /// A UDP target (to `port`) with flow number 0.
+    pub fn udp(ip: IpAddr, port: u16) -> Self {
+        TraceTarget { ip, protocol: TraceProtocol::Udp { port }, flow: 0 }
     }
 
     /// The same target on another flow.
@@ -87,7 +110,12 @@ impl TraceTarget {
 
 impl fmt::Display for TraceTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "icmp {} flow {}", self.ip, self.flow)
+        match self.protocol {
+            TraceProtocol::Icmp => write!(f, "icmp {} flow {}", self.ip, self.flow),
+            TraceProtocol::Udp { port } => {
+                write!(f, "udp {} flow {}", std::net::SocketAddr::new(self.ip, port), self.flow)
+            }
+        }
     }
 }
 
@@ -415,12 +443,22 @@ impl Inner {
                 return Err(refused.into());
             }
         };
-        let socket = self.socket(Family::of(dst.ip()))?.clone();
+        let family = Family::of(dst.ip());
+        let socket = self.socket(family)?.clone();
         let src = socket::route_source(dst.ip()).map_err(|source| Error::NoRoute { dst: dst.ip(), source })?;
         let id = packet::flow_identifier(src, dst.ip(), target.flow);
+        let flow = match target.protocol {
+            TraceProtocol::Icmp => Flow::Icmp { id },
+            TraceProtocol::Udp { port } => {
+                if let Some(reason) = socket.udp_unavailable() {
+                    return Err(Error::TraceUnavailable { family, reason: reason.to_string() });
+                }
+                Flow::Udp { sport: packet::udp_source_port(id), dport: port }
+            }
+        };
         self.counters.traces.fetch_add(1, Ordering::Relaxed);
-        let span = tracing::debug_span!("trace", trace_target = %target, %src, identifier = id);
-        let run = Trace::new(self, socket, dst, id).run().instrument(span).await?;
+        let span = tracing::debug_span!("trace", trace_target = %target, %src, ?flow);
+        let run = Trace::new(self, socket, src, dst, flow).run().instrument(span).await?;
         tracing::debug!(trace_target = %target, hops = run.hops.len(), reached = run.reached, "traced");
         Ok(run)
     }
@@ -430,8 +468,9 @@ impl Inner {
 struct Trace<'a> {
     inner: &'a Inner,
     socket: Arc<TraceSocket>,
+    src: IpAddr,
     dst: AllowedIp,
-    id: u16,
+    flow: Flow,
     log: TraceLog,
     tx: mpsc::UnboundedSender<Arrival>,
     rx: mpsc::UnboundedReceiver<Arrival>,
@@ -446,11 +485,11 @@ struct RoundOut {
 }
 
 impl<'a> Trace<'a> {
-    fn new(inner: &'a Inner, socket: Arc<TraceSocket>, dst: AllowedIp, id: u16) -> Self {
+    fn new(inner: &'a Inner, socket: Arc<TraceSocket>, src: IpAddr, dst: AllowedIp, flow: Flow) -> Self {
         let s = inner.settings;
         let log = TraceLog::new(dst.ip(), s.max_ttl, s.max_unknown, s.timeout);
         let (tx, rx) = mpsc::unbounded_channel();
-        Trace { inner, socket, dst, id, log, tx, rx }
+        Trace { inner, socket, src, dst, flow, log, tx, rx }
     }
 
     /// The rounds, then the run.
@@ -500,7 +539,7 @@ impl<'a> Trace<'a> {
             if !self.log.should_send(ttl) {
                 break;
             }
-            match self.socket.send(self.dst, self.id, ttl, self.log.next_probe(), &self.tx).await {
+            match self.socket.send(self.src, self.dst, self.flow, ttl, self.log.next_probe(), &self.tx).await {
                 Ok(registration) => {
                     self.log.sent(round, ttl);
                     self.inner.counters.probes_sent.fetch_add(1, Ordering::Relaxed);

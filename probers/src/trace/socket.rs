@@ -1,12 +1,13 @@
-//! The tracer's socket I/O: one raw ICMP socket per address family, shared by every trace
-//! in flight, and its receive task.
+//! The tracer's socket I/O: per address family one raw ICMP socket, shared by every trace
+//! in flight, with its receive task, and one raw UDP socket that only sends UDP probes
+//! (their answers are ICMP, read by the ICMP socket).
 //!
-//! A probe is registered under (destination, identifier, sequence number) just before it
+//! A probe is registered under (destination, flow, probe number) just before it
 //! leaves; the receive task reads every packet the kernel filter lets through, parses it
 //! ([`super::packet::parse`]) and hands the answer to the trace that registered that key,
-//! over the trace's channel. Sequence numbers come from one counter per socket, skipping
-//! keys still in flight, so two traces sharing a destination and identifier (a hash
-//! collision, or the same pair traced twice at once) never take each other's answers.
+//! over the trace's channel. Probe numbers come from one counter per socket, skipping keys
+//! still in flight, so two traces sharing a destination and flow (a hash collision, or the
+//! same pair traced twice at once) never take each other's answers.
 //!
 //! Each probe needs its own TTL on a socket many tasks send on, so the TTL option and the
 //! send happen together under a lock (only the send itself is under it; a full socket
@@ -25,7 +26,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::packet::{self, MAGIC_AT, TRACE_MAGIC};
+use super::packet::{self, Flow, MAGIC_AT, TRACE_MAGIC};
 use super::round::{ProbeId, Reply};
 use crate::allow::AllowedIp;
 use crate::bpf::{self, Insn, DROP, JEQ_K, KEEP, LDX_B_MSH, LD_B_ABS, LD_B_IND, LD_W_ABS, LD_W_IND};
@@ -36,8 +37,8 @@ use crate::lock::lock;
 /// Probes in flight per socket at most; a round takes its slots before its first send.
 pub(crate) const MAX_IN_FLIGHT: usize = 32_768;
 
-/// (probe destination, ICMP identifier, sequence number).
-type Key = (IpAddr, u16, u16);
+/// (probe destination, flow, probe number: ICMP sequence number or UDP checksum).
+type Key = (IpAddr, Flow, u16);
 
 /// An answer on its way to the trace that sent the probe.
 #[derive(Debug)]
@@ -46,18 +47,27 @@ pub(crate) struct Arrival {
     pub reply: Reply,
 }
 
-/// One raw ICMP socket and the probes waiting on it.
+/// The sockets of one family and the probes waiting on them.
 #[derive(Debug)]
 pub(crate) struct TraceSocket {
     pub family: Family,
-    socket: tokio::net::UdpSocket,
-    /// The TTL last set on the socket; held across setting it and sending.
-    send_ttl: Mutex<Option<u8>>,
+    /// Raw ICMP: sends ICMP probes, reads every answer.
+    icmp: Sender,
+    /// Raw UDP: sends UDP probes, reads nothing (its filter drops all).
+    udp: std::result::Result<Sender, String>,
     pending: Mutex<Pending>,
     /// In-flight slots (bounded memory).
     pub slots: Arc<Semaphore>,
     /// Packets the receive task read (after the kernel filter), ours or not.
     pub packets_read: AtomicU64,
+}
+
+/// A raw socket that sends probes, each with its own TTL.
+#[derive(Debug)]
+struct Sender {
+    socket: tokio::net::UdpSocket,
+    /// The TTL last set on the socket; held across setting it and sending.
+    ttl: Mutex<Option<u8>>,
 }
 
 #[derive(Debug, Default)]
@@ -92,59 +102,42 @@ impl Drop for Registration {
     }
 }
 
-impl TraceSocket {
-    /// Opens the raw socket of `family` with its kernel filter.
-    pub(crate) fn open(family: Family) -> Result<TraceSocket> {
-        let (domain, protocol) = match family {
-            Family::V4 => (Domain::IPV4, Protocol::ICMPV4),
-            Family::V6 => (Domain::IPV6, Protocol::ICMPV6),
+impl Sender {
+    /// A raw socket of `family` for `protocol`, with `filter` on what it reads.
+    fn open(family: Family, protocol: Protocol, filter: &[Insn]) -> std::result::Result<Sender, String> {
+        let domain = match family {
+            Family::V4 => Domain::IPV4,
+            Family::V6 => Domain::IPV6,
         };
-        let socket = Socket::new(domain, Type::RAW, Some(protocol))
-            .map_err(|e| Error::TraceUnavailable { family, reason: format!("cannot open a raw ICMP socket: {e}") })?;
-        socket.set_nonblocking(true).map_err(Error::io("set trace socket non-blocking"))?;
+        let socket =
+            Socket::new(domain, Type::RAW, Some(protocol)).map_err(|e| format!("cannot open a raw socket: {e}"))?;
+        socket.set_nonblocking(true).map_err(|e| format!("cannot make the raw socket non-blocking: {e}"))?;
         let _ = socket.set_recv_buffer_size(4 << 20);
         // Without the filter the receive task still checks everything; it is only slower.
-        if let Err(e) = bpf::attach(&socket, &filter(family)) {
-            tracing::warn!(%family, error = %e, "cannot attach the trace socket filter; filtering in user space");
+        if let Err(e) = bpf::attach(&socket, filter) {
+            tracing::warn!(%family, error = %e, "cannot attach a trace socket filter; filtering in user space");
         }
         let socket = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(socket))
-            .map_err(Error::io("register trace socket with the runtime"))?;
-        Ok(TraceSocket {
-            family,
-            socket,
-            send_ttl: Mutex::new(None),
-            pending: Mutex::new(Pending::default()),
-            slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
-            packets_read: AtomicU64::new(0),
-        })
+            .map_err(|e| format!("cannot register the raw socket with the runtime: {e}"))?;
+        Ok(Sender { socket, ttl: Mutex::new(None) })
     }
 
-    /// Sends probe `probe` to `dst` with identifier `id` and hop limit `ttl`; answers go to
-    /// `tx` while the returned registration lives.
-    pub(crate) async fn send(
-        self: &Arc<Self>,
-        dst: AllowedIp,
-        id: u16,
-        ttl: u8,
-        probe: ProbeId,
-        tx: &mpsc::UnboundedSender<Arrival>,
-    ) -> io::Result<Registration> {
-        let registration = self.register(dst.ip(), id, probe, tx.clone());
-        let bytes = packet::probe(self.family, id, registration.key.2);
-        let to = SocketAddr::new(dst.ip(), 0);
+    /// Sends `bytes` to `to` with hop limit `ttl`.
+    async fn send(&self, family: Family, bytes: &[u8], to: IpAddr, ttl: u8) -> io::Result<()> {
+        let to = SocketAddr::new(to, 0);
         loop {
             {
-                let mut set = lock(&self.send_ttl);
+                let mut set = lock(&self.ttl);
                 if *set != Some(ttl) {
                     let sock = SockRef::from(&self.socket);
-                    match self.family {
+                    match family {
                         Family::V4 => sock.set_ttl_v4(u32::from(ttl))?,
                         Family::V6 => sock.set_unicast_hops_v6(u32::from(ttl))?,
                     }
                     *set = Some(ttl);
                 }
-                match self.socket.try_send_to(&bytes, to) {
-                    Ok(_) => return Ok(registration),
+                match self.socket.try_send_to(bytes, to) {
+                    Ok(_) => return Ok(()),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
                 }
@@ -152,24 +145,78 @@ impl TraceSocket {
             self.socket.writable().await?;
         }
     }
+}
+
+impl TraceSocket {
+    /// Opens the raw sockets of `family` with their kernel filters. Without the ICMP one
+    /// nothing works; without the UDP one, UDP traces say why.
+    pub(crate) fn open(family: Family) -> Result<TraceSocket> {
+        let (icmp, udp) = match family {
+            Family::V4 => (Protocol::ICMPV4, Protocol::UDP),
+            Family::V6 => (Protocol::ICMPV6, Protocol::UDP),
+        };
+        let icmp =
+            Sender::open(family, icmp, &filter(family)).map_err(|reason| Error::TraceUnavailable { family, reason })?;
+        let udp = Sender::open(family, udp, &[DROP]);
+        Ok(TraceSocket {
+            family,
+            icmp,
+            udp,
+            pending: Mutex::new(Pending::default()),
+            slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            packets_read: AtomicU64::new(0),
+        })
+    }
+
+    /// Why UDP probes cannot be sent over this family, if they cannot.
+    pub(crate) fn udp_unavailable(&self) -> Option<&str> {
+        self.udp.as_ref().err().map(String::as_str)
+    }
+
+    /// Sends probe `probe` of `flow` from `src` to `dst` with hop limit `ttl`; answers go to
+    /// `tx` while the returned registration lives.
+    pub(crate) async fn send(
+        self: &Arc<Self>,
+        src: IpAddr,
+        dst: AllowedIp,
+        flow: Flow,
+        ttl: u8,
+        probe: ProbeId,
+        tx: &mpsc::UnboundedSender<Arrival>,
+    ) -> io::Result<Registration> {
+        let registration = self.register(dst.ip(), flow, probe, tx.clone());
+        let seq = registration.key.2;
+        match flow {
+            Flow::Icmp { id } => {
+                let bytes = packet::icmp_probe(self.family, id, seq);
+                self.icmp.send(self.family, &bytes, dst.ip(), ttl).await?;
+            }
+            Flow::Udp { sport, dport } => {
+                let udp = self.udp.as_ref().map_err(|reason| io::Error::other(reason.clone()))?;
+                let bytes = packet::udp_probe(src, dst.ip(), sport, dport, seq);
+                udp.send(self.family, &bytes, dst.ip(), ttl).await?;
+            }
+        }
+        Ok(registration)
+    }
 
     fn register(
         self: &Arc<Self>,
         dst: IpAddr,
-        id: u16,
+        flow: Flow,
         probe: ProbeId,
         tx: mpsc::UnboundedSender<Arrival>,
     ) -> Registration {
         let mut pending = lock(&self.pending);
         // At most MAX_IN_FLIGHT keys are taken (the slots say so), so a free one is near.
         let mut seq = pending.next_seq;
-        while pending.waiters.contains_key(&(dst, id, seq)) {
+        while pending.waiters.contains_key(&(dst, flow, seq)) || !flow.can_use(seq) {
             seq = seq.wrapping_add(1);
         }
         pending.next_seq = seq.wrapping_add(1);
         let token = pending.next_token;
         pending.next_token += 1;
-        let key = (dst, id, seq);
+        let key = (dst, flow, seq);
         pending.waiters.insert(key, Waiter { token, sent_at: Instant::now(), probe, tx });
         Registration { socket: self.clone(), key, token }
     }
@@ -177,7 +224,7 @@ impl TraceSocket {
     /// Hands a received packet to the trace waiting for it, if any.
     fn dispatch(&self, buf: &[u8], from: IpAddr, at: Instant) {
         let Some(answer) = packet::parse(self.family, buf, from) else { return };
-        let key = (answer.probe_dst.to_canonical(), answer.id, answer.seq);
+        let key = (answer.probe_dst.to_canonical(), answer.flow, answer.seq);
         let Some(waiter) = lock(&self.pending).waiters.remove(&key) else { return };
         let reply =
             Reply { from: from.to_canonical(), rtt: at.saturating_duration_since(waiter.sent_at), kind: answer.kind };
@@ -191,7 +238,7 @@ pub(crate) async fn receive(socket: Arc<TraceSocket>, cancel: CancellationToken)
     loop {
         let received = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = socket.socket.recv_from(&mut buf) => r,
+            r = socket.icmp.socket.recv_from(&mut buf) => r,
         };
         match received {
             Ok((n, from)) => {
@@ -278,7 +325,7 @@ mod tests {
 
     #[test]
     fn filters_keep_what_the_tracer_reads_only() {
-        let probe4 = packet::probe(Family::V4, 0x4242, 1);
+        let probe4 = packet::icmp_probe(Family::V4, 0x4242, 1);
         let ping4 = echo_request(Family::V4, 0x4242, 1);
         let v4 = filter(Family::V4);
         let cases = [
@@ -299,7 +346,7 @@ mod tests {
         long.extend_from_slice(&with_type(&probe4, 0));
         assert!(run(&v4, &long) > 0);
 
-        let probe6 = packet::probe(Family::V6, 0x4242, 1);
+        let probe6 = packet::icmp_probe(Family::V6, 0x4242, 1);
         let v6 = filter(Family::V6);
         let cases6 = [
             ("our echo reply", with_type(&probe6, 129), true),
