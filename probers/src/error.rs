@@ -48,7 +48,7 @@ pub enum Error {
     /// The tracer has no raw ICMP socket for this family (`reason` says why it could not
     /// open one).
     #[error(
-        "tracing over {family} is unavailable: {reason} (the tracer needs a raw ICMP socket: \
+        "tracing over {family} is unavailable: {reason} (the tracer needs raw sockets: \
          run as root or give the binary CAP_NET_RAW)"
     )]
     TraceUnavailable { family: Family, reason: String },

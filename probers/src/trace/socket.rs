@@ -5,15 +5,15 @@
 //! A probe is registered under (destination, flow, probe number) just before it
 //! leaves; the receive task reads every packet the kernel filter lets through, parses it
 //! ([`super::packet::parse`]) and hands the answer to the trace that registered that key,
-//! over the trace's channel. Probe numbers come from one counter per socket, skipping keys
+//! over the trace's channel. Probe numbers come from one counter per family, skipping keys
 //! still in flight, so two traces sharing a destination and flow (a hash collision, or the
 //! same pair traced twice at once) never take each other's answers.
 //!
 //! Each probe needs its own TTL on a socket many tasks send on, so the TTL option and the
 //! send happen together under a lock (only the send itself is under it; a full socket
 //! buffer is waited for outside it). Raw sockets need root or `CAP_NET_RAW`: the tracer
-//! must choose the identifier (the flow), which the unprivileged ICMP datagram socket does
-//! not allow, and it sees ICMP errors about other hosts' probes only on raw sockets.
+//! must choose the ICMP identifier and the UDP checksum, which unprivileged sockets do not
+//! allow.
 
 use std::collections::HashMap;
 use std::io;
@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::icmp::Family;
 use crate::lock::lock;
 
-/// Probes in flight per socket at most; a round takes its slots before its first send.
+/// Probes in flight per family at most; a round takes its slots before its first send.
 pub(crate) const MAX_IN_FLIGHT: usize = 32_768;
 
 /// (probe destination, flow, probe number: ICMP sequence number or UDP checksum).
