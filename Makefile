@@ -14,8 +14,8 @@ deps:
 	@scripts/install-deps.sh postgres
 
 # The tests also need a real PowerDNS (auth, bind backend, recursor), dig, and for the
-# network-namespace lab iproute2, nftables and fping; for the report, graphviz and chromium;
-# for rotating a tailed log, logrotate.
+# network-namespace lab iproute2, nftables, fping and mtr-tiny; for the report, graphviz
+# and chromium; for rotating a tailed log, logrotate.
 test-deps:
 	@scripts/install-deps.sh postgres pdns lab nagios report tail
 	@scripts/install-schemathesis.sh >/dev/null

@@ -3,7 +3,8 @@
 #
 #   scripts/install-deps.sh postgres      PostgreSQL server binaries (initdb, pg_ctl, postgres)
 #   scripts/install-deps.sh pdns          PowerDNS auth + bind backend + recursor, dig, iproute2
-#   scripts/install-deps.sh lab           network-namespace lab: iproute2, nftables, fping
+#   scripts/install-deps.sh lab           network-namespace lab: iproute2, nftables, fping, and mtr-tiny
+#                                         (probers/tests/trace_netns.rs compares the tracer with mtr)
 #   scripts/install-deps.sh nagios        nagios4 and icinga2 binaries, to check deploy/nagios, deploy/icinga2
 #   scripts/install-deps.sh report        graphviz (dot, the report's picture) and chromium (headless, to
 #                                         screenshot the HTML report in tests/report_render.rs)
@@ -47,6 +48,7 @@ for group in "$@"; do
             command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
             command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
             command -v fping >/dev/null 2>&1 || [ -x /usr/bin/fping ] || need+=(fping)
+            command -v mtr >/dev/null 2>&1 || [ -x /usr/bin/mtr ] || need+=(mtr-tiny)
             optional=1
             ;;
         nagios)

@@ -2,9 +2,10 @@
 //!
 //! A failed *probe* (a lost packet, a refused connection) is not an error: it is an outcome
 //! ([`crate::ProbeOutcome`]). These variants are for configuration and sockets that could not
-//! be set up, and for targets the allow-list refuses.
+//! be set up, for targets the allow-list refuses, and for traces that could not run.
 
 use std::io;
+use std::net::IpAddr;
 
 use crate::allow::Refused;
 use crate::icmp::Family;
@@ -43,6 +44,34 @@ pub enum Error {
     /// The engine was built outside a tokio runtime (its sockets need one).
     #[error("the probe engine must be built inside a tokio runtime")]
     NoRuntime,
+
+    /// The tracer has no raw ICMP socket for this family (`reason` says why it could not
+    /// open one).
+    #[error(
+        "tracing over {family} is unavailable: {reason} (the tracer needs raw sockets: \
+         run as root or give the binary CAP_NET_RAW)"
+    )]
+    TraceUnavailable { family: Family, reason: String },
+
+    /// The kernel has no route to a trace's destination (nothing was sent).
+    #[error("no route to {dst}: {source}; no probe sent")]
+    NoRoute {
+        dst: IpAddr,
+        #[source]
+        source: io::Error,
+    },
+
+    /// Not one probe of a trace could be sent.
+    #[error("sending trace probes to {dst}: {source}")]
+    TraceSend {
+        dst: IpAddr,
+        #[source]
+        source: io::Error,
+    },
+
+    /// A trace's task ended without a result (it panicked; the log says more).
+    #[error("the trace to {dst} failed: {reason}")]
+    TraceFailed { dst: IpAddr, reason: String },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use socket2::{Domain, Protocol, SockFilter, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::packet::Family;
 use self::packet::{ErrorKind, Framing, Message};
 use crate::allow::AllowedIp;
+use crate::bpf::{self, Insn, DROP, JEQ_K, KEEP, LDX_B_MSH, LD_B_ABS, LD_B_IND, LD_H_ABS, LD_H_IND};
 use crate::engine::Counters;
 use crate::error::{Error, Result};
 use crate::lock::lock;
@@ -270,11 +271,7 @@ impl IcmpSocket {
             // other programs' pings, neighbour discovery. Let the kernel drop all but what
             // `dispatch` could use, so a busy host does not flood the receive task. If the
             // filter cannot be set, `dispatch` still checks everything; it is only slower.
-            let program: Vec<SockFilter> = raw_filter(family, identifier)
-                .iter()
-                .map(|&(code, jt, jf, k)| SockFilter::new(code, jt, jf, k))
-                .collect();
-            if let Err(e) = socket.attach_filter(&program) {
+            if let Err(e) = bpf::attach(&socket, &raw_filter(family, identifier)) {
                 tracing::warn!(%family, error = %e, "cannot attach the ICMP socket filter; filtering in user space");
             }
         }
@@ -369,23 +366,10 @@ async fn receive(socket: Arc<IcmpSocket>, counters: Arc<Counters>, cancel: Cance
     }
 }
 
-/// One classic BPF instruction: (code, jump if true, jump if false, k).
-type Insn = (u16, u8, u8, u32);
-
-const LDX_B_MSH: u16 = 0xb1; // X = 4 * (P[k] & 0xf): the IPv4 header length
-const LD_B_ABS: u16 = 0x30; // A = P[k]
-const LD_H_ABS: u16 = 0x28; // A = P[k..k+2], big-endian
-const LD_B_IND: u16 = 0x50; // A = P[X+k]
-const LD_H_IND: u16 = 0x48; // A = P[X+k..X+k+2], big-endian
-const JEQ_K: u16 = 0x15; // pc += (A == k) ? jt : jf
-const RET_K: u16 = 0x06; // keep k bytes (0: drop)
-
 /// The kernel filter for a raw socket: keep echo replies carrying our identifier and the
 /// ICMP errors that may quote our requests; drop the rest. Raw IPv4 sockets filter from
 /// the IP header, ICMPv6 ones from the ICMPv6 header.
 fn raw_filter(family: Family, identifier: u16) -> [Insn; 10] {
-    const KEEP: Insn = (RET_K, 0, 0, 0x0004_0000);
-    const DROP: Insn = (RET_K, 0, 0, 0);
     let id = u32::from(identifier);
     // Instruction 8 drops, 9 keeps; jump offsets count from the next instruction.
     match family {
@@ -419,38 +403,7 @@ fn raw_filter(family: Family, identifier: u16) -> [Insn; 10] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Runs a classic BPF program the way the kernel does (a load past the end drops).
-    fn run(program: &[Insn], pkt: &[u8]) -> u32 {
-        let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
-        let byte = |at: u32| pkt.get(at as usize).map(|&b| u32::from(b));
-        let half = |at: u32| Some(byte(at)? << 8 | byte(at + 1)?);
-        loop {
-            let (code, jt, jf, k) = program[pc];
-            pc += 1;
-            let loaded = match code {
-                LDX_B_MSH => {
-                    let Some(b) = byte(k) else { return 0 };
-                    x = 4 * (b & 0xf);
-                    continue;
-                }
-                LD_B_ABS => byte(k),
-                LD_H_ABS => half(k),
-                LD_B_IND => byte(x + k),
-                LD_H_IND => half(x + k),
-                JEQ_K => {
-                    pc += usize::from(if a == k { jt } else { jf });
-                    continue;
-                }
-                RET_K => return k,
-                other => panic!("unexpected opcode {other:#x}"),
-            };
-            match loaded {
-                Some(v) => a = v,
-                None => return 0,
-            }
-        }
-    }
+    use crate::bpf::run;
 
     fn ipv4(icmp: &[u8]) -> Vec<u8> {
         let mut p = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1];

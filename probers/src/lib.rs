@@ -6,10 +6,15 @@
 //! ([`ProbeOutcome`]). ICMP runs over one socket per address family (raw, or the kernel's
 //! unprivileged ICMP datagram socket) with thousands of targets in flight at once, all
 //! sends paced under one packets-per-second cap.
+//!
+//! The tracer ([`Tracer`], module [`trace`]) runs mtr-style, Paris-style ICMP traces to many
+//! destinations at once over one raw socket per family, and gives each as a
+//! [`graph_store::paths::Run`].
 
 pub mod agent;
 pub mod allow;
 mod backoff;
+mod bpf;
 pub mod engine;
 pub mod error;
 pub mod health;
@@ -21,6 +26,7 @@ pub mod record;
 pub mod stats;
 pub mod target;
 pub mod tcp;
+pub mod trace;
 pub mod worker;
 
 pub use allow::{AllowList, AllowedIp, RefusalReason, Refused};
@@ -29,3 +35,4 @@ pub use error::{Error, Result};
 pub use icmp::{Family, IcmpMode};
 pub use stats::{ProbeOutcome, RttStats};
 pub use target::{ProbeKind, ProbeTarget};
+pub use trace::{TraceProtocol, TraceSettings, TraceTarget, Tracer, TracerBuilder, TracerStats};
