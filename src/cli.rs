@@ -71,6 +71,16 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run one agent: probe this node's edges from where the traffic starts.
     Agent(AgentArgs),
+    /// Trace the path to an address now, mtr-style (Paris: every probe of the trace takes
+    /// one path through load balancers), and print it like `mtr --report`: per hop the
+    /// address(es), their owner from `[owners]`, loss, sent, RTT avg/best/worst, standard
+    /// deviation and jitter. Needs root or CAP_NET_RAW (raw sockets).
+    ///
+    /// Exit status: 0 the destination answered, 2 it did not, 1 an error (a destination
+    /// outside --allow is refused before anything is sent).
+    ///
+    /// Example: `edgewatch trace 127.0.0.1`, `edgewatch trace ::1 --format json`.
+    Trace(TraceArgs),
     /// Manage agent tokens.
     #[command(subcommand, name = "agent-token")]
     AgentToken(AgentTokenCommand),
@@ -236,6 +246,39 @@ pub struct ProbeSettingsArgs {
     /// Cap on packets per second, all targets together.
     #[arg(long, default_value_t = 1000)]
     pub pps: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// The destination: an IPv4 or IPv6 address inside the allow-list.
+    pub dest: std::net::IpAddr,
+    /// Networks traces may go to (comma-separated CIDRs); anything else is refused before
+    /// a packet leaves.
+    #[arg(long, env = "EDGEWATCH_ALLOW", value_delimiter = ',', default_value = "127.0.0.0/8,::1/128")]
+    pub allow: Vec<String>,
+    /// ICMP echo, or UDP to --port (both Paris-style).
+    #[arg(long, value_enum, default_value_t = TraceProtocolArg::Icmp)]
+    pub protocol: TraceProtocolArg,
+    /// The UDP destination port (with --protocol udp).
+    #[arg(long, default_value_t = 33434)]
+    pub port: u16,
+    /// Probes per TTL (rounds).
+    #[arg(long, default_value_t = 3)]
+    pub probes: u32,
+    /// The highest TTL probed.
+    #[arg(long, default_value_t = 30)]
+    pub max_ttl: u8,
+    /// How long to wait for each answer.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub timeout: Duration,
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TraceProtocolArg {
+    Icmp,
+    Udp,
 }
 
 #[derive(Debug, Args)]

@@ -172,6 +172,11 @@ impl Settings {
         }
     }
 
+    /// Whose network an address is: `[owners]` (checked when the file was read).
+    pub fn owners(&self) -> Owners {
+        Owners::new(&self.file.owners).expect("[owners] was checked when the file was read")
+    }
+
     /// How incidents are found: `[diagnosis]`.
     pub fn diagnosis(&self) -> DiagnosisConfig {
         self.file.diagnosis

@@ -10,6 +10,7 @@ mod nagios;
 mod not_found;
 mod output;
 pub mod report;
+mod trace_view;
 mod when;
 
 use std::process::ExitCode;

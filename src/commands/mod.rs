@@ -20,6 +20,7 @@ mod run;
 mod serve;
 mod shared;
 mod sql;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Probe(args) => probe::run(settings, args).await,
         Command::Serve(args) => serve::run(settings, args).await,
         Command::Agent(args) => agent::run(settings, args).await,
+        Command::Trace(args) => trace::run(settings, args).await,
         Command::AgentToken(cmd) => agent_token::run(settings, cmd).await,
         Command::Incidents { format } => incidents::run(settings, format).await,
         Command::Check(cmd) => check::run(settings, cmd).await,
