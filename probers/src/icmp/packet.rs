@@ -15,12 +15,12 @@ pub const PAYLOAD_LEN: usize = 56;
 /// The start of every payload we send; replies without it are someone else's.
 pub const PAYLOAD_MAGIC: &[u8; 16] = b"edgewatch-probe\0";
 
-const ECHO_REQUEST_V4: u8 = 8;
-const ECHO_REPLY_V4: u8 = 0;
-const ECHO_REQUEST_V6: u8 = 128;
-const ECHO_REPLY_V6: u8 = 129;
-const PROTO_ICMP: u8 = 1;
-const PROTO_ICMPV6: u8 = 58;
+pub(crate) const ECHO_REQUEST_V4: u8 = 8;
+pub(crate) const ECHO_REPLY_V4: u8 = 0;
+pub(crate) const ECHO_REQUEST_V6: u8 = 128;
+pub(crate) const ECHO_REPLY_V6: u8 = 129;
+pub(crate) const PROTO_ICMP: u8 = 1;
+pub(crate) const PROTO_ICMPV6: u8 = 58;
 
 /// Address family of a probe socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

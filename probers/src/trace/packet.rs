@@ -22,7 +22,9 @@
 
 use std::net::IpAddr;
 
-use crate::icmp::packet::checksum;
+use crate::icmp::packet::{
+    checksum, ECHO_REPLY_V4, ECHO_REPLY_V6, ECHO_REQUEST_V4, ECHO_REQUEST_V6, PROTO_ICMP, PROTO_ICMPV6,
+};
 use crate::icmp::Family;
 
 /// Length of an ICMP probe (as `ping`'s default: 8 bytes of header, 56 of payload).
@@ -38,13 +40,7 @@ pub const MAGIC_AT: usize = 10;
 /// payload starts with its own magic at offset 8, so neither takes the other's replies).
 pub const TRACE_MAGIC: &[u8; 16] = b"edgewatch-trace\0";
 
-const ECHO_REPLY_V4: u8 = 0;
-const ECHO_REQUEST_V4: u8 = 8;
-const ECHO_REQUEST_V6: u8 = 128;
-const ECHO_REPLY_V6: u8 = 129;
-const PROTO_ICMP: u8 = 1;
 const PROTO_UDP: u8 = 17;
-const PROTO_ICMPV6: u8 = 58;
 
 /// The fields that keep a trace on one flow (besides addresses and protocol).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
