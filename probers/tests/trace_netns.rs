@@ -14,9 +14,12 @@
 //! child traces and prints each run as JSON; the parent checks them, and compares the hops
 //! with `mtr --json` run in the same namespace when mtr is installed.
 
+mod common;
+
 use std::net::IpAddr;
 use std::process::Command;
 
+use common::{ip, is_root};
 use graph_store::paths::Run;
 
 const CHILD: &str = "EDGEWATCH_TRACE_NETNS_CHILD";
@@ -24,24 +27,6 @@ const CAPTURE: &str = "EDGEWATCH_TRACE_NETNS_CAPTURE";
 const PREFIX: &str = "ewtr-";
 /// Hops between source and destination: 3 routers, then the destination.
 const HOPS: usize = 4;
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .is_some_and(|uid| uid == "0")
-}
-
-fn ip(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| format!("ip {args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
-    }
-}
 
 fn sysctl(ns: &str, settings: &[&str]) {
     for setting in settings {

@@ -35,11 +35,14 @@
 //! work. Routers that hash ICMP's first bytes in the ports' place are why the tracer keeps
 //! its ICMP identifier and checksum fixed (checked on the wire by `trace_netns.rs`).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{ip, is_root};
 use graph_store::paths::{
     hop_losses, loss_onset, Hop, LossConfig, LossEvent, LossTracker, RouteConfig, RouteEvent, RouteTracker, Run,
 };
@@ -698,24 +701,6 @@ fn missing_tools() -> Option<String> {
         .map(|(_, package)| package)
         .collect();
     (!missing.is_empty()).then(|| format!("needs {}", missing.join(" and ")))
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .is_some_and(|uid| uid == "0")
-}
-
-fn ip(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| format!("ip {args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
-    }
 }
 
 /// Removes namespaces of this test whose process is gone (a crashed earlier run).
