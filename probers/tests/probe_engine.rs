@@ -7,11 +7,14 @@
 //! they skip with a printed reason. The datagram-socket test runs itself again inside a
 //! network namespace it creates and removes, where it may set `ping_group_range`.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::is_root;
 use probers::{AllowList, Engine, EngineBuilder, Family, IcmpMode, ProbeOutcome, ProbeTarget};
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -274,15 +277,6 @@ fn ping_group_admits_us() -> bool {
         .and_then(|g| g.parse::<u64>().ok());
     let mut bounds = range.split_whitespace().filter_map(|b| b.parse::<u64>().ok());
     matches!((bounds.next(), bounds.next(), gid), (Some(lo), Some(hi), Some(g)) if lo <= g && g <= hi)
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .is_some_and(|uid| uid == "0")
 }
 
 #[tokio::test]

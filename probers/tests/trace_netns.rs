@@ -19,7 +19,7 @@ mod common;
 use std::net::IpAddr;
 use std::process::Command;
 
-use common::{ip, is_root};
+use common::{ip, is_root, sweep_leftovers};
 use graph_store::paths::Run;
 
 const CHILD: &str = "EDGEWATCH_TRACE_NETNS_CHILD";
@@ -57,21 +57,10 @@ fn hop_v6(h: usize) -> String {
     format!("fd00:ee:{}::2", 100 + h)
 }
 
-/// Removes namespaces of this test whose process is gone (a crashed earlier run).
-fn sweep_leftovers() {
-    let list = ip(&["netns", "list"]).unwrap_or_default();
-    for ns in list.lines().filter_map(|l| l.split_whitespace().next()) {
-        let Some(pid) = ns.strip_prefix(PREFIX).and_then(|rest| rest.split('-').next()) else { continue };
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = ip(&["netns", "del", ns]);
-        }
-    }
-}
-
 /// Builds the chain. Hop h's namespace is `ns[h]`; link h joins `ns[h-1]` (`.1`) and
 /// `ns[h]` (`.2`).
 fn build_lab() -> Result<Lab, String> {
-    sweep_leftovers();
+    sweep_leftovers(PREFIX);
     let base = format!("{PREFIX}{}-{}", std::process::id(), std::time::UNIX_EPOCH.elapsed().unwrap().subsec_nanos());
     let names = ["s", "r1", "r2", "r3", "d"];
     let mut lab = Lab { ns: Vec::new() };

@@ -42,7 +42,7 @@ use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{ip, is_root};
+use common::{ip, is_root, sweep_leftovers};
 use graph_store::paths::{
     hop_losses, loss_onset, Hop, LossConfig, LossEvent, LossTracker, RouteConfig, RouteEvent, RouteTracker, Run,
 };
@@ -571,7 +571,7 @@ impl Lab {
     /// Builds the lab of the module documentation, in namespaces named after this process
     /// and `tag`.
     fn build(tag: &str) -> Result<Lab, String> {
-        sweep_leftovers();
+        sweep_leftovers(PREFIX);
         let lab = Lab { base: format!("{PREFIX}{}-{tag}", std::process::id()), owned: true };
         for node in NODES {
             ip(&["netns", "add", &lab.ns(node)])?;
@@ -701,15 +701,4 @@ fn missing_tools() -> Option<String> {
         .map(|(_, package)| package)
         .collect();
     (!missing.is_empty()).then(|| format!("needs {}", missing.join(" and ")))
-}
-
-/// Removes namespaces of this test whose process is gone (a crashed earlier run).
-fn sweep_leftovers() {
-    let list = ip(&["netns", "list"]).unwrap_or_default();
-    for ns in list.lines().filter_map(|l| l.split_whitespace().next()) {
-        let Some(pid) = ns.strip_prefix(PREFIX).and_then(|rest| rest.split('-').next()) else { continue };
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = ip(&["netns", "del", ns]);
-        }
-    }
 }

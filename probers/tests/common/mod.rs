@@ -23,3 +23,14 @@ pub fn ip(args: &[&str]) -> Result<String, String> {
         Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
     }
 }
+
+/// Removes namespaces named `PREFIX<pid>-…` whose process is gone (a crashed earlier run).
+pub fn sweep_leftovers(prefix: &str) {
+    let list = ip(&["netns", "list"]).unwrap_or_default();
+    for ns in list.lines().filter_map(|l| l.split_whitespace().next()) {
+        let Some(pid) = ns.strip_prefix(prefix).and_then(|rest| rest.split('-').next()) else { continue };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
+}
