@@ -2,14 +2,15 @@
 //! server reads from them — route changes and loss onset, each naming the hop — with the
 //! hop addresses labelled by owner ("ours", "AWS", an ISP) and AS number.
 //!
-//! For now only the pure parts, no I/O:
-//! - `algo`: one trace run, its path shape, the route-change and loss rules with their
-//!   hysteresis and flap detection.
-//! - `owners`: the `[owners]` prefix table (longest prefix wins) and the ASN table
+//! - `algo` (pure): one trace run, its path shape, the route-change and loss rules with
+//!   their hysteresis and flap detection.
+//! - `owners` (pure): the `[owners]` prefix table (longest prefix wins) and the ASN table
 //!   (iptoasn's `ip2asn-combined.tsv`).
+//! - `packed` (pure): how a run is kept — its path once, its per-hop figures packed.
 
 mod algo;
 mod owners;
+pub mod packed;
 
 pub use algo::{
     first_divergence, hop_losses, loss_onset, CurrentPath, DestFigures, Divergence, Hop, HopLoss, LossConfig,

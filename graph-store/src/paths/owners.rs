@@ -20,7 +20,7 @@
 //! iptoasn's ~500k rows take some tens of MB at most, most of it IPv6.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -236,6 +236,21 @@ impl AsnTable {
     /// Rows read (AS 0 rows included).
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// The table as disjoint ranges (overlaps already resolved to the narrowest row),
+    /// ascending, IPv4 first: what `asn import` stores.
+    pub fn ranges(&self) -> impl Iterator<Item = (IpAddr, IpAddr, &AsnInfo)> + '_ {
+        let info = |i: u32| &self.infos[i as usize];
+        let v4 = self
+            .v4
+            .iter()
+            .map(move |s| (IpAddr::from(Ipv4Addr::from(s.start)), Ipv4Addr::from(s.end).into(), info(s.info)));
+        let v6 = self
+            .v6
+            .iter()
+            .map(move |s| (IpAddr::from(Ipv6Addr::from(s.start)), Ipv6Addr::from(s.end).into(), info(s.info)));
+        v4.chain(v6)
     }
 }
 
