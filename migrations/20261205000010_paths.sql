@@ -59,7 +59,7 @@ CREATE TABLE trace_runs (
     path_id  integer NOT NULL,
     figures  bytea NOT NULL
 ) PARTITION BY RANGE (at);
-CREATE INDEX trace_runs_pair_at ON trace_runs (pair_id, at);
+ALTER TABLE trace_runs ADD PRIMARY KEY (pair_id, at);  -- a resent run is stored once
 
 CREATE FUNCTION edgewatch_ensure_trace_partitions(first_day date, days integer)
 RETURNS void LANGUAGE plpgsql AS $$

@@ -61,6 +61,14 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A stored trace run could not be read back.
+    #[error("a stored trace run of pair {pair_id} at {at}: {source}")]
+    StoredRun {
+        pair_id: i64,
+        at: chrono::DateTime<chrono::Utc>,
+        #[source]
+        source: crate::paths::packed::UnpackError,
+    },
     /// A published link names a container the graph does not have.
     #[error("{origin}: field `container`: unknown container {name:?} (not in the inventory, or retired)")]
     UnknownContainer { name: String, origin: String },

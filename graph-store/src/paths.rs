@@ -7,13 +7,26 @@
 //! - `owners` (pure): the `[owners]` prefix table (longest prefix wins) and the ASN table
 //!   (iptoasn's `ip2asn-combined.tsv`).
 //! - `packed` (pure): how a run is kept — its path once, its per-hop figures packed.
+//! - `read`: a pair by the names operators use, its runs in a window, the events.
+//! - `store`: which pairs are traced and when; recording runs with their rollups, the
+//!   trackers' state and their events.
 
 mod algo;
 mod owners;
 pub mod packed;
+mod read;
+mod store;
 
 pub use algo::{
     first_divergence, hop_losses, loss_onset, CurrentPath, DestFigures, Divergence, Hop, HopLoss, LossConfig,
     LossEvent, LossTracker, PathShape, RouteChange, RouteConfig, RouteEvent, RouteTracker, Run, MAX_RUNS,
 };
 pub use owners::{parse_asn_table, AsnError, AsnInfo, AsnProblem, AsnTable, OwnerError, Owners};
+pub use read::{
+    counts, events, find_pairs, hop_addrs, last_run_before, pair, runs_between, EventFilter, PairInfo, RouteEventView,
+    TraceCounts,
+};
+pub use store::{
+    claim_due, drop_old_partitions, ensure_partitions, prune_hourly, record_runs, release, sync_pairs, sync_targets,
+    trace_now, DuePair, ExternalTarget, PairSchedule, RecordTotals, TraceRecord, Tracer, TrackConfig,
+};

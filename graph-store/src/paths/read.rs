@@ -1,0 +1,257 @@
+//! The path history's reads: finding a pair by the names an operator knows (a node, a
+//! host, an external target, an address), its runs in a window, the route events, and the
+//! counts /metrics shows.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgPool, Row};
+
+use super::algo::Run;
+use super::packed::{self, StoredPath};
+use crate::{Error, Result};
+
+/// A traced pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PairInfo {
+    pub id: i64,
+    /// The source host (or, for an external target, the prober's vantage).
+    pub src: String,
+    /// The destination host (or the external target's name).
+    pub dst: String,
+    pub dst_ip: String,
+    pub protocol: String,
+    pub port: Option<u16>,
+    pub src_dc: String,
+    pub dst_dc: String,
+    pub external: bool,
+    /// Traced every this many seconds.
+    pub every_s: i32,
+    pub runs: i64,
+    #[serde(serialize_with = "crate::time::serialize_utc_opt")]
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub retired: bool,
+}
+
+const PAIR_COLUMNS: &str = "p.id, p.src, p.dst, host(p.dst_ip) AS dst_ip, p.protocol, p.port, p.src_dc, p.dst_dc, \
+                            p.external, p.every_s, p.runs, p.last_run_at, p.retired_at IS NOT NULL AS retired";
+
+fn pair_of(r: &sqlx::postgres::PgRow) -> PairInfo {
+    PairInfo {
+        id: r.get("id"),
+        src: r.get("src"),
+        dst: r.get("dst"),
+        dst_ip: r.get("dst_ip"),
+        protocol: r.get("protocol"),
+        port: r.get::<Option<i32>, _>("port").and_then(|p| u16::try_from(p).ok()),
+        src_dc: r.get("src_dc"),
+        dst_dc: r.get("dst_dc"),
+        external: r.get("external"),
+        every_s: r.get("every_s"),
+        runs: r.get("runs"),
+        last_run_at: r.get("last_run_at"),
+        retired: r.get("retired"),
+    }
+}
+
+/// The pairs from `src` to `dst`, live ones first: `src` a host, a node (its host) or a
+/// prober's vantage; `dst` a host, a node (its host), an external target's name, or an
+/// address (the pair tracing to it, or the host owning it).
+pub async fn find_pairs(pool: &PgPool, src: &str, dst: &str) -> Result<Vec<PairInfo>> {
+    let rows = sqlx::query(&format!(
+        "WITH s AS (SELECT $1::text AS name UNION SELECT host FROM nodes WHERE name = $1), \
+              d AS (SELECT $2::text AS name UNION SELECT host FROM nodes WHERE name = $2 \
+                    UNION SELECT n.host FROM addresses a JOIN nodes n ON n.id = a.node_id \
+                          WHERE host(a.ip) = $2 AND a.retired_at IS NULL) \
+         SELECT {PAIR_COLUMNS} FROM trace_pairs p \
+         WHERE p.src IN (SELECT name FROM s) AND (p.dst IN (SELECT name FROM d) OR host(p.dst_ip) = $2) \
+         ORDER BY p.retired_at IS NOT NULL, p.last_run_at DESC NULLS LAST, p.id LIMIT 20"
+    ))
+    .bind(src)
+    .bind(dst)
+    .fetch_all(pool)
+    .await
+    .map_err(Error::sql("finding a traced pair"))?;
+    Ok(rows.iter().map(pair_of).collect())
+}
+
+/// One pair by id.
+pub async fn pair(pool: &PgPool, id: i64) -> Result<Option<PairInfo>> {
+    let row = sqlx::query(&format!("SELECT {PAIR_COLUMNS} FROM trace_pairs p WHERE p.id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(Error::sql("reading a traced pair"))?;
+    Ok(row.as_ref().map(pair_of))
+}
+
+/// The pair's runs with `from <= at < to`, oldest first.
+pub async fn runs_between(pool: &PgPool, pair_id: i64, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Run>> {
+    let rows = sqlx::query(
+        "SELECT r.at, p.hops, p.reached, r.figures FROM trace_runs r JOIN trace_paths p ON p.id = r.path_id \
+         WHERE r.pair_id = $1 AND r.at >= $2 AND r.at < $3 ORDER BY r.at",
+    )
+    .bind(pair_id as i32)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+    .map_err(Error::sql("reading trace runs"))?;
+    rows.iter()
+        .map(|r| {
+            let at: DateTime<Utc> = r.get("at");
+            let path = StoredPath { hops: r.get("hops"), reached: r.get("reached") };
+            packed::unpack(at, &path, r.get::<&[u8], _>("figures")).map_err(|source| Error::StoredRun {
+                pair_id,
+                at,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// The time of the pair's last run at or before `at`.
+pub async fn last_run_before(pool: &PgPool, pair_id: i64, at: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar("SELECT max(at) FROM trace_runs WHERE pair_id = $1 AND at <= $2")
+        .bind(pair_id as i32)
+        .bind(at)
+        .fetch_one(pool)
+        .await
+        .map_err(Error::sql("finding a pair's last trace run"))
+}
+
+/// A route event as the questions show it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RouteEventView {
+    pub id: i64,
+    #[serde(serialize_with = "crate::time::serialize_utc")]
+    pub at: DateTime<Utc>,
+    pub pair_id: i64,
+    pub src: String,
+    pub dst: String,
+    pub src_dc: String,
+    pub dst_dc: String,
+    /// changed, flap-start, flap-end, loss-started, loss-moved, loss-cleared.
+    pub kind: String,
+    /// The first diverging TTL (changed) or the loss onset (loss-started, loss-moved).
+    pub ttl: Option<u8>,
+    /// The onset the loss left (loss-moved, loss-cleared).
+    pub old_ttl: Option<u8>,
+    /// At `ttl`: the addresses on the old path (changed).
+    pub old_addrs: Vec<String>,
+    /// At `ttl`: the addresses on the new path (changed), or where loss starts.
+    pub new_addrs: Vec<String>,
+    /// The paths, per TTL the addresses joined by `,` (`""`: silent).
+    pub old_hops: Option<Vec<String>>,
+    pub new_hops: Option<Vec<String>>,
+    pub old_reached: Option<bool>,
+    pub new_reached: Option<bool>,
+    pub rtt_before_ms: Option<f32>,
+    pub rtt_after_ms: Option<f32>,
+    pub loss_before_pct: Option<f32>,
+    /// Loss to the destination on the new path (changed), the loss from the onset
+    /// (loss-*), or the flap percentage (flap-*).
+    pub loss_after_pct: Option<f32>,
+}
+
+/// Which events.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// None: every pair; one data center: pairs from or to it; two: pairs between them
+    /// (the same one twice: within it). More than two match nothing.
+    pub dcs: Vec<String>,
+    pub pair_id: Option<i64>,
+    pub kinds: Vec<String>,
+    pub limit: i64,
+}
+
+/// Route events, newest first.
+pub async fn events(pool: &PgPool, f: &EventFilter) -> Result<Vec<RouteEventView>> {
+    let rows = sqlx::query(
+        "SELECT e.id, e.at, e.pair_id, p.src, p.dst, p.src_dc, p.dst_dc, e.kind, e.ttl, e.old_ttl, e.old_addrs, \
+                e.new_addrs, e.old_hops, e.new_hops, e.old_reached, e.new_reached, e.rtt_before_ms, e.rtt_after_ms, \
+                e.loss_before_pct, e.loss_after_pct \
+         FROM route_events e JOIN trace_pairs p ON p.id = e.pair_id \
+         WHERE ($1::timestamptz IS NULL OR e.at >= $1) AND ($2::timestamptz IS NULL OR e.at < $2) \
+           AND ($3::bigint IS NULL OR e.pair_id = $3) \
+           AND (cardinality($4::text[]) = 0 OR e.kind = ANY($4)) \
+           AND CASE cardinality($5::text[]) WHEN 0 THEN true \
+                 WHEN 1 THEN ($5::text[])[1] IN (p.src_dc, p.dst_dc) \
+                 WHEN 2 THEN (p.src_dc, p.dst_dc) IN (($5[1], $5[2]), ($5[2], $5[1])) ELSE false END \
+         ORDER BY e.at DESC, e.id DESC LIMIT $6",
+    )
+    .bind(f.since)
+    .bind(f.until)
+    .bind(f.pair_id)
+    .bind(&f.kinds)
+    .bind(&f.dcs)
+    .bind(if f.limit > 0 { f.limit } else { i64::MAX })
+    .fetch_all(pool)
+    .await
+    .map_err(Error::sql("reading route events"))?;
+    let split = |s: String| -> Vec<String> {
+        if s.is_empty() {
+            Vec::new()
+        } else {
+            s.split(',').map(str::to_owned).collect()
+        }
+    };
+    let ttl = |v: Option<i16>| v.and_then(|t| u8::try_from(t).ok());
+    Ok(rows
+        .into_iter()
+        .map(|r| RouteEventView {
+            id: r.get("id"),
+            at: r.get("at"),
+            pair_id: r.get("pair_id"),
+            src: r.get("src"),
+            dst: r.get("dst"),
+            src_dc: r.get("src_dc"),
+            dst_dc: r.get("dst_dc"),
+            kind: r.get("kind"),
+            ttl: ttl(r.get("ttl")),
+            old_ttl: ttl(r.get("old_ttl")),
+            old_addrs: split(r.get("old_addrs")),
+            new_addrs: split(r.get("new_addrs")),
+            old_hops: r.get("old_hops"),
+            new_hops: r.get("new_hops"),
+            old_reached: r.get("old_reached"),
+            new_reached: r.get("new_reached"),
+            rtt_before_ms: r.get("rtt_before_ms"),
+            rtt_after_ms: r.get("rtt_after_ms"),
+            loss_before_pct: r.get("loss_before_pct"),
+            loss_after_pct: r.get("loss_after_pct"),
+        })
+        .collect())
+}
+
+/// For /metrics: live pairs, runs recorded, and route events by kind, since the store
+/// was made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceCounts {
+    pub pairs: i64,
+    pub runs: i64,
+    pub events: Vec<(String, i64)>,
+}
+
+pub async fn counts(pool: &PgPool) -> Result<TraceCounts> {
+    let (pairs, runs): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE retired_at IS NULL), coalesce(sum(runs), 0)::bigint FROM trace_pairs",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(Error::sql("counting traces"))?;
+    let events: Vec<(String, i64)> =
+        sqlx::query_as("SELECT kind, count(*) FROM route_events GROUP BY kind ORDER BY kind")
+            .fetch_all(pool)
+            .await
+            .map_err(Error::sql("counting route events"))?;
+    Ok(TraceCounts { pairs, runs, events })
+}
+
+/// The addresses of a stored hop text, for callers holding [`RouteEventView`] hops.
+pub fn hop_addrs(text: &str) -> Vec<IpAddr> {
+    packed::parse_hop_text(text).unwrap_or_default()
+}
