@@ -4,6 +4,7 @@
 //!
 //! - `algo` (pure): one trace run, its path shape, the route-change and loss rules with
 //!   their hysteresis and flap detection.
+//! - `compare` (pure): a window of runs aggregated per TTL, two windows compared.
 //! - `owners` (pure): the `[owners]` prefix table (longest prefix wins) and the ASN table
 //!   (iptoasn's `ip2asn-combined.tsv`).
 //! - `packed` (pure): how a run is kept — its path once, its per-hop figures packed.
@@ -12,6 +13,7 @@
 //!   trackers' state and their events.
 
 mod algo;
+mod compare;
 mod owners;
 pub mod packed;
 mod read;
@@ -21,6 +23,7 @@ pub use algo::{
     first_divergence, hop_losses, loss_onset, CurrentPath, DestFigures, Divergence, Hop, HopLoss, LossConfig,
     LossEvent, LossTracker, PathShape, RouteChange, RouteConfig, RouteEvent, RouteTracker, Run, MAX_RUNS,
 };
+pub use compare::{diff, summarize, DiffRules, HopDiff, HopStatus, Window, WindowDiff, WindowHop};
 pub use owners::{parse_asn_table, AsnError, AsnInfo, AsnProblem, AsnTable, OwnerError, Owners};
 pub use read::{
     counts, events, find_pairs, hop_addrs, last_run_before, pair, runs_between, EventFilter, PairInfo, RouteEventView,
