@@ -81,6 +81,11 @@ pub enum Command {
     ///
     /// Example: `edgewatch trace 127.0.0.1`, `edgewatch trace ::1 --format json`.
     Trace(TraceArgs),
+    /// Path history between host pairs: the hops over a window, windows side by side, and
+    /// the route changes edgewatch found (which hop, since when, whose network). SRC and
+    /// DST name a pair by node (its host), host, address, or external target name.
+    #[command(subcommand)]
+    Route(RouteCommand),
     /// Manage agent tokens.
     #[command(subcommand, name = "agent-token")]
     AgentToken(AgentTokenCommand),
@@ -174,6 +179,84 @@ pub enum CheckCommand {
     /// Ranges follow the Monitoring Plugins guidelines: 10 (alert above 10), 10: (below
     /// 10), ~:10 (above 10), 10:20 (outside), @10:20 (inside).
     Nagios(CheckArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// The hops from SRC to DST over a window, aggregated like `mtr --report`: per hop
+    /// the addresses (with how many runs each answered in), whose network (`[owners]`,
+    /// imported AS), loss, RTT avg/best/worst/stdev, jitter; routers that only
+    /// rate-limit their own answers and where loss starts are marked.
+    ///
+    /// Example: `edgewatch route show web1.h1 search.h9 --at 16:00 --window 5m`.
+    Show {
+        src: String,
+        dst: String,
+        /// The window's start (default: one window before now).
+        #[arg(long, value_parser = crate::when::parse, value_name = "TIME")]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        /// The window's width.
+        #[arg(long, value_parser = parse_duration, default_value = "5m")]
+        window: Duration,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// Windows side by side, each compared with the one before: hops changed (≠),
+    /// added (+), the first diverging hop and whose network it is, hops slower by more
+    /// than --rtt-worse-ms and --rtt-worse-pct, loss that started (!). Give --from and
+    /// --to, or --at two or more times (the 16:00 / 16:15 / 16:30 story); with neither,
+    /// 30 minutes ago against now.
+    ///
+    /// Example: `edgewatch route diff web1.h1 search.h9 --at 16:00 --at 16:15 --at 16:30`.
+    Diff {
+        src: String,
+        dst: String,
+        /// The earlier window's start.
+        #[arg(long, value_parser = crate::when::parse, value_name = "TIME", requires = "to", conflicts_with = "at")]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// The later window's start.
+        #[arg(long, value_parser = crate::when::parse, value_name = "TIME", requires = "from")]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// A window's start; repeat for more windows (2 to 12), oldest first.
+        #[arg(long, value_parser = crate::when::parse, value_name = "TIME")]
+        at: Vec<chrono::DateTime<chrono::Utc>>,
+        /// Each window's width.
+        #[arg(long, value_parser = parse_duration, default_value = "5m")]
+        window: Duration,
+        /// A hop is slower when its RTT grew by more than this many ms …
+        #[arg(long, default_value_t = 10.0)]
+        rtt_worse_ms: f32,
+        /// … and by more than this percent.
+        #[arg(long, default_value_t = 20.0)]
+        rtt_worse_pct: f32,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// The route events, newest first: path changes (first diverging hop, old and new
+    /// addresses, RTT and loss to the destination before and after), flapping, and loss
+    /// onset starting, moving and clearing.
+    ///
+    /// Example: `edgewatch route changes --since 24h --dc onprem --dc cloud`.
+    Changes {
+        /// From this time (default: 24 hours ago).
+        #[arg(long, value_parser = crate::when::parse, value_name = "TIME", default_value = "24h")]
+        since: chrono::DateTime<chrono::Utc>,
+        /// Until this time.
+        #[arg(long, value_parser = crate::when::parse, value_name = "TIME")]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// Once: pairs from or to this data center; twice: pairs between the two (the same
+        /// one twice: within it).
+        #[arg(long)]
+        dc: Vec<String>,
+        /// Only these kinds: changed, flap-start, flap-end, loss-started, loss-moved, loss-cleared.
+        #[arg(long, value_delimiter = ',')]
+        kind: Vec<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,10 +6,13 @@ mod config;
 mod dot;
 mod hints;
 mod http;
+mod labels;
 mod nagios;
 mod not_found;
 mod output;
 pub mod report;
+mod route_query;
+mod route_view;
 mod trace_view;
 mod when;
 

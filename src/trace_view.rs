@@ -1,13 +1,14 @@
 //! One trace as `edgewatch trace` shows it: per hop the addresses with their owners (from
-//! `[owners]`), loss and RTT figures, as a table like `mtr --report` or as JSON. Pure: a
+//! `[owners]`, and AS when imported), loss and RTT figures, as a table like `mtr --report` or as JSON. Pure: a
 //! [`Run`] in, a [`TraceView`] out.
 
 use std::net::IpAddr;
 
 use comfy_table::Table;
-use graph_store::paths::{Owners, Run};
+use graph_store::paths::Run;
 use serde::Serialize;
 
+use crate::labels::{AddrView, Labels};
 use crate::output;
 
 /// A trace for people and scripts.
@@ -39,22 +40,14 @@ pub struct HopView {
     pub jitter_ms: Option<f32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AddrView {
-    pub ip: IpAddr,
-    /// The `[owners]` label of its longest matching prefix, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-}
-
 impl TraceView {
-    pub fn new(dest: IpAddr, protocol: String, run: &Run, owners: &Owners) -> TraceView {
+    pub fn new(dest: IpAddr, protocol: String, run: &Run, labels: &Labels) -> TraceView {
         let hops = run
             .hops
             .iter()
             .map(|h| HopView {
                 ttl: h.ttl,
-                addrs: h.addrs.iter().map(|&ip| AddrView { ip, owner: owners.owner(ip).map(str::to_owned) }).collect(),
+                addrs: labels.addrs(&h.addrs),
                 loss_pct: h.loss_pct(),
                 sent: h.sent,
                 received: h.received,
@@ -77,7 +70,7 @@ impl TraceView {
             let (addrs, owners) = if h.addrs.is_empty() {
                 ("???".to_string(), String::new())
             } else {
-                let owners: Vec<&str> = h.addrs.iter().map(|a| a.owner.as_deref().unwrap_or("-")).collect();
+                let owners: Vec<String> = h.addrs.iter().map(AddrView::whose).collect();
                 let addrs: Vec<String> = h.addrs.iter().map(|a| a.ip.to_string()).collect();
                 (addrs.join(" "), owners.join(" "))
             };
@@ -116,7 +109,7 @@ impl TraceView {
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
-    use graph_store::paths::Hop;
+    use graph_store::paths::{Hop, Owners};
 
     use super::*;
 
@@ -139,8 +132,8 @@ mod tests {
         Run { at: Utc.with_ymd_and_hms(2026, 12, 4, 16, 15, 0).unwrap(), hops, reached }
     }
 
-    fn owners() -> Owners {
-        Owners::new([("10.0.0.0/8", "ours"), ("52.93.0.0/16", "AWS")]).unwrap()
+    fn owners() -> Labels {
+        Labels::new(Owners::new([("10.0.0.0/8", "ours"), ("52.93.0.0/16", "AWS")]).unwrap(), Default::default())
     }
 
     #[test]

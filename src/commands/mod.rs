@@ -16,6 +16,7 @@ mod migrate;
 mod probe;
 mod report;
 mod reporting;
+mod route;
 mod run;
 mod serve;
 mod shared;
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::run(settings, args).await,
         Command::Agent(args) => agent::run(settings, args).await,
         Command::Trace(args) => trace::run(settings, args).await,
+        Command::Route(cmd) => route::run(settings, cmd).await,
         Command::AgentToken(cmd) => agent_token::run(settings, cmd).await,
         Command::Incidents { format } => incidents::run(settings, format).await,
         Command::Check(cmd) => check::run(settings, cmd).await,

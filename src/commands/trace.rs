@@ -9,6 +9,7 @@ use probers::AllowList;
 
 use crate::cli::{ListFormat, TraceArgs, TraceProtocolArg};
 use crate::config::Settings;
+use crate::labels::Labels;
 use crate::output;
 use crate::trace_view::TraceView;
 
@@ -27,7 +28,7 @@ pub async fn run(settings: &Settings, args: TraceArgs) -> Result<ExitCode> {
     let result = tracer.trace(target).await;
     tracer.shutdown().await;
     let run = result.with_context(|| format!("tracing {}", args.dest))?;
-    let view = TraceView::new(args.dest, protocol, &run, &settings.owners());
+    let view = TraceView::new(args.dest, protocol, &run, &Labels::new(settings.owners(), Default::default()));
     match args.format {
         ListFormat::Json => output::json(&view)?,
         ListFormat::Table => {

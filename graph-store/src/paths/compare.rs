@@ -212,7 +212,7 @@ impl Default for DiffRules {
 }
 
 /// How one TTL compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HopStatus {
     /// The same addresses (or one side silent: `*` matches anything).

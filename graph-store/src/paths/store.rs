@@ -376,11 +376,17 @@ async fn path_ids(conn: &mut PgConnection, records: &[&TraceRecord]) -> Result<(
 
 /// Inserts the runs; per record whether it was stored (false: that pair and time were).
 async fn insert_runs(conn: &mut PgConnection, records: &[&TraceRecord], path_ids: &[i64]) -> Result<Vec<bool>> {
-    sqlx::query("SELECT edgewatch_ensure_trace_partitions(least(current_date, $1::date) - 1, 4)")
-        .bind(records.iter().map(|r| r.run.at.date_naive()).min())
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::sql("creating trace history partitions"))?;
+    // Every day the batch touches (a resent run can be days old), and the days ahead.
+    let days = records.iter().map(|r| r.run.at.date_naive());
+    sqlx::query(
+        "SELECT edgewatch_ensure_trace_partitions(least(current_date, $1::date) - 1, \
+                (greatest(current_date, $2::date) - least(current_date, $1::date))::int + 4)",
+    )
+    .bind(days.clone().min())
+    .bind(days.max())
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::sql("creating trace history partitions"))?;
     let rows = sqlx::query(
         "INSERT INTO trace_runs (at, pair_id, path_id, figures) \
          SELECT * FROM UNNEST($1::timestamptz[], $2::int[], $3::int[], $4::bytea[]) \

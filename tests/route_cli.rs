@@ -1,0 +1,190 @@
+//! `edgewatch route show|diff|changes` on a stored story: web.h1 (on-premise) → search.h2
+//! (cloud) traced every 2 minutes from 15:50 to 16:40; from 16:13 to 16:26 the path
+//! changed after a hop that belongs to the cloud provider. The runs are recorded through
+//! the store as the tracers record them; the questions are asked through the binary.
+
+mod common;
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Duration, Utc};
+use common::{edgewatch, json, ok};
+use graph_store::cmdb::{apply_inventory, apply_links, lock_graph};
+use graph_store::model::{ContainerRecord, Inventory, Link, LinkSet};
+use graph_store::paths::{self, Hop, PairSchedule, Run, TraceRecord, TrackConfig};
+use graph_store::testing::TestDb;
+
+fn container(name: &str, host: &str, dc: &str, ip: &str) -> ContainerRecord {
+    ContainerRecord {
+        name: name.into(),
+        host: host.into(),
+        dc: dc.into(),
+        role: None,
+        ips: vec![ip.parse::<IpAddr>().unwrap()],
+        services: vec![],
+        serving: true,
+    }
+}
+
+/// The day of the story: yesterday, 16:00 UTC.
+fn t(h: u32, m: u32) -> DateTime<Utc> {
+    let day = (Utc::now() - Duration::days(1)).date_naive();
+    day.and_hms_opt(h, m, 0).unwrap().and_utc()
+}
+
+fn rfc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339()
+}
+
+const BEFORE: [&str; 5] = ["10.0.0.1", "10.0.1.1", "52.93.0.1", "52.93.1.1", "127.3.0.2"];
+const DURING: [&str; 6] = ["10.0.0.1", "10.0.1.1", "52.93.0.1", "52.93.128.156", "52.93.128.200", "127.3.0.2"];
+
+fn run(at: DateTime<Utc>, hops: &[&str], slow: bool) -> Run {
+    let hops = hops
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let rtt = if slow && i >= 3 { 40.0 + i as f32 } else { 1.0 + 5.0 * i as f32 };
+            Hop {
+                ttl: i as u8 + 1,
+                addrs: vec![a.parse().unwrap()],
+                sent: 3,
+                received: 3,
+                rtt_best_ms: Some(rtt - 0.5),
+                rtt_avg_ms: Some(rtt),
+                rtt_worst_ms: Some(rtt + 0.5),
+                rtt_stddev_ms: Some(0.3),
+                jitter_ms: Some(0.2),
+            }
+        })
+        .collect();
+    Run { at, hops, reached: true }
+}
+
+async fn story(db: &TestDb) {
+    let inventory = Inventory {
+        containers: vec![
+            container("web.h1", "h1", "onprem", "127.3.0.1"),
+            container("search.h2", "h2", "cloud", "127.3.0.2"),
+        ],
+        services: vec![],
+    };
+    let links = LinkSet {
+        links: vec![Link {
+            container: "web.h1".into(),
+            targets: vec!["127.3.0.2".parse().unwrap()],
+            origin: "t".into(),
+        }],
+    };
+    let mut tx = db.pool.begin().await.unwrap();
+    lock_graph(&mut tx).await.unwrap();
+    apply_inventory(&mut tx, &inventory, true).await.unwrap();
+    apply_links(&mut tx, &links).await.unwrap();
+    tx.commit().await.unwrap();
+    paths::sync_pairs(&db.pool, &PairSchedule::default()).await.unwrap();
+    let pair = paths::find_pairs(&db.pool, "h1", "h2").await.unwrap().remove(0);
+    let mut at = t(15, 50);
+    while at <= t(16, 40) {
+        let during = at >= t(16, 13) && at < t(16, 26);
+        let r = run(at, if during { &DURING } else { &BEFORE }, during);
+        paths::record_runs(&db.pool, &[TraceRecord { pair_id: pair.id, run: r }], &TrackConfig::default())
+            .await
+            .unwrap();
+        at += Duration::minutes(2);
+    }
+}
+
+fn config(dir: &tempfile::TempDir) -> String {
+    let path = dir.path().join("edgewatch.toml");
+    std::fs::write(&path, "[owners]\n\"10.0.0.0/8\" = \"ours\"\n\"52.93.0.0/16\" = \"AWS\"\n").unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn the_1600_1615_1630_story() {
+    let db = TestDb::new().await;
+    story(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir);
+
+    let show = json(
+        &db,
+        &["--config", &cfg, "route", "show", "web.h1", "search.h2", "--at", &rfc(t(16, 0)), "--format", "json"],
+    );
+    assert_eq!(show["window"]["runs"], 3, "{show}");
+    assert_eq!(show["window"]["paths"], 1);
+    assert_eq!(
+        show["window"]["hops"][3]["addrs"][0],
+        serde_json::json!({"ip": "52.93.1.1", "owner": "AWS", "runs": 3})
+    );
+    assert_eq!(show["pair"]["src_dc"], "onprem");
+
+    let args = ["--config", &cfg, "route", "diff", "web.h1", "127.3.0.2"];
+    let at = |h, m| rfc(t(h, m));
+    let (a, b, c) = (at(16, 0), at(16, 15), at(16, 30));
+    let mut with = args.to_vec();
+    with.extend(["--at", &a, "--at", &b, "--at", &c, "--format", "json"]);
+    let diff = json(&db, &with);
+    let first = &diff["comparisons"][0]["first_divergence"];
+    assert_eq!(first["ttl"], 4, "{diff}");
+    assert_eq!(first["old"][0]["ip"], "52.93.1.1");
+    assert_eq!(first["new"][0], serde_json::json!({"ip": "52.93.128.156", "owner": "AWS"}));
+    assert_eq!(diff["comparisons"][1]["first_divergence"]["ttl"], 4);
+    let statuses: Vec<&str> =
+        diff["comparisons"][0]["hops"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["same", "same", "same", "changed", "changed", "added"]);
+    assert_eq!(diff["comparisons"][0]["hops"][3]["rtt_worse"], true);
+
+    let mut table = args.to_vec();
+    table.extend(["--from", &a, "--to", &b]);
+    let text = ok(&db, &table);
+    assert!(text.contains("path changed: first different hop 4: 52.93.1.1 (AWS) → 52.93.128.156 (AWS)"), "{text}");
+    assert!(text.contains("≠ 52.93.128.156 (AWS)"), "{text}");
+
+    let since = at(15, 0);
+    let changes = json(&db, &["route", "changes", "--since", &since, "--format", "json"]);
+    let got: Vec<(String, u64, String)> = changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "changed")
+        .map(|e| {
+            (
+                e["at"].as_str().unwrap().to_string(),
+                e["ttl"].as_u64().unwrap(),
+                e["new_addrs"][0].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let z = |t: DateTime<Utc>| graph_store::format_utc(&t);
+    assert_eq!(
+        got,
+        [(z(t(16, 26)), 4, "52.93.1.1".to_string()), (z(t(16, 14)), 4, "52.93.128.156".to_string())],
+        "newest first, each dated at the first run of its new path"
+    );
+    let between =
+        json(&db, &["route", "changes", "--since", &since, "--dc", "cloud", "--dc", "onprem", "--format", "json"]);
+    assert_eq!(between.as_array().unwrap().len(), changes.as_array().unwrap().len());
+    let within =
+        json(&db, &["route", "changes", "--since", &since, "--dc", "cloud", "--dc", "cloud", "--format", "json"]);
+    assert_eq!(within.as_array().unwrap().len(), 0);
+    let text = ok(&db, &["--config", &cfg, "route", "changes", "--since", &since, "--kind", "changed"]);
+    assert!(text.contains("52.93.1.1 (AWS) → 52.93.128.156 (AWS)") && text.contains("2 event(s)"), "{text}");
+}
+
+#[tokio::test]
+async fn unknown_pairs_and_bad_arguments_say_what_is_wrong() {
+    let db = TestDb::new().await;
+    story(&db).await;
+    let out = edgewatch(&db, &["route", "show", "search.h2", "web.h1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no traced path from \"search.h2\" to \"web.h1\""), "{err}");
+    let out = edgewatch(&db, &["route", "changes", "--kind", "moved"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--kind \"moved\": expected one of changed"));
+    let out = edgewatch(&db, &["route", "diff", "h1", "h2", "--at", "16:00"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("compares 2 to 12 windows (got 1)"));
+    // A window with no runs says so, and when the last one was.
+    let text = ok(&db, &["route", "show", "h1", "h2", "--at", "2001-01-01T00:00:00Z"]);
+    assert!(text.contains("no runs in this window (last run: "), "{text}");
+}
