@@ -7,8 +7,10 @@
 //! - `owners` (pure): the `[owners]` prefix table (longest prefix wins) and the ASN table
 //!   (iptoasn's `ip2asn-combined.tsv`).
 //! - `packed` (pure): how a run is kept — its path once, its per-hop figures packed.
+//! - `asn` (SQL): the imported ASN table — replacing it whole, looking addresses up.
 
 mod algo;
+mod asn;
 mod owners;
 pub mod packed;
 
@@ -16,4 +18,5 @@ pub use algo::{
     first_divergence, hop_losses, loss_onset, CurrentPath, DestFigures, Divergence, Hop, HopLoss, LossConfig,
     LossEvent, LossTracker, PathShape, RouteChange, RouteConfig, RouteEvent, RouteTracker, Run, MAX_RUNS,
 };
+pub use asn::{import as import_asn_table, lookup as lookup_asns, status as asn_status, AsnImport, ImportSummary};
 pub use owners::{parse_asn_table, AsnError, AsnInfo, AsnProblem, AsnTable, OwnerError, Owners};
