@@ -107,3 +107,18 @@ async fn a_reimport_replaces_the_table_whole() {
     let status = asn_status(&db.pool).await.unwrap().unwrap();
     assert_eq!((status.file.as_str(), status.ranges), ("new.tsv", 2));
 }
+
+#[tokio::test]
+async fn an_import_that_fails_midway_leaves_the_old_table() {
+    let db = TestDb::new().await;
+    import_asn_table(&db.pool, "old.tsv", &table(TABLE)).await.unwrap();
+    // Make the last statement of the import (recording it) fail, after the old ranges were
+    // emptied and the new ones copied in.
+    graph_store::testing::execute(&db.pool, "ALTER TABLE asn_imports ADD CHECK (file <> 'doomed.tsv')").await;
+    let next = table("1.0.0.0\t1.0.0.127\t64510\tZZ\tHalf\n");
+    let err = import_asn_table(&db.pool, "doomed.tsv", &next).await.unwrap_err();
+    assert!(err.to_string().contains("recording the ASN import"), "{err}");
+    let found = asns(&db, &["1.0.0.1", "10.1.0.9"]).await;
+    assert_eq!((found["1.0.0.1"], found["10.1.0.9"]), (13335, 64501), "the old ranges answer");
+    assert_eq!(asn_status(&db.pool).await.unwrap().unwrap().file, "old.tsv");
+}
