@@ -89,6 +89,10 @@ pub enum Command {
     /// Manage agent tokens.
     #[command(subcommand, name = "agent-token")]
     AgentToken(AgentTokenCommand),
+    /// The ip-to-ASN table that labels trace hops with who announces them (AS number,
+    /// country, AS name): import iptoasn.com's ip2asn-combined.tsv, look addresses up.
+    #[command(subcommand)]
+    Asn(AsnCommand),
     /// Run a read-only SQL query and print a table, e.g.
     /// `edgewatch sql "SELECT name FROM node_health ORDER BY disconnects DESC"`.
     ///
@@ -593,6 +597,47 @@ pub enum CmdbCommand {
         /// Check the files this often even without change notifications.
         #[arg(long, value_parser = parse_duration, default_value = "30s")]
         poll: Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AsnCommand {
+    /// Replace the stored ip-to-ASN table with FILE, whole, in one transaction.
+    ///
+    /// FILE is tab-separated, one address range per line, in the column order of
+    /// iptoasn.com's ip2asn-combined.tsv: range_start, range_end, AS_number,
+    /// country_code, AS_description (IPv4 and IPv6 rows mixed; AS 0 means "not routed").
+    /// Download it yourself from iptoasn.com (ip2asn-combined.tsv.gz) and import it again
+    /// now and then: edgewatch fetches nothing from the network. A gzip file is read as it
+    /// is; `-` reads standard input.
+    ///
+    /// Where rows overlap, the narrowest range wins. A bad row refuses the whole file,
+    /// naming the line and the field (`FILE:LINE: field AS_number: "AS5" is not an AS
+    /// number`); the stored table is then left as it was, as it is when the import
+    /// fails for any other reason.
+    ///
+    /// Example: `edgewatch asn import ip2asn-combined.tsv.gz`.
+    Import {
+        /// The table (gzip or plain), or `-` for standard input.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = TextFormat::Text)]
+        format: TextFormat,
+    },
+    /// Who announces each address, from the imported table: AS number, country, AS name.
+    /// An address in no range, or in a range of AS 0, has none.
+    ///
+    /// Example: `edgewatch asn lookup 1.1.1.1 2001:4860:4860::8888 --format json`.
+    Lookup {
+        #[arg(required = true, value_name = "IP")]
+        ips: Vec<std::net::IpAddr>,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// The imported table: from which file, when, how many ranges.
+    Status {
+        #[arg(long, value_enum, default_value_t = TextFormat::Text)]
+        format: TextFormat,
     },
 }
 

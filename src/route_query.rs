@@ -64,10 +64,10 @@ pub async fn labels(
 }
 
 async fn asn_rows(
-    _pool: &PgPool,
-    _ips: &[IpAddr],
+    pool: &PgPool,
+    ips: &[IpAddr],
 ) -> Result<HashMap<IpAddr, graph_store::paths::AsnInfo>, graph_store::Error> {
-    Ok(HashMap::new())
+    paths::lookup_asns(pool, ips).await
 }
 
 fn window_ips(w: &Window) -> impl Iterator<Item = IpAddr> + '_ {

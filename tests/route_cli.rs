@@ -119,6 +119,14 @@ async fn the_1600_1615_1630_story() {
     );
     assert_eq!(show["pair"]["src_dc"], "onprem");
 
+    // With an ASN table imported, every hop shown carries its AS too.
+    let asn = dir.path().join("ip2asn.tsv");
+    std::fs::write(
+        &asn,
+        "52.93.0.0\t52.93.255.255\t16509\tUS\tAMAZON-02\n10.0.0.0\t10.255.255.255\t0\tNone\tNot routed\n",
+    )
+    .unwrap();
+    ok(&db, &["asn", "import", asn.to_str().unwrap()]);
     let args = ["--config", &cfg, "route", "diff", "web.h1", "127.3.0.2"];
     let at = |h, m| rfc(t(h, m));
     let (a, b, c) = (at(16, 0), at(16, 15), at(16, 30));
@@ -128,7 +136,14 @@ async fn the_1600_1615_1630_story() {
     let first = &diff["comparisons"][0]["first_divergence"];
     assert_eq!(first["ttl"], 4, "{diff}");
     assert_eq!(first["old"][0]["ip"], "52.93.1.1");
-    assert_eq!(first["new"][0], serde_json::json!({"ip": "52.93.128.156", "owner": "AWS"}));
+    assert_eq!(
+        first["new"][0],
+        serde_json::json!({"ip": "52.93.128.156", "owner": "AWS", "asn": 16509, "as_name": "AMAZON-02"})
+    );
+    assert_eq!(
+        diff["windows"][0]["hops"][0]["addrs"][0],
+        serde_json::json!({"ip": "10.0.0.1", "owner": "ours", "runs": 3})
+    );
     assert_eq!(diff["comparisons"][1]["first_divergence"]["ttl"], 4);
     let statuses: Vec<&str> =
         diff["comparisons"][0]["hops"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
@@ -138,8 +153,11 @@ async fn the_1600_1615_1630_story() {
     let mut table = args.to_vec();
     table.extend(["--from", &a, "--to", &b]);
     let text = ok(&db, &table);
-    assert!(text.contains("path changed: first different hop 4: 52.93.1.1 (AWS) → 52.93.128.156 (AWS)"), "{text}");
-    assert!(text.contains("≠ 52.93.128.156 (AWS)"), "{text}");
+    assert!(
+        text.contains("path changed: first different hop 4: 52.93.1.1 (AWS AS16509) → 52.93.128.156 (AWS AS16509)"),
+        "{text}"
+    );
+    assert!(text.contains("≠ 52.93.128.156 (AWS AS16509)"), "{text}");
 
     let since = at(15, 0);
     let changes = json(&db, &["route", "changes", "--since", &since, "--format", "json"]);
@@ -169,7 +187,10 @@ async fn the_1600_1615_1630_story() {
         json(&db, &["route", "changes", "--since", &since, "--dc", "cloud", "--dc", "cloud", "--format", "json"]);
     assert_eq!(within.as_array().unwrap().len(), 0);
     let text = ok(&db, &["--config", &cfg, "route", "changes", "--since", &since, "--kind", "changed"]);
-    assert!(text.contains("52.93.1.1 (AWS) → 52.93.128.156 (AWS)") && text.contains("2 event(s)"), "{text}");
+    assert!(
+        text.contains("52.93.1.1 (AWS AS16509) → 52.93.128.156 (AWS AS16509)") && text.contains("2 event(s)"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -11,8 +11,10 @@
 //! - `read`: a pair by the names operators use, its runs in a window, the events.
 //! - `store`: which pairs are traced and when; recording runs with their rollups, the
 //!   trackers' state and their events.
+//! - `asn` (SQL): the imported ASN table — replacing it whole, looking addresses up.
 
 mod algo;
+mod asn;
 mod compare;
 mod owners;
 pub mod packed;
@@ -23,6 +25,7 @@ pub use algo::{
     first_divergence, hop_losses, loss_onset, CurrentPath, DestFigures, Divergence, Hop, HopLoss, LossConfig,
     LossEvent, LossTracker, PathShape, RouteChange, RouteConfig, RouteEvent, RouteTracker, Run, MAX_RUNS,
 };
+pub use asn::{import as import_asn_table, lookup as lookup_asns, status as asn_status, AsnImport, ImportSummary};
 pub use compare::{diff, summarize, DiffRules, HopDiff, HopStatus, Window, WindowDiff, WindowHop};
 pub use owners::{parse_asn_table, AsnError, AsnInfo, AsnProblem, AsnTable, OwnerError, Owners};
 pub use read::{

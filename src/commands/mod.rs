@@ -4,6 +4,7 @@
 
 mod agent;
 mod agent_token;
+mod asn;
 mod check;
 mod cmdb;
 mod db;
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Trace(args) => trace::run(settings, args).await,
         Command::Route(cmd) => route::run(settings, cmd).await,
         Command::AgentToken(cmd) => agent_token::run(settings, cmd).await,
+        Command::Asn(cmd) => asn::run(settings, cmd).await,
         Command::Incidents { format } => incidents::run(settings, format).await,
         Command::Check(cmd) => check::run(settings, cmd).await,
         Command::Report(args) => report::run(settings, args).await,
