@@ -90,7 +90,8 @@ pub async fn show(
 ) -> Result<RouteShow, RouteError> {
     let pair = resolve(pool, src, dst).await?;
     let w = window(pool, &pair, window_start(at, width, Utc::now()), width).await?;
-    let labels = labels(pool, owners, window_ips(&w)).await?;
+    let ips: Vec<IpAddr> = window_ips(&w).collect();
+    let labels = labels(pool, owners, ips).await?;
     Ok(RouteShow { window: WindowView::new(&w, &labels), pair })
 }
 
@@ -115,7 +116,8 @@ pub async fn diff(
     for &from in starts {
         windows.push(window(pool, &pair, from, width).await?);
     }
-    let labels = labels(pool, owners, windows.iter().flat_map(window_ips)).await?;
+    let ips: Vec<IpAddr> = windows.iter().flat_map(window_ips).collect();
+    let labels = labels(pool, owners, ips).await?;
     let comparisons = (1..windows.len())
         .map(|i| Comparison::new(i - 1, i, &paths::diff(&windows[i - 1], &windows[i], rules), &labels))
         .collect();
@@ -135,7 +137,8 @@ pub async fn changes(
         )));
     }
     let events = paths::events(pool, filter).await?;
-    let ips = events.iter().flat_map(|e| e.old_addrs.iter().chain(&e.new_addrs)).filter_map(|a| a.parse().ok());
+    let ips: Vec<IpAddr> =
+        events.iter().flat_map(|e| e.old_addrs.iter().chain(&e.new_addrs)).filter_map(|a| a.parse().ok()).collect();
     let labels = labels(pool, owners, ips).await?;
     Ok((events, labels))
 }

@@ -209,3 +209,41 @@ async fn unknown_pairs_and_bad_arguments_say_what_is_wrong() {
     let text = ok(&db, &["route", "show", "h1", "h2", "--at", "2001-01-01T00:00:00Z"]);
     assert!(text.contains("no runs in this window (last run: "), "{text}");
 }
+
+#[tokio::test]
+async fn the_api_answers_as_the_cli_does() {
+    let db = TestDb::new().await;
+    story(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir);
+    let server = common::Server::start(&db, &["--config", &cfg], &[]);
+    let get = |path: String| {
+        let url = format!("{}{path}", server.base);
+        async move {
+            let r = reqwest::get(&url).await.unwrap();
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (a, b) = (rfc(t(16, 0)), rfc(t(16, 15)));
+    let enc = |s: &str| s.replace('+', "%2B").replace(':', "%3A");
+    let (status, api) = get(format!("/api/v1/routes/diff?src=web.h1&dst=search.h2&at={},{}", enc(&a), enc(&b))).await;
+    assert_eq!(status, 200, "{api}");
+    let cli = json(
+        &db,
+        &["--config", &cfg, "route", "diff", "web.h1", "search.h2", "--at", &a, "--at", &b, "--format", "json"],
+    );
+    assert_eq!(api, cli);
+    assert_eq!(api["comparisons"][0]["first_divergence"]["new"][0]["owner"], "AWS");
+    let (status, show) = get(format!("/api/v1/routes/show?src=h1&dst=h2&at={}&window=10m", enc(&a))).await;
+    assert_eq!((status, show["window"]["runs"].as_u64()), (200, Some(5)));
+    let since = enc(&rfc(t(15, 0)));
+    let (status, changes) = get(format!("/api/v1/routes/changes?since={since}&dc=onprem,cloud&kind=changed")).await;
+    assert_eq!((status, changes.as_array().map(Vec::len)), (200, Some(2)), "{changes}");
+    let (status, err) = get("/api/v1/routes/show?src=nobody&dst=h2".into()).await;
+    assert_eq!(status, 404);
+    assert!(err["error"].as_str().unwrap().contains("no traced path from \"nobody\""), "{err}");
+    let (status, err) = get(format!("/api/v1/routes/diff?src=h1&dst=h2&at={}", enc(&a))).await;
+    assert_eq!(status, 400, "{err}");
+    let (status, _) = get("/api/v1/routes/show?src=h1&dst=h2&window=forever".into()).await;
+    assert_eq!(status, 400);
+}

@@ -37,6 +37,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
     let keeper = tokio::spawn(keep_house(db.pool.clone(), record.clone(), serve.diagnosis, shutdown.clone()));
     let mut app = App::new(db.pool.clone(), record);
     app.diagnosis = serve.diagnosis;
+    app.owners = settings.owners();
     app.read_token_hash = serve.read_token.as_deref().map(token::hash);
     if let Some(age) = serve.snapshot_max_age {
         app.snapshot_max_age = age;

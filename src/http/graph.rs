@@ -110,7 +110,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
 }
 
 /// Times in the API are RFC 3339, as in its answers (the CLI takes friendlier forms too).
-fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(super) fn parse_time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(value).map(|t| t.with_timezone(&Utc)).map_err(|e| {
         ApiError::BadRequest(format!("{name}: {value:?} is not an RFC 3339 time such as 2026-11-22T16:00:00Z ({e})"))
     })

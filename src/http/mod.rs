@@ -6,6 +6,7 @@
 //! - [`health`] — `/healthz`, `/readyz`
 //! - [`metrics`] — `/metrics` (Prometheus)
 //! - [`openapi`] — `/api/v1/openapi.json`
+//! - [`route_api`] — the path history questions (`/api/v1/routes/show|diff|changes`)
 //! - [`error`] — the one error type, how it answers, and the store calls' time limit.
 //! - [`token`] — agent tokens, and the optional read token.
 
@@ -15,6 +16,7 @@ pub mod graph;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod route_api;
 pub mod token;
 
 use std::sync::Arc;
@@ -51,6 +53,8 @@ pub struct App {
     pub metrics: metrics::Metrics,
     /// How incidents are found.
     pub diagnosis: graph_store::diagnosis::DiagnosisConfig,
+    /// Whose network a hop address is in (`[owners]`).
+    pub owners: graph_store::paths::Owners,
 }
 
 impl App {
@@ -63,6 +67,7 @@ impl App {
             snapshot_max_age: Duration::from_secs(5),
             metrics: Default::default(),
             diagnosis: Default::default(),
+            owners: Default::default(),
         }
     }
 }
@@ -81,6 +86,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/history/edges", get(graph::history_edges))
         .route("/api/v1/diff", get(graph::diff))
         .route("/api/v1/incidents", get(graph::incidents))
+        .route("/api/v1/routes/show", get(route_api::show))
+        .route("/api/v1/routes/diff", get(route_api::diff))
+        .route("/api/v1/routes/changes", get(route_api::changes))
         .route("/metrics", get(metrics::scrape))
         .route_layer(middleware::from_fn_with_state(app.clone(), token::require_read_token));
     Router::new()

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{graph, health};
+use super::{graph, health, route_api};
 
 /// Every error answer's body.
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -53,6 +53,9 @@ pub enum Errors {
         graph::history_edges,
         graph::diff,
         graph::incidents,
+        route_api::show,
+        route_api::diff,
+        route_api::changes,
         health::healthz,
         health::readyz,
     ),
@@ -63,6 +66,7 @@ pub enum Errors {
         (name = "graph", description = "Nodes, edges and what is broken"),
         (name = "topology", description = "Dependency questions on a snapshot of the graph"),
         (name = "history", description = "The graph as it was, and what changed"),
+        (name = "routes", description = "Path history between host pairs: hops, windows compared, route changes"),
         (name = "health", description = "Liveness and readiness of the server"),
     )
 )]
