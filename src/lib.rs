@@ -10,6 +10,7 @@ mod labels;
 mod nagios;
 mod not_found;
 mod output;
+mod path_evidence;
 pub mod report;
 mod route_query;
 mod route_view;

@@ -247,3 +247,36 @@ async fn the_api_answers_as_the_cli_does() {
     let (status, _) = get("/api/v1/routes/show?src=h1&dst=h2&window=forever".into()).await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn an_incident_carries_the_path_evidence_of_its_host_pairs() {
+    let db = TestDb::new().await;
+    story(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir);
+    // The edge broke at 16:13, when the path changed.
+    graph_store::testing::execute(
+        &db.pool,
+        &format!(
+            "INSERT INTO edge_health (edge_id, state, since, last_result_at) \
+             SELECT id, 'down', '{}', now() FROM edges",
+            rfc(t(16, 13))
+        ),
+    )
+    .await;
+    let incidents = json(&db, &["incidents", "--format", "json"]);
+    let paths = &incidents[0]["paths"];
+    assert_eq!(paths.as_array().map(Vec::len), Some(1), "{incidents}");
+    assert_eq!(paths[0]["src"], "h1");
+    assert_eq!(paths[0]["changed_ttl"], 4);
+    assert_eq!(paths[0]["changed_at"], graph_store::format_utc(&t(16, 14)), "the change that came with it");
+    assert_eq!(paths[0]["new_addrs"][0], "52.93.128.156");
+    let text = ok(&db, &["--config", &cfg, "incidents"]);
+    assert!(
+        text.contains(&format!(
+            "path h1 → h2 changed at {}, first different hop 4: 52.93.1.1 (AWS) → 52.93.128.156 (AWS)",
+            graph_store::format_utc(&t(16, 14))
+        )),
+        "{text}"
+    );
+}

@@ -98,13 +98,42 @@ pub async fn load_facts(pool: &PgPool) -> Result<Vec<EdgeFact>> {
 pub async fn compute(pool: &PgPool, cfg: &DiagnosisConfig) -> Result<Diagnosis> {
     let computed_at = Utc::now();
     let facts = load_facts(pool).await?;
-    let incidents = diagnose(&facts, cfg);
+    let mut incidents = diagnose(&facts, cfg);
+    attach_path_evidence(pool, &mut incidents).await?;
     let live_edges = i64::try_from(facts.len()).unwrap_or(i64::MAX);
     let trouble = facts
         .into_iter()
         .filter(|e| !matches!(e.state, HealthState::Up | HealthState::Unknown) || e.flapping)
         .collect();
     Ok(Diagnosis { computed_at, live_edges, incidents, trouble })
+}
+
+/// Path evidence kept per incident, at most.
+const PATHS_PER_INCIDENT: usize = 5;
+
+/// A route change this long before an incident began still counts as its evidence.
+const PATH_LOOKBACK: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Gives each incident what the traces of its host pairs say (see `paths::evidence`).
+async fn attach_path_evidence(pool: &PgPool, incidents: &mut [Incident]) -> Result<()> {
+    let refs: Vec<crate::paths::EvidenceRef> = incidents
+        .iter()
+        .enumerate()
+        .flat_map(|(i, inc)| {
+            inc.edges.iter().map(move |e| crate::paths::EvidenceRef {
+                incident: i,
+                src_node: e.src.clone(),
+                dst_ip: e.dst_ip.clone(),
+                since: inc.since,
+            })
+        })
+        .collect();
+    for (i, evidence) in crate::paths::evidence(pool, &refs, PATH_LOOKBACK).await? {
+        if let Some(inc) = incidents.get_mut(i).filter(|inc| inc.paths.len() < PATHS_PER_INCIDENT) {
+            inc.paths.push(evidence);
+        }
+    }
+    Ok(())
 }
 
 /// Computes the diagnosis and stores it as the last one.

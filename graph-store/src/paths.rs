@@ -11,11 +11,13 @@
 //! - `read`: a pair by the names operators use, its runs in a window, the events.
 //! - `store`: which pairs are traced and when; recording runs with their rollups, the
 //!   trackers' state and their events.
+//! - `evidence`: what the traces say about an incident's host pairs.
 //! - `asn` (SQL): the imported ASN table — replacing it whole, looking addresses up.
 
 mod algo;
 mod asn;
 mod compare;
+mod evidence;
 mod owners;
 pub mod packed;
 mod read;
@@ -27,6 +29,7 @@ pub use algo::{
 };
 pub use asn::{import as import_asn_table, lookup as lookup_asns, status as asn_status, AsnImport, ImportSummary};
 pub use compare::{diff, summarize, DiffRules, HopDiff, HopStatus, Window, WindowDiff, WindowHop};
+pub use evidence::{evidence, EvidenceRef, PathEvidence};
 pub use owners::{parse_asn_table, AsnError, AsnInfo, AsnProblem, AsnTable, OwnerError, Owners};
 pub use read::{
     counts, events, find_pairs, hop_addrs, last_run_before, pair, runs_between, EventFilter, PairInfo, RouteEventView,

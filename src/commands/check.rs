@@ -79,7 +79,12 @@ async fn evaluate(settings: &Settings, args: &CheckArgs) -> Result<Answer, Strin
         .await
         .map_err(|_| format!("the database did not answer within {}", humantime::format_duration(args.timeout)))??;
     let filter = Filter { dc: args.dc.clone(), role: args.role.clone(), service: args.service.clone() };
-    Ok(Answer::new(diagnosis, &filter, data_age))
+    let answer = Answer::new(diagnosis, &filter, data_age);
+    let labels =
+        tokio::time::timeout(args.timeout, crate::path_evidence::labels(&pool, settings.owners(), answer.incidents()))
+            .await
+            .unwrap_or_default();
+    Ok(answer.with_labels(labels))
 }
 
 fn thresholds(args: &CheckArgs) -> Thresholds {

@@ -30,6 +30,13 @@ pub async fn run(settings: &Settings, format: ListFormat) -> Result<ExitCode> {
                 ]);
             }
             println!("{t}");
+            let labels = crate::path_evidence::labels(&db.pool, settings.owners(), &diagnosis.incidents).await;
+            for i in diagnosis.incidents.iter().filter(|i| !i.paths.is_empty()) {
+                println!("{} {}:", i.kind.as_str(), i.culprit);
+                for e in &i.paths {
+                    println!("  {}", crate::path_evidence::line(e, &labels));
+                }
+            }
             println!(
                 "{} incident(s), {} broken edge(s)",
                 diagnosis.incidents.len(),

@@ -13,6 +13,7 @@ use graph_store::vocab::HealthState;
 
 use super::{clean, Range, State};
 use crate::cli::NagiosBy;
+use crate::labels::Labels;
 
 /// How many problem servers and edges the long output lists before "… and N more".
 const LONG_OUTPUT_ITEMS: usize = 40;
@@ -76,6 +77,8 @@ pub struct Answer {
     /// The incidents, cut down to the edges that pass the filter.
     incidents: Vec<Incident>,
     data_age: Duration,
+    /// Whose network the path evidence's addresses are in.
+    labels: Labels,
 }
 
 impl Answer {
@@ -90,7 +93,17 @@ impl Answer {
                 !i.edges.is_empty()
             });
         }
-        Answer { live_edges, trouble, incidents, data_age }
+        Answer { live_edges, trouble, incidents, data_age, labels: Labels::default() }
+    }
+
+    /// Names the owners (and AS) of the addresses in the incidents' path evidence.
+    pub fn with_labels(mut self, labels: Labels) -> Answer {
+        self.labels = labels;
+        self
+    }
+
+    pub fn incidents(&self) -> &[Incident] {
+        &self.incidents
     }
 
     pub fn broken(&self) -> impl Iterator<Item = &EdgeFact> {
@@ -198,6 +211,9 @@ impl Answer {
                 clean(&i.evidence),
                 format_utc(&i.since)
             );
+            for e in &i.paths {
+                let _ = writeln!(out, "  {}", clean(&crate::path_evidence::line(e, &self.labels)));
+            }
         }
         if self.incidents.len() > LONG_OUTPUT_ITEMS {
             let _ = writeln!(out, "… and {} more incidents", self.incidents.len() - LONG_OUTPUT_ITEMS);
@@ -295,6 +311,7 @@ pub(super) mod tests {
             since: at("2026-11-22T10:00:00Z"),
             affected_nodes: edges.iter().map(|e| &e.src).collect::<BTreeSet<_>>().len(),
             edges,
+            paths: Vec::new(),
         }
     }
 
@@ -416,6 +433,31 @@ pub(super) mod tests {
             ]
         );
         assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn an_incident_line_is_followed_by_its_path_evidence() {
+        let mut i = incident("x", &[("a", "10.0.0.1"), ("b", "10.0.0.1")]);
+        i.paths.push(graph_store::paths::PathEvidence {
+            src: "h1".into(),
+            dst: "h2".into(),
+            changed_at: Some(at("2026-11-22T09:58:00Z")),
+            changed_ttl: Some(7),
+            old_addrs: vec!["52.93.1.1".into()],
+            new_addrs: vec!["52.93.128.156".into()],
+            loss_ttl: None,
+            loss_since: None,
+            loss_addrs: vec![],
+            loss_pct: None,
+        });
+        let owners = graph_store::paths::Owners::new([("52.93.0.0/16", "AWS")]).unwrap();
+        let answer = answer(three_broken(), vec![i]).with_labels(Labels::new(owners, Default::default()));
+        let text = answer.text(&thresholds(None, Some("0"), NagiosBy::Edges));
+        let long: Vec<&str> = text.lines().skip(1).take(2).collect();
+        assert_eq!(
+            long[1],
+            "  path h1 → h2 changed at 2026-11-22T09:58:00Z, first different hop 7: 52.93.1.1 (AWS) → 52.93.128.156 (AWS)"
+        );
     }
 
     #[test]

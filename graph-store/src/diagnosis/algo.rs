@@ -132,6 +132,10 @@ pub struct Incident {
     /// Consumers with a broken edge in it.
     pub affected_nodes: usize,
     pub edges: Vec<BrokenRef>,
+    /// What the traces of its host pairs say (a route change, loss from some hop), when
+    /// they have anything to say; filled by `diagnosis::compute`, at most a few pairs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<crate::paths::PathEvidence>,
 }
 
 /// Broken / total among edges matching `keep`.
@@ -502,7 +506,7 @@ fn incident<'a>(
     let affected_nodes = edges.iter().map(|e| e.src.as_str()).collect::<BTreeSet<_>>().len();
     let edges =
         edges.iter().map(|e| BrokenRef { src: e.src.clone(), dst_ip: e.dst_ip.clone(), dst: e.dst.clone() }).collect();
-    Incident { kind, culprit, evidence, since, affected_nodes, edges }
+    Incident { kind, culprit, evidence, since, affected_nodes, edges, paths: Vec::new() }
 }
 
 #[cfg(test)]
