@@ -246,6 +246,16 @@ async fn the_api_answers_as_the_cli_does() {
     assert_eq!(status, 400, "{err}");
     let (status, _) = get("/api/v1/routes/show?src=h1&dst=h2&window=forever".into()).await;
     assert_eq!(status, 400);
+    // /metrics counts the traces and the route events.
+    let metrics = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+    for line in [
+        "edgewatch_trace_runs_total 26",
+        "edgewatch_trace_pairs 1",
+        "edgewatch_route_events_total{kind=\"changed\"} 2",
+        "edgewatch_route_events_total{kind=\"loss-started\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} not in:\n{metrics}");
+    }
 }
 
 #[tokio::test]

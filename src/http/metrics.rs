@@ -127,6 +127,7 @@ pub async fn scrape(State(app): State<Arc<App>>) -> Response {
                 nodes.get_or_create(&DcLabel { dc }).set(n);
             }
             registry.register("nodes", "Live nodes by data center", nodes);
+            paths(&mut registry, &app).await;
         }
         Err(ApiError::StoreTimeout) => {
             tracing::warn!("metrics: the store did not answer within {} s", STORE_TIMEOUT.as_secs())
@@ -139,6 +140,33 @@ pub async fn scrape(State(app): State<Arc<App>>) -> Response {
         return ApiError::Internal(anyhow::anyhow!("encoding metrics: {e}")).into_response();
     }
     ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+}
+
+/// Traces run, pairs traced, route events by kind (issue 13's figures).
+async fn paths(registry: &mut Registry, app: &App) {
+    let counts = match with_store_timeout(graph_store::paths::counts(&app.pool)).await {
+        Ok(c) => c,
+        Err(e) => return tracing::warn!("metrics: cannot read the trace figures: {e}"),
+    };
+    let runs = Counter::<u64>::default();
+    runs.inc_by(count(counts.runs));
+    registry.register("trace_runs", "Path traces recorded (one per host pair per cycle)", runs);
+    let pairs = Gauge::<i64>::default();
+    pairs.set(counts.pairs);
+    registry.register("trace_pairs", "Host pairs and external targets traced", pairs);
+    let events = Family::<KindLabel, Counter>::default();
+    for kind in ["changed", "flap-start", "flap-end", "loss-started", "loss-moved", "loss-cleared"] {
+        let _ = events.get_or_create(&KindLabel { kind: kind.into() });
+    }
+    for (kind, n) in counts.events {
+        events.get_or_create(&KindLabel { kind }).inc_by(count(n));
+    }
+    registry.register("route_events", "Route changes, flapping and loss onset found in the traces, by kind", events);
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
 }
 
 fn count(n: i64) -> u64 {
