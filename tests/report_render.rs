@@ -24,8 +24,8 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use common::tool;
 use edgewatch::report;
 use graph_store::report::{
-    BrokenDay, Changes, Counted, CrossDc, DepChange, EventDay, Hygiene, IncidentDay, NodeChange, Report, RoleDeps,
-    ServiceDeps, ServiceLink, Summary, WorstHour,
+    BrokenDay, Changes, Counted, CrossDc, DepChange, EventDay, Hygiene, IncidentDay, NodeChange, PairRoutes,
+    PathMinutes, Report, RoleDeps, RouteChangeDay, RouteChangesDc, ServiceDeps, ServiceLink, Summary, WorstHour,
 };
 use graph_store::vocab::EventState;
 use wait_timeout::ChildExt;
@@ -278,6 +278,37 @@ fn hostile_day() -> Report {
             ],
             services_without_provider: vec![Counted { name: MARKUP.into(), count: 44 }],
         },
+        route_changes: vec![RouteChangesDc {
+            from_dc: "fra1".into(),
+            to_dc: ZURICH.into(),
+            changes: 2,
+            pairs: vec![PairRoutes {
+                src: XSS.into(),
+                dst: PIPE.into(),
+                changes: vec![
+                    RouteChangeDay {
+                        at: at(16, 13, 0),
+                        ttl: Some(7),
+                        old_addrs: vec!["52.93.1.1".into()],
+                        new_addrs: vec!["52.93.128.156".into()],
+                        rtt_before_ms: Some(21.0),
+                        rtt_after_ms: Some(61.5),
+                    },
+                    RouteChangeDay {
+                        at: at(16, 26, 0),
+                        ttl: Some(7),
+                        old_addrs: vec!["52.93.128.156".into()],
+                        new_addrs: vec!["52.93.1.1".into()],
+                        rtt_before_ms: Some(61.5),
+                        rtt_after_ms: Some(21.0),
+                    },
+                ],
+                paths: vec![
+                    PathMinutes { path: "10.0.0.1 * 52.93.1.1 10.9.0.2".into(), minutes: 1427.0 },
+                    PathMinutes { path: "10.0.0.1 * 52.93.128.156 10.9.0.2".into(), minutes: 13.0 },
+                ],
+            }],
+        }],
         service_graph: vec![
             link("role:fe", "checkout-api", 24, 0, false),
             link("role:fe", PIPE, 12, 0, false),
@@ -347,6 +378,28 @@ fn hostile_ring() -> Report {
         })
         .collect();
     r.hygiene.unresolved_names = p.iter().map(|s| Counted { name: s.clone(), count: 1 }).collect();
+    r.route_changes = p
+        .iter()
+        .enumerate()
+        .map(|(i, s)| RouteChangesDc {
+            from_dc: s.clone(),
+            to_dc: next(i).clone(),
+            changes: 1,
+            pairs: vec![PairRoutes {
+                src: next(i).clone(),
+                dst: s.clone(),
+                changes: vec![RouteChangeDay {
+                    at: at(9, i as u32 % 60, 0),
+                    ttl: Some(3),
+                    old_addrs: vec!["10.0.0.1".into()],
+                    new_addrs: vec![],
+                    rtt_before_ms: None,
+                    rtt_after_ms: Some(1.0),
+                }],
+                paths: vec![PathMinutes { path: "10.0.0.1".into(), minutes: 60.0 }],
+            }],
+        })
+        .collect();
     r
 }
 
@@ -368,6 +421,7 @@ fn empty_day() -> Report {
         broken: vec![],
         incidents: vec![],
         hygiene: Hygiene::default(),
+        route_changes: Vec::new(),
         service_graph: vec![],
     }
 }
@@ -461,6 +515,12 @@ fn names(r: &Report) -> BTreeSet<String> {
     }
     for i in &r.incidents {
         n.extend([i.kind.as_str(), i.culprit.as_str(), i.evidence.as_str()]);
+    }
+    for x in &r.route_changes {
+        n.extend([x.from_dc.as_str(), x.to_dc.as_str()]);
+        for p in &x.pairs {
+            n.extend([p.src.as_str(), p.dst.as_str()]);
+        }
     }
     let h = &r.hygiene;
     for c in h.unknown_clients.iter().chain(&h.unresolved_names).chain(&h.services_without_provider) {

@@ -186,6 +186,20 @@ async fn the_1600_1615_1630_story() {
     let within =
         json(&db, &["route", "changes", "--since", &since, "--dc", "cloud", "--dc", "cloud", "--format", "json"]);
     assert_eq!(within.as_array().unwrap().len(), 0);
+    // The nightly report of that day has them, per DC pair, with the time on each path.
+    let date = t(0, 0).date_naive().to_string();
+    let report = json(&db, &["report", "--date", &date, "--tz", "UTC", "--format", "json"]);
+    let routes = &report["route_changes"][0];
+    assert_eq!(
+        (routes["from_dc"].as_str(), routes["to_dc"].as_str(), routes["changes"].as_u64()),
+        (Some("onprem"), Some("cloud"), Some(2)),
+        "{routes}"
+    );
+    let minutes: Vec<f64> =
+        routes["pairs"][0]["paths"].as_array().unwrap().iter().map(|p| p["minutes"].as_f64().unwrap()).collect();
+    assert_eq!(minutes, [24.0 * 60.0 - 12.0, 12.0], "16:14 to 16:26 on the other path");
+    let md = ok(&db, &["report", "--date", &date, "--tz", "UTC"]);
+    assert!(md.contains("## Route changes") && md.contains("52.93.1.1 → 52.93.128.156"), "{md}");
     let text = ok(&db, &["--config", &cfg, "route", "changes", "--since", &since, "--kind", "changed"]);
     assert!(
         text.contains("52.93.1.1 (AWS AS16509) → 52.93.128.156 (AWS AS16509)") && text.contains("2 event(s)"),

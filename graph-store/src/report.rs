@@ -4,6 +4,7 @@
 //! HTML, the picture) is the binary's.
 
 pub mod model;
+mod routes;
 mod sections;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,6 +65,16 @@ async fn load(pool: &PgPool, day: &Day) -> Result<Inputs> {
         incidents: incidents_of_day(pool, day).await?,
         times: change_times(pool, day).await?,
         hygiene: hygiene(pool).await?,
+        route_events: crate::paths::events(
+            pool,
+            &crate::paths::EventFilter {
+                since: Some(day.from),
+                until: Some(day.to),
+                kinds: vec!["changed".into()],
+                ..Default::default()
+            },
+        )
+        .await?,
     })
 }
 

@@ -9,8 +9,8 @@ use graph_store::vocab::EventState;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::{
-    broken_into, figures, int, minutes, percent, trouble, Clock, BROKEN, CHANGES, CROSS_DC, EVENTS_SHOWN, GRAPH,
-    HYGIENE, INCIDENTS, ROLES, SERVICES, SUMMARY,
+    broken_into, figures, int, minutes, percent, rtt_change, trouble, Clock, BROKEN, CHANGES, CROSS_DC, EVENTS_SHOWN,
+    GRAPH, HYGIENE, INCIDENTS, ROLES, ROUTES, ROUTES_LEAD, SERVICES, SUMMARY,
 };
 
 /// Names longer than this are clamped to a few lines on screen (all of it stays in the page).
@@ -47,6 +47,7 @@ pub fn html(r: &Report, svg: Option<&str>) -> String {
         (CROSS_DC, r.cross_dc.is_empty()),
         (BROKEN, r.broken.is_empty()),
         (INCIDENTS, r.incidents.is_empty()),
+        (ROUTES, r.route_changes.is_empty()),
         (
             HYGIENE,
             h.unknown_clients.is_empty() && h.unresolved_names.is_empty() && h.services_without_provider.is_empty(),
@@ -100,6 +101,7 @@ pub fn html(r: &Report, svg: Option<&str>) -> String {
                             "cross-dc" => (cross_dc(r)),
                             "broken" => (broken(r, &clock)),
                             "incidents" => (incidents(r, &clock)),
+                            "routes" => (routes(r, &clock)),
                             "hygiene" => (hygiene(r)),
                             _ => {}
                         }
@@ -118,6 +120,39 @@ fn notes(notes: &[String]) -> Markup {
             ul { @for n in notes { li { (n) } } }
         }
     }
+}
+
+fn routes(r: &Report, clock: &Clock) -> Markup {
+    let addrs = |a: &[String]| if a.is_empty() { "*".to_string() } else { a.join(", ") };
+    let body = html! {
+        @if r.route_changes.is_empty() { (none()) } @else {
+            table {
+                thead { tr {
+                    th { "From data center" } th { "To data center" } th.num { "Changes" } th { "Pair" } th { "Time" }
+                    th.num { "First different hop" } th { "Old → new" } th { "RTT before → after" }
+                } }
+                tbody { @for x in &r.route_changes { @for p in &x.pairs { @for c in &p.changes { tr {
+                    td { (name(&x.from_dc)) }
+                    td { (name(&x.to_dc)) }
+                    td.num { (int(x.changes as i64)) }
+                    td { (name(&p.src)) " → " (name(&p.dst)) }
+                    td { (clock.time(&c.at)) }
+                    td.num { (c.ttl.map(|t| t.to_string()).unwrap_or_default()) }
+                    td { (addrs(&c.old_addrs)) " → " (addrs(&c.new_addrs)) }
+                    td { (rtt_change(c.rtt_before_ms, c.rtt_after_ms)) }
+                } } } } }
+            }
+            table {
+                thead { tr { th { "Pair" } th { "Path (hops in order)" } th.num { "Minutes" } } }
+                tbody { @for x in &r.route_changes { @for p in &x.pairs { @for m in &p.paths { tr {
+                    td { (name(&p.src)) " → " (name(&p.dst)) }
+                    td { (m.path) }
+                    td.num { (format!("{:.0}", m.minutes)) }
+                } } } } }
+            }
+        }
+    };
+    section(ROUTES, Some(ROUTES_LEAD), body)
 }
 
 /// A section: its anchor, heading and an optional line saying what it shows.

@@ -7,8 +7,8 @@ use std::fmt::Write;
 use graph_store::report::{Counted, DepChange, NodeChange, Report};
 
 use super::{
-    broken_into, count, figures, int, minutes, percent, trouble, Clock, BROKEN, CHANGES, CROSS_DC, EVENTS_SHOWN,
-    HYGIENE, INCIDENTS, ROLES, SERVICES, SUMMARY,
+    broken_into, count, figures, int, minutes, percent, rtt_change, trouble, Clock, BROKEN, CHANGES, CROSS_DC,
+    EVENTS_SHOWN, HYGIENE, INCIDENTS, ROLES, ROUTES, ROUTES_LEAD, SERVICES, SUMMARY,
 };
 
 /// The report as Markdown. Sections with nothing in them say "None." when the day has
@@ -47,6 +47,7 @@ pub fn markdown(r: &Report) -> String {
     doc.cross_dc(r);
     doc.broken(r, &clock);
     doc.incidents(r, &clock);
+    doc.routes(r, &clock);
     doc.hygiene(r);
     let mut out = doc.out;
     while out.ends_with("\n\n") {
@@ -302,6 +303,49 @@ impl Doc {
             &[false, false, false, false, true],
             rows,
         );
+    }
+
+    fn routes(&mut self, r: &Report, clock: &Clock) {
+        if !self.heading(2, ROUTES.1, r.route_changes.is_empty()) {
+            return;
+        }
+        let _ = writeln!(self.out, "{ROUTES_LEAD}\n");
+        let rows = r
+            .route_changes
+            .iter()
+            .map(|x| vec![escape(&x.from_dc), escape(&x.to_dc), int(x.changes as i64), int(x.pairs.len() as i64)]);
+        self.table(&["From DC", "To DC", "Changes", "Host pairs"], &[false, false, true, true], rows);
+        let addrs = |a: &[String]| if a.is_empty() { "*".to_string() } else { escape(&a.join(", ")) };
+        let rows = r.route_changes.iter().flat_map(|x| {
+            x.pairs.iter().flat_map(move |p| {
+                p.changes.iter().map(move |c| {
+                    vec![
+                        clock.time(&c.at),
+                        format!("{} → {}", escape(&p.src), escape(&p.dst)),
+                        c.ttl.map(|t| t.to_string()).unwrap_or_default(),
+                        format!("{} → {}", addrs(&c.old_addrs), addrs(&c.new_addrs)),
+                        rtt_change(c.rtt_before_ms, c.rtt_after_ms),
+                    ]
+                })
+            })
+        });
+        self.table(
+            &["Time", "Pair", "First different hop", "Old → new", "RTT before → after"],
+            &[false, false, true],
+            rows,
+        );
+        let rows = r.route_changes.iter().flat_map(|x| {
+            x.pairs.iter().flat_map(|p| {
+                p.paths.iter().map(move |m| {
+                    vec![
+                        format!("{} → {}", escape(&p.src), escape(&p.dst)),
+                        escape(&m.path),
+                        format!("{:.0}", m.minutes),
+                    ]
+                })
+            })
+        });
+        self.table(&["Pair", "Path (hops in order)", "Minutes"], &[false, false, true], rows);
     }
 
     fn hygiene(&mut self, r: &Report) {

@@ -32,6 +32,17 @@ pub(crate) const CHANGES: (&str, &str) = ("changes", "What changed");
 pub(crate) const CROSS_DC: (&str, &str) = ("cross-dc", "Cross-data-center dependencies");
 pub(crate) const BROKEN: (&str, &str) = ("broken", "Broken and flapping edges");
 pub(crate) const INCIDENTS: (&str, &str) = ("incidents", "Incidents");
+pub(crate) const ROUTES: (&str, &str) = ("routes", "Route changes");
+/// What the route changes section shows, in one line.
+pub(crate) const ROUTES_LEAD: &str =
+    "Paths between hosts (traced host to host, mtr-style) that changed within the day, \
+     per data-center pair: the first different hop, RTT to the destination before and after, time on each path.";
+
+/// RTT before → after, in ms.
+pub(crate) fn rtt_change(before: Option<f32>, after: Option<f32>) -> String {
+    let ms = |v: Option<f32>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into());
+    format!("{} → {} ms", ms(before), ms(after))
+}
 pub(crate) const HYGIENE: (&str, &str) = ("hygiene", "CMDB hygiene");
 pub(crate) const GRAPH: (&str, &str) = ("graph", "Service dependency graph");
 

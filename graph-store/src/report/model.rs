@@ -34,6 +34,10 @@ pub struct Report {
     /// Incidents open at some time of the day (from the diagnosis), longest first.
     pub incidents: Vec<IncidentDay>,
     pub hygiene: Hygiene,
+    /// Paths between hosts that changed within the day, per data-center pair (most
+    /// changes first).
+    #[serde(default)]
+    pub route_changes: Vec<RouteChangesDc>,
     /// The service dependency graph at the end of the day, for the picture.
     pub service_graph: Vec<ServiceLink>,
 }
@@ -191,4 +195,43 @@ pub struct Hygiene {
 pub struct Counted {
     pub name: String,
     pub count: i64,
+}
+
+/// Route changes between two data centers within the day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteChangesDc {
+    pub from_dc: String,
+    pub to_dc: String,
+    pub changes: usize,
+    pub pairs: Vec<PairRoutes>,
+}
+
+/// One host pair's path changes within the day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairRoutes {
+    pub src: String,
+    pub dst: String,
+    pub changes: Vec<RouteChangeDay>,
+    /// Minutes on each path within the day, most first.
+    pub paths: Vec<PathMinutes>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteChangeDay {
+    pub at: DateTime<Utc>,
+    /// The first different hop.
+    pub ttl: Option<u8>,
+    pub old_addrs: Vec<String>,
+    pub new_addrs: Vec<String>,
+    /// To the destination, on the old path and on the new.
+    pub rtt_before_ms: Option<f32>,
+    pub rtt_after_ms: Option<f32>,
+}
+
+/// A path (its hops' addresses in TTL order, `*` silent, `|` between the addresses of
+/// one hop) and the minutes on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathMinutes {
+    pub path: String,
+    pub minutes: f64,
 }

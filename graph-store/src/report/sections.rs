@@ -54,6 +54,8 @@ pub(crate) struct Inputs {
     pub incidents: Vec<IncidentDay>,
     pub times: ChangeTimes,
     pub hygiene: Hygiene,
+    /// The day's route events.
+    pub route_events: Vec<crate::paths::RouteEventView>,
 }
 
 /// Makes the report from its inputs; `local_hour` writes an hour start in the report's zone.
@@ -80,6 +82,7 @@ pub(crate) fn assemble(
         cross_dc: cross_dc(&inputs),
         broken: broken(&inputs),
         service_graph: service_graph(&inputs),
+        route_changes: super::routes::route_changes(&inputs.route_events, day.from, day.to.min(generated_at)),
         incidents: inputs.incidents,
         hygiene: inputs.hygiene,
     }
@@ -448,6 +451,7 @@ mod tests {
             incidents: vec![],
             times,
             hygiene: Hygiene::default(),
+            route_events: Vec::new(),
         }
     }
 
