@@ -32,8 +32,8 @@ pub use compare::{diff, summarize, DiffRules, HopDiff, HopStatus, Window, Window
 pub use evidence::{evidence, EvidenceRef, PathEvidence};
 pub use owners::{parse_asn_table, AsnError, AsnInfo, AsnProblem, AsnTable, OwnerError, Owners};
 pub use read::{
-    counts, events, find_pairs, hop_addrs, last_run_before, pair, runs_between, EventFilter, PairInfo, RouteEventView,
-    TraceCounts,
+    counts, events, find_pairs, hop_addrs, last_run_before, list_pairs, pair, runs_between, EventFilter, PairInfo,
+    RouteEventView, TraceCounts,
 };
 pub use store::{
     claim_due, drop_old_partitions, ensure_partitions, prune_hourly, record_runs, release, sync_pairs, sync_targets,

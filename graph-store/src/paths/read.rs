@@ -76,6 +76,19 @@ pub async fn find_pairs(pool: &PgPool, src: &str, dst: &str) -> Result<Vec<PairI
     Ok(rows.iter().map(pair_of).collect())
 }
 
+/// Live pairs, those across data centers first, then by source and destination.
+pub async fn list_pairs(pool: &PgPool, limit: i64) -> Result<Vec<PairInfo>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {PAIR_COLUMNS} FROM trace_pairs p WHERE p.retired_at IS NULL \
+         ORDER BY p.src_dc = p.dst_dc, p.src, p.dst LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(Error::sql("listing traced pairs"))?;
+    Ok(rows.iter().map(pair_of).collect())
+}
+
 /// One pair by id.
 pub async fn pair(pool: &PgPool, id: i64) -> Result<Option<PairInfo>> {
     let row = sqlx::query(&format!("SELECT {PAIR_COLUMNS} FROM trace_pairs p WHERE p.id = $1"))
