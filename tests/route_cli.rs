@@ -153,6 +153,7 @@ async fn the_1600_1615_1630_story() {
     let mut table = args.to_vec();
     table.extend(["--from", &a, "--to", &b]);
     let text = ok(&db, &table);
+    println!("{text}");
     assert!(
         text.contains("path changed: first different hop 4: 52.93.1.1 (AWS AS16509) → 52.93.128.156 (AWS AS16509)"),
         "{text}"
@@ -200,7 +201,12 @@ async fn the_1600_1615_1630_story() {
     assert_eq!(minutes, [24.0 * 60.0 - 12.0, 12.0], "16:14 to 16:26 on the other path");
     let md = ok(&db, &["report", "--date", &date, "--tz", "UTC"]);
     assert!(md.contains("## Route changes") && md.contains("52.93.1.1 → 52.93.128.156"), "{md}");
+    let mut three = args.to_vec();
+    three.extend(["--at", &a, "--at", &b, "--at", &c]);
+    println!("{}", ok(&db, &three));
+    println!("{}", ok(&db, &["--config", &cfg, "route", "show", "web.h1", "search.h2", "--at", &b]));
     let text = ok(&db, &["--config", &cfg, "route", "changes", "--since", &since, "--kind", "changed"]);
+    println!("{text}");
     assert!(
         text.contains("52.93.1.1 (AWS AS16509) → 52.93.128.156 (AWS AS16509)") && text.contains("2 event(s)"),
         "{text}"
