@@ -5,10 +5,11 @@
 //! ```text
 //! trace_bench --allow PREFIX[,PREFIX…] [--targets FILE] [DEST…] [--probes 3] [--pps 1000]
 //!             [--timeout-ms 1000] [--interval-ms 1000] [--max-ttl 30] [--cycles 1]
-//!             [--paths FILE]
+//!             [--paths FILE] [--worker-threads N]
 //! ```
 //!
-//! Needs raw sockets (root or `CAP_NET_RAW`). Settings not given are the tracer's defaults.
+//! Needs raw sockets (root or `CAP_NET_RAW`). Settings not given are the tracer's defaults;
+//! the runtime is tokio's multi-threaded one, a worker per core unless `--worker-threads`.
 //! Per cycle one JSON line: targets, reached, `hops` (TTLs that answered, summed over the
 //! traces), `path_ttls` (the highest answering TTL, summed), probes sent, answers, errors and
 //! the cycle's wall time. `--paths FILE` writes the last cycle's traces, one a line:
@@ -23,7 +24,8 @@ use probers::trace::{TraceTarget, Tracer};
 use probers::AllowList;
 
 const USAGE: &str = "usage: trace_bench --allow PREFIX[,PREFIX...] [--targets FILE] [DEST...] [--probes N] \
-                     [--pps N] [--timeout-ms N] [--interval-ms N] [--max-ttl N] [--cycles N] [--paths FILE]";
+                     [--pps N] [--timeout-ms N] [--interval-ms N] [--max-ttl N] [--cycles N] [--paths FILE] \
+                     [--worker-threads N]";
 
 #[derive(Debug, Default)]
 struct Args {
@@ -36,6 +38,7 @@ struct Args {
     max_ttl: Option<u8>,
     cycles: u32,
     paths: Option<String>,
+    worker_threads: Option<usize>,
 }
 
 fn value<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
@@ -73,12 +76,13 @@ fn parse_args() -> Result<Args, String> {
             "--max-ttl" => a.max_ttl = Some(value(&arg, args.next())?),
             "--cycles" => a.cycles = value(&arg, args.next())?,
             "--paths" => a.paths = Some(value(&arg, args.next())?),
+            "--worker-threads" => a.worker_threads = Some(value(&arg, args.next())?),
             _ if !arg.starts_with('-') => a.targets.push(value("DEST", Some(arg))?),
             _ => return Err(format!("unknown option {arg}")),
         }
     }
-    if a.allow.is_none() || a.targets.is_empty() || a.cycles == 0 {
-        return Err("--allow, at least one destination and --cycles ≥ 1 are needed".into());
+    if a.allow.is_none() || a.targets.is_empty() || a.cycles == 0 || a.worker_threads == Some(0) {
+        return Err("--allow, at least one destination, --cycles ≥ 1 and --worker-threads ≥ 1 are needed".into());
     }
     Ok(a)
 }
@@ -146,6 +150,7 @@ async fn cycle(tracer: &Tracer, a: &Args, n: u32) -> (serde_json::Value, Vec<Str
         "timeout_ms": s.timeout.as_millis() as u64,
         "interval_ms": s.interval.as_millis() as u64,
         "max_ttl": s.max_ttl,
+        "worker_threads": a.worker_threads,
     });
     (figures, lines)
 }
@@ -158,8 +163,7 @@ fn write_paths(file: &str, lines: &[String]) -> std::io::Result<()> {
     f.flush()
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let a = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -167,7 +171,22 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let tracer = match tracer(&a) {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = a.worker_threads {
+        runtime.worker_threads(n);
+    }
+    match runtime.enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(&a)),
+        Err(e) => {
+            eprintln!("trace_bench: runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds the tracer, runs the cycles and prints their figures.
+async fn run(a: &Args) -> ExitCode {
+    let tracer = match tracer(a) {
         Ok(tracer) => tracer,
         Err(e) => {
             eprintln!("trace_bench: {e}");
@@ -176,7 +195,7 @@ async fn main() -> ExitCode {
     };
     let mut last = Vec::new();
     for n in 1..=a.cycles {
-        let (figures, lines) = cycle(&tracer, &a, n).await;
+        let (figures, lines) = cycle(&tracer, a, n).await;
         println!("{figures}");
         last = lines;
     }
