@@ -19,10 +19,12 @@
 #   BENCH_TRACE_ROUTERS    routers in the chain (default 4)
 #   BENCH_TRACE_PPS        probes per second, the same for both tools; one round of runs per
 #                          rate (default "1000 10000": edgewatch's default, scamper's highest)
-#   BENCH_TRACE_INTERVALS  edgewatch's least time between a trace's rounds, in ms, one set of
-#                          runs each (default "1000 0": its default, and none, like scamper)
+#   BENCH_TRACE_SETTINGS   edgewatch's settings, one set of runs each: INTERVAL_MS, the least time
+#                          between a trace's rounds, and /N for N runtime worker threads (else one
+#                          per core). Default "1000 0 0/1": its defaults; rounds back to back, as
+#                          scamper's; and that on one thread, as scamper runs
 #   BENCH_TRACE_REPS       timed runs of each tool and setting; the medians are reported
-#                          (default 3)
+#                          (default 5)
 #
 # Root only (network namespaces, raw sockets). Every address probed is inside the
 # namespaces this script makes, and they are removed on the way out, whatever happens
@@ -38,8 +40,8 @@ RESULTS=${1:-$BENCH_DIR/results}
 TARGETS=${BENCH_TRACE_TARGETS:-1000}
 ROUTERS=${BENCH_TRACE_ROUTERS:-4}
 PPS_LIST=${BENCH_TRACE_PPS:-1000 10000}
-INTERVALS=${BENCH_TRACE_INTERVALS:-1000 0}
-REPS=${BENCH_TRACE_REPS:-3}
+SETTINGS=${BENCH_TRACE_SETTINGS:-1000 0 0/1}
+REPS=${BENCH_TRACE_REPS:-5}
 TRACE_BENCH=$ROOT/target/release/examples/trace_bench
 STARTED=$(date +%s)
 # The probe settings both tools use (scamper: -q 3 -Q, -w 1, -m 30; its gap limit is 5).
@@ -68,7 +70,9 @@ run() {
 for pps in $PPS_LIST; do
   [[ $pps =~ ^[1-9][0-9]*$ ]] && [ "$pps" -le 10000 ] || die "BENCH_TRACE_PPS: $pps is not within 1..10000 (scamper's range)"
 done
-for interval in $INTERVALS; do [[ $interval =~ ^[0-9]+$ ]] || die "BENCH_TRACE_INTERVALS: $interval is not a number of ms"; done
+for setting in $SETTINGS; do
+  [[ $setting =~ ^[0-9]+(/[1-9][0-9]*)?$ ]] || die "BENCH_TRACE_SETTINGS: $setting is not INTERVAL_MS or INTERVAL_MS/THREADS"
+done
 /usr/bin/time -f %M true >/dev/null 2>&1 || die "GNU time is missing at /usr/bin/time (Debian package 'time')"
 command -v python3 >/dev/null || die "python3 is missing"
 scripts/install-deps.sh bench
@@ -169,11 +173,16 @@ timed() {
 for pps in $PPS_LIST; do
   for rep in $(seq "$REPS"); do
     say "$pps probes per second, run $rep of $REPS"
-    for interval in $INTERVALS; do
+    for setting in $SETTINGS; do
+      interval=${setting%/*} threads=()
       label=edgewatch-interval-$interval
+      if [[ $setting == */* ]]; then
+        threads=(--worker-threads "${setting#*/}")
+        label=$label-threads-${setting#*/}
+      fi
       timed edgewatch "$label" "$pps" "$rep" "$TRACE_BENCH" --allow "$DEST_NET" --targets "$OUT/targets.txt" \
         --probes "$PROBES" --pps "$pps" --timeout-ms $((TIMEOUT_SECS * 1000)) --interval-ms "$interval" \
-        --max-ttl "$MAX_TTL" --paths "$OUT/$label-$pps-$rep.paths"
+        --max-ttl "$MAX_TTL" "${threads[@]}" --paths "$OUT/$label-$pps-$rep.paths"
     done
     timed scamper scamper "$pps" "$rep" scamper -O json -o "$OUT/scamper-$pps-$rep.json" -p "$pps" -w 0 \
       -c "trace -P icmp-paris -q $PROBES -Q -w $TIMEOUT_SECS -m $MAX_TTL" -f "$OUT/targets.txt"
@@ -219,7 +228,8 @@ for line in open(f"{out}/runs.txt"):
     row.update(json.load(open(f"{base}.time")))
     if tool == "edgewatch":
         figures = json.loads(open(f"{base}.out").read().strip().splitlines()[-1])
-        row.update({k: figures[k] for k in ("reached", "hops", "path_ttls", "probes_sent", "errors", "interval_ms")})
+        row.update({k: figures[k] for k in ("reached", "hops", "path_ttls", "probes_sent", "errors", "interval_ms",
+                                            "worker_threads")})
         row["cycle_secs"] = figures["wall_secs"]
         p = paths_edgewatch(base)
     else:
@@ -239,7 +249,7 @@ summary = []
 for (label, pps), rs in configs.items():
     med = lambda k: statistics.median(r[k] for r in rs)
     s = {"tool": rs[0]["tool"], "label": label, "pps": pps, "runs": len(rs),
-         "interval_ms": rs[0].get("interval_ms"),
+         "interval_ms": rs[0].get("interval_ms"), "worker_threads": rs[0].get("worker_threads"),
          "wall_secs": med("wall_secs"), "wall_min": min(r["wall_secs"] for r in rs),
          "wall_max": max(r["wall_secs"] for r in rs), "cpu_secs": med("cpu_secs"),
          "user_secs": med("user_secs"), "sys_secs": med("sys_secs"), "max_rss_kb": med("max_rss_kb"),
