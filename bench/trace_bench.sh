@@ -209,8 +209,9 @@ def paths_edgewatch(base):
 
 
 def scamper_traces(path):
-    """Per destination: reached, answering TTLs, highest answering TTL; and probes sent."""
-    paths, probes = {}, 0
+    """Per destination: reached, answering TTLs, highest answering TTL; and probes sent and
+    answers recorded."""
+    paths, probes, answers = {}, 0, 0
     for line in open(path):
         t = json.loads(line)
         if t.get("type") != "trace":
@@ -218,7 +219,8 @@ def scamper_traces(path):
         ttls = {h["probe_ttl"] for h in t.get("hops", [])}
         paths[t["dst"]] = (t["stop_reason"] == "COMPLETED", len(ttls), max(ttls, default=0))
         probes += t.get("probe_count", 0)
-    return paths, probes
+        answers += len(t.get("hops", []))
+    return paths, probes, answers
 
 
 runs, paths = [], {}
@@ -228,12 +230,12 @@ for line in open(f"{out}/runs.txt"):
     row.update(json.load(open(f"{base}.time")))
     if tool == "edgewatch":
         figures = json.loads(open(f"{base}.out").read().strip().splitlines()[-1])
-        row.update({k: figures[k] for k in ("reached", "hops", "path_ttls", "probes_sent", "errors", "interval_ms",
-                                            "worker_threads")})
+        row.update({k: figures[k] for k in ("reached", "hops", "path_ttls", "probes_sent", "answers", "errors",
+                                            "interval_ms", "worker_threads")})
         row["cycle_secs"] = figures["wall_secs"]
         p = paths_edgewatch(base)
     else:
-        p, row["probes_sent"] = scamper_traces(f"{out}/scamper-{pps}-{rep}.json")
+        p, row["probes_sent"], row["answers"] = scamper_traces(f"{out}/scamper-{pps}-{rep}.json")
         row["reached"] = sum(r for r, _, _ in p.values())
         row["hops"] = sum(h for _, h, _ in p.values())
         row["path_ttls"] = sum(last for _, _, last in p.values())
@@ -254,7 +256,8 @@ for (label, pps), rs in configs.items():
          "wall_max": max(r["wall_secs"] for r in rs), "cpu_secs": med("cpu_secs"),
          "user_secs": med("user_secs"), "sys_secs": med("sys_secs"), "max_rss_kb": med("max_rss_kb"),
          "reached": med("reached"), "hops": med("hops"), "path_ttls": med("path_ttls"),
-         "probes_sent": med("probes_sent")}
+         "probes_sent": med("probes_sent"), "answers": med("answers"),
+         "lost_answers_max": max(r["probes_sent"] - r["answers"] for r in rs)}
     # Destination by destination, each edgewatch run beside the scamper run of the same rate
     # and repetition: same reached state and same highest answering TTL.
     if s["tool"] == "edgewatch":

@@ -200,13 +200,14 @@ def trace_section(results, alone=False):
       "destination; hops: TTLs that answered, summed over the traces.")
     w("")
     w("| tool | setting | probes/s | wall s (range) | CPU s (user + sys) | peak RSS MB | reached | hops "
-      "| probes sent |")
-    w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+      "| probes sent | answers |")
+    w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for pps, (scamper, mine) in by_rate(bench).items():
         for s in mine + [scamper]:
             w(f"| {s['tool']} | {setting(s)} | {pps:,} | {s['wall_secs']:.2f} ({s['wall_min']:.2f}–"
               f"{s['wall_max']:.2f}) | {s['cpu_secs']:.2f} ({s['user_secs']:.2f} + {s['sys_secs']:.2f}) | "
-              f"{s['max_rss_kb'] / 1024:.1f} | {s['reached']:,.0f} | {s['hops']:,.0f} | {s['probes_sent']:,.0f} |")
+              f"{s['max_rss_kb'] / 1024:.1f} | {s['reached']:,.0f} | {s['hops']:,.0f} | {s['probes_sent']:,.0f} | "
+              f"{s.get('answers', 0):,.0f} |")
     w("")
     agree = [(pps, s) for pps, (_, mine) in by_rate(bench).items() for s in mine]
     worst = min((s.get("agree_with_scamper", 0) for _, s in agree), default=0)
@@ -214,6 +215,20 @@ def trace_section(results, alone=False):
       f"repetition, both reached (or both not) with the same highest answering TTL for at least {worst:,} of the "
       f"{n:,} destinations in every pair of runs.")
     w("")
+    lossy = [(pps, s) for pps, (sc, mine) in by_rate(bench).items() for s in mine + [sc] if s.get("lost_answers_max")]
+    if lossy:
+        w("Lost answers (probes sent less answers recorded, the worst run): "
+          + "; ".join(f"{s['tool']} ({setting(s)}) at {pps:,} probes/s {s['lost_answers_max']:,}" for pps, s in lossy)
+          + ". Every router and the destination answer every probe, so an answer lost is lost at the tool."
+          + (" When this was written, scamper's losses matched, run for run, the drops counted on its raw socket "
+             "(`/proc/net/raw`): it keeps the kernel's default receive buffer (`net.core.rmem_default`, 208 KB), "
+             "which overflows at 10,000 probes/s when its one thread is kept from reading for a few tens of "
+             "milliseconds on this shared machine, and a trace that loses an answer waits out the 1 s timeout "
+             "before its next attempt, hence its wall-time range. edgewatch asks for a 4 MB buffer (up to "
+             "`net.core.rmem_max`)." if any(s["tool"] == "scamper" for _, s in lossy) else "")
+          + (" edgewatch's losses are not explained here." if any(s["tool"] == "edgewatch" for _, s in lossy)
+             else ""))
+        w("")
     w("| target | measured | met |")
     w("| --- | --- | --- |")
     for target, measured, ok in trace_targets(results):
