@@ -218,7 +218,8 @@ def trace_section(results, alone=False):
     lossy = [(pps, s) for pps, (sc, mine) in by_rate(bench).items() for s in mine + [sc] if s.get("lost_answers_max")]
     if lossy:
         w("Lost answers (probes sent less answers recorded, the worst run): "
-          + "; ".join(f"{s['tool']} ({setting(s)}) at {pps:,} probes/s {s['lost_answers_max']:,}" for pps, s in lossy)
+          + "; ".join(f"{s['tool']}{', ' + setting(s) if s['tool'] == 'edgewatch' else ''}, at {pps:,} probes/s: "
+                      f"{s['lost_answers_max']:,}" for pps, s in lossy)
           + ". Every router and the destination answer every probe, so an answer lost is lost at the tool."
           + (" When this was written, scamper's losses matched, run for run, the drops counted on its raw socket "
              "(`/proc/net/raw`): it keeps the kernel's default receive buffer (`net.core.rmem_default`, 208 KB), "
