@@ -124,6 +124,18 @@ pub async fn runs_between(pool: &PgPool, pair_id: i64, from: DateTime<Utc>, to: 
         .collect()
 }
 
+/// The pair's first run after `after`, if there is one yet.
+pub async fn run_after(pool: &PgPool, pair_id: i64, after: DateTime<Utc>) -> Result<Option<Run>> {
+    let at: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT min(at) FROM trace_runs WHERE pair_id = $1 AND at > $2")
+        .bind(pair_id as i32)
+        .bind(after)
+        .fetch_one(pool)
+        .await
+        .map_err(Error::sql("waiting for a trace run"))?;
+    let Some(at) = at else { return Ok(None) };
+    Ok(runs_between(pool, pair_id, at, at + chrono::Duration::microseconds(1)).await?.pop())
+}
+
 /// The time of the pair's last run at or before `at`.
 pub async fn last_run_before(pool: &PgPool, pair_id: i64, at: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
     sqlx::query_scalar("SELECT max(at) FROM trace_runs WHERE pair_id = $1 AND at <= $2")
