@@ -286,7 +286,8 @@ impl TracerBuilder {
                 Ok(socket)
             }
             Err(e) => {
-                tracing::warn!(%family, error = %e, "tracing unavailable");
+                // Said by each trace's error, and once by the callers that trace on a schedule.
+                tracing::debug!(%family, error = %e, "tracing unavailable");
                 Err(e.to_string())
             }
         };
