@@ -14,6 +14,7 @@ pub async fn run(_settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
     let engine = Arc::new(super::shared::probe_engine(&args.probe)?);
     let mut cfg = AgentConfig::new(&args.server, &args.name, &args.token).interval(args.probe.interval);
     cfg.nginx_access_log = args.nginx_access_log.clone();
+    cfg.trace = !args.no_trace;
     let shutdown = super::shared::shutdown_on_ctrl_c_or_after(args.run_for);
     eprintln!(
         "agent for {} probing every {} and reporting to {}; Ctrl-C stops",
@@ -32,5 +33,11 @@ pub async fn run(_settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
         totals.results_dropped,
         totals.undelivered
     );
+    if !args.no_trace {
+        eprintln!(
+            "{} paths traced, {} runs delivered, {} lost",
+            totals.runs_traced, totals.runs_delivered, totals.runs_lost
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
