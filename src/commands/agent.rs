@@ -24,6 +24,13 @@ pub async fn run(_settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
     );
     let totals = run_agent(engine.clone(), cfg, shutdown).await.context("running the agent")?;
     engine.shutdown().await;
+    if !args.no_trace {
+        eprintln!(
+            "{} paths traced, {} runs delivered, {} lost",
+            totals.runs_traced, totals.runs_delivered, totals.runs_lost
+        );
+    }
+    // The summary stays the last line (scripts and tests read it).
     eprintln!(
         "{} cycles, {} results made, {} delivered, {} refused by the server, {} dropped, {} undelivered",
         totals.cycles,
@@ -33,11 +40,5 @@ pub async fn run(_settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
         totals.results_dropped,
         totals.undelivered
     );
-    if !args.no_trace {
-        eprintln!(
-            "{} paths traced, {} runs delivered, {} lost",
-            totals.runs_traced, totals.runs_delivered, totals.runs_lost
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }

@@ -39,7 +39,6 @@ pub async fn run(settings: &Settings, args: ProbeArgs) -> Result<ExitCode> {
         events += totals.events;
     }
     engine.shutdown().await;
-    eprintln!("probed {probed} edges, recorded {recorded} results, {events} state changes");
     if let Some(task) = tracing {
         let t: TraceTotals = task.await.context("the trace loop panicked")?;
         eprintln!(
@@ -47,6 +46,8 @@ pub async fn run(settings: &Settings, args: ProbeArgs) -> Result<ExitCode> {
             t.traced, t.recorded, t.events, t.released
         );
     }
+    // The summary stays the last line (scripts and tests read it).
+    eprintln!("probed {probed} edges, recorded {recorded} results, {events} state changes");
     Ok(ExitCode::SUCCESS)
 }
 
