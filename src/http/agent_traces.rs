@@ -22,9 +22,40 @@ use probers::trace_loop::{target_of, TraceConfig};
 
 use super::agents::{authenticate, authorize};
 use super::error::{with_store_timeout, ApiError};
+use super::openapi::ErrorBody;
 use super::App;
 
-/// `POST /api/v1/agents/{name}/traces/claim`
+/// The error answers of the agents' trace calls (a description for the document: the
+/// answers themselves are made by `ApiError`).
+#[allow(dead_code)]
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum AgentErrors {
+    /// The body is not what the call takes; the message names the field.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No agent token, or one unknown or revoked.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The token is another node's, or a run is of a pair not from the agent's host.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such live node.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// Over 1 MiB, or over 1,000 runs.
+    #[response(status = 413)]
+    PayloadTooLarge(ErrorBody),
+    /// The database cannot be reached just now; retry later.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// Lease the due host pairs of the agent's own host, with how to trace them.
+#[utoipa::path(post, path = "/api/v1/agents/{name}/traces/claim", tag = "agents", operation_id = "agent_trace_claim",
+    params(("name" = String, Path, description = "The agent's node")),
+    request_body(content = Option<TraceClaim>, description = "How many pairs at most (default 100); the body may be empty"),
+    security(("agent_token" = [])),
+    responses((status = 200, description = "The pairs leased to this agent", body = TraceLease), AgentErrors))]
 #[tracing::instrument(skip_all, fields(node = %name))]
 pub async fn claim(
     State(app): State<Arc<App>>,
@@ -36,8 +67,8 @@ pub async fn claim(
         let owner = authenticate(&app, &headers).await?;
         authorize(&app, &owner, &name).await?;
         let body = read(body)?;
-        let ask: TraceClaim =
-            if body.iter().all(u8::is_ascii_whitespace) { TraceClaim::default() } else { parse(&body)? };
+        let text = body.trim_ascii();
+        let ask: TraceClaim = if text.is_empty() || text == b"null" { TraceClaim::default() } else { parse(text)? };
         if !(1..=MAX_CLAIM).contains(&ask.limit) {
             return Err(ApiError::BadRequest(format!("limit: {} is not within 1..={MAX_CLAIM}", ask.limit)));
         }
@@ -57,7 +88,13 @@ pub async fn claim(
     .await
 }
 
-/// `POST /api/v1/agents/{name}/traces`
+/// Record the runs made of leased pairs (each stored once per pair and time), and give
+/// back the pairs not traced.
+#[utoipa::path(post, path = "/api/v1/agents/{name}/traces", tag = "agents", operation_id = "agent_trace_runs",
+    params(("name" = String, Path, description = "The agent's node")),
+    request_body = TraceRuns,
+    security(("agent_token" = [])),
+    responses((status = 200, description = "What was recorded", body = TracesAccepted), AgentErrors))]
 #[tracing::instrument(skip_all, fields(node = %name))]
 pub async fn runs(
     State(app): State<Arc<App>>,

@@ -34,7 +34,7 @@ pub const MAX_ADDRS_PER_HOP: usize = 64;
 pub const MAX_RTT_MS: f32 = 600_000.0;
 
 /// `POST …/traces/claim`: how many due pairs to lease at most.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TraceClaim {
     #[serde(default = "default_limit")]
@@ -53,7 +53,7 @@ impl Default for TraceClaim {
 
 /// The answer to a claim: the pairs leased to this agent until `lease_s` from now, and how
 /// to trace them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceLease {
     pub node: String,
     /// The agent's host: the source of its pairs.
@@ -71,7 +71,7 @@ pub struct TraceLease {
 }
 
 /// One pair to trace now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LeasedPair {
     pub pair_id: i64,
     /// Destination, protocol and flow (the same flow in every run of the pair).
@@ -79,7 +79,7 @@ pub struct LeasedPair {
 }
 
 /// `POST …/traces`: runs made, and pairs leased but not traced.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TraceRuns {
     #[serde(default)]
@@ -91,7 +91,7 @@ pub struct TraceRuns {
 }
 
 /// One run of one pair.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TraceRunItem {
     pub pair_id: i64,
@@ -99,7 +99,7 @@ pub struct TraceRunItem {
 }
 
 /// The answer to a runs body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TracesAccepted {
     /// Runs the body carried.
     pub accepted: usize,
