@@ -96,7 +96,9 @@ async fn agents_lease_their_hosts_pairs_and_what_is_refused_says_why() {
     assert!(error(&body).contains("fe1.host201"), "{body}");
     let (status, _) = api.post("nobody", "traces/claim", Some(&mine), "").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    for (bad, field) in [(r#"{"limit": 0}"#, "limit"), (r#"{"limt": 1}"#, "limt"), ("[", "not valid JSON")] {
+    let bad_claims =
+        [(r#"{"limit": 0}"#, "limit"), (r#"{"limt": 1}"#, "limt"), ("[]", "a JSON object"), ("{", "not valid JSON")];
+    for (bad, field) in bad_claims {
         let (status, body) = api.post("fe1.host101", "traces/claim", Some(&mine), bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert!(error(&body).contains(field), "{bad}: {body}");

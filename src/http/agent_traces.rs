@@ -175,8 +175,12 @@ fn read(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     })
 }
 
-/// The body as `T`, or a 400 naming where it goes wrong.
+/// The body (a JSON object) as `T`, or a 400 naming where it goes wrong.
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // serde would take a struct from an array of its fields too; the calls take objects.
+    if body.trim_ascii_start().first().is_some_and(|&b| b != b'{') {
+        return Err(ApiError::BadRequest("the body must be a JSON object ({...})".into()));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     let parsed: T = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();

@@ -88,6 +88,7 @@ const FLAP_WEIGHT_NEWEST: f64 = 1.25;
 
 /// One TTL of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TraceHop)]
 pub struct Hop {
     pub ttl: u8,
     /// The addresses that answered, sorted and deduplicated; empty: a silent hop (`*`).
@@ -116,6 +117,7 @@ impl Hop {
 
 /// One trace between a host pair.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TraceRun)]
 pub struct Run {
     pub at: DateTime<Utc>,
     /// TTL 1 up, in order.
