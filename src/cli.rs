@@ -392,6 +392,10 @@ pub struct ProbeArgs {
     /// Stop after this long (for tests and trials).
     #[arg(long, value_parser = parse_duration)]
     pub run_for: Option<Duration>,
+    /// Do not trace paths in this process (`[trace] enabled = false` for every process).
+    /// Tracing needs root or CAP_NET_RAW; without them the workers probe and do not trace.
+    #[arg(long)]
+    pub no_trace: bool,
 }
 
 #[derive(Debug, Args)]
@@ -423,6 +427,10 @@ pub struct AgentArgs {
     /// Stop after this long (for tests and trials).
     #[arg(long, value_parser = parse_duration)]
     pub run_for: Option<Duration>,
+    /// Do not trace the paths the server leases to this host (tracing needs root or
+    /// CAP_NET_RAW; without them the agent only probes).
+    #[arg(long)]
+    pub no_trace: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -50,7 +50,26 @@
 //!
 //! [owners]                                 # whose network a hop address is (longest prefix wins)
 //! "10.0.0.0/8" = "ours"
-//! "52.93.0.0/16" = "AWS"
+//! "52.93.0.0/16" = "AWS"//!
+//! [trace]                                  # path history (docs/paths.md, "What is traced")
+//! enabled = true                           # `probe --no-trace` / `agent --no-trace` for one process
+//! interval = "2m"                          # host pairs across data centers, external targets
+//! intra_dc_every = 10                      # host pairs within a data center: every 10 intervals
+//! keep_days = 14                           # raw runs kept (hourly rollups: [report] keep_days)
+//! probes = 3                               # probes per TTL per run
+//! max_ttl = 30
+//! protocol = "icmp"                        # host pairs: icmp or udp (tcp: not built yet)
+//! port = 33434                             # with protocol = "udp": a closed port
+//! vantage = "prober-fra1"                  # where workers trace targets from (default: hostname)
+//! agent_silence = "10m"                    # a host's pairs fall to workers when its agents are silent
+//! k_runs = 2                               # runs on a new path (or loss) that make it an event
+//! loss_min_pct = 20.0                      # loss that counts, when it persists to the end
+//!
+//! [[trace.targets]]                        # traced by the workers every interval
+//! name = "search-cloud"
+//! address = "52.93.1.10"
+//! protocol = "udp"                         # icmp (default) or udp; tcp: not built yet
+//! port = 33434
 //! ```
 //! Unknown keys are refused, naming the file and the key, so a typo never goes unseen.
 
@@ -177,6 +196,13 @@ impl Settings {
         Owners::new(&self.file.owners).expect("[owners] was checked when the file was read")
     }
 
+    /// How paths are traced: `[trace]` (checked when the file was read), or `None` when
+    /// `enabled = false`.
+    pub fn trace(&self) -> Option<probers::trace_loop::TraceConfig> {
+        let keep = self.file.report.keep_days.unwrap_or(400);
+        self.file.trace.resolve(keep).expect("[trace] was checked when the file was read")
+    }
+
     /// How incidents are found: `[diagnosis]`.
     pub fn diagnosis(&self) -> DiagnosisConfig {
         self.file.diagnosis
@@ -295,6 +321,8 @@ struct Config {
     /// Prefix → owner label, for the hops of traced paths.
     #[serde(default)]
     owners: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    trace: crate::trace_config::TraceFile,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -352,6 +380,7 @@ impl Config {
         config.diagnosis.validate().map_err(|e| anyhow::anyhow!("{}: [diagnosis] {e}", path.display()))?;
         config.check_diagnosis_max_age().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Owners::new(&config.owners).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.trace.resolve(400).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(config)
     }
 
@@ -390,5 +419,24 @@ mod tests {
         std::fs::write(&bad, "[owners]\n\"10.0.0.0/33\" = \"ours\"\n").unwrap();
         let err = Config::load(&bad).unwrap_err().to_string();
         assert!(err.starts_with(&format!("{}: [owners] \"10.0.0.0/33\": not a prefix", bad.display())), "{err}");
+    }
+
+    #[test]
+    fn trace_comes_from_the_file_and_a_bad_key_is_refused_naming_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.toml");
+        std::fs::write(&good, "[report]\nkeep_days = 30\n[trace]\ninterval = \"90s\"\nvantage = \"p1\"\n").unwrap();
+        let config = Config::load(&good).unwrap();
+        let trace = config.trace.resolve(30).unwrap().unwrap();
+        assert_eq!((trace.schedule.interval, trace.vantage.as_str()), (Duration::from_secs(90), "p1"));
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[trace]\nprotocol = \"tcp\"\n").unwrap();
+        let err = Config::load(&bad).unwrap_err().to_string();
+        let want = format!("{}: [trace] protocol = \"tcp\": TCP SYN tracing is not built yet", bad.display());
+        assert!(err.starts_with(&want), "{err}");
+        std::fs::write(&bad, "[trace]\nprobs = 3\n").unwrap();
+        let err = Config::load(&bad).unwrap_err().to_string();
+        assert!(err.contains(&bad.display().to_string()) && err.contains("probs"), "{err}");
     }
 }

@@ -40,6 +40,9 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     ok(&db, &["cmdb", "import", &sample("inventory.json"), &sample("links.txt")]);
     ok(&db, &["dns", "ingest", "--zone", "example.com", &sample("pdns-auth-console.log")]);
     ok(&db, &["probe", "--interval", "1s", "--packets", "1", "--timeout", "200ms", "--run-for", "3s"]);
+    // An agent token, so the agents' trace calls are exercised past authentication (the
+    // read API, without a read token configured, ignores it).
+    let agent_token = ok(&db, &["agent-token", "create", "fe1.host101"]).trim().to_string();
     let server = Server::start(&db, &[], &[]);
     let report = tempfile::tempdir().unwrap();
 
@@ -47,6 +50,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         .args(["--no-color", "run", &format!("{}/api/v1/openapi.json", server.base)])
         .args(["--phases", "examples,coverage,fuzzing", "--exclude-checks", "positive_data_acceptance"])
         .args(["--max-examples", "40", "--max-time", "90", "--seed", "20261122", "--workers", "2"])
+        .args(["-H", &format!("Authorization: Bearer {agent_token}")])
         .args(["--request-timeout", "20", "--report-dir"])
         .arg(report.path())
         .env("SCHEMATHESIS_HOOKS", "")
@@ -56,6 +60,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     println!("{text}");
     assert!(out.status.success(), "schemathesis found problems (output above)");
     // It really tested every operation of the document.
-    assert!(text.contains("Tested: 16"), "not every operation was tested:\n{text}");
+    // 16 read operations and the agents' 2 trace calls.
+    assert!(text.contains("Tested: 18"), "not every operation was tested:\n{text}");
     assert!(!text.contains("Failures:"), "{text}");
 }

@@ -36,6 +36,7 @@ pub use read::{
     PairInfo, RouteEventView, TraceCounts,
 };
 pub use store::{
-    claim_due, drop_old_partitions, ensure_partitions, prune_hourly, record_runs, release, request_trace, sync_pairs,
-    sync_targets, trace_now, DuePair, ExternalTarget, PairSchedule, RecordTotals, TraceRecord, Tracer, TrackConfig,
+    claim_due, drop_old_partitions, ensure_partitions, foreign_pairs, host_of_node, prune_hourly, record_runs, release,
+    request_trace, sync_pairs, sync_targets, trace_now, DuePair, ExternalTarget, PairSchedule, RecordTotals, TraceRecord,
+    Tracer, TrackConfig,
 };

@@ -305,11 +305,26 @@ pub async fn write_cycle(
         .bind(events.iter().map(|e| e.from.as_str()).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.to.as_str()).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>())
-        .execute(conn)
+        .execute(&mut *conn)
         .await
         .map_err(Error::sql("writing edge events"))?;
+        // The path at the moment of the failure: the pairs of edges that just turned down
+        // or degraded are traced at once (at most once per pair per interval).
+        let failing = failing_edges(events);
+        if !failing.is_empty() {
+            crate::paths::trace_now(conn, &failing).await?;
+        }
     }
     Ok(())
+}
+
+/// The edges of `events` that turned down or degraded, sorted, each once.
+fn failing_edges(events: &[EventRow]) -> Vec<i64> {
+    let mut ids: Vec<i64> =
+        events.iter().filter(|e| matches!(e.to, EventState::Down | EventState::Degraded)).map(|e| e.edge_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// Adds the results to `probe_counters` (for /metrics) with the newest result's time (for

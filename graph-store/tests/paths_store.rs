@@ -210,3 +210,41 @@ async fn old_trace_partitions_go() {
     assert!(dropped.iter().all(|n| n.starts_with("trace_runs_")));
     assert!(paths::drop_old_partitions(&db.pool, 14).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_edge_turning_down_or_degraded_asks_for_a_trace_in_the_transaction_of_its_event() {
+    use graph_store::probe::{write_cycle, EventRow};
+    use graph_store::vocab::EventState;
+    let db = TestDb::new().await;
+    graph(&db, false).await;
+    paths::sync_pairs(&db.pool, &PairSchedule::default()).await.unwrap();
+    let edge: i64 = sqlx::query_scalar("SELECT min(id) FROM edges").fetch_one(&db.pool).await.unwrap();
+    let due = || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM trace_pairs WHERE next_trace_at <= now()")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        n
+    };
+    let later = "UPDATE trace_pairs SET next_trace_at = now() + interval '1 minute', urgent_at = NULL";
+    let event = |to| EventRow { edge_id: edge, at: Utc::now(), from: EventState::Up, to, reason: "test".into() };
+    // (the event, whether it commits, pairs due after)
+    let cases = [
+        (EventState::Stale, true, 0),
+        (EventState::Flapping, true, 0),
+        (EventState::Down, false, 0),
+        (EventState::Down, true, 1),
+        (EventState::Degraded, true, 1),
+    ];
+    for (to, commit, want) in cases {
+        execute(&db.pool, later).await;
+        let mut tx = db.pool.begin().await.unwrap();
+        write_cycle(&mut tx, &[], &[], &[event(to)]).await.unwrap();
+        if commit {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+        }
+        assert_eq!(due().await, want, "{to:?}, committed: {commit}");
+    }
+}

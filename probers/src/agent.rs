@@ -13,8 +13,14 @@
 //!
 //! - [`wire`]: the API's JSON and the checks the server applies to it.
 //! - [`local`]: load average and the nginx access log.
+//! - [`trace_wire`], `traces`: path tracing from this host — the pairs the server leases
+//!   to the agent are traced beside the probing, and the runs delivered the same way
+//!   (kept, bounded, while the server cannot take them). Needs raw sockets; without them
+//!   the agent says so once and only probes.
 
 pub mod local;
+pub mod trace_wire;
+mod traces;
 pub mod wire;
 
 use std::collections::VecDeque;
@@ -59,6 +65,10 @@ pub struct AgentConfig {
     pub max_backoff: Duration,
     /// How long to keep trying to deliver at shutdown.
     pub final_flush: Duration,
+    /// Trace the paths the server leases to this host (when raw sockets allow).
+    pub trace: bool,
+    /// Trace runs kept while the server cannot take them, at most (oldest dropped first).
+    pub max_buffered_runs: usize,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -88,6 +98,8 @@ impl AgentConfig {
             request_timeout: Duration::from_secs(10),
             max_backoff: Duration::from_secs(30),
             final_flush: Duration::from_secs(5),
+            trace: true,
+            max_buffered_runs: 10_000,
         }
     }
 
@@ -142,6 +154,11 @@ pub struct AgentTotals {
     pub failed_requests: u64,
     /// Results still in the buffer when the agent stopped.
     pub undelivered: u64,
+    /// Trace runs made, delivered (resends the server recognised included), and lost
+    /// (buffer full, refused, or still held at the end).
+    pub runs_traced: u64,
+    pub runs_delivered: u64,
+    pub runs_lost: u64,
 }
 
 /// One cycle's report, as buffered.
@@ -241,6 +258,8 @@ struct Client {
     http: reqwest::Client,
     targets: Url,
     results: Url,
+    trace_claim: Url,
+    traces: Url,
     auth: String,
 }
 
@@ -253,7 +272,7 @@ impl Client {
                 .pop_if_empty()
                 .extend(wire::API_PREFIX.trim_start_matches('/').split('/'))
                 .push(&cfg.node)
-                .push(leaf);
+                .extend(leaf.split('/'));
             Ok(url)
         };
         let http = reqwest::Client::builder()
@@ -266,6 +285,8 @@ impl Client {
             http,
             targets: endpoint("targets")?,
             results: endpoint("results")?,
+            trace_claim: endpoint("traces/claim")?,
+            traces: endpoint("traces")?,
             auth: format!("Bearer {}", cfg.token),
         })
     }
@@ -280,10 +301,36 @@ impl Client {
         let resp = self.http.post(self.results.clone()).header("authorization", &self.auth).json(body).send().await;
         answer(resp).await
     }
+
+    async fn claim_traces(
+        &self,
+        body: &trace_wire::TraceClaim,
+    ) -> std::result::Result<trace_wire::TraceLease, Failure> {
+        let resp = self.http.post(self.trace_claim.clone()).header("authorization", &self.auth).json(body).send().await;
+        answer(resp).await
+    }
+
+    /// Runs to the server. A 403 is a refusal too: the runs are of pairs not this host's
+    /// (the container moved), and sending them again would not change that.
+    async fn post_traces(
+        &self,
+        body: &trace_wire::TraceRuns,
+    ) -> std::result::Result<trace_wire::TracesAccepted, Failure> {
+        let resp = self.http.post(self.traces.clone()).header("authorization", &self.auth).json(body).send().await;
+        answer_refusing(resp, &[StatusCode::FORBIDDEN]).await
+    }
 }
 
 async fn answer<T: serde::de::DeserializeOwned>(
     resp: std::result::Result<reqwest::Response, reqwest::Error>,
+) -> std::result::Result<T, Failure> {
+    answer_refusing(resp, &[]).await
+}
+
+/// [`answer`], with `also` refusals besides 400, 413 and 422.
+async fn answer_refusing<T: serde::de::DeserializeOwned>(
+    resp: std::result::Result<reqwest::Response, reqwest::Error>,
+    also: &[StatusCode],
 ) -> std::result::Result<T, Failure> {
     let resp = resp.map_err(|e| Failure::Retry(describe(&e)))?;
     let status = resp.status();
@@ -292,7 +339,9 @@ async fn answer<T: serde::de::DeserializeOwned>(
     }
     let text = resp.text().await.unwrap_or_default();
     let message = serde_json::from_str::<ErrorBody>(&text).map(|b| b.error).unwrap_or(text);
-    if matches!(status, StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNPROCESSABLE_ENTITY) {
+    let refused =
+        matches!(status, StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNPROCESSABLE_ENTITY);
+    if refused || also.contains(&status) {
         Err(Failure::Refused { status, message })
     } else {
         Err(Failure::Retry(format!("{status}: {message}")))
@@ -333,6 +382,10 @@ pub async fn run_agent(engine: Arc<Engine>, cfg: AgentConfig, shutdown: Cancella
     let client = Arc::new(Client::new(&base, &cfg)?);
     let shared = Arc::new(Shared { buffer: Mutex::new(Buffer::default()), more: Notify::new() });
     let delivery = tokio::spawn(deliver(client.clone(), shared.clone(), cfg.clone(), shutdown.clone()));
+    let tracing = cfg.trace.then(|| {
+        let allow = engine.allow_list().clone();
+        tokio::spawn(traces::trace_loop(client.clone(), allow, cfg.clone(), shutdown.clone()))
+    });
     let mut totals = probe_loop(&engine, &client, &shared, &cfg, &shutdown).await;
     let delivered = delivery.await.unwrap_or_else(|e| {
         tracing::error!("the delivery task failed: {e}");
@@ -341,6 +394,17 @@ pub async fn run_agent(engine: Arc<Engine>, cfg: AgentConfig, shutdown: Cancella
     totals.results_delivered = delivered.results_delivered;
     totals.results_refused = delivered.results_refused;
     totals.failed_requests += delivered.failed_requests;
+    if let Some(task) = tracing {
+        match task.await {
+            Ok(t) => {
+                totals.runs_traced = t.traced;
+                totals.runs_delivered = t.delivered;
+                totals.runs_lost = t.lost;
+                totals.failed_requests += t.failed_requests;
+            }
+            Err(e) => tracing::error!("the trace task failed: {e}"),
+        }
+    }
     let buffer = shared.buffer();
     totals.results_dropped = buffer.dropped;
     totals.undelivered = buffer.results as u64;

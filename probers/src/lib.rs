@@ -9,7 +9,8 @@
 //!
 //! The tracer ([`Tracer`], module [`trace`]) runs mtr-style, Paris-style ICMP traces to many
 //! destinations at once over one raw socket per family, and gives each as a
-//! [`graph_store::paths::Run`].
+//! [`graph_store::paths::Run`]; [`trace_loop`] runs it on the stored schedule for prober
+//! workers (the agent traces its own host's pairs).
 
 pub mod agent;
 pub mod allow;
@@ -27,6 +28,7 @@ pub mod stats;
 pub mod target;
 pub mod tcp;
 pub mod trace;
+pub mod trace_loop;
 pub mod worker;
 
 pub use allow::{AllowList, AllowedIp, RefusalReason, Refused};

@@ -14,6 +14,7 @@ pub async fn run(_settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
     let engine = Arc::new(super::shared::probe_engine(&args.probe)?);
     let mut cfg = AgentConfig::new(&args.server, &args.name, &args.token).interval(args.probe.interval);
     cfg.nginx_access_log = args.nginx_access_log.clone();
+    cfg.trace = !args.no_trace;
     let shutdown = super::shared::shutdown_on_ctrl_c_or_after(args.run_for);
     eprintln!(
         "agent for {} probing every {} and reporting to {}; Ctrl-C stops",
@@ -23,6 +24,13 @@ pub async fn run(_settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
     );
     let totals = run_agent(engine.clone(), cfg, shutdown).await.context("running the agent")?;
     engine.shutdown().await;
+    if !args.no_trace {
+        eprintln!(
+            "{} paths traced, {} runs delivered, {} lost",
+            totals.runs_traced, totals.runs_delivered, totals.runs_lost
+        );
+    }
+    // The summary stays the last line (scripts and tests read it).
     eprintln!(
         "{} cycles, {} results made, {} delivered, {} refused by the server, {} dropped, {} undelivered",
         totals.cycles,

@@ -35,9 +35,12 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
 
     let shutdown = super::shared::shutdown_on_ctrl_c();
     let keeper = tokio::spawn(keep_house(db.pool.clone(), record.clone(), serve.diagnosis, shutdown.clone()));
+    let trace = settings.trace();
+    let trace_keeper = trace.clone().map(|t| tokio::spawn(keep_traces(db.pool.clone(), t, shutdown.clone())));
     let mut app = App::new(db.pool.clone(), record);
     app.diagnosis = serve.diagnosis;
     app.owners = settings.owners();
+    app.trace = trace;
     app.read_token_hash = serve.read_token.as_deref().map(token::hash);
     if let Some(age) = serve.snapshot_max_age {
         app.snapshot_max_age = age;
@@ -46,6 +49,9 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
     let served = http::serve(listener, app, shutdown.clone()).await;
     shutdown.cancel();
     let _ = keeper.await;
+    if let Some(task) = trace_keeper {
+        let _ = task.await;
+    }
     served.context("serving HTTP")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -88,6 +94,30 @@ async fn keep_house(pool: PgPool, record: RecordConfig, diagnosis: DiagnosisConf
                 }
                 Err(e) => tracing::warn!("pruning agent reports failed, will retry: {e}"),
             }
+        }
+    }
+}
+
+/// Keeps the traced pairs in step with the graph for the agents (every half interval,
+/// 1–60 s), with day partitions ahead and retention hourly — what the prober workers'
+/// trace loop does too, so that agents have pairs to trace where no worker runs.
+async fn keep_traces(pool: PgPool, cfg: probers::trace_loop::TraceConfig, shutdown: CancellationToken) {
+    use probers::trace_loop::{retention, upkeep_pairs};
+    let every = (cfg.schedule.interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut last_retention: Option<tokio::time::Instant> = None;
+    loop {
+        if let Err(e) = upkeep_pairs(&pool, &cfg.schedule).await {
+            tracing::warn!("keeping the trace pairs up to date failed, will retry: {e}");
+        }
+        if last_retention.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+            match retention(&pool, cfg.keep_days, cfg.hourly_keep_days).await {
+                Ok(()) => last_retention = Some(tokio::time::Instant::now()),
+                Err(e) => tracing::warn!("trace history retention failed, will retry: {e}"),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
         }
     }
 }

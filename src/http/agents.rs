@@ -75,7 +75,7 @@ pub async fn results(
 }
 
 /// The node the request's token speaks for.
-async fn authenticate(app: &App, headers: &HeaderMap) -> Result<TokenOwner, ApiError> {
+pub(super) async fn authenticate(app: &App, headers: &HeaderMap) -> Result<TokenOwner, ApiError> {
     let Some(presented) = token::bearer(headers) else {
         return Err(ApiError::Unauthorized(
             "no token: send `Authorization: Bearer <token>` with the token made by \
@@ -93,7 +93,7 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<TokenOwner, ApiE
 }
 
 /// Lets `owner` at the node called `name` only if it is its own, live node.
-async fn authorize(app: &App, owner: &TokenOwner, name: &str) -> Result<(), ApiError> {
+pub(super) async fn authorize(app: &App, owner: &TokenOwner, name: &str) -> Result<(), ApiError> {
     if name == owner.node && !owner.node_retired {
         return Ok(());
     }

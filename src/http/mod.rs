@@ -2,6 +2,7 @@
 //! lifecycle (serve until the shutdown token is cancelled, finishing requests in flight).
 //!
 //! - [`agents`] — `GET /api/v1/agents/{name}/targets`, `POST /api/v1/agents/{name}/results`
+//! - [`agent_traces`] — `POST /api/v1/agents/{name}/traces/claim`, `POST /api/v1/agents/{name}/traces`
 //! - [`graph`] — the graph questions (`/api/v1/nodes`, `/edges`, `/broken`, `/nodes/{name}/deps`, …)
 //! - [`health`] — `/healthz`, `/readyz`
 //! - [`metrics`] — `/metrics` (Prometheus)
@@ -10,6 +11,7 @@
 //! - [`error`] — the one error type, how it answers, and the store calls' time limit.
 //! - [`token`] — agent tokens, and the optional read token.
 
+pub mod agent_traces;
 pub mod agents;
 pub mod error;
 pub mod graph;
@@ -55,6 +57,8 @@ pub struct App {
     pub diagnosis: graph_store::diagnosis::DiagnosisConfig,
     /// Whose network a hop address is in (`[owners]`).
     pub owners: graph_store::paths::Owners,
+    /// How agents trace paths (`[trace]`); `None`: tracing is off.
+    pub trace: Option<probers::trace_loop::TraceConfig>,
 }
 
 impl App {
@@ -68,6 +72,7 @@ impl App {
             metrics: Default::default(),
             diagnosis: Default::default(),
             owners: Default::default(),
+            trace: Some(Default::default()),
         }
     }
 }
@@ -95,6 +100,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(read)
         .route("/api/v1/agents/{name}/targets", get(agents::targets))
         .route("/api/v1/agents/{name}/results", post(agents::results))
+        .route("/api/v1/agents/{name}/traces/claim", post(agent_traces::claim))
+        .route("/api/v1/agents/{name}/traces", post(agent_traces::runs))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

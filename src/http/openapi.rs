@@ -1,12 +1,13 @@
 //! The OpenAPI document of the read API, served at `/api/v1/openapi.json` and made from
 //! the handlers' own annotations and the answer types, so it cannot drift from the code.
-//! The agents' endpoints are left out: they are for `edgewatch agent` (docs/probing.md).
+//! The agents' probing endpoints are left out: they are for `edgewatch agent`
+//! (docs/probing.md); their path-tracing calls are in (tag `agents`, agent token).
 
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{graph, health, route_api};
+use super::{agent_traces, graph, health, route_api};
 
 /// Every error answer's body.
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -58,6 +59,8 @@ pub enum Errors {
         route_api::changes,
         health::healthz,
         health::readyz,
+        agent_traces::claim,
+        agent_traces::runs,
     ),
     components(schemas(ErrorBody)),
     modifiers(&ReadToken),
@@ -68,6 +71,7 @@ pub enum Errors {
         (name = "history", description = "The graph as it was, and what changed"),
         (name = "routes", description = "Path history between host pairs: hops, windows compared, route changes"),
         (name = "health", description = "Liveness and readiness of the server"),
+        (name = "agents", description = "Agents' path tracing (docs/paths.md, \"What is traced\"); agent tokens"),
     )
 )]
 pub struct ApiDoc;
@@ -81,6 +85,11 @@ impl Modify for ReadToken {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "read_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // The token `edgewatch agent-token create NODE` makes.
+        components.add_security_scheme(
+            "agent_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }

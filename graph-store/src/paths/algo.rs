@@ -87,10 +87,12 @@ const FLAP_WEIGHT_OLDEST: f64 = 0.75;
 const FLAP_WEIGHT_NEWEST: f64 = 1.25;
 
 /// One TTL of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TraceHop)]
 pub struct Hop {
     pub ttl: u8,
     /// The addresses that answered, sorted and deduplicated; empty: a silent hop (`*`).
+    #[schema(value_type = Vec<String>)]
     pub addrs: Vec<IpAddr>,
     pub sent: u32,
     pub received: u32,
@@ -114,7 +116,8 @@ impl Hop {
 }
 
 /// One trace between a host pair.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TraceRun)]
 pub struct Run {
     pub at: DateTime<Utc>,
     /// TTL 1 up, in order.

@@ -60,6 +60,8 @@ pub struct DuePair {
     pub dst_ip: IpAddr,
     pub protocol: String,
     pub port: Option<u16>,
+    /// An external target (`[[trace.targets]]`), not a host pair of the graph.
+    pub external: bool,
 }
 
 /// Keeps a pair per (source host → destination host) with a live edge between two hosts:
@@ -189,7 +191,7 @@ pub async fn claim_due(
              WHERE p.retired_at IS NULL AND p.next_trace_at <= now() \
                AND (p.lease_until IS NULL OR p.lease_until < now()) AND ({filter}) \
              ORDER BY p.next_trace_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-         RETURNING t.id, t.src, t.dst, host(t.dst_ip) AS dst_ip, t.protocol, t.port"
+         RETURNING t.id, t.src, t.dst, host(t.dst_ip) AS dst_ip, t.protocol, t.port, t.external"
     ))
     .bind(owner)
     .bind(lease.as_secs_f64())
@@ -209,6 +211,7 @@ pub async fn claim_due(
                 dst_ip: r.get::<String, _>("dst_ip").parse().ok()?,
                 protocol: r.get("protocol"),
                 port: r.get::<Option<i32>, _>("port").and_then(|p| u16::try_from(p).ok()),
+                external: r.get("external"),
             })
         })
         .collect();
@@ -216,20 +219,50 @@ pub async fn claim_due(
     Ok(pairs)
 }
 
+/// The host of a live node (an agent's), or `None`.
+pub async fn host_of_node(pool: &PgPool, node_id: i64) -> Result<Option<String>> {
+    sqlx::query_scalar("SELECT host FROM nodes WHERE id = $1 AND retired_at IS NULL")
+        .bind(node_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(Error::sql("reading an agent's host"))
+}
+
+/// Those of `pair_ids` that are not graph pairs from `host` (unknown ids and external
+/// targets included), sorted: what an agent on `host` may not report.
+pub async fn foreign_pairs(pool: &PgPool, host: &str, pair_ids: &[i64]) -> Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT id FROM UNNEST($2::bigint[]) AS t(id) \
+         WHERE NOT EXISTS (SELECT 1 FROM trace_pairs p WHERE p.id = t.id AND p.src = $1 AND NOT p.external) \
+         ORDER BY id",
+    )
+    .bind(host)
+    .bind(pair_ids)
+    .fetch_all(pool)
+    .await
+    .map_err(Error::sql("checking the pairs of an agent's runs"))
+}
+
 /// Asks for a trace at once of the host pairs of `edge_ids` (edges that just turned down
 /// or degraded), at most once per pair per its interval, so that the path at the moment
-/// of the failure is kept. Returns how many pairs were moved up.
+/// of the failure is kept. Returns how many pairs were moved up. Runs inside the caller's
+/// transaction (the one recording the edges' events); a pair another transaction holds
+/// just then (its runs being recorded) is skipped rather than waited for, so recording
+/// probe results never waits on traces nor deadlocks with another batch.
 pub async fn trace_now(conn: &mut PgConnection, edge_ids: &[i64]) -> Result<u64> {
     if edge_ids.is_empty() {
         return Ok(0);
     }
     let done = sqlx::query(
-        "UPDATE trace_pairs p SET next_trace_at = now(), urgent_at = now() \
-         FROM edges e JOIN nodes s ON s.id = e.src_id \
-         JOIN addresses a ON a.ip = e.dst_ip JOIN nodes d ON d.id = a.node_id \
-         WHERE e.id = ANY($1) AND p.src = s.host AND p.dst = d.host AND NOT p.external \
-           AND p.retired_at IS NULL AND p.next_trace_at > now() \
-           AND (p.urgent_at IS NULL OR p.urgent_at < now() - make_interval(secs => p.every_s))",
+        "WITH due AS ( \
+             SELECT p.id FROM trace_pairs p \
+             JOIN nodes s ON s.host = p.src JOIN edges e ON e.src_id = s.id \
+             JOIN addresses a ON a.ip = e.dst_ip JOIN nodes d ON d.id = a.node_id AND d.host = p.dst \
+             WHERE e.id = ANY($1) AND NOT p.external AND p.retired_at IS NULL AND p.next_trace_at > now() \
+               AND (p.urgent_at IS NULL OR p.urgent_at < now() - make_interval(secs => p.every_s)) \
+             ORDER BY p.id FOR UPDATE OF p SKIP LOCKED) \
+         UPDATE trace_pairs p SET next_trace_at = now(), urgent_at = now() \
+         WHERE p.id IN (SELECT id FROM due)",
     )
     .bind(edge_ids)
     .execute(conn)

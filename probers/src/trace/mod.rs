@@ -71,8 +71,9 @@ pub const DEFAULT_MAX_CONCURRENT_TRACES: usize = 1024;
 /// What to trace: a destination, how (ICMP echo, or UDP to a port), and a flow number that
 /// picks the flow (with the addresses: the ICMP identifier, or the UDP source port). Keep
 /// it the same for a pair from run to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceTarget {
+    #[schema(value_type = String)]
     pub ip: IpAddr,
     #[serde(default)]
     pub protocol: TraceProtocol,
@@ -81,7 +82,7 @@ pub struct TraceTarget {
 }
 
 /// The probes a trace sends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase", tag = "kind")]
 pub enum TraceProtocol {
     /// ICMP (ICMPv6) echo requests; the destination answers with echo replies.
@@ -286,7 +287,8 @@ impl TracerBuilder {
                 Ok(socket)
             }
             Err(e) => {
-                tracing::warn!(%family, error = %e, "tracing unavailable");
+                // Said by each trace's error, and once by the callers that trace on a schedule.
+                tracing::debug!(%family, error = %e, "tracing unavailable");
                 Err(e.to_string())
             }
         };
