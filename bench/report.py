@@ -15,6 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report_section import report_section, report_targets  # noqa: E402
+from trace_section import trace_section, trace_targets  # noqa: E402
 
 PARSE_LINES_PER_SEC = 3e6
 PYTHON_FACTOR = 20
@@ -300,7 +301,8 @@ def main():
     w("Written by `make bench` (`bench/run.sh`, `bench/report.py`); re-run it rather than")
     w("editing this page. Nothing here leaves the machine: the benchmarks generate files, parse")
     w("them and write to an embedded PostgreSQL on a unix socket; probes and HTTP requests go to")
-    w("loopback addresses only.")
+    w("loopback addresses only, or (path tracing) to addresses inside network namespaces the")
+    w("benchmark makes.")
     w("")
     w(f"Run: {now}, commit {commit}, whole run {env.get('BENCH_SECONDS', '?')} s.")
     w("")
@@ -356,7 +358,7 @@ def main():
     if topo:
         for target, measured, ok in topology_targets(topo) + check_targets(results):
             w(f"| {target} | {measured} | {yes(ok)} |")
-    for target, measured, ok in report_targets(results):
+    for target, measured, ok in report_targets(results) + trace_targets(results):
         w(f"| {target} | {measured} | {yes(ok)} |")
     w("")
 
@@ -375,6 +377,9 @@ def main():
 
     # -- nightly report -------------------------------------------------------------------
     L.extend(report_section(results))
+
+    # -- path tracing ---------------------------------------------------------------------
+    L.extend(trace_section(results))
 
     # -- commands -------------------------------------------------------------------------
     reproduce(w, L, commands)

@@ -3,13 +3,17 @@
 # end-to-end `edgewatch dns ingest` on the operators' fleet (lines/s, peak RSS), the
 # prober worker pool, and the topology questions on a generated graph of 100,000 nodes and
 # 1,000,000 edges (snapshot load; `blast` and `dependents --depth 5` on the snapshot beside
-# the same questions in SQL; requests/s of GET /api/v1/broken), and the nightly report for one
-# day at the operators' scale (bench/report_bench.sh: 50,000 edges, 36 M probe rows), written to
-# docs/BENCHMARKS.md with the machine, the date and the exact commands.
+# the same questions in SQL; requests/s of GET /api/v1/broken), the nightly report for one
+# day at the operators' scale (bench/report_bench.sh: 50,000 edges, 36 M probe rows), and path
+# tracing beside scamper (bench/trace_bench.sh, root: 1,000 destinations behind a chain of 4
+# routers in network namespaces, ICMP Paris, 3 probes per TTL), written to docs/BENCHMARKS.md
+# with the machine, the date and the exact commands. `BENCH_ONLY=trace` alone puts only its
+# section (and its rows of the Targets table) into BENCH_OUT and leaves the rest of the page.
 #
 # Knobs (environment):
-#   BENCH_ONLY           sections to run, of "parse ingest probe topology report" (default all), e.g.
-#                        BENCH_ONLY=topology BENCH_OUT=/tmp/b.md bash bench/run.sh
+#   BENCH_ONLY           sections to run, of "parse ingest probe topology report trace" (default all),
+#                        e.g. BENCH_ONLY=topology BENCH_OUT=/tmp/b.md bash bench/run.sh, or as root
+#                        BENCH_ONLY=trace bash bench/run.sh (trace is skipped, saying so, when not root)
 #   BENCH_DIR            scratch directory (default ${TMPDIR:-/tmp}/edgewatch-bench)
 #   BENCH_SEED           fleet and log seed (default 1)
 #   BENCH_PARSE_LINES    lines per flavour for the parse benchmark (default 1000000)
@@ -26,10 +30,12 @@
 #   BENCH_CHECK_RUNS     timed runs of `edgewatch check nagios` on the topology graph (default 20)
 #   BENCH_API_CONNECTIONS keep-alive connections sending GET /api/v1/broken (default 4)
 #   BENCH_API_SECS       how long they send (default 10)
+#   BENCH_TRACE_*        the path-tracing section's knobs: see the head of bench/trace_bench.sh
 #   BENCH_KEEP=1         keep the generated files and clusters' data afterwards
 #
 # Network traffic stays on this machine: the probing section probes 127.0.0.0/8 only, the
-# topology section's HTTP load goes to an `edgewatch serve` on 127.0.0.1; PostgreSQL is
+# topology section's HTTP load goes to an `edgewatch serve` on 127.0.0.1, the tracing section
+# probes only addresses inside the network namespaces it makes (and removes); PostgreSQL is
 # embedded, on a unix socket in BENCH_DIR.
 set -euo pipefail
 
@@ -43,15 +49,22 @@ INGEST_FLAVOUR=${BENCH_INGEST_FLAVOUR:-auth-console}
 REPS=${BENCH_REPS:-5}
 PY_REPS=${BENCH_PY_REPS:-2}
 OUT=${BENCH_OUT:-docs/BENCHMARKS.md}
-ONLY=" ${BENCH_ONLY:-parse ingest probe topology report} "
+ONLY=" ${BENCH_ONLY:-parse ingest probe topology report trace} "
 ONLY=${ONLY//,/ }
 for section in $ONLY; do
-  case $section in parse | ingest | probe | topology | report) ;; *)
-    echo "BENCH_ONLY: unknown section $section (sections: parse ingest probe topology report)" >&2
+  case $section in parse | ingest | probe | topology | report | trace) ;; *)
+    echo "BENCH_ONLY: unknown section $section (sections: parse ingest probe topology report trace)" >&2
     exit 2
     ;;
   esac
 done
+# Only the tracing section: it goes into the existing page instead of a new page.
+TRACE_ALONE=0
+[ "$(echo $ONLY)" != trace ] || TRACE_ALONE=1
+if [ "$TRACE_ALONE" = 1 ] && [ "$(id -u)" != 0 ]; then
+  echo "BENCH_ONLY=trace needs root (network namespaces, raw sockets): sudo BENCH_ONLY=trace make bench" >&2
+  exit 2
+fi
 ZONE=example.com
 FLAVOURS="auth-console auth-plain auth-syslog rec-old rec-structured pipe journald-json"
 
@@ -109,7 +122,7 @@ if ! /usr/bin/time -f %M true >/dev/null 2>&1; then
   else sudo apt-get install -y -q time; fi
 fi
 command -v python3 >/dev/null || { echo "python3 is needed for the baseline and the report" >&2; exit 1; }
-scripts/install-deps.sh postgres
+[ "$TRACE_ALONE" = 1 ] || scripts/install-deps.sh postgres
 
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS" "$BENCH_DIR"
@@ -117,13 +130,16 @@ mkdir -p "$RESULTS" "$BENCH_DIR"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/loadavg-start.txt" 2>/dev/null || true
 
 say "release build"
-run cargo build --release --locked --bin edgewatch
+[ "$TRACE_ALONE" = 1 ] || run cargo build --release --locked --bin edgewatch
 if want parse || want ingest || want probe; then
   run cargo build --release --locked -p discovery --example gen_fleet --example parse_bench
 fi
 if want topology; then
   run cargo build --release --locked -p graph-store --example topology_bench
   run cargo build --release --locked --example api_load
+fi
+if want trace; then
+  run cargo build --release --locked -p probers --example trace_bench
 fi
 
 # ---------------------------------------------------------------------------------------
@@ -305,11 +321,27 @@ if want report; then
   run bash bench/report_bench.sh "$RESULTS" >&2
 fi
 
+# ---------------------------------------------------------------------------------------
+# Path tracing beside scamper: its own script, in network namespaces it makes (root only).
+if want trace; then
+  if [ "$(id -u)" = 0 ]; then
+    say "trace: ${BENCH_TRACE_TARGETS:-1000} destinations, edgewatch's tracer beside scamper (network namespaces)"
+    run bash bench/trace_bench.sh "$RESULTS" >&2
+  else
+    say "trace: skipped: needs root (network namespaces, raw sockets); sudo BENCH_ONLY=trace make bench"
+  fi
+fi
+
 say "report: $OUT"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/loadavg-end.txt" 2>/dev/null || true
-export BENCH_SEED=$SEED BENCH_PARSE_LINES=$PARSE_LINES BENCH_INGEST_FLAVOUR=$INGEST_FLAVOUR \
-  BENCH_REPS=$REPS BENCH_PY_REPS=$PY_REPS BENCH_DIR BENCH_SECONDS=$(( $(date +%s) - STARTED )) \
-  BENCH_TOPO_REPS=$TOPO_REPS
-python3 bench/report.py "$RESULTS" "$OUT"
-if want probe; then python3 bench/probe_report.py "$RESULTS" "$PROBE_SECS" "$PROBE_INTERVAL" >>"$OUT"; fi
+if [ "$TRACE_ALONE" = 1 ]; then
+  # Its section and its Targets rows replace theirs in the page; the rest stays as it was.
+  python3 bench/trace_section.py "$RESULTS" --into "$OUT"
+else
+  export BENCH_SEED=$SEED BENCH_PARSE_LINES=$PARSE_LINES BENCH_INGEST_FLAVOUR=$INGEST_FLAVOUR \
+    BENCH_REPS=$REPS BENCH_PY_REPS=$PY_REPS BENCH_DIR BENCH_SECONDS=$(( $(date +%s) - STARTED )) \
+    BENCH_TOPO_REPS=$TOPO_REPS
+  python3 bench/report.py "$RESULTS" "$OUT"
+  if want probe; then python3 bench/probe_report.py "$RESULTS" "$PROBE_SECS" "$PROBE_INTERVAL" >>"$OUT"; fi
+fi
 echo "wrote $OUT in $(( $(date +%s) - STARTED )) s" >&2

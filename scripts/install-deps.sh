@@ -10,6 +10,9 @@
 #                                         screenshot the HTML report in tests/report_render.rs)
 #   scripts/install-deps.sh tail          logrotate, to rotate a log under `dns tail` the way a
 #                                         Debian machine does (tests/dns_tail_rotation.rs)
+#   scripts/install-deps.sh bench         the path-tracing benchmark (`BENCH_ONLY=trace make bench`):
+#                                         iproute2 for its namespaces, and scamper, the tracer it is
+#                                         measured beside
 #
 # Uses apt-get (Debian/Ubuntu) as root, or through sudo when that needs no password.
 # Without either, prints what to install and fails. Never creates or starts a system
@@ -75,6 +78,13 @@ for group in "$@"; do
             # Debian's own logrotate (create, copytruncate, dateext, compress) rotates the
             # log under `dns tail` in tests/dns_tail_rotation.rs; without it that test skips.
             command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || need+=(logrotate)
+            optional=1
+            ;;
+        bench)
+            # bench/run.sh's `trace` section: a routed chain of namespaces, and scamper
+            # tracing the same destinations as edgewatch's tracer.
+            command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
+            command -v scamper >/dev/null 2>&1 || [ -x /usr/bin/scamper ] || need+=(scamper)
             optional=1
             ;;
         *) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;

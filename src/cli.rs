@@ -370,6 +370,14 @@ pub struct TraceArgs {
     pub timeout: Duration,
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
     pub format: ListFormat,
+    /// Trace from this host instead (a host, or a node: its host): asks the tracer that
+    /// owns the pair (the host's agent, else a prober worker) to trace it now through the
+    /// store, waits for the run and prints it. DEST is the pair's destination address.
+    #[arg(long, value_name = "HOST")]
+    pub from_host: Option<String>,
+    /// With --from-host: how long to wait for the run.
+    #[arg(long, value_parser = parse_duration, default_value = "60s", requires = "from_host")]
+    pub wait: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -153,6 +153,7 @@ async fn the_1600_1615_1630_story() {
     let mut table = args.to_vec();
     table.extend(["--from", &a, "--to", &b]);
     let text = ok(&db, &table);
+    println!("{text}");
     assert!(
         text.contains("path changed: first different hop 4: 52.93.1.1 (AWS AS16509) → 52.93.128.156 (AWS AS16509)"),
         "{text}"
@@ -200,7 +201,12 @@ async fn the_1600_1615_1630_story() {
     assert_eq!(minutes, [24.0 * 60.0 - 12.0, 12.0], "16:14 to 16:26 on the other path");
     let md = ok(&db, &["report", "--date", &date, "--tz", "UTC"]);
     assert!(md.contains("## Route changes") && md.contains("52.93.1.1 → 52.93.128.156"), "{md}");
+    let mut three = args.to_vec();
+    three.extend(["--at", &a, "--at", &b, "--at", &c]);
+    println!("{}", ok(&db, &three));
+    println!("{}", ok(&db, &["--config", &cfg, "route", "show", "web.h1", "search.h2", "--at", &b]));
     let text = ok(&db, &["--config", &cfg, "route", "changes", "--since", &since, "--kind", "changed"]);
+    println!("{text}");
     assert!(
         text.contains("52.93.1.1 (AWS AS16509) → 52.93.128.156 (AWS AS16509)") && text.contains("2 event(s)"),
         "{text}"
@@ -303,4 +309,51 @@ async fn an_incident_carries_the_path_evidence_of_its_host_pairs() {
         )),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn trace_from_a_host_asks_its_tracer_and_prints_the_run() {
+    let db = TestDb::new().await;
+    story(&db).await;
+    let pair = paths::find_pairs(&db.pool, "h1", "h2").await.unwrap().remove(0);
+    graph_store::testing::execute(&db.pool, "UPDATE trace_pairs SET next_trace_at = now() + interval '1 hour'").await;
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("edgewatch"))
+        .env_remove("DATABASE_URL")
+        .args([
+            "--database-url",
+            &db.url,
+            "trace",
+            "127.3.0.2",
+            "--from-host",
+            "web.h1",
+            "--wait",
+            "30s",
+            "--format",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Play the pair's tracer, the agent on h1: once the pair is due, lease and trace it.
+    let lease = std::time::Duration::from_secs(60);
+    let start = std::time::Instant::now();
+    while paths::claim_due(&db.pool, paths::Tracer::Agent { host: "h1" }, "agent", 10, lease).await.unwrap().is_empty()
+    {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "the pair was never asked for");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = run(Utc::now(), &DURING, true);
+    paths::record_runs(&db.pool, &[TraceRecord { pair_id: pair.id, run: r }], &TrackConfig::default()).await.unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hops"].as_array().map(Vec::len), Some(6), "{v}");
+    assert_eq!(v["hops"][3]["addrs"][0]["ip"], "52.93.128.156");
+    assert_eq!(v["reached"], true);
+
+    // Nobody traces: it says so after --wait.
+    let out = edgewatch(&db, &["trace", "127.3.0.2", "--from-host", "h1", "--wait", "1s"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no trace of h1 → h2 within 1s: is an agent running on h1"));
 }

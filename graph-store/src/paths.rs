@@ -32,10 +32,10 @@ pub use compare::{diff, summarize, DiffRules, HopDiff, HopStatus, Window, Window
 pub use evidence::{evidence, EvidenceRef, PathEvidence};
 pub use owners::{parse_asn_table, AsnError, AsnInfo, AsnProblem, AsnTable, OwnerError, Owners};
 pub use read::{
-    counts, events, find_pairs, hop_addrs, last_run_before, pair, runs_between, EventFilter, PairInfo, RouteEventView,
-    TraceCounts,
+    counts, events, find_pairs, hop_addrs, last_run_before, list_pairs, pair, run_after, runs_between, EventFilter,
+    PairInfo, RouteEventView, TraceCounts,
 };
 pub use store::{
-    claim_due, drop_old_partitions, ensure_partitions, prune_hourly, record_runs, release, sync_pairs, sync_targets,
-    trace_now, DuePair, ExternalTarget, PairSchedule, RecordTotals, TraceRecord, Tracer, TrackConfig,
+    claim_due, drop_old_partitions, ensure_partitions, prune_hourly, record_runs, release, request_trace, sync_pairs,
+    sync_targets, trace_now, DuePair, ExternalTarget, PairSchedule, RecordTotals, TraceRecord, Tracer, TrackConfig,
 };

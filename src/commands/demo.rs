@@ -56,6 +56,7 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
     );
 
     probe_sample_fleet(&db.pool).await?;
+    let traced = trace_one_pair(settings, &db.pool).await?;
 
     let nodes = query::nodes(&db.pool, ListOptions::default()).await?;
     let edges = query::edges(&db.pool, ListOptions::default()).await?;
@@ -95,11 +96,23 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
             );
         }
     }
+    print_next(settings, &samples, traced.as_ref());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What to try next, with this data directory in every command.
+fn print_next(settings: &Settings, samples: &std::path::Path, traced: Option<&(String, String)>) {
     let dd = if settings.data_dir().as_os_str() == crate::config::DEFAULT_DATA_DIR {
         String::new()
     } else {
         format!(" --data-dir {}", settings.data_dir().display())
     };
+    if let Some((src, dst)) = traced {
+        println!(
+            "\nPaths: edgewatch{dd} route show {src} {dst} shows the hops above again; route diff compares \
+             windows (--at 16:00 --at 16:15), route changes lists what changed."
+        );
+    }
     println!(
         "\nTry next:\n  \
          edgewatch{dd} graph edges                  the dependencies learned so far\n  \
@@ -116,7 +129,52 @@ pub async fn run(settings: &Settings) -> Result<ExitCode> {
         samples.join("pdns-rec-structured.log").display(),
         samples.join("inventory.csv").display()
     );
-    Ok(ExitCode::SUCCESS)
+}
+
+/// Traces one host pair of the sample fleet three times (Paris-style ICMP, as the probers
+/// do every 2 minutes), records the runs and shows them as `edgewatch route show` does.
+/// The sample fleet lives on loopback, so its path is one hop: the demo says so. Tracing
+/// needs raw sockets (root or CAP_NET_RAW); without them the demo says that instead.
+async fn trace_one_pair(settings: &Settings, pool: &graph_store::PgPool) -> Result<Option<(String, String)>> {
+    use graph_store::paths::{self, PairSchedule, TraceRecord, TrackConfig};
+    use probers::trace::{TraceTarget, Tracer};
+
+    paths::sync_pairs(pool, &PairSchedule::default()).await?;
+    let Some(pair) = paths::list_pairs(pool, 1).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    let tracer =
+        Tracer::builder(probers::AllowList::loopback()).timeout(std::time::Duration::from_millis(500)).build()?;
+    if let Err(why) = tracer.available(probers::Family::V4) {
+        eprintln!("note: no path tracing here ({why}); run the demo as root to see a traced path");
+        return Ok(None);
+    }
+    let ip: std::net::IpAddr = pair.dst_ip.parse()?;
+    let mut records = Vec::new();
+    for _ in 0..3 {
+        let run = tracer.trace(TraceTarget::new(ip).with_flow(pair.id as u16)).await?;
+        records.push(TraceRecord { pair_id: pair.id, run });
+    }
+    tracer.shutdown().await;
+    paths::record_runs(pool, &records, &TrackConfig::default()).await?;
+    let from = records[0].run.at - chrono::Duration::seconds(1);
+    let show = crate::route_query::show(
+        pool,
+        &settings.owners(),
+        &pair.src,
+        &pair.dst,
+        Some(from),
+        std::time::Duration::from_secs(60),
+    )
+    .await?;
+    println!("\ntraced the path {} → {} three times, as the probers do every 2 minutes:", pair.src, pair.dst);
+    println!("{}", show.heading());
+    println!("{}", show.table());
+    println!(
+        "The sample fleet lives on loopback, so its path is one hop: the destination itself answers at TTL 1. \
+         Between data centers every router on the way is a hop, each with whose network it is ([owners], asn import)."
+    );
+    Ok(Some((pair.src, pair.dst)))
 }
 
 /// The provider whose service port the demo leaves without a listener: its consumers'

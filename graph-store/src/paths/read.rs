@@ -76,6 +76,19 @@ pub async fn find_pairs(pool: &PgPool, src: &str, dst: &str) -> Result<Vec<PairI
     Ok(rows.iter().map(pair_of).collect())
 }
 
+/// Live pairs, those across data centers first, then by source and destination.
+pub async fn list_pairs(pool: &PgPool, limit: i64) -> Result<Vec<PairInfo>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {PAIR_COLUMNS} FROM trace_pairs p WHERE p.retired_at IS NULL \
+         ORDER BY p.src_dc = p.dst_dc, p.src, p.dst LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(Error::sql("listing traced pairs"))?;
+    Ok(rows.iter().map(pair_of).collect())
+}
+
 /// One pair by id.
 pub async fn pair(pool: &PgPool, id: i64) -> Result<Option<PairInfo>> {
     let row = sqlx::query(&format!("SELECT {PAIR_COLUMNS} FROM trace_pairs p WHERE p.id = $1"))
@@ -109,6 +122,18 @@ pub async fn runs_between(pool: &PgPool, pair_id: i64, from: DateTime<Utc>, to: 
             })
         })
         .collect()
+}
+
+/// The pair's first run after `after`, if there is one yet.
+pub async fn run_after(pool: &PgPool, pair_id: i64, after: DateTime<Utc>) -> Result<Option<Run>> {
+    let at: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT min(at) FROM trace_runs WHERE pair_id = $1 AND at > $2")
+        .bind(pair_id as i32)
+        .bind(after)
+        .fetch_one(pool)
+        .await
+        .map_err(Error::sql("waiting for a trace run"))?;
+    let Some(at) = at else { return Ok(None) };
+    Ok(runs_between(pool, pair_id, at, at + chrono::Duration::microseconds(1)).await?.pop())
 }
 
 /// The time of the pair's last run at or before `at`.

@@ -238,6 +238,19 @@ pub async fn trace_now(conn: &mut PgConnection, edge_ids: &[i64]) -> Result<u64>
     Ok(done.rows_affected())
 }
 
+/// Asks for a trace of pair `pair_id` at once (whoever leases it next traces it);
+/// returns the store's time of asking, to wait for a run after it.
+pub async fn request_trace(pool: &PgPool, pair_id: i64) -> Result<DateTime<Utc>> {
+    sqlx::query_scalar(
+        "UPDATE trace_pairs SET next_trace_at = now(), lease_owner = NULL, lease_until = NULL \
+         WHERE id = $1 RETURNING now()",
+    )
+    .bind(pair_id)
+    .fetch_one(pool)
+    .await
+    .map_err(Error::sql("asking for a trace now"))
+}
+
 /// The route and loss rules' settings.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct TrackConfig {

@@ -26,6 +26,7 @@
 pub mod packet;
 pub mod round;
 mod socket;
+mod spare;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -45,6 +46,7 @@ use tracing::Instrument;
 use self::packet::Flow;
 use self::round::TraceLog;
 use self::socket::{Arrival, Registration, TraceSocket};
+use self::spare::SpareSlots;
 use crate::allow::{AllowList, AllowedIp};
 use crate::error::{Error, Result};
 use crate::icmp::Family;
@@ -311,6 +313,7 @@ impl TracerBuilder {
             v4,
             v6,
             pacer: Pacer::new(self.settings.pps),
+            spare: SpareSlots::new(self.settings.pps),
             counters: Counters::default(),
             traces: Arc::new(Semaphore::new(self.settings.max_concurrent_traces)),
             cancel,
@@ -333,6 +336,8 @@ struct Inner {
     v4: std::result::Result<Arc<TraceSocket>, String>,
     v6: std::result::Result<Arc<TraceSocket>, String>,
     pacer: Pacer,
+    /// Pacer slots traces took and did not use, for the next trace to send in.
+    spare: SpareSlots,
     counters: Counters,
     traces: Arc<Semaphore>,
     cancel: CancellationToken,
@@ -552,13 +557,19 @@ impl<'a> Trace<'a> {
     async fn send_round(&mut self, round: u32) -> RoundOut {
         let mut out = RoundOut { registrations: Vec::new(), last_sent: None, error: None };
         for ttl in 1..=self.log.limit() {
-            self.inner.pacer.wait().await;
+            // A spare slot only for a round's first probe: TTL 1 is never past the end, and
+            // any later one might be, its answer not in yet (the pacer's wait gives the
+            // answers time to come).
+            if !(ttl == 1 && self.inner.spare.take()) {
+                self.inner.pacer.wait().await;
+            }
             // Answers so far (up to the moment of sending) may show the end of the path:
-            // nothing is sent past it.
+            // nothing is sent past it, and the slot goes to another trace (`spare`).
             while let Ok(arrival) = self.rx.try_recv() {
                 self.note(arrival);
             }
             if !self.log.should_send(ttl) {
+                self.inner.spare.give();
                 break;
             }
             match self.socket.send(self.src, self.dst, self.flow, ttl, self.log.next_probe(), &self.tx).await {
