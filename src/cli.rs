@@ -76,10 +76,17 @@ pub enum Command {
     /// address(es), their owner from `[owners]`, loss, sent, RTT avg/best/worst, standard
     /// deviation and jitter. Needs root or CAP_NET_RAW (raw sockets).
     ///
+    /// `--protocol tcp --port N` sends TCP SYNs to the service's port: they take the path
+    /// the service's connections take, through the same firewalls. The destination answers
+    /// SYN-ACK (open) or reset (closed), and either counts as reached; a firewall that drops
+    /// the port ends the trace at the last hop before it. No connection is made: this
+    /// host's kernel resets the SYN-ACK, which it knows nothing of.
+    ///
     /// Exit status: 0 the destination answered, 2 it did not, 1 an error (a destination
     /// outside --allow is refused before anything is sent).
     ///
-    /// Example: `edgewatch trace 127.0.0.1`, `edgewatch trace ::1 --format json`.
+    /// Example: `edgewatch trace 127.0.0.1`, `edgewatch trace ::1 --format json`,
+    /// `edgewatch trace 10.1.2.3 --protocol tcp --port 5432 --allow 10.0.0.0/8`.
     Trace(TraceArgs),
     /// Path history between host pairs: the hops over a window, windows side by side, and
     /// the route changes edgewatch found (which hop, since when, whose network). SRC and
@@ -343,12 +350,15 @@ pub struct TraceArgs {
     /// a packet leaves.
     #[arg(long, env = "EDGEWATCH_ALLOW", value_delimiter = ',', default_value = "127.0.0.0/8,::1/128")]
     pub allow: Vec<String>,
-    /// ICMP echo, or UDP to --port (both Paris-style).
+    /// ICMP echo, UDP to --port, or TCP SYN to --port (all Paris-style: every probe of the
+    /// trace on one flow).
     #[arg(long, value_enum, default_value_t = TraceProtocolArg::Icmp)]
     pub protocol: TraceProtocolArg,
-    /// The UDP destination port (with --protocol udp).
-    #[arg(long, default_value_t = 33434)]
-    pub port: u16,
+    /// The destination port, with --protocol udp (default 33434, which should be closed:
+    /// the destination answers port unreachable) or tcp (default 80, as traceroute -T; give
+    /// the service's).
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Probes per TTL (rounds).
     #[arg(long, default_value_t = 3)]
     pub probes: u32,
@@ -374,6 +384,7 @@ pub struct TraceArgs {
 pub enum TraceProtocolArg {
     Icmp,
     Udp,
+    Tcp,
 }
 
 #[derive(Debug, Args)]

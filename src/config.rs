@@ -58,7 +58,7 @@
 //! keep_days = 14                           # raw runs kept (hourly rollups: [report] keep_days)
 //! probes = 3                               # probes per TTL per run
 //! max_ttl = 30
-//! protocol = "icmp"                        # host pairs: icmp or udp (tcp: not built yet)
+//! protocol = "icmp"                        # host pairs: icmp, udp or tcp (SYN to `port`, default 80)
 //! port = 33434                             # with protocol = "udp": a closed port
 //! vantage = "prober-fra1"                  # where workers trace targets from (default: hostname)
 //! agent_silence = "10m"                    # a host's pairs fall to workers when its agents are silent
@@ -68,7 +68,7 @@
 //! [[trace.targets]]                        # traced by the workers every interval
 //! name = "search-cloud"
 //! address = "52.93.1.10"
-//! protocol = "udp"                         # icmp (default) or udp; tcp: not built yet
+//! protocol = "udp"                         # icmp (default), udp or tcp
 //! port = 33434
 //! ```
 //! Unknown keys are refused, naming the file and the key, so a typo never goes unseen.
@@ -431,9 +431,9 @@ mod tests {
         assert_eq!((trace.schedule.interval, trace.vantage.as_str()), (Duration::from_secs(90), "p1"));
 
         let bad = dir.path().join("bad.toml");
-        std::fs::write(&bad, "[trace]\nprotocol = \"tcp\"\n").unwrap();
+        std::fs::write(&bad, "[trace]\nprotocol = \"sctp\"\n").unwrap();
         let err = Config::load(&bad).unwrap_err().to_string();
-        let want = format!("{}: [trace] protocol = \"tcp\": TCP SYN tracing is not built yet", bad.display());
+        let want = format!("{}: [trace] protocol = \"sctp\": not a trace protocol (icmp, udp or tcp)", bad.display());
         assert!(err.starts_with(&want), "{err}");
         std::fs::write(&bad, "[trace]\nprobs = 3\n").unwrap();
         let err = Config::load(&bad).unwrap_err().to_string();

@@ -42,7 +42,8 @@ struct TargetFile {
     port: Option<u32>,
 }
 
-const TCP_NOT_BUILT: &str = "TCP SYN tracing is not built yet; use \"icmp\" or \"udp\"";
+/// A TCP trace's port when none is given (as `traceroute -T`).
+const DEFAULT_TCP_PORT: u16 = 80;
 
 impl TraceFile {
     /// The checked settings (hourly rollups kept `hourly_keep_days`), `None` when
@@ -104,7 +105,8 @@ fn within(key: &str, value: u32, min: u32, max: u32) -> Result<u32, String> {
     }
 }
 
-/// `protocol` with its `port`: icmp (no port) or udp (a port, default 33434).
+/// `protocol` with its `port`: icmp (no port), udp (a port, default 33434) or tcp (SYN to a
+/// port, default 80).
 fn protocol(key: &str, text: Option<&str>, port: Option<u32>, port_key: &str) -> Result<TraceProtocol, String> {
     match text.unwrap_or("icmp") {
         "icmp" => match port {
@@ -115,8 +117,11 @@ fn protocol(key: &str, text: Option<&str>, port: Option<u32>, port_key: &str) ->
             let port = within(port_key, port.unwrap_or(u32::from(DEFAULT_UDP_PORT)), 1, 65535)?;
             Ok(TraceProtocol::Udp { port: port as u16 })
         }
-        "tcp" => Err(format!("{key} = \"tcp\": {TCP_NOT_BUILT}")),
-        other => Err(format!("{key} = {other:?}: not a trace protocol (icmp or udp)")),
+        "tcp" => {
+            let port = within(port_key, port.unwrap_or(u32::from(DEFAULT_TCP_PORT)), 1, 65535)?;
+            Ok(TraceProtocol::Tcp { port: port as u16 })
+        }
+        other => Err(format!("{key} = {other:?}: not a trace protocol (icmp, udp or tcp)")),
     }
 }
 
@@ -139,6 +144,7 @@ fn targets(list: &[TargetFile]) -> Result<Vec<ExternalTarget>, String> {
         let (protocol, port) = match protocol {
             TraceProtocol::Icmp => ("icmp", None),
             TraceProtocol::Udp { port } => ("udp", Some(port)),
+            TraceProtocol::Tcp { port } => ("tcp", Some(port)),
         };
         out.push(ExternalTarget { name: name.to_string(), ip, protocol: protocol.into(), port });
     }
@@ -194,6 +200,11 @@ mod tests {
         let got: Vec<(&str, String, &str, Option<u16>)> =
             cfg.targets.iter().map(|t| (t.name.as_str(), t.ip.to_string(), t.protocol.as_str(), t.port)).collect();
         assert_eq!(got, [("dns", "127.0.0.53".into(), "udp", Some(53)), ("lo6", "::1".into(), "icmp", None)]);
+        let tcp = parse("[trace]\nprotocol = \"tcp\"\n[[trace.targets]]\nname = \"web\"\naddress = \"::1\"\nprotocol = \"tcp\"\nport = 443\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(tcp.protocol, TraceProtocol::Tcp { port: 80 });
+        assert_eq!((tcp.targets[0].protocol.as_str(), tcp.targets[0].port), ("tcp", Some(443)));
     }
 
     #[test]
@@ -204,7 +215,7 @@ mod tests {
             ("[trace]\nintra_dc_every = 0", "[trace] intra_dc_every = 0"),
             ("[trace]\nprobes = 101", "[trace] probes = 101"),
             ("[trace]\nmax_ttl = 256", "[trace] max_ttl = 256"),
-            ("[trace]\nprotocol = \"tcp\"", "[trace] protocol = \"tcp\": TCP SYN tracing is not built yet"),
+            ("[trace]\nprotocol = \"tcp\"\nport = 0", "[trace] port = 0: must be within 1..=65535"),
             ("[trace]\nprotocol = \"sctp\"", "[trace] protocol = \"sctp\""),
             ("[trace]\nport = 53", "[trace] port = 53: an icmp trace has no port"),
             ("[trace]\nprotocol = \"udp\"\nport = 70000", "[trace] port = 70000"),
@@ -220,8 +231,8 @@ mod tests {
                 "[[trace.targets]] #2 name = \"a\": two targets",
             ),
             (
-                "[[trace.targets]]\nname = \"a\"\naddress = \"::1\"\nprotocol = \"tcp\"\nport = 443",
-                "[[trace.targets]] #1 protocol = \"tcp\": TCP SYN",
+                "[[trace.targets]]\nname = \"a\"\naddress = \"::1\"\nprotocol = \"tcp\"\nport = 70000",
+                "[[trace.targets]] #1 port = 70000",
             ),
         ];
         for (text, want) in cases {

@@ -15,7 +15,7 @@ use crate::output;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TraceView {
     pub dest: IpAddr,
-    /// `icmp`, or `udp:PORT`.
+    /// `icmp`, `udp:PORT` or `tcp:PORT`.
     pub protocol: String,
     #[serde(serialize_with = "graph_store::serialize_utc")]
     pub at: chrono::DateTime<chrono::Utc>,

@@ -37,6 +37,6 @@ pub use read::{
 };
 pub use store::{
     claim_due, drop_old_partitions, ensure_partitions, foreign_pairs, host_of_node, prune_hourly, record_runs, release,
-    request_trace, sync_pairs, sync_targets, trace_now, DuePair, ExternalTarget, PairSchedule, RecordTotals, TraceRecord,
-    Tracer, TrackConfig,
+    request_trace, sync_pairs, sync_targets, trace_now, DuePair, ExternalTarget, PairSchedule, RecordTotals,
+    TraceRecord, Tracer, TrackConfig,
 };

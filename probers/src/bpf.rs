@@ -1,4 +1,4 @@
-//! Classic BPF socket filters for the raw ICMP sockets (the ping engine's and the tracer's):
+//! Classic BPF socket filters for the raw sockets (the ping engine's and the tracer's):
 //! the few opcodes they use, attaching a program, and (for tests) an interpreter that runs
 //! a program the way the kernel does.
 
@@ -21,6 +21,8 @@ pub(crate) const LD_B_IND: u16 = 0x50;
 pub(crate) const LD_H_IND: u16 = 0x48;
 /// A = P[X+k..X+k+4], big-endian.
 pub(crate) const LD_W_IND: u16 = 0x40;
+/// A &= k.
+pub(crate) const ALU_AND_K: u16 = 0x54;
 /// pc += (A == k) ? jt : jf.
 pub(crate) const JEQ_K: u16 = 0x15;
 /// Keep k bytes (0: drop).
@@ -60,6 +62,10 @@ pub(crate) fn run(program: &[Insn], pkt: &[u8]) -> u32 {
             LD_B_IND => byte(x + k),
             LD_H_IND => half(x + k),
             LD_W_IND => word(x + k),
+            ALU_AND_K => {
+                a &= k;
+                continue;
+            }
             JEQ_K => {
                 pc += usize::from(if a == k { jt } else { jf });
                 continue;
@@ -89,5 +95,8 @@ mod tests {
         let mut pkt = vec![0x41, 0, 0, 0];
         pkt.extend_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd]);
         assert_eq!(run(&indirect, &pkt), KEEP.3);
+        let masked = [(LD_B_ABS, 0, 0, 0), (ALU_AND_K, 0, 0, 0x0f), (JEQ_K, 0, 1, 0x02), KEEP, DROP];
+        assert_eq!(run(&masked, &[0xf2]), KEEP.3);
+        assert_eq!(run(&masked, &[0xf3]), 0);
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! Every run of a pair has the same flow (the pair's id is the flow number), so a per-flow
 //! load balancer sends all of them down one branch and a branch is never read as a route
-//! change. A destination the allow-list refuses, a protocol that is not built (TCP SYN) or
+//! change. A destination the allow-list refuses, an unknown protocol or
 //! an address family without raw sockets: the pair is released (traced again an interval
 //! later), and said once. Runs the store cannot take yet are kept (bounded) and recorded
 //! when it is back; a run resent is stored once.
@@ -103,7 +103,7 @@ pub fn target_of(pair: &DuePair, graph_protocol: TraceProtocol) -> Result<TraceT
         match pair.protocol.as_str() {
             "icmp" => TraceProtocol::Icmp,
             "udp" => TraceProtocol::Udp { port: pair.port.unwrap_or(DEFAULT_UDP_PORT) },
-            "tcp" => return Err("TCP SYN tracing is not built yet: trace this target with icmp or udp".into()),
+            "tcp" => TraceProtocol::Tcp { port: pair.port.unwrap_or(80) },
             other => return Err(format!("unknown trace protocol {other:?}")),
         }
     };
@@ -411,7 +411,8 @@ mod tests {
             (pair(70_001, true, "udp", Some(53)), TraceProtocol::Icmp, Ok((TraceProtocol::Udp { port: 53 }, 4465))),
             (pair(3, true, "udp", None), TraceProtocol::Icmp, Ok((TraceProtocol::Udp { port: DEFAULT_UDP_PORT }, 3))),
             (pair(3, true, "icmp", None), udp, Ok((TraceProtocol::Icmp, 3))),
-            (pair(3, true, "tcp", Some(443)), TraceProtocol::Icmp, Err("TCP SYN")),
+            (pair(3, true, "tcp", Some(443)), TraceProtocol::Icmp, Ok((TraceProtocol::Tcp { port: 443 }, 3))),
+            (pair(3, true, "bogus", None), TraceProtocol::Icmp, Err("unknown trace protocol")),
         ];
         for (p, graph, want) in cases {
             let got = target_of(&p, graph);

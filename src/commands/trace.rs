@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use probers::trace::{TraceTarget, Tracer};
 use probers::AllowList;
 
@@ -19,6 +19,18 @@ pub async fn run(settings: &Settings, args: TraceArgs) -> Result<ExitCode> {
     if let Some(host) = &args.from_host {
         return from_host(settings, &args, host).await;
     }
+    let (target, protocol) = match (args.protocol, args.port) {
+        (TraceProtocolArg::Icmp, None) => (TraceTarget::new(args.dest), "icmp".to_string()),
+        (TraceProtocolArg::Icmp, Some(_)) => bail!("--port is for --protocol udp or tcp"),
+        (TraceProtocolArg::Udp, port) => {
+            let port = port.unwrap_or(33434);
+            (TraceTarget::udp(args.dest, port), format!("udp:{port}"))
+        }
+        (TraceProtocolArg::Tcp, port) => {
+            let port = port.unwrap_or(80);
+            (TraceTarget::tcp(args.dest, port), format!("tcp:{port}"))
+        }
+    };
     let allow = AllowList::parse(&args.allow).with_context(|| format!("--allow {}", args.allow.join(",")))?;
     let tracer = Tracer::builder(allow)
         .probes(args.probes)
@@ -26,10 +38,6 @@ pub async fn run(settings: &Settings, args: TraceArgs) -> Result<ExitCode> {
         .timeout(args.timeout)
         .build()
         .context("starting the tracer")?;
-    let (target, protocol) = match args.protocol {
-        TraceProtocolArg::Icmp => (TraceTarget::new(args.dest), "icmp".to_string()),
-        TraceProtocolArg::Udp => (TraceTarget::udp(args.dest, args.port), format!("udp:{}", args.port)),
-    };
     let result = tracer.trace(target).await;
     tracer.shutdown().await;
     let run = result.with_context(|| format!("tracing {}", args.dest))?;

@@ -1,12 +1,12 @@
-//! Path tracing: mtr-style, Paris-style traces (ICMP echo, or UDP), many destinations at
-//! once over one set of raw sockets per address family.
+//! Path tracing: mtr-style, Paris-style traces (ICMP echo, UDP, or TCP SYN to a service's
+//! port), many destinations at once over one set of raw sockets per address family.
 //!
 //! A trace sends, in each of `probes` rounds, one probe per TTL from 1 up, and reads who
 //! answers at each TTL: routers with Time Exceeded, the destination with an echo reply (UDP:
-//! port unreachable), or someone with Destination Unreachable. Every probe of a trace has
-//! the same flow fields (ICMP: identifier and checksum; UDP: ports), so per-flow load
-//! balancers keep it on one path, and those come from a hash of the flow key, so the pair
-//! keeps that path run after run ([`packet`]). The rounds, the stop past the destination
+//! port unreachable; TCP: SYN-ACK or reset), or someone with Destination Unreachable. Every
+//! probe of a trace has the same flow fields (ICMP: identifier and checksum; UDP and TCP:
+//! ports), so per-flow load balancers keep it on one path, and those come from a hash of
+//! the flow key, so the pair keeps that path run after run ([`packet`]). The rounds, the stop past the destination
 //! and the per-hop figures are [`round`]'s; the sockets are `socket`'s. Every destination
 //! passes the [`AllowList`] before anything is sent. Needs raw sockets: root or
 //! `CAP_NET_RAW`. See docs/paths.md.
@@ -68,9 +68,9 @@ pub const DEFAULT_PPS: u32 = 1000;
 /// Traces in flight at once at most, by default.
 pub const DEFAULT_MAX_CONCURRENT_TRACES: usize = 1024;
 
-/// What to trace: a destination, how (ICMP echo, or UDP to a port), and a flow number that
-/// picks the flow (with the addresses: the ICMP identifier, or the UDP source port). Keep
-/// it the same for a pair from run to run.
+/// What to trace: a destination, how (ICMP echo, UDP to a port, or TCP SYN to a port), and a
+/// flow number that picks the flow (with the addresses: the ICMP identifier, or the UDP or
+/// TCP source port). Keep it the same for a pair from run to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceTarget {
     #[schema(value_type = String)]
@@ -92,6 +92,11 @@ pub enum TraceProtocol {
     /// unreachable (traceroute's ports start at 33434). An open port answers nothing, and
     /// the run does not reach its destination.
     Udp { port: u16 },
+    /// TCP SYNs to `port`, the service's: they cross firewalls as the service's own
+    /// connection attempts do. The destination answers with SYN-ACK (open) or reset
+    /// (closed); either reaches it. A firewall on the way that drops them ends the run at
+    /// the last hop before it.
+    Tcp { port: u16 },
 }
 
 impl TraceTarget {
@@ -103,6 +108,11 @@ impl TraceTarget {
     /// A UDP target (to `port`) with flow number 0.
     pub fn udp(ip: IpAddr, port: u16) -> Self {
         TraceTarget { ip, protocol: TraceProtocol::Udp { port }, flow: 0 }
+    }
+
+    /// A TCP SYN target (to `port`) with flow number 0.
+    pub fn tcp(ip: IpAddr, port: u16) -> Self {
+        TraceTarget { ip, protocol: TraceProtocol::Tcp { port }, flow: 0 }
     }
 
     /// The same target on another flow.
@@ -117,6 +127,9 @@ impl fmt::Display for TraceTarget {
             TraceProtocol::Icmp => write!(f, "icmp {} flow {}", self.ip, self.flow),
             TraceProtocol::Udp { port } => {
                 write!(f, "udp {} flow {}", std::net::SocketAddr::new(self.ip, port), self.flow)
+            }
+            TraceProtocol::Tcp { port } => {
+                write!(f, "tcp {} flow {}", std::net::SocketAddr::new(self.ip, port), self.flow)
             }
         }
     }
@@ -270,7 +283,7 @@ impl TracerBuilder {
         self
     }
 
-    /// Checks the settings and opens a raw ICMP socket per family. Must run inside a tokio
+    /// Checks the settings and opens the raw sockets of each family. Must run inside a tokio
     /// runtime. A family whose socket cannot be opened (not root, no `CAP_NET_RAW`) is not
     /// an error here: its traces' results say why (see [`Tracer::available`]).
     pub fn build(self) -> Result<Tracer> {
@@ -284,6 +297,9 @@ impl TracerBuilder {
             Ok(socket) => {
                 let socket = Arc::new(socket);
                 receivers.push(tokio::spawn(socket::receive(socket.clone(), cancel.clone())));
+                if socket.tcp_unavailable().is_none() {
+                    receivers.push(tokio::spawn(socket::receive_tcp(socket.clone(), cancel.clone())));
+                }
                 Ok(socket)
             }
             Err(e) => {
@@ -461,6 +477,12 @@ impl Inner {
                     return Err(Error::TraceUnavailable { family, reason: reason.to_string() });
                 }
                 Flow::Udp { sport: packet::udp_source_port(id), dport: port }
+            }
+            TraceProtocol::Tcp { port } => {
+                if let Some(reason) = socket.tcp_unavailable() {
+                    return Err(Error::TraceUnavailable { family, reason: reason.to_string() });
+                }
+                Flow::Tcp { sport: packet::udp_source_port(id), dport: port }
             }
         };
         self.counters.traces.fetch_add(1, Ordering::Relaxed);

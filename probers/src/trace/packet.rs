@@ -1,5 +1,5 @@
-//! Paris-style probes for the tracer (ICMP echo and UDP), and reading what comes back.
-//! Pure: bytes in, values out.
+//! Paris-style probes for the tracer (ICMP echo, UDP and TCP SYN), and reading what comes
+//! back. Pure: bytes in, values out.
 //!
 //! Within one trace every probe has the same flow fields — the ones per-flow load balancers
 //! hash, after the addresses and protocol — and the probe is named by a field they do not:
@@ -10,18 +10,24 @@
 //! - **UDP**: source and destination ports stay the same; the probe is named by the UDP
 //!   checksum itself, made to come out at the probe's number by two payload bytes (as Paris
 //!   traceroute does).
+//! - **TCP SYN**: source and destination ports stay the same; the probe is named by the
+//!   TCP sequence number ([`tcp`]).
 //!
-//! The identifier (and the UDP source port) comes from the trace's flow key
+//! The identifier (and the UDP and TCP source port) comes from the trace's flow key
 //! ([`flow_identifier`]: source, destination and a caller-given flow number), so the same
 //! pair takes the same flow run after run.
 //!
 //! Answers: ICMP Time Exceeded and Destination Unreachable quote our probe's IP header and
 //! its first 8 bytes after it (destination; identifier and sequence number, or ports and
 //! checksum); an echo reply comes from the destination with identifier, sequence number and
-//! our payload. A UDP probe that reaches its destination gets a port unreachable from it.
+//! our payload. A UDP probe that reaches its destination gets a port unreachable from it; a
+//! TCP SYN a SYN-ACK or a reset, read from the raw TCP socket by [`parse_tcp`].
+
+pub mod tcp;
 
 use std::net::IpAddr;
 
+pub use self::tcp::{parse_tcp, probe_number, tcp_checksum, tcp_probe, tcp_sequence, SEQ_TAG, TCP_PROBE_LEN};
 use crate::icmp::packet::{
     checksum, ECHO_REPLY_V4, ECHO_REPLY_V6, ECHO_REQUEST_V4, ECHO_REQUEST_V6, PROTO_ICMP, PROTO_ICMPV6,
 };
@@ -41,6 +47,7 @@ pub const MAGIC_AT: usize = 10;
 pub const TRACE_MAGIC: &[u8; 16] = b"edgewatch-trace\0";
 
 const PROTO_UDP: u8 = 17;
+const PROTO_TCP: u8 = 6;
 
 /// The fields that keep a trace on one flow (besides addresses and protocol).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,16 +56,20 @@ pub enum Flow {
     Icmp { id: u16 },
     /// UDP between these ports.
     Udp { sport: u16, dport: u16 },
+    /// TCP SYNs between these ports.
+    Tcp { sport: u16, dport: u16 },
 }
 
 impl Flow {
     /// Whether `seq` can name a probe of this flow. A UDP checksum of 0 means "none" (and
     /// is not allowed over IPv6), and 0xffff cannot be reached by the compensation, so UDP
-    /// probes use 1..=0xfffe.
+    /// probes use 1..=0xfffe. TCP probes use 0..=0xfffe: the answer acknowledges the
+    /// sequence number plus one, which must not carry into [`SEQ_TAG`].
     pub fn can_use(&self, seq: u16) -> bool {
         match self {
             Flow::Icmp { .. } => true,
             Flow::Udp { .. } => seq != 0 && seq != 0xffff,
+            Flow::Tcp { .. } => seq != 0xffff,
         }
     }
 }
@@ -73,6 +84,11 @@ pub enum AnswerKind {
     Unreachable { code: u8 },
     /// The destination itself.
     EchoReply,
+    /// The destination's TCP accepts the connection (SYN-ACK): the port is open.
+    SynAck,
+    /// The destination's TCP refuses the connection (RST): the port is closed. (A firewall
+    /// rejecting with a reset in the destination's name answers so too.)
+    Reset,
 }
 
 /// A received packet that answers a probe of ours (as far as the bytes tell).
@@ -82,14 +98,15 @@ pub struct Answer {
     /// The destination the answered probe was sent to.
     pub probe_dst: IpAddr,
     pub flow: Flow,
-    /// The probe's number: ICMP sequence number, or UDP checksum.
+    /// The probe's number: ICMP sequence number, UDP checksum, or the low half of the TCP
+    /// sequence number.
     pub seq: u16,
 }
 
 /// The flow identifier of a trace: a stable hash (FNV-1a, folded to 16 bits) of the
 /// source and destination addresses and the caller's flow number. Stable across runs,
 /// processes and releases, so the same pair keeps its flow. ICMP probes carry it as their
-/// identifier; UDP probes derive their source port from it ([`udp_source_port`]).
+/// identifier; UDP and TCP probes derive their source port from it ([`udp_source_port`]).
 pub fn flow_identifier(src: IpAddr, dst: IpAddr, flow: u16) -> u16 {
     const OFFSET: u32 = 0x811c_9dc5;
     const PRIME: u32 = 0x0100_0193;
@@ -106,7 +123,8 @@ pub fn flow_identifier(src: IpAddr, dst: IpAddr, flow: u16) -> u16 {
     ((hash >> 16) ^ (hash & 0xffff)) as u16
 }
 
-/// The UDP source port of a flow: in the dynamic range (49152–65535), from its identifier.
+/// The UDP (and TCP) source port of a flow: in the dynamic range (49152–65535), from its
+/// identifier.
 pub fn udp_source_port(identifier: u16) -> u16 {
     0xc000 | (identifier & 0x3fff)
 }
@@ -151,17 +169,17 @@ pub fn udp_probe(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, seq: u16) -> 
     pkt[MAGIC_AT..].copy_from_slice(TRACE_MAGIC);
     // With checksum and compensation 0 the sum is `base`; the checksum is the complement of
     // the sum, so the sum must come to !seq: add !seq - base (one's complement).
-    let base = fold(pseudo_header_sum(src, dst, UDP_PROBE_LEN) + word_sum(&pkt));
+    let base = fold(pseudo_header_sum(PROTO_UDP, src, dst, UDP_PROBE_LEN) + word_sum(&pkt));
     let compensation = fold(u32::from(!seq) + u32::from(!base));
     pkt[COMPENSATION_AT..COMPENSATION_AT + 2].copy_from_slice(&compensation.to_be_bytes());
     pkt[6..8].copy_from_slice(&seq.to_be_bytes());
     pkt
 }
 
-/// The one's-complement sum (unfolded) of the UDP pseudo-header.
-fn pseudo_header_sum(src: IpAddr, dst: IpAddr, len: usize) -> u32 {
+/// The one's-complement sum (unfolded) of the UDP or TCP (`proto`) pseudo-header.
+fn pseudo_header_sum(proto: u8, src: IpAddr, dst: IpAddr, len: usize) -> u32 {
     let mut sum = word_sum(&octets(src)) + word_sum(&octets(dst));
-    sum += u32::from(PROTO_UDP) + (len as u32 & 0xffff) + (len as u32 >> 16);
+    sum += u32::from(proto) + (len as u32 & 0xffff) + (len as u32 >> 16);
     sum
 }
 
@@ -179,7 +197,7 @@ fn fold(mut sum: u32) -> u16 {
 /// The UDP checksum of a datagram between `src` and `dst` as it stands (0 when valid, as
 /// for any Internet checksum over data that carries its own).
 pub fn udp_checksum(src: IpAddr, dst: IpAddr, datagram: &[u8]) -> u16 {
-    !fold(pseudo_header_sum(src, dst, datagram.len()) + word_sum(datagram))
+    !fold(pseudo_header_sum(PROTO_UDP, src, dst, datagram.len()) + word_sum(datagram))
 }
 
 /// Reads a packet as a raw ICMP socket of `family` delivers it (IPv4 with its IP header,
@@ -213,6 +231,7 @@ pub fn parse(family: Family, buf: &[u8], from: IpAddr) -> Option<Answer> {
         _ if quoted.len() < 8 => return None,
         (PROTO_ICMP, &ECHO_REQUEST_V4) | (PROTO_ICMPV6, &ECHO_REQUEST_V6) => (Flow::Icmp { id: word(4) }, word(6)),
         (PROTO_UDP, _) => (Flow::Udp { sport: word(0), dport: word(2) }, word(6)),
+        (PROTO_TCP, _) => (Flow::Tcp { sport: word(0), dport: word(2) }, probe_number(dword(quoted, 4))?),
         _ => return None,
     };
     Some(Answer { kind, probe_dst, flow, seq })
@@ -231,6 +250,11 @@ fn echo_reply(family: Family, icmp: &[u8], from: IpAddr) -> Option<Answer> {
         flow: Flow::Icmp { id },
         seq,
     })
+}
+
+/// The big-endian 32-bit word at `at` (which the caller has checked is in `buf`).
+fn dword(buf: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
 }
 
 /// An IPv4 packet's protocol, destination and payload.
@@ -386,6 +410,9 @@ mod tests {
         let icmp = |kind| Some(Answer { kind, probe_dst: d, flow: Flow::Icmp { id }, seq: 7 });
         let udp =
             |kind| Some(Answer { kind, probe_dst: d, flow: Flow::Udp { sport: 0xc001, dport: 33434 }, seq: 0x1234 });
+        let t = tcp_probe(ip("10.0.0.1"), d, 0xc001, 443, 0x0abc);
+        let tcp =
+            |kind| Some(Answer { kind, probe_dst: d, flow: Flow::Tcp { sport: 0xc001, dport: 443 }, seq: 0x0abc });
         let router = [198, 18, 1, 1];
         let cases: Vec<(&str, Vec<u8>, IpAddr, Option<Answer>)> = vec![
             ("time exceeded", v4_error(11, 0, router, 1, dst, &p), r, icmp(AnswerKind::TimeExceeded)),
@@ -393,7 +420,9 @@ mod tests {
             ("echo reply", echo.clone(), d, icmp(AnswerKind::EchoReply)),
             ("UDP: time exceeded", v4_error(11, 0, router, 17, dst, &u), r, udp(AnswerKind::TimeExceeded)),
             ("UDP: port unreachable", v4_error(3, 3, dst, 17, dst, &u), d, udp(AnswerKind::Unreachable { code: 3 })),
-            ("quoting TCP", v4_error(11, 0, router, 6, dst, &u), r, None),
+            ("TCP: time exceeded", v4_error(11, 0, router, 6, dst, &t), r, tcp(AnswerKind::TimeExceeded)),
+            ("TCP: prohibited", v4_error(3, 13, router, 6, dst, &t), r, tcp(AnswerKind::Unreachable { code: 13 })),
+            ("quoting TCP without our tag", v4_error(11, 0, router, 6, dst, &u), r, None),
             ("parameter problem", v4_error(12, 0, router, 1, dst, &p), r, None),
             ("our own probe looping back", [ipv4_header(1, dst, dst, 64), p.to_vec()].concat(), d, None),
             ("the ping engine's echo reply", ping, d, None),
@@ -417,10 +446,14 @@ mod tests {
         echo[0] = ECHO_REPLY_V6;
         let icmp = |kind| Some(Answer { kind, probe_dst: d, flow: Flow::Icmp { id: 9 }, seq: 10 });
         let udp = |kind| Some(Answer { kind, probe_dst: d, flow: Flow::Udp { sport: 0xc002, dport: 33434 }, seq: 77 });
+        let t = tcp_probe(r, d, 0xc003, 22, 0xfffe);
+        let tcp = |kind| Some(Answer { kind, probe_dst: d, flow: Flow::Tcp { sport: 0xc003, dport: 22 }, seq: 0xfffe });
         let cases: Vec<(&str, Vec<u8>, Option<Answer>)> = vec![
             ("time exceeded", v6_error(3, 0, 58, "fd00::2", &p), icmp(AnswerKind::TimeExceeded)),
             ("echo reply", echo, icmp(AnswerKind::EchoReply)),
             ("UDP: port unreachable", v6_error(1, 4, 17, "fd00::2", &u), udp(AnswerKind::Unreachable { code: 4 })),
+            ("TCP: time exceeded", v6_error(3, 0, 6, "fd00::2", &t), tcp(AnswerKind::TimeExceeded)),
+            ("TCP: prohibited", v6_error(1, 1, 6, "fd00::2", &t[..8]), tcp(AnswerKind::Unreachable { code: 1 })),
             ("our own probe", p.to_vec(), None),
             ("packet too big", v6_error(2, 0, 58, "fd00::2", &p), None),
             ("neighbour solicitation", vec![135, 0, 0, 0, 0, 0, 0, 0, 0], None),

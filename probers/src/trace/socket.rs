@@ -1,19 +1,21 @@
 //! The tracer's socket I/O: per address family one raw ICMP socket, shared by every trace
-//! in flight, with its receive task, and one raw UDP socket that only sends UDP probes
-//! (their answers are ICMP, read by the ICMP socket).
+//! in flight, with its receive task; one raw UDP socket that only sends UDP probes (their
+//! answers are ICMP, read by the ICMP socket); and one raw TCP socket that sends TCP SYN
+//! probes and, with a receive task of its own, reads the destinations' SYN-ACKs and
+//! resets (routers' answers to them are ICMP again).
 //!
 //! A probe is registered under (destination, flow, probe number) just before it
-//! leaves; the receive task reads every packet the kernel filter lets through, parses it
-//! ([`super::packet::parse`]) and hands the answer to the trace that registered that key,
-//! over the trace's channel. Probe numbers come from one counter per family, skipping keys
+//! leaves; the receive tasks read every packet the kernel filters let through, parse it
+//! ([`super::packet::parse`], [`super::packet::parse_tcp`]) and hand the answer to the
+//! trace that registered that key, over the trace's channel. Probe numbers come from one counter per family, skipping keys
 //! still in flight, so two traces sharing a destination and flow (a hash collision, or the
 //! same pair traced twice at once) never take each other's answers.
 //!
 //! Each probe needs its own TTL on a socket many tasks send on, so the TTL option and the
 //! send happen together under a lock (only the send itself is under it; a full socket
 //! buffer is waited for outside it). Raw sockets need root or `CAP_NET_RAW`: the tracer
-//! must choose the ICMP identifier and the UDP checksum, which unprivileged sockets do not
-//! allow.
+//! must choose the ICMP identifier, the UDP checksum and the TCP sequence number, which
+//! unprivileged sockets do not allow.
 
 use std::collections::HashMap;
 use std::io;
@@ -26,10 +28,12 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::packet::{self, Flow, MAGIC_AT, TRACE_MAGIC};
+use super::packet::{self, Answer, Flow, MAGIC_AT, SEQ_TAG, TRACE_MAGIC};
 use super::round::{ProbeId, Reply};
 use crate::allow::AllowedIp;
-use crate::bpf::{self, Insn, DROP, JEQ_K, KEEP, LDX_B_MSH, LD_B_ABS, LD_B_IND, LD_W_ABS, LD_W_IND};
+use crate::bpf::{
+    self, Insn, ALU_AND_K, DROP, JEQ_K, KEEP, LDX_B_MSH, LD_B_ABS, LD_B_IND, LD_H_ABS, LD_H_IND, LD_W_ABS, LD_W_IND,
+};
 use crate::error::{Error, Result};
 use crate::icmp::Family;
 use crate::lock::lock;
@@ -37,7 +41,8 @@ use crate::lock::lock;
 /// Probes in flight per family at most; a round takes its slots before its first send.
 pub(crate) const MAX_IN_FLIGHT: usize = 32_768;
 
-/// (probe destination, flow, probe number: ICMP sequence number or UDP checksum).
+/// (probe destination, flow, probe number: ICMP sequence number, UDP checksum, or the low
+/// half of the TCP sequence number).
 type Key = (IpAddr, Flow, u16);
 
 /// An answer on its way to the trace that sent the probe.
@@ -55,6 +60,8 @@ pub(crate) struct TraceSocket {
     icmp: Sender,
     /// Raw UDP: sends UDP probes, reads nothing (its filter drops all).
     udp: std::result::Result<Sender, String>,
+    /// Raw TCP: sends TCP SYN probes, reads SYN-ACKs and resets acknowledging them.
+    tcp: std::result::Result<Sender, String>,
     pending: Mutex<Pending>,
     /// In-flight slots (bounded memory).
     pub slots: Arc<Semaphore>,
@@ -149,7 +156,7 @@ impl Sender {
 
 impl TraceSocket {
     /// Opens the raw sockets of `family` with their kernel filters. Without the ICMP one
-    /// nothing works; without the UDP one, UDP traces say why.
+    /// nothing works; without the UDP (TCP) one, UDP (TCP) traces say why.
     pub(crate) fn open(family: Family) -> Result<TraceSocket> {
         let (icmp, udp) = match family {
             Family::V4 => (Protocol::ICMPV4, Protocol::UDP),
@@ -158,10 +165,12 @@ impl TraceSocket {
         let icmp =
             Sender::open(family, icmp, &filter(family)).map_err(|reason| Error::TraceUnavailable { family, reason })?;
         let udp = Sender::open(family, udp, &[DROP]);
+        let tcp = Sender::open(family, Protocol::TCP, &tcp_filter(family));
         Ok(TraceSocket {
             family,
             icmp,
             udp,
+            tcp,
             pending: Mutex::new(Pending::default()),
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             packets_read: AtomicU64::new(0),
@@ -171,6 +180,12 @@ impl TraceSocket {
     /// Why UDP probes cannot be sent over this family, if they cannot.
     pub(crate) fn udp_unavailable(&self) -> Option<&str> {
         self.udp.as_ref().err().map(String::as_str)
+    }
+
+    /// Why TCP probes cannot be sent (or their answers read) over this family, if they
+    /// cannot.
+    pub(crate) fn tcp_unavailable(&self) -> Option<&str> {
+        self.tcp.as_ref().err().map(String::as_str)
     }
 
     /// Sends probe `probe` of `flow` from `src` to `dst` with hop limit `ttl`; answers go to
@@ -195,6 +210,11 @@ impl TraceSocket {
                 let udp = self.udp.as_ref().map_err(|reason| io::Error::other(reason.clone()))?;
                 let bytes = packet::udp_probe(src, dst.ip(), sport, dport, seq);
                 udp.send(self.family, &bytes, dst.ip(), ttl).await?;
+            }
+            Flow::Tcp { sport, dport } => {
+                let tcp = self.tcp.as_ref().map_err(|reason| io::Error::other(reason.clone()))?;
+                let bytes = packet::tcp_probe(src, dst.ip(), sport, dport, seq);
+                tcp.send(self.family, &bytes, dst.ip(), ttl).await?;
             }
         }
         Ok(registration)
@@ -221,9 +241,9 @@ impl TraceSocket {
         Registration { socket: self.clone(), key, token }
     }
 
-    /// Hands a received packet to the trace waiting for it, if any.
-    fn dispatch(&self, buf: &[u8], from: IpAddr, at: Instant) {
-        let Some(answer) = packet::parse(self.family, buf, from) else { return };
+    /// Hands a received packet, read by `parse`, to the trace waiting for it, if any.
+    fn dispatch(&self, parse: Parse, buf: &[u8], from: IpAddr, at: Instant) {
+        let Some(answer) = parse(self.family, buf, from) else { return };
         let key = (answer.probe_dst.to_canonical(), answer.flow, answer.seq);
         let Some(waiter) = lock(&self.pending).waiters.remove(&key) else { return };
         let reply =
@@ -232,18 +252,33 @@ impl TraceSocket {
     }
 }
 
-/// The receive task of one socket: reads until cancelled.
+/// Reads a received packet of a family ([`packet::parse`], [`packet::parse_tcp`]).
+type Parse = fn(Family, &[u8], IpAddr) -> Option<Answer>;
+
+/// The receive task of the ICMP socket: reads until cancelled.
 pub(crate) async fn receive(socket: Arc<TraceSocket>, cancel: CancellationToken) {
+    read_until_cancelled(&socket, &socket.icmp, packet::parse, cancel).await;
+}
+
+/// The receive task of the TCP socket (none when it could not be opened): reads until
+/// cancelled.
+pub(crate) async fn receive_tcp(socket: Arc<TraceSocket>, cancel: CancellationToken) {
+    if let Ok(tcp) = &socket.tcp {
+        read_until_cancelled(&socket, tcp, packet::parse_tcp, cancel).await;
+    }
+}
+
+async fn read_until_cancelled(socket: &TraceSocket, from: &Sender, parse: Parse, cancel: CancellationToken) {
     let mut buf = vec![0u8; 65_536];
     loop {
         let received = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = socket.icmp.socket.recv_from(&mut buf) => r,
+            r = from.socket.recv_from(&mut buf) => r,
         };
         match received {
             Ok((n, from)) => {
                 socket.packets_read.fetch_add(1, Ordering::Relaxed);
-                socket.dispatch(&buf[..n], from.ip(), Instant::now());
+                socket.dispatch(parse, &buf[..n], from.ip(), Instant::now());
             }
             Err(e) => {
                 tracing::warn!(family = %socket.family, error = %e, "trace socket receive failed");
@@ -305,6 +340,37 @@ fn filter(family: Family) -> Vec<Insn> {
     }
 }
 
+/// The TCP socket's kernel filter: keep SYN-ACKs and resets (with ACK) whose
+/// acknowledgement is a probe's sequence number plus one ([`SEQ_TAG`] in its high half, the
+/// probe's number plus one in its low half, which never carries: see [`Flow::can_use`]);
+/// drop the rest — every other TCP
+/// segment the host receives, our own SYNs looping back, our kernel's bare resets. Flags
+/// read as [`packet::parse_tcp`] reads them (FIN, SYN, RST, ACK; the others ignored). Raw
+/// IPv4 sockets filter from the IP header, IPv6 ones from the TCP header.
+fn tcp_filter(family: Family) -> Vec<Insn> {
+    use packet::tcp::{FLAGS_READ, RST_ACK, SYN_ACK};
+    // Loads from the TCP header: after the IPv4 header (its length in X), or at 0.
+    let (start, flags, ack_high, ack_low): (&[Insn], Insn, Insn, Insn) = match family {
+        Family::V4 => (&[(LDX_B_MSH, 0, 0, 0)], (LD_B_IND, 0, 0, 13), (LD_H_IND, 0, 0, 8), (LD_H_IND, 0, 0, 10)),
+        Family::V6 => (&[], (LD_B_ABS, 0, 0, 13), (LD_H_ABS, 0, 0, 8), (LD_H_ABS, 0, 0, 10)),
+    };
+    let mut program = start.to_vec();
+    // Jump offsets count from the next instruction; the last two keep and drop.
+    program.extend([
+        flags,
+        (ALU_AND_K, 0, 0, u32::from(FLAGS_READ)),
+        (JEQ_K, 1, 0, u32::from(SYN_ACK)),
+        (JEQ_K, 0, 5, u32::from(RST_ACK)), // else drop
+        ack_high,                          // the acknowledgement's high half
+        (JEQ_K, 0, 3, u32::from(SEQ_TAG)),
+        ack_low, // and its low half: a probe's number plus one, never 0
+        (JEQ_K, 1, 0, 0),
+        KEEP,
+        DROP,
+    ]);
+    program
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +427,50 @@ mod tests {
         for (name, pkt, keep) in &cases6 {
             assert_eq!(run(&v6, pkt) > 0, *keep, "IPv6: {name}");
         }
+    }
+
+    /// A TCP segment with `flags` acknowledging `ack` (a 20-byte header).
+    fn segment(flags: u8, ack: u32) -> Vec<u8> {
+        let mut seg = vec![0u8; 20];
+        seg[0..4].copy_from_slice(&[0x01, 0xbb, 0xc0, 0x01]);
+        seg[8..12].copy_from_slice(&ack.to_be_bytes());
+        seg[12] = 5 << 4;
+        seg[13] = flags;
+        seg
+    }
+
+    #[test]
+    fn tcp_filters_keep_answers_acknowledging_a_probe_only() {
+        let ours = packet::tcp_sequence(41) + 1;
+        let src = "127.0.0.1".parse().unwrap();
+        let syn = packet::tcp_probe(src, src, 0xc001, 443, 41).to_vec();
+        let cases = [
+            ("SYN-ACK", segment(0x12, ours), true),
+            ("RST-ACK", segment(0x14, ours), true),
+            ("SYN-ACK with ECE and PSH", segment(0x5a, ours), true),
+            ("SYN-ACK to probe 0xfffe", segment(0x12, packet::tcp_sequence(0xfffe) + 1), true),
+            ("someone else's SYN-ACK", segment(0x12, 0x1234_5678), false),
+            ("acknowledging one short of a probe", segment(0x12, packet::tcp_sequence(0)), false),
+            ("a bare RST (our kernel's answer to a SYN-ACK)", segment(0x04, ours), false),
+            ("an ACK", segment(0x10, ours), false),
+            ("FIN-ACK", segment(0x11, ours), false),
+            ("our SYN looping back", syn, false),
+            ("truncated", segment(0x12, ours)[..10].to_vec(), false),
+        ];
+        let (v4, v6) = (tcp_filter(Family::V4), tcp_filter(Family::V6));
+        for (name, seg, keep) in &cases {
+            let mut pkt = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 6, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1];
+            pkt.extend_from_slice(seg);
+            assert_eq!(run(&v4, &pkt) > 0, *keep, "IPv4: {name}");
+            assert_eq!(run(&v6, seg) > 0, *keep, "IPv6: {name}");
+            // The filter and the parser agree.
+            let parsed = packet::parse_tcp(Family::V6, seg, src).is_some();
+            assert_eq!(parsed, *keep, "parse_tcp: {name}");
+        }
+        // An IPv4 header with options (IHL 6) moves the TCP header.
+        let mut long = vec![0x46, 0, 0, 0, 0, 0, 0, 0, 64, 6, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1, 1, 1, 1, 1];
+        long.extend_from_slice(&segment(0x12, ours));
+        assert!(run(&v4, &long) > 0);
     }
 
     #[test]
