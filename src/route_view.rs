@@ -66,13 +66,17 @@ impl WindowView {
         }
     }
 
-    /// `16:00–16:05` (UTC, with the date when it is not the same day).
+    /// `2026-12-04 16:00–16:05` (UTC; seconds when a bound is not on a minute).
     pub fn label(&self) -> String {
+        use chrono::Timelike;
         let day = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d").to_string();
+        // Seconds only when a bound is not on a minute (short windows, exact run times).
+        let hm = if self.from.second() == 0 && self.to.second() == 0 { "%H:%M" } else { "%H:%M:%S" };
         if day(&self.from) == day(&self.to) {
-            format!("{} {}–{}", day(&self.from), self.from.format("%H:%M"), self.to.format("%H:%M"))
+            format!("{} {}–{}", day(&self.from), self.from.format(hm), self.to.format(hm))
         } else {
-            format!("{}–{}", self.from.format("%Y-%m-%d %H:%M"), self.to.format("%Y-%m-%d %H:%M"))
+            let full = format!("%Y-%m-%d {hm}");
+            format!("{}–{}", self.from.format(&full), self.to.format(&full))
         }
     }
 }

@@ -42,7 +42,9 @@ const R2: &str = "198.18.211.2";
 const R3: &str = "198.18.213.2";
 const ALLOW: &str = "198.18.0.0/15";
 /// Traces every second (plus the run's own ~2 s), two runs on a new path make a change.
-const CONFIG: &str = "[trace]\ninterval = \"1s\"\nmax_ttl = 8\nk_runs = 2\nvantage = \"lab\"\n";
+const CONFIG: &str = "[trace]\ninterval = \"1s\"\nmax_ttl = 8\nk_runs = 2\nvantage = \"lab\"\n\
+                      [owners]\n\"198.18.201.0/24\" = \"ours\"\n\"198.18.211.0/24\" = \"transit-a\"\n\
+                      \"198.18.213.0/24\" = \"transit-b\"\n\"198.18.221.0/24\" = \"cloud\"\n";
 
 #[test]
 fn a_worker_traces_the_cross_dc_pair_and_names_a_route_change() {
@@ -82,6 +84,38 @@ fn a_worker_traces_the_cross_dc_pair_and_names_a_route_change() {
     assert_eq!(hops(&later[0]), [R1, R3, DEST]);
     let changes = rt.block_on(changed_events(&db.pool, pair.id));
     assert_eq!(changes.len(), 1, "exactly one route change: {changes:?}");
+
+    // `route diff` across it (the two runs before, the runs after) shows exactly that.
+    let rfc = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let width = format!("{}ms", (runs[1].at - runs[0].at).num_milliseconds() + 1);
+    let (w1, w2) = (rfc(runs[0].at), rfc(later[0].at));
+    let args = ["route", "diff", "web.s", "search.d", "--at", &w1, "--at", &w2, "--window", &width];
+    let text = run(lab.edgewatch_in("s", &db.url, &config, &args).arg("--format").arg("table"));
+    println!("{text}");
+    assert!(
+        text.contains(&format!("path changed: first different hop 2: {R2} (transit-a) → {R3} (transit-b)")),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(lab.edgewatch_in("s", &db.url, &config, &args).args(["--format", "json"]))).unwrap();
+    let hops: Vec<&str> =
+        json["comparisons"][0]["hops"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    assert_eq!(hops, ["same", "changed", "same"], "{json}");
+
+    // Restored: a second event, back from R3 to R2.
+    lab.ip("r1", &["route", "replace", DEST_NET, "via", R2]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let back = loop {
+        let changes = rt.block_on(changed_events(&db.pool, pair.id));
+        if changes.len() >= 2 {
+            assert_eq!(changes.len(), 2, "{changes:?}");
+            break changes[0].clone();
+        }
+        assert!(Instant::now() < deadline, "no second route change within 60 s of restoring");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!((back.ttl, back.old_addrs, back.new_addrs), (Some(2), vec![R3.to_string()], vec![R2.to_string()]));
+    println!("{}", run(&mut lab.edgewatch_in("s", &db.url, &config, &["route", "changes", "--kind", "changed"])));
 
     procs.interrupt("probe", Duration::from_secs(20));
     let log = procs.log("probe");
