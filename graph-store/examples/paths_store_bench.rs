@@ -513,6 +513,13 @@ async fn sizes(pool: &PgPool, day: NaiveDate) -> BoxResult<Value> {
     .await?;
     let rows = size(format!("SELECT count(*) FROM {part}")).await?;
     let figures = size(format!("SELECT sum(octet_length(figures))::bigint FROM {part}")).await?;
+    let hops =
+        size(format!("SELECT sum(cardinality(p.hops))::bigint FROM {part} r JOIN trace_paths p ON p.id = r.path_id"))
+            .await?;
+    let silent = size(format!(
+        "SELECT count(*) FROM {part} r JOIN trace_paths p ON p.id = r.path_id, unnest(p.hops) h WHERE h = ''"
+    ))
+    .await?;
     let hourly = size(total("trace_hourly")).await?;
     let hourly_rows = size("SELECT count(*) FROM trace_hourly".into()).await?;
     let paths = size(total("trace_paths")).await?;
@@ -524,7 +531,7 @@ async fn sizes(pool: &PgPool, day: NaiveDate) -> BoxResult<Value> {
     let hourly_compact = size(total("trace_hourly")).await?;
     Ok(json!({
         "partition": part, "runs_total": part_total, "runs_heap": part_heap, "runs_index": part_index,
-        "runs_toast": part_toast, "runs_rows": rows, "figures_bytes": figures, "hourly": hourly,
+        "runs_toast": part_toast, "runs_rows": rows, "figures_bytes": figures, "hops": hops, "silent_hops": silent, "hourly": hourly,
         "hourly_compact": hourly_compact, "hourly_rows": hourly_rows, "paths": paths, "path_rows": path_rows,
         "events": events, "event_rows": event_rows, "pairs": pairs,
     }))
