@@ -11,7 +11,7 @@
 # section (and its rows of the Targets table) into BENCH_OUT and leaves the rest of the page.
 #
 # Knobs (environment):
-#   BENCH_ONLY           sections to run, of "parse ingest probe topology report trace" (default all),
+#   BENCH_ONLY           sections to run, of "parse ingest probe topology report trace paths" (default all),
 #                        e.g. BENCH_ONLY=topology BENCH_OUT=/tmp/b.md bash bench/run.sh, or as root
 #                        BENCH_ONLY=trace bash bench/run.sh (trace is skipped, saying so, when not root)
 #   BENCH_DIR            scratch directory (default ${TMPDIR:-/tmp}/edgewatch-bench)
@@ -49,11 +49,11 @@ INGEST_FLAVOUR=${BENCH_INGEST_FLAVOUR:-auth-console}
 REPS=${BENCH_REPS:-5}
 PY_REPS=${BENCH_PY_REPS:-2}
 OUT=${BENCH_OUT:-docs/BENCHMARKS.md}
-ONLY=" ${BENCH_ONLY:-parse ingest probe topology report trace} "
+ONLY=" ${BENCH_ONLY:-parse ingest probe topology report trace paths} "
 ONLY=${ONLY//,/ }
 for section in $ONLY; do
-  case $section in parse | ingest | probe | topology | report | trace) ;; *)
-    echo "BENCH_ONLY: unknown section $section (sections: parse ingest probe topology report trace)" >&2
+  case $section in parse | ingest | probe | topology | report | trace | paths) ;; *)
+    echo "BENCH_ONLY: unknown section $section (sections: parse ingest probe topology report trace paths)" >&2
     exit 2
     ;;
   esac
@@ -332,6 +332,12 @@ if want trace; then
   fi
 fi
 
+# The path history store: a day of traces at the operators' scale (its own script, its own cluster).
+if want paths; then
+  say "paths: one day of traces through record_runs, its bytes; route diff over it"
+  run bash bench/paths_store.sh "$RESULTS" >&2
+fi
+
 say "report: $OUT"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/loadavg-end.txt" 2>/dev/null || true
 if [ "$TRACE_ALONE" = 1 ]; then
@@ -343,5 +349,6 @@ else
     BENCH_TOPO_REPS=$TOPO_REPS
   python3 bench/report.py "$RESULTS" "$OUT"
   if want probe; then python3 bench/probe_report.py "$RESULTS" "$PROBE_SECS" "$PROBE_INTERVAL" >>"$OUT"; fi
+  if want paths; then python3 bench/paths_store_section.py "$RESULTS" >>"$OUT"; fi
 fi
 echo "wrote $OUT in $(( $(date +%s) - STARTED )) s" >&2
