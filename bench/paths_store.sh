@@ -50,6 +50,8 @@ BENCH=$ROOT/target/release/examples/paths_store_bench
 FLEET=$BENCH_DIR/paths-fleet
 OUT=$RESULTS/paths-store
 STARTED=$(date +%s)
+# How this run was asked for, for the report: the knobs set, then the script.
+INVOCATION="$(env | grep -E '^BENCH_(DIR|SEED|PATHS_[A-Z]+)=' | sort | tr '\n' ' ')bash bench/paths_store.sh"
 
 say() { printf '\n== paths bench: %s\n' "$*" >&2; }
 die() { echo "paths bench: $*" >&2; exit 1; }
@@ -205,10 +207,10 @@ run "$EDGEWATCH" --data-dir "$PGDIR" db stop >&2
 cut -d' ' -f1-3 /proc/loadavg >"$OUT/loadavg-end.txt" 2>/dev/null || true
 
 python3 - "$OUT" "$RESULTS/paths-store.json" "$STORAGE" "$PGDIR" "$LINES" "$(( $(date +%s) - STARTED ))" \
-  "$ROOT/" "$BENCH_DIR" <<'PY'
-import json, re, sys
+  "$ROOT/" "$BENCH_DIR" "$INVOCATION" <<'PY'
+import json, os, re, subprocess, sys
 
-out, dest, storage, pgdir, lines, secs, root, bench_dir = sys.argv[1:]
+out, dest, storage, pgdir, lines, secs, root, bench_dir, invocation = sys.argv[1:]
 text = open(f"{out}/time-write.txt").read()
 
 
@@ -239,6 +241,13 @@ result = {
     "pg_dir": pgdir.replace(bench_dir, "$BENCH_DIR"),
     "loadavg": [open(f"{out}/loadavg-{w}.txt").read().strip() for w in ("start", "end")],
     "seconds": int(secs),
+    "invocation": invocation,
+    "machine": {
+        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "postgres": subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip(),
+    },
     "commands": commands,
 }
 json.dump(result, open(dest, "w"), indent=1)

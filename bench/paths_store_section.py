@@ -86,6 +86,7 @@ def section(d):
     f = figures(d)
     w, s, p, wp = f["w"], f["s"], f["p"], d["write_process"]
     sample, dns = d["write"]["sample"], d["dns_pairs"]
+    m = d.get("machine") or {}
     L = []
     o = L.append
     o("## Path history store")
@@ -95,8 +96,10 @@ def section(d):
       f"{d['write']['seed']}: 6 DCs, 1,000 hosts, 5,000 containers) loaded as the ingest benchmark loads it "
       f"(`cmdb import` of the inventory, `dns ingest` of {n(d['dns_lines'])} lines), the host pairs "
       "`graph_store::paths::sync_pairs` keeps from it, then one day of trace runs written through "
-      "`record_runs`, and `route diff` over that day. The embedded cluster's data was on "
-      f"{d['pg_storage']} (`{d['pg_dir']}`), PostgreSQL on the same 2 cores, release build. Load average "
+      "`record_runs`, and `route diff` over that day. The embedded cluster "
+      f"({m.get('postgres', '?').replace('psql (PostgreSQL)', 'PostgreSQL')}) kept its data on {d['pg_storage']} "
+      f"(`{d['pg_dir']}`) and ran on the same machine as the writer ({m.get('cores', '?')} cores, "
+      f"{m.get('cpu', '?')}, {m.get('memory_gib', '?')} GiB); release build. Load average "
       f"(1, 5, 15 min) at start / end: {d['loadavg'][0]} / {d['loadavg'][1]}; the whole benchmark took "
       f"{d['seconds']} s.")
     o("")
@@ -292,8 +295,9 @@ def targets_table(d, f):
 
 
 def commands(d):
-    L = ["The commands (`$BENCH_DIR` as in `bench/run.sh`; `bash bench/paths_store.sh` runs them all, "
-         "`BENCH_ONLY=paths bash bench/run.sh` too):", "", "```sh"]
+    L = ["Reproduce (`BENCH_ONLY=paths bash bench/run.sh` runs the same inside `make bench`):", "", "```sh",
+         d.get("invocation", "bash bench/paths_store.sh"), "```", "",
+         "which runs (`$BENCH_DIR` as in `bench/run.sh`):", "", "```sh"]
     L.extend(d["commands"])
     L.extend(["```", ""])
     return L
