@@ -51,7 +51,7 @@ FLEET=$BENCH_DIR/paths-fleet
 OUT=$RESULTS/paths-store
 STARTED=$(date +%s)
 # How this run was asked for, for the report: the knobs set, then the script.
-INVOCATION="$(env | grep -E '^BENCH_(DIR|SEED|PATHS_[A-Z]+)=' | sort | tr '\n' ' ')bash bench/paths_store.sh"
+INVOCATION="$({ env | grep -E '^BENCH_(DIR|SEED|PATHS_[A-Z]+)=' || true; } | sort | tr '\n' ' ')bash bench/paths_store.sh"
 
 say() { printf '\n== paths bench: %s\n' "$*" >&2; }
 die() { echo "paths bench: $*" >&2; exit 1; }
@@ -158,10 +158,12 @@ echo "$pg0 $pg1" >"$OUT/pg-cpu-write.txt"
 
 # The story pair the writer chose: a cross-DC pair whose route changed, windows before,
 # during and after.
-read -r SRC DST AT1 AT2 AT3 PAIR_ID < <(python3 -c '
+story=$(python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))["diff_pair"]
-print(d["src"], d["dst"], *d["at"], d["pair_id"])' "$OUT/write.json")
+print(d["src"], d["dst"], *d["at"], d["pair_id"]) if d else None' "$OUT/write.json")
+[ -n "$story" ] || die "no pair of the sample changed route during the day: lower BENCH_PATHS_SAMPLE"
+read -r SRC DST AT1 AT2 AT3 PAIR_ID <<<"$story"
 say "route diff $SRC $DST --at $AT1 --at $AT2 --at $AT3 --window 5m, $REPS times each (CLI, API)"
 diff_cmd=("$EDGEWATCH" --database-url "$URL" route diff "$SRC" "$DST" --at "$AT1" --at "$AT2" --at "$AT3" \
   --window 5m --format json)
