@@ -244,6 +244,9 @@ result = {
     "loadavg": [open(f"{out}/loadavg-{w}.txt").read().strip() for w in ("start", "end")],
     "seconds": int(secs),
     "invocation": invocation,
+    "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    + (" + uncommitted changes" if subprocess.run(["git", "status", "--porcelain"], capture_output=True,
+                                                  text=True).stdout.strip() else ""),
     "machine": {
         "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
         "cores": os.cpu_count(),

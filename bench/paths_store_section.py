@@ -99,7 +99,8 @@ def section(d):
       "`record_runs`, and `route diff` over that day. The embedded cluster "
       f"({m.get('postgres', '?').replace('psql (PostgreSQL)', 'PostgreSQL')}) kept its data on {d['pg_storage']} "
       f"(`{d['pg_dir']}`) and ran on the same machine as the writer ({m.get('cores', '?')} cores, "
-      f"{m.get('cpu', '?')}, {m.get('memory_gib', '?')} GiB); release build. Load average "
+      f"{m.get('cpu', '?')}, {m.get('memory_gib', '?')} GiB); release build of commit {d.get('commit', '?')}. "
+      "Load average "
       f"(1, 5, 15 min) at start / end: {d['loadavg'][0]} / {d['loadavg'][1]}; the whole benchmark took "
       f"{d['seconds']} s.")
     o("")
