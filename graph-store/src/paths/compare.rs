@@ -180,14 +180,16 @@ fn as_hop(h: &WindowHop) -> Hop {
     }
 }
 
-fn min_opt(a: Option<f32>, b: Option<f32>) -> Option<f32> {
+/// The smaller of two optional figures (either may be missing).
+pub(super) fn min_opt(a: Option<f32>, b: Option<f32>) -> Option<f32> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
 }
 
-fn max_opt(a: Option<f32>, b: Option<f32>) -> Option<f32> {
+/// The larger of two optional figures (either may be missing).
+pub(super) fn max_opt(a: Option<f32>, b: Option<f32>) -> Option<f32> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),

@@ -64,7 +64,7 @@ pub async fn evidence(
               pairs AS ( \
                   SELECT r.i, min(r.since) AS since, p.id, p.src, p.dst FROM refs r \
                   JOIN nodes s ON s.name = r.src \
-                  JOIN addresses a ON host(a.ip) = r.dst_ip AND a.retired_at IS NULL \
+                  JOIN addresses a ON a.ip = r.dst_ip::inet AND a.retired_at IS NULL \
                   JOIN nodes d ON d.id = a.node_id \
                   JOIN trace_pairs p ON p.src = s.host AND p.dst = d.host \
                   GROUP BY r.i, p.id, p.src, p.dst) \

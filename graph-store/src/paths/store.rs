@@ -12,6 +12,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::algo::{LossConfig, LossEvent, LossTracker, RouteConfig, RouteEvent, RouteTracker, Run};
+use super::compare::{max_opt, min_opt};
 use super::packed::{self, StoredPath};
 use crate::rollup::hour_of;
 use crate::{Error, Result};
@@ -472,8 +473,8 @@ async fn add_hourly(conn: &mut PgConnection, records: &[&TraceRecord]) -> Result
             s.runs += 1;
             s.sent += hop.sent as i32;
             s.received += hop.received as i32;
-            s.min = opt_min(s.min, hop.rtt_best_ms);
-            s.max = opt_max(s.max, hop.rtt_worst_ms);
+            s.min = min_opt(s.min, hop.rtt_best_ms);
+            s.max = max_opt(s.max, hop.rtt_worst_ms);
             if let Some(avg) = hop.rtt_avg_ms {
                 s.sum += f64::from(avg) * f64::from(hop.received);
                 s.n += hop.received as i32;
@@ -509,20 +510,6 @@ async fn add_hourly(conn: &mut PgConnection, records: &[&TraceRecord]) -> Result
     .await
     .map_err(Error::sql("writing trace rollups"))?;
     Ok(())
-}
-
-fn opt_min(a: Option<f32>, b: Option<f32>) -> Option<f32> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-fn opt_max(a: Option<f32>, b: Option<f32>) -> Option<f32> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 /// A route_events row.
