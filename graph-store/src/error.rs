@@ -69,6 +69,14 @@ pub enum Error {
         #[source]
         source: crate::paths::packed::UnpackError,
     },
+    /// A stored hour block of a pair's trace runs could not be read back.
+    #[error("the stored trace runs of pair {pair_id} in the hour from {hour}: {source}")]
+    StoredBlock {
+        pair_id: i64,
+        hour: chrono::DateTime<chrono::Utc>,
+        #[source]
+        source: crate::paths::block::BlockError,
+    },
     /// A published link names a container the graph does not have.
     #[error("{origin}: field `container`: unknown container {name:?} (not in the inventory, or retired)")]
     UnknownContainer { name: String, origin: String },

@@ -8,14 +8,18 @@
 //! - `owners` (pure): the `[owners]` prefix table (longest prefix wins) and the ASN table
 //!   (iptoasn's `ip2asn-combined.tsv`).
 //! - `packed` (pure): how a run is kept — its path once, its per-hop figures packed.
+//! - `block` (pure): an hour of a pair's runs in one row, and the hour's per-TTL rollup.
 //! - `read`: a pair by the names operators use, its runs in a window, the events.
-//! - `store`: which pairs are traced and when; recording runs with their rollups, the
-//!   trackers' state and their events.
+//! - `store`: which pairs are traced and when; recording runs with the trackers' state
+//!   and their events.
+//! - `compact`: a pair's runs of a past hour into one block, with the hour's rollup.
 //! - `evidence`: what the traces say about an incident's host pairs.
 //! - `asn` (SQL): the imported ASN table — replacing it whole, looking addresses up.
 
 mod algo;
 mod asn;
+pub mod block;
+mod compact;
 mod compare;
 mod evidence;
 mod owners;
@@ -28,6 +32,7 @@ pub use algo::{
     LossEvent, LossTracker, PathShape, RouteChange, RouteConfig, RouteEvent, RouteTracker, Run, MAX_RUNS,
 };
 pub use asn::{import as import_asn_table, lookup as lookup_asns, status as asn_status, AsnImport, ImportSummary};
+pub use compact::{compact_runs, CompactTotals};
 pub use compare::{diff, summarize, DiffRules, HopDiff, HopStatus, Window, WindowDiff, WindowHop};
 pub use evidence::{evidence, EvidenceRef, PathEvidence};
 pub use owners::{parse_asn_table, AsnError, AsnInfo, AsnProblem, AsnTable, OwnerError, Owners};

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, SubsecRound, TimeZone, Utc};
 use graph_store::cmdb::{apply_inventory, apply_links, lock_graph};
 use graph_store::model::{ContainerRecord, Inventory, Link, LinkSet};
 use graph_store::paths::{self, EventFilter, ExternalTarget, Hop, PairSchedule, Run, TraceRecord, Tracer, TrackConfig};
@@ -173,16 +173,10 @@ async fn runs_are_stored_once_and_a_held_change_is_one_event() {
     assert!(paths::events(&db.pool, &f(&["C"])).await.unwrap().is_empty());
     assert!(paths::events(&db.pool, &f(&["A", "A"])).await.unwrap().is_empty(), "A to A: within a DC");
 
-    // The runs come back whole, in order; the rollups counted each stored run once.
+    // The runs come back whole, in order.
     let runs = paths::runs_between(&db.pool, pair.id, at(0), at(13)).await.unwrap();
     assert_eq!(runs.len(), 7);
     assert_eq!(runs[3], run(6, &NEW));
-    let (n, sent): (i64, i64) =
-        sqlx::query_as("SELECT sum(runs)::bigint, sum(sent)::bigint FROM trace_hourly WHERE ttl = 1")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-    assert_eq!((n, sent), (7, 21));
     let stored = paths::pair(&db.pool, pair.id).await.unwrap().unwrap();
     assert_eq!((stored.runs, stored.last_run_at), (7, Some(at(12))));
     assert_eq!(paths::counts(&db.pool).await.unwrap().events, [("changed".to_string(), 1)]);
@@ -206,9 +200,100 @@ async fn old_trace_partitions_go() {
     let db = TestDb::new().await;
     execute(&db.pool, "SELECT edgewatch_ensure_trace_partitions(current_date - 20, 3)").await;
     let dropped = paths::drop_old_partitions(&db.pool, 14).await.unwrap();
-    assert_eq!(dropped.len(), 3);
-    assert!(dropped.iter().all(|n| n.starts_with("trace_runs_")));
+    assert_eq!(dropped.len(), 6, "{dropped:?}");
+    assert_eq!(dropped.iter().filter(|n| n.starts_with("trace_runs_")).count(), 3, "{dropped:?}");
+    assert_eq!(dropped.iter().filter(|n| n.starts_with("trace_blocks_")).count(), 3, "{dropped:?}");
     assert!(paths::drop_old_partitions(&db.pool, 14).await.unwrap().is_empty());
+}
+
+/// The pair h1 → h2 and its runs at these minutes after 16:00 (the same path).
+async fn pair_with_runs(db: &TestDb, minutes: &[i64]) -> (i64, Vec<Run>) {
+    graph(db, false).await;
+    paths::sync_pairs(&db.pool, &PairSchedule::default()).await.unwrap();
+    let pair = paths::find_pairs(&db.pool, "h1", "h2").await.unwrap().remove(0);
+    let runs: Vec<Run> = minutes.iter().map(|&m| run(m, &OLD)).collect();
+    let records: Vec<TraceRecord> = runs.iter().map(|r| TraceRecord { pair_id: pair.id, run: r.clone() }).collect();
+    paths::record_runs(&db.pool, &records, &TrackConfig::default()).await.unwrap();
+    (pair.id, runs)
+}
+
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&db.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn compaction_moves_past_hours_into_blocks_and_reads_do_not_change() {
+    let db = TestDb::new().await;
+    // Two runs in the hour from 16:00, two in the next (one at its very start).
+    let (pair, _) = pair_with_runs(&db, &[0, 58, 60, 75]).await;
+    let before = paths::runs_between(&db.pool, pair, at(-60), at(120)).await.unwrap();
+    assert_eq!(before.len(), 4);
+    let last = paths::last_run_before(&db.pool, pair, at(59)).await.unwrap();
+
+    // Only the hour before 17:00 goes: the next is still running.
+    let done = paths::compact_runs(&db.pool, at(60), Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!((done.runs, done.blocks, done.duplicates), (2, 1, 0));
+    assert_eq!(count(&db, "SELECT count(*) FROM trace_runs").await, 2);
+    assert_eq!(count(&db, "SELECT count(*) FROM trace_blocks").await, 1);
+    assert_eq!(paths::runs_between(&db.pool, pair, at(-60), at(120)).await.unwrap(), before);
+    assert_eq!(paths::runs_between(&db.pool, pair, at(58), at(61)).await.unwrap(), before[1..3]);
+    assert_eq!(paths::last_run_before(&db.pool, pair, at(59)).await.unwrap(), last);
+    assert_eq!(paths::run_after(&db.pool, pair, at(0)).await.unwrap().map(|r| r.at), Some(at(58)));
+    assert_eq!(paths::run_after(&db.pool, pair, at(58)).await.unwrap().map(|r| r.at), Some(at(60)));
+
+    // The hour's rollup, written once: TTL 1 of 2 runs of 3 probes, 10 ms each.
+    let data: Vec<u8> = sqlx::query_scalar("SELECT data FROM trace_hourly WHERE pair_id = $1 AND hour = $2")
+        .bind(pair as i32)
+        .bind(at(0))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let ttls = paths::block::decode_rollup(&data).unwrap();
+    assert_eq!(ttls.len(), 4);
+    assert_eq!((ttls[0].runs, ttls[0].sent, ttls[0].received, ttls[0].rtt_avg_ms), (2, 6, 6, Some(10.0)));
+
+    // A resend of a compacted run is not stored again; a late run of that hour joins its
+    // block at the next compaction, with its rollup.
+    let cfg = TrackConfig::default();
+    let late = [TraceRecord { pair_id: pair, run: run(0, &OLD) }, TraceRecord { pair_id: pair, run: run(30, &OLD) }];
+    assert_eq!(paths::record_runs(&db.pool, &late, &cfg).await.unwrap().runs, 1);
+    let done = paths::compact_runs(&db.pool, at(120), Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!((done.runs, done.blocks), (3, 2));
+    assert_eq!(count(&db, "SELECT count(*) FROM trace_runs").await, 0);
+    let runs: Vec<DateTime<Utc>> =
+        paths::runs_between(&db.pool, pair, at(-60), at(120)).await.unwrap().iter().map(|r| r.at).collect();
+    assert_eq!(runs, [at(0), at(30), at(58), at(60), at(75)]);
+    assert_eq!(count(&db, "SELECT sum(runs)::bigint FROM trace_hourly").await, 5);
+    assert_eq!(count(&db, "SELECT sum(runs)::bigint FROM trace_blocks").await, 5);
+    // Nothing left to do.
+    let done = paths::compact_runs(&db.pool, at(120), Duration::from_secs(30)).await.unwrap();
+    assert_eq!(done.map(|d| d.runs), Some(0));
+}
+
+#[tokio::test]
+async fn a_compactor_at_work_is_not_joined_and_emptied_run_partitions_go() {
+    let db = TestDb::new().await;
+    let (pair, _) = pair_with_runs(&db, &[0]).await;
+    // Another compactor holds the lock: this one does nothing, and says so.
+    let mut other = db.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('edgewatch:trace compaction'))")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    assert_eq!(paths::compact_runs(&db.pool, at(60), Duration::from_secs(5)).await.unwrap(), None);
+    other.rollback().await.unwrap();
+
+    // Runs of a day long past, not compacted yet: their partition stays until they are.
+    let old = (Utc::now() - chrono::Duration::days(5)).trunc_subsecs(0);
+    let rec = TraceRecord { pair_id: pair, run: Run { at: old, ..run(0, &OLD) } };
+    paths::record_runs(&db.pool, &[rec], &TrackConfig::default()).await.unwrap();
+    let day = format!("trace_runs_{}", old.format("%Y%m%d"));
+    assert!(!paths::drop_old_partitions(&db.pool, 14).await.unwrap().contains(&day));
+    paths::compact_runs(&db.pool, at(60).max(Utc::now()), Duration::from_secs(30)).await.unwrap();
+    let dropped = paths::drop_old_partitions(&db.pool, 14).await.unwrap();
+    assert!(dropped.contains(&day), "{dropped:?}");
+    assert!(dropped.iter().all(|n| n.starts_with("trace_runs_")), "blocks within retention stay: {dropped:?}");
+    assert_eq!(paths::runs_between(&db.pool, pair, old, old + chrono::Duration::seconds(1)).await.unwrap().len(), 1);
 }
 
 #[tokio::test]

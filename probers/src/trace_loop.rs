@@ -367,14 +367,25 @@ impl TraceLoop {
     }
 }
 
-/// Pairs from the graph, and day partitions ahead for their runs.
+/// Pairs from the graph, day partitions ahead for their runs, and the runs of hours over
+/// (for ten minutes: late runs still come) compacted into hour blocks.
 pub async fn upkeep_pairs(pool: &PgPool, schedule: &PairSchedule) -> graph_store::Result<()> {
     let (added, retired) = store::sync_pairs(pool, schedule).await?;
     if added + retired > 0 {
         tracing::info!(added, retired, "trace pairs follow the graph");
     }
-    store::ensure_partitions(pool).await
+    store::ensure_partitions(pool).await?;
+    let before = graph_store::rollup::hour_of(chrono::Utc::now() - chrono::Duration::minutes(10));
+    if let Some(done) = store::compact_runs(pool, before, COMPACT_BUDGET).await? {
+        if done.runs > 0 {
+            tracing::info!(runs = done.runs, blocks = done.blocks, "trace runs compacted into hour blocks");
+        }
+    }
+    Ok(())
 }
+
+/// At most this long compacting per upkeep (the rest waits for the next).
+const COMPACT_BUDGET: Duration = Duration::from_secs(20);
 
 /// Raw runs past `keep_days` and hourly rollups past `hourly_keep_days` go.
 pub async fn retention(pool: &PgPool, keep_days: u32, hourly_keep_days: u32) -> graph_store::Result<()> {

@@ -1,14 +1,16 @@
 //! The path history's reads: finding a pair by the names an operator knows (a node, a
-//! host, an external target, an address), its runs in a window, the route events, and the
-//! counts /metrics shows.
+//! host, an external target, an address), its runs in a window (from the hour blocks and
+//! the runs not compacted yet), the route events, and the counts /metrics shows.
 
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 
 use super::algo::Run;
+use super::block::{self, BlockRun};
 use super::packed::{self, StoredPath};
 use crate::{Error, Result};
 
@@ -99,11 +101,28 @@ pub async fn pair(pool: &PgPool, id: i64) -> Result<Option<PairInfo>> {
     Ok(row.as_ref().map(pair_of))
 }
 
-/// The pair's runs with `from <= at < to`, oldest first.
+/// The pair's runs with `from <= at < to`, oldest first: those of hours compacted into
+/// blocks, and those still in `trace_runs` (the running hour, and late ones).
 pub async fn runs_between(pool: &PgPool, pair_id: i64, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Run>> {
-    let rows = sqlx::query(
-        "SELECT r.at, p.hops, p.reached, r.figures FROM trace_runs r JOIN trace_paths p ON p.id = r.path_id \
-         WHERE r.pair_id = $1 AND r.at >= $2 AND r.at < $3 ORDER BY r.at",
+    let mut stored: Vec<BlockRun> = Vec::new();
+    let blocks = sqlx::query(
+        "SELECT hour, data FROM trace_blocks WHERE pair_id = $1 AND hour > $2 - interval '1 hour' AND hour < $3 \
+         ORDER BY hour",
+    )
+    .bind(pair_id as i32)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+    .map_err(Error::sql("reading trace blocks"))?;
+    for r in &blocks {
+        let hour: DateTime<Utc> = r.get("hour");
+        let runs = block::decode(hour, r.get::<&[u8], _>("data"))
+            .map_err(|source| Error::StoredBlock { pair_id, hour, source })?;
+        stored.extend(runs.into_iter().filter(|r| r.at >= from && r.at < to));
+    }
+    let recent = sqlx::query(
+        "SELECT at, path_id, figures FROM trace_runs WHERE pair_id = $1 AND at >= $2 AND at < $3 ORDER BY at",
     )
     .bind(pair_id as i32)
     .bind(from)
@@ -111,39 +130,83 @@ pub async fn runs_between(pool: &PgPool, pair_id: i64, from: DateTime<Utc>, to: 
     .fetch_all(pool)
     .await
     .map_err(Error::sql("reading trace runs"))?;
-    rows.iter()
+    stored.extend(recent.iter().map(|r| BlockRun {
+        at: r.get("at"),
+        path_id: i64::from(r.get::<i32, _>("path_id")),
+        figures: r.get("figures"),
+    }));
+    let stored = block::merge(stored);
+    let mut conn = pool.acquire().await.map_err(Error::sql("reading trace paths"))?;
+    let ids: Vec<i64> = stored.iter().map(|r| r.path_id).collect::<HashSet<_>>().into_iter().collect();
+    let paths = paths_by_id(&mut conn, &ids).await?;
+    stored
+        .iter()
         .map(|r| {
-            let at: DateTime<Utc> = r.get("at");
-            let path = StoredPath { hops: r.get("hops"), reached: r.get("reached") };
-            packed::unpack(at, &path, r.get::<&[u8], _>("figures")).map_err(|source| Error::StoredRun {
+            let path = paths.get(&r.path_id).ok_or(Error::StoredBlock {
                 pair_id,
-                at,
-                source,
-            })
+                hour: block::hour_of(r.at),
+                source: block::BlockError::MissingPath(r.path_id),
+            })?;
+            packed::unpack(r.at, path, &r.figures).map_err(|source| Error::StoredRun { pair_id, at: r.at, source })
         })
         .collect()
 }
 
+/// The stored paths of `ids`.
+pub(crate) async fn paths_by_id(conn: &mut PgConnection, ids: &[i64]) -> Result<HashMap<i64, StoredPath>> {
+    let rows = sqlx::query("SELECT id, hops, reached FROM trace_paths WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+        .map_err(Error::sql("reading trace paths"))?;
+    Ok(rows.iter().map(|r| (r.get("id"), StoredPath { hops: r.get("hops"), reached: r.get("reached") })).collect())
+}
+
+/// The times of the pair's runs in the blocks of up to two hours from the one holding
+/// `at`, forward (`later`) or back.
+async fn block_times(pool: &PgPool, pair_id: i64, at: DateTime<Utc>, later: bool) -> Result<Vec<DateTime<Utc>>> {
+    let sql = if later {
+        "SELECT hour, data FROM trace_blocks WHERE pair_id = $1 AND hour >= date_trunc('hour', $2) ORDER BY hour LIMIT 2"
+    } else {
+        "SELECT hour, data FROM trace_blocks WHERE pair_id = $1 AND hour <= $2 ORDER BY hour DESC LIMIT 2"
+    };
+    let rows =
+        sqlx::query(sql).bind(pair_id as i32).bind(at).fetch_all(pool).await.map_err(Error::sql("reading trace blocks"))?;
+    let mut times = Vec::new();
+    for r in &rows {
+        let hour: DateTime<Utc> = r.get("hour");
+        let runs = block::decode(hour, r.get::<&[u8], _>("data"))
+            .map_err(|source| Error::StoredBlock { pair_id, hour, source })?;
+        times.extend(runs.iter().map(|r| r.at));
+    }
+    Ok(times)
+}
+
 /// The pair's first run after `after`, if there is one yet.
 pub async fn run_after(pool: &PgPool, pair_id: i64, after: DateTime<Utc>) -> Result<Option<Run>> {
-    let at: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT min(at) FROM trace_runs WHERE pair_id = $1 AND at > $2")
-        .bind(pair_id as i32)
-        .bind(after)
-        .fetch_one(pool)
-        .await
-        .map_err(Error::sql("waiting for a trace run"))?;
-    let Some(at) = at else { return Ok(None) };
+    let recent: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT min(at) FROM trace_runs WHERE pair_id = $1 AND at > $2")
+            .bind(pair_id as i32)
+            .bind(after)
+            .fetch_one(pool)
+            .await
+            .map_err(Error::sql("waiting for a trace run"))?;
+    let compacted = block_times(pool, pair_id, after, true).await?.into_iter().filter(|t| *t > after).min();
+    let Some(at) = recent.into_iter().chain(compacted).min() else { return Ok(None) };
     Ok(runs_between(pool, pair_id, at, at + chrono::Duration::microseconds(1)).await?.pop())
 }
 
 /// The time of the pair's last run at or before `at`.
 pub async fn last_run_before(pool: &PgPool, pair_id: i64, at: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
-    sqlx::query_scalar("SELECT max(at) FROM trace_runs WHERE pair_id = $1 AND at <= $2")
-        .bind(pair_id as i32)
-        .bind(at)
-        .fetch_one(pool)
-        .await
-        .map_err(Error::sql("finding a pair's last trace run"))
+    let recent: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT max(at) FROM trace_runs WHERE pair_id = $1 AND at <= $2")
+            .bind(pair_id as i32)
+            .bind(at)
+            .fetch_one(pool)
+            .await
+            .map_err(Error::sql("finding a pair's last trace run"))?;
+    let compacted = block_times(pool, pair_id, at, false).await?.into_iter().filter(|t| *t <= at).max();
+    Ok(recent.into_iter().chain(compacted).max())
 }
 
 /// A route event as the questions show it.

@@ -1,7 +1,7 @@
 //! The path history's writes: which host pairs are traced and when (kept from the graph,
 //! plus the configured external targets), handing due pairs to tracers, and recording
-//! runs — each path once, the runs packed, the hourly per-hop rollups, and the route and
-//! loss trackers' state and events, all in one transaction per batch.
+//! runs — each path once, the runs packed, and the route and loss trackers' state and
+//! events, all in one transaction per batch. Compaction into hour blocks: `compact`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
@@ -11,10 +11,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Row};
 
+use super::compact::in_blocks;
 use super::algo::{LossConfig, LossEvent, LossTracker, RouteConfig, RouteEvent, RouteTracker, Run};
-use super::compare::{max_opt, min_opt};
 use super::packed::{self, StoredPath};
-use crate::rollup::hour_of;
 use crate::{Error, Result};
 
 /// How often pairs are traced.
@@ -311,8 +310,8 @@ pub struct RecordTotals {
     pub unknown: u64,
 }
 
-/// Records runs: paths, runs, rollups, trackers and events in one transaction; the pairs'
-/// leases are released and their next trace set one interval (±10 %) on. Runs older than
+/// Records runs: paths, runs, trackers and events in one transaction (the hourly rollups
+/// are written by compaction, once the hour is over); the pairs' leases are released and their next trace set one interval (±10 %) on. Runs older than
 /// a pair's last recorded run (late resends) are stored but do not move its trackers.
 pub async fn record_runs(pool: &PgPool, records: &[TraceRecord], cfg: &TrackConfig) -> Result<RecordTotals> {
     if records.is_empty() {
@@ -329,7 +328,6 @@ pub async fn record_runs(pool: &PgPool, records: &[TraceRecord], cfg: &TrackConf
     let (path_ids, new_paths) = path_ids(&mut tx, &records).await?;
     let stored = insert_runs(&mut tx, &records, &path_ids).await?;
     let fresh: Vec<&TraceRecord> = records.iter().zip(&stored).filter(|(_, s)| **s).map(|(r, _)| *r).collect();
-    add_hourly(&mut tx, &fresh).await?;
     let (events, updates) = track(&fresh, states, cfg);
     insert_events(&mut tx, &events).await?;
     update_pairs(&mut tx, &pair_ids, &updates, &fresh).await?;
@@ -434,15 +432,19 @@ async fn insert_runs(conn: &mut PgConnection, records: &[&TraceRecord], path_ids
     .execute(&mut *conn)
     .await
     .map_err(Error::sql("creating trace history partitions"))?;
+    // A resend of a run its hour's block already holds is not stored again.
+    let keys: Vec<(i64, DateTime<Utc>)> = records.iter().map(|r| (r.pair_id, r.run.at)).collect();
+    let compacted = in_blocks(&mut *conn, &keys).await?;
+    let new: Vec<usize> = (0..records.len()).filter(|&i| !compacted.contains(&keys[i])).collect();
     let rows = sqlx::query(
         "INSERT INTO trace_runs (at, pair_id, path_id, figures) \
          SELECT * FROM UNNEST($1::timestamptz[], $2::int[], $3::int[], $4::bytea[]) \
          ON CONFLICT DO NOTHING RETURNING pair_id, at",
     )
-    .bind(records.iter().map(|r| r.run.at).collect::<Vec<_>>())
-    .bind(records.iter().map(|r| r.pair_id as i32).collect::<Vec<_>>())
-    .bind(path_ids.iter().map(|&id| id as i32).collect::<Vec<_>>())
-    .bind(records.iter().map(|r| packed::pack(&r.run)).collect::<Vec<_>>())
+    .bind(new.iter().map(|&i| records[i].run.at).collect::<Vec<_>>())
+    .bind(new.iter().map(|&i| records[i].pair_id as i32).collect::<Vec<_>>())
+    .bind(new.iter().map(|&i| path_ids[i] as i32).collect::<Vec<_>>())
+    .bind(new.iter().map(|&i| packed::pack(&records[i].run)).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await
     .map_err(Error::sql("writing trace runs"))?;
@@ -451,65 +453,6 @@ async fn insert_runs(conn: &mut PgConnection, records: &[&TraceRecord], path_ids
     let mut seen = HashSet::new();
     // A batch holding one run twice stores it once: the first copy counts.
     Ok(records.iter().map(|r| stored.contains(&(r.pair_id, r.run.at)) && seen.insert((r.pair_id, r.run.at))).collect())
-}
-
-/// One (hour, pair, TTL) rollup row being summed.
-#[derive(Default)]
-struct HourSum {
-    runs: i32,
-    sent: i32,
-    received: i32,
-    min: Option<f32>,
-    max: Option<f32>,
-    sum: f64,
-    n: i32,
-}
-
-async fn add_hourly(conn: &mut PgConnection, records: &[&TraceRecord]) -> Result<()> {
-    let mut sums: BTreeMap<(DateTime<Utc>, i64, u8), HourSum> = BTreeMap::new();
-    for r in records {
-        for hop in &r.run.hops {
-            let s = sums.entry((hour_of(r.run.at), r.pair_id, hop.ttl)).or_default();
-            s.runs += 1;
-            s.sent += hop.sent as i32;
-            s.received += hop.received as i32;
-            s.min = min_opt(s.min, hop.rtt_best_ms);
-            s.max = max_opt(s.max, hop.rtt_worst_ms);
-            if let Some(avg) = hop.rtt_avg_ms {
-                s.sum += f64::from(avg) * f64::from(hop.received);
-                s.n += hop.received as i32;
-            }
-        }
-    }
-    if sums.is_empty() {
-        return Ok(());
-    }
-    let col = |f: fn(&HourSum) -> i32| sums.values().map(f).collect::<Vec<i32>>();
-    sqlx::query(
-        "INSERT INTO trace_hourly AS h (hour, pair_id, ttl, runs, sent, received, rtt_min_ms, rtt_max_ms, \
-                                       rtt_sum_ms, rtt_n) \
-         SELECT * FROM UNNEST($1::timestamptz[], $2::int[], $3::smallint[], $4::int[], $5::int[], $6::int[], \
-                              $7::real[], $8::real[], $9::float8[], $10::int[]) \
-         ON CONFLICT (hour, pair_id, ttl) DO UPDATE SET runs = h.runs + excluded.runs, \
-             sent = h.sent + excluded.sent, received = h.received + excluded.received, \
-             rtt_min_ms = least(h.rtt_min_ms, excluded.rtt_min_ms), \
-             rtt_max_ms = greatest(h.rtt_max_ms, excluded.rtt_max_ms), \
-             rtt_sum_ms = h.rtt_sum_ms + excluded.rtt_sum_ms, rtt_n = h.rtt_n + excluded.rtt_n",
-    )
-    .bind(sums.keys().map(|k| k.0).collect::<Vec<_>>())
-    .bind(sums.keys().map(|k| k.1 as i32).collect::<Vec<_>>())
-    .bind(sums.keys().map(|k| i16::from(k.2)).collect::<Vec<_>>())
-    .bind(col(|s| s.runs))
-    .bind(col(|s| s.sent))
-    .bind(col(|s| s.received))
-    .bind(sums.values().map(|s| s.min).collect::<Vec<_>>())
-    .bind(sums.values().map(|s| s.max).collect::<Vec<_>>())
-    .bind(sums.values().map(|s| s.sum).collect::<Vec<_>>())
-    .bind(col(|s| s.n))
-    .execute(conn)
-    .await
-    .map_err(Error::sql("writing trace rollups"))?;
-    Ok(())
 }
 
 /// A route_events row.
@@ -742,33 +685,59 @@ pub async fn ensure_partitions(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
-/// Drops the day partitions of `trace_runs` older than `keep_days`; returns their names.
+/// Drops the day partitions of `trace_blocks` and `trace_runs` older than `keep_days`,
+/// and those of `trace_runs` before yesterday that compaction has emptied; returns their
+/// names.
 pub async fn drop_old_partitions(pool: &PgPool, keep_days: u32) -> Result<Vec<String>> {
-    let old: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+    let parts: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT c.relname, to_date(right(c.relname, 8), 'YYYYMMDD') < current_date - $1::int \
+         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
          JOIN pg_class p ON p.oid = i.inhparent \
-         WHERE p.relname = 'trace_runs' AND c.relname ~ '^trace_runs_[0-9]{8}$' \
-           AND to_date(substr(c.relname, 12), 'YYYYMMDD') < current_date - $1::int ORDER BY 1",
+         WHERE p.relname IN ('trace_runs', 'trace_blocks') AND c.relname ~ '^trace_(runs|blocks)_[0-9]{8}$' \
+           AND to_date(right(c.relname, 8), 'YYYYMMDD') < current_date - 1 ORDER BY 1",
     )
     .bind(keep_days as i32)
     .fetch_all(pool)
     .await
     .map_err(Error::sql("listing old trace partitions"))?;
-    for name in &old {
-        sqlx::query(&format!("DROP TABLE IF EXISTS \"{name}\""))
-            .execute(pool)
+    let mut dropped = Vec::new();
+    for (name, past_keep) in parts {
+        if !past_keep && !name.starts_with("trace_runs_") {
+            continue;
+        }
+        // Locked before it is looked at: a late run being stored there is waited for, and
+        // then keeps its partition.
+        let mut tx = pool.begin().await.map_err(Error::sql("dropping an old trace partition"))?;
+        sqlx::query(&format!("LOCK TABLE \"{name}\" IN ACCESS EXCLUSIVE MODE"))
+            .execute(&mut *tx)
             .await
             .map_err(Error::sql("dropping an old trace partition"))?;
+        let empty: bool = sqlx::query_scalar(&format!("SELECT NOT EXISTS (SELECT 1 FROM \"{name}\")"))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(Error::sql("checking an old trace partition"))?;
+        if past_keep || empty {
+            sqlx::query(&format!("DROP TABLE \"{name}\""))
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::sql("dropping an old trace partition"))?;
+            dropped.push(name);
+        }
+        tx.commit().await.map_err(Error::sql("dropping an old trace partition"))?;
     }
-    Ok(old)
+    Ok(dropped)
 }
 
 /// Deletes trace rollups older than `keep_days`; returns how many rows.
 pub async fn prune_hourly(pool: &PgPool, keep_days: u32) -> Result<u64> {
-    let done = sqlx::query("DELETE FROM trace_hourly WHERE hour < now() - make_interval(days => $1)")
-        .bind(keep_days as i32)
-        .execute(pool)
-        .await
-        .map_err(Error::sql("pruning trace rollups"))?;
-    Ok(done.rows_affected())
+    let mut pruned = 0;
+    for table in ["trace_hourly", "trace_hourly_v1"] {
+        let done = sqlx::query(&format!("DELETE FROM {table} WHERE hour < now() - make_interval(days => $1)"))
+            .bind(keep_days as i32)
+            .execute(pool)
+            .await
+            .map_err(Error::sql("pruning trace rollups"))?;
+        pruned += done.rows_affected();
+    }
+    Ok(pruned)
 }

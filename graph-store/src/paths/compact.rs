@@ -1,0 +1,234 @@
+//! Compaction: once an hour is over, each pair's runs of it move from `trace_runs` (a row
+//! per run) into one row of `trace_blocks`, and the hour's per-TTL rollup is written once
+//! to `trace_hourly` — what keeps a day of traces at the operators' scale within its
+//! budget (docs/BENCHMARKS.md, "Path history store"). A run that comes late (an agent's
+//! resend) is merged into its hour's block at the next compaction; a run already in the
+//! block is not kept twice. One compactor at a time (an advisory lock; the others skip).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Row};
+
+use super::block::{self, BlockRun};
+use super::packed::{self, StoredPath};
+use super::read::paths_by_id;
+use crate::{Error, Result};
+
+/// Runs moved per transaction.
+const BATCH: i64 = 20_000;
+
+/// What [`compact_runs`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactTotals {
+    /// Runs moved out of `trace_runs`.
+    pub runs: u64,
+    /// Blocks written (new, or merged with runs that came late).
+    pub blocks: u64,
+    /// Runs already in their block (resent), dropped.
+    pub duplicates: u64,
+}
+
+/// Moves the runs made before `before` into their hour blocks, a batch per transaction,
+/// until none is left or `budget` is spent. `None`: another process is compacting.
+/// Callers pass an hour's start some minutes past (runs of the running hour still come).
+pub async fn compact_runs(pool: &PgPool, before: DateTime<Utc>, budget: Duration) -> Result<Option<CompactTotals>> {
+    let started = Instant::now();
+    let mut totals = CompactTotals::default();
+    loop {
+        let mut tx = pool.begin().await.map_err(Error::sql("compacting trace runs"))?;
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('edgewatch:trace compaction'))")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(Error::sql("compacting trace runs"))?;
+        if !locked {
+            return Ok((totals.runs > 0).then_some(totals));
+        }
+        let done = compact_batch(&mut tx, before).await?;
+        tx.commit().await.map_err(Error::sql("compacting trace runs"))?;
+        totals.runs += done.runs;
+        totals.blocks += done.blocks;
+        totals.duplicates += done.duplicates;
+        if done.runs < BATCH as u64 || started.elapsed() >= budget {
+            return Ok(Some(totals));
+        }
+    }
+}
+
+/// A run taken out of `trace_runs`.
+struct Taken {
+    pair_id: i64,
+    at: DateTime<Utc>,
+    path_id: i64,
+    figures: Vec<u8>,
+}
+
+async fn compact_batch(conn: &mut PgConnection, before: DateTime<Utc>) -> Result<CompactTotals> {
+    let rows = sqlx::query(
+        "DELETE FROM trace_runs r USING (SELECT pair_id, at FROM trace_runs WHERE at < $1 LIMIT $2) d \
+         WHERE r.pair_id = d.pair_id AND r.at = d.at RETURNING r.pair_id, r.at, r.path_id, r.figures",
+    )
+    .bind(before)
+    .bind(BATCH)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::sql("taking trace runs to compact"))?;
+    if rows.is_empty() {
+        return Ok(CompactTotals::default());
+    }
+    let taken: Vec<Taken> = rows
+        .iter()
+        .map(|r| Taken {
+            pair_id: i64::from(r.get::<i32, _>("pair_id")),
+            at: r.get("at"),
+            path_id: i64::from(r.get::<i32, _>("path_id")),
+            figures: r.get("figures"),
+        })
+        .collect();
+    let mut hours: BTreeMap<(i64, DateTime<Utc>), Vec<Taken>> = BTreeMap::new();
+    for t in taken {
+        hours.entry((t.pair_id, block::hour_of(t.at))).or_default().push(t);
+    }
+    let existing = existing_blocks(conn, &hours).await?;
+    let mut path_ids: HashSet<i64> = hours.values().flatten().map(|t| t.path_id).collect();
+    path_ids.extend(existing.values().flatten().map(|r| r.path_id));
+    let paths = paths_by_id(&mut *conn, &path_ids.into_iter().collect::<Vec<_>>()).await?;
+    let mut written = Vec::with_capacity(hours.len());
+    let mut totals = CompactTotals { runs: rows.len() as u64, ..CompactTotals::default() };
+    for ((pair_id, hour), runs) in hours {
+        let fresh = runs.into_iter().map(|t| repack(t, &paths)).collect::<Result<Vec<_>>>()?;
+        let had = existing.get(&(pair_id, hour)).cloned().unwrap_or_default();
+        let count = had.len() + fresh.len();
+        let merged = block::merge(had.into_iter().chain(fresh));
+        totals.duplicates += (count - merged.len()) as u64;
+        let full = merged
+            .iter()
+            .map(|r| {
+                let path = paths.get(&r.path_id).ok_or(Error::StoredBlock {
+                    pair_id,
+                    hour,
+                    source: block::BlockError::MissingPath(r.path_id),
+                })?;
+                packed::unpack(r.at, path, &r.figures).map_err(|source| Error::StoredRun { pair_id, at: r.at, source })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let data = block::encode(hour, &merged).map_err(|source| Error::StoredBlock { pair_id, hour, source })?;
+        written.push((pair_id, hour, merged.len(), data, block::encode_rollup(&block::rollup(&full))));
+    }
+    totals.blocks = written.len() as u64;
+    write_blocks(conn, &written).await?;
+    Ok(totals)
+}
+
+/// A run's figures in the block's form (version 2; runs of version 1 are packed again).
+fn repack(t: Taken, paths: &HashMap<i64, StoredPath>) -> Result<BlockRun> {
+    if t.figures.first() == Some(&packed::VERSION) {
+        return Ok(BlockRun { at: t.at, path_id: t.path_id, figures: t.figures });
+    }
+    let path = paths.get(&t.path_id).ok_or(Error::StoredBlock {
+        pair_id: t.pair_id,
+        hour: block::hour_of(t.at),
+        source: block::BlockError::MissingPath(t.path_id),
+    })?;
+    let run = packed::unpack(t.at, path, &t.figures).map_err(|source| Error::StoredRun {
+        pair_id: t.pair_id,
+        at: t.at,
+        source,
+    })?;
+    Ok(BlockRun { at: t.at, path_id: t.path_id, figures: packed::pack(&run) })
+}
+
+/// The runs already in the blocks of these pairs and hours.
+async fn existing_blocks(
+    conn: &mut PgConnection,
+    hours: &BTreeMap<(i64, DateTime<Utc>), Vec<Taken>>,
+) -> Result<HashMap<(i64, DateTime<Utc>), Vec<BlockRun>>> {
+    let rows = sqlx::query(
+        "SELECT b.pair_id, b.hour, b.data FROM trace_blocks b \
+         JOIN UNNEST($1::int[], $2::timestamptz[]) AS k(pair_id, hour) ON b.pair_id = k.pair_id AND b.hour = k.hour",
+    )
+    .bind(hours.keys().map(|k| k.0 as i32).collect::<Vec<_>>())
+    .bind(hours.keys().map(|k| k.1).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::sql("reading trace blocks to merge"))?;
+    let mut out = HashMap::new();
+    for r in rows {
+        let (pair_id, hour) = (i64::from(r.get::<i32, _>("pair_id")), r.get("hour"));
+        let runs = block::decode(hour, r.get::<&[u8], _>("data"))
+            .map_err(|source| Error::StoredBlock { pair_id, hour, source })?;
+        out.insert((pair_id, hour), runs);
+    }
+    Ok(out)
+}
+
+/// Which of `runs` (pair, time) are already in their hour's block: a resend of a run
+/// compacted since.
+pub(crate) async fn in_blocks(
+    conn: &mut PgConnection,
+    runs: &[(i64, DateTime<Utc>)],
+) -> Result<HashSet<(i64, DateTime<Utc>)>> {
+    let keys: HashSet<(i64, DateTime<Utc>)> = runs.iter().map(|&(p, at)| (p, block::hour_of(at))).collect();
+    let rows = sqlx::query(
+        "SELECT b.pair_id, b.hour, b.data FROM trace_blocks b \
+         JOIN UNNEST($1::int[], $2::timestamptz[]) AS k(pair_id, hour) ON b.pair_id = k.pair_id AND b.hour = k.hour",
+    )
+    .bind(keys.iter().map(|k| k.0 as i32).collect::<Vec<_>>())
+    .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::sql("reading trace blocks"))?;
+    let mut found = HashSet::new();
+    for r in rows {
+        let (pair_id, hour) = (i64::from(r.get::<i32, _>("pair_id")), r.get("hour"));
+        let runs = block::decode(hour, r.get::<&[u8], _>("data"))
+            .map_err(|source| Error::StoredBlock { pair_id, hour, source })?;
+        found.extend(runs.into_iter().map(|r| (pair_id, r.at)));
+    }
+    Ok(found.into_iter().filter(|k| runs.contains(k)).collect())
+}
+
+type Written = (i64, DateTime<Utc>, usize, Vec<u8>, Vec<u8>);
+
+async fn write_blocks(conn: &mut PgConnection, written: &[Written]) -> Result<()> {
+    let days = written.iter().map(|w| w.1.date_naive());
+    let (first, last) = (days.clone().min(), days.max());
+    if let (Some(first), Some(last)) = (first, last) {
+        sqlx::query("SELECT edgewatch_ensure_trace_partitions($1::date, $2)")
+            .bind(first)
+            .bind((last - first).num_days() as i32 + 1)
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::sql("creating trace block partitions"))?;
+    }
+    let pair_ids: Vec<i32> = written.iter().map(|w| w.0 as i32).collect();
+    let hours: Vec<DateTime<Utc>> = written.iter().map(|w| w.1).collect();
+    let runs: Vec<i32> = written.iter().map(|w| w.2 as i32).collect();
+    sqlx::query(
+        "INSERT INTO trace_blocks (pair_id, hour, runs, data) \
+         SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::smallint[], $4::bytea[]) \
+         ON CONFLICT (pair_id, hour) DO UPDATE SET runs = excluded.runs, data = excluded.data",
+    )
+    .bind(&pair_ids)
+    .bind(&hours)
+    .bind(runs.iter().map(|&n| n.min(i32::from(i16::MAX)) as i16).collect::<Vec<_>>())
+    .bind(written.iter().map(|w| w.3.as_slice()).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::sql("writing trace blocks"))?;
+    sqlx::query(
+        "INSERT INTO trace_hourly (pair_id, hour, runs, data) \
+         SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::int[], $4::bytea[]) \
+         ON CONFLICT (pair_id, hour) DO UPDATE SET runs = excluded.runs, data = excluded.data",
+    )
+    .bind(&pair_ids)
+    .bind(&hours)
+    .bind(&runs)
+    .bind(written.iter().map(|w| w.4.as_slice()).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .map_err(Error::sql("writing trace rollups"))?;
+    Ok(())
+}
