@@ -6,8 +6,8 @@
 # (every DC has replicas of every shared service and the resolver takes the closest tier),
 # a links export joining each consumer to the replicas of its shared services in the other
 # five DCs; the pairs again; one day of trace runs at the schedule of issue 13 through
-# record_runs in batches (graph-store/examples/paths_store_bench.rs: rows/s, bytes of the
-# day's partition, rollups, paths and events); and `edgewatch route diff` over that day,
+# record_runs in batches, each hour compacted into hour blocks (graph-store/examples/
+# paths_store_bench.rs: runs/s, bytes of the day's blocks, rollups, paths and events); and `edgewatch route diff` over that day,
 # the whole command and through `serve`'s /api/v1/routes/diff, with EXPLAIN ANALYZE of the
 # runs query. Writes RESULTS_DIR/paths-store.json (bench/paths_store_section.py turns it
 # into the "Path history store" section of docs/BENCHMARKS.md).
@@ -79,8 +79,8 @@ say "release build"
 run cargo build --release --locked --bin edgewatch >&2
 run cargo build --release --locked -p graph-store --example paths_store_bench >&2
 
-# Where the cluster goes: ~280 bytes per run in its partition, ~650 more in the rollups as
-# written (the dead row versions of their upserts included, before vacuum catches up), the
+# Where the cluster goes: ~200 bytes per run in trace_runs until compacted (the day's
+# partition is not reused across hours before vacuum), ~100 in the blocks and rollups, the
 # pairs, WAL; 1.5 GB of headroom.
 need_mb=$(( 51000000 / SAMPLE * 1000 / 1000000 + 1500 ))
 avail_mb() { df -Pm "$1" 2>/dev/null | awk 'NR == 2 { print $4 }'; }
@@ -202,8 +202,8 @@ stop_serve
 typed psql "$URL" -c "EXPLAIN (ANALYZE, BUFFERS) <runs_between's query for pair $PAIR_ID, window 2>" >>"$COMMANDS"
 psql -X -A -t -v ON_ERROR_STOP=1 "$URL" >"$OUT/explain.txt" <<SQL
 EXPLAIN (ANALYZE, BUFFERS)
-SELECT r.at, p.hops, p.reached, r.figures FROM trace_runs r JOIN trace_paths p ON p.id = r.path_id
-WHERE r.pair_id = $PAIR_ID AND r.at >= '$AT2' AND r.at < timestamptz '$AT2' + interval '5 minutes' ORDER BY r.at;
+SELECT hour, data FROM trace_blocks WHERE pair_id = $PAIR_ID AND hour > timestamptz '$AT2' - interval '1 hour'
+  AND hour < timestamptz '$AT2' + interval '5 minutes' ORDER BY hour;
 SQL
 run "$EDGEWATCH" --data-dir "$PGDIR" db stop >&2
 cut -d' ' -f1-3 /proc/loadavg >"$OUT/loadavg-end.txt" 2>/dev/null || true

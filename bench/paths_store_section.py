@@ -5,7 +5,7 @@ bench/paths_store.sh writes into the results directory.
     python3 bench/paths_store_section.py RESULTS_DIR   # prints the section ('' when absent)
 
 Figures of a sampled day (BENCH_PATHS_SAMPLE > 1) are scaled to the whole fleet's day by
-runs: every per-run cost (the partition's rows, their index entries, the rollup rows the
+runs: every per-run cost (the day's hour blocks, their index entries, the rollup rows the
 sampled pairs make, their paths and events) grows with the pairs written.
 """
 
@@ -50,9 +50,8 @@ def figures(d):
     runs = w["runs"]
     scale = full_runs / runs
     day = {
-        "runs": s["runs_total"] * scale,
-        "hourly": s["hourly_compact"] * scale,
-        "hourly_as_written": s["hourly"] * scale,
+        "runs": s["blocks_total"] * scale,
+        "hourly": s["hourly"] * scale,
         "paths": s["paths"] * scale,
         "events": s["events"] * scale,
     }
@@ -70,7 +69,7 @@ def figures(d):
 def targets(d, f):
     cli, api = d["diff_cli"], d["diff_api"]
     return [
-        (f"one day at the operators' scale ≤ 5 GB ({n(f['p']['cross_dc'])} cross-DC pairs every "
+        (f"one day at the operators' scale ≤ 5 GB, raw runs and hourly rollups ({n(f['p']['cross_dc'])} cross-DC pairs every "
          f"{d['write']['cross_every_s'] // 60} min, {n(f['p']['intra_dc'])} within DCs every "
          f"{d['write']['intra_every_s'] // 60} min)",
          f"{gb(f['day_total'])} ({f['day_total'] / BUDGET:.1f}× the budget)", f["day_total"] <= BUDGET),
@@ -96,7 +95,8 @@ def section(d):
       f"{d['write']['seed']}: 6 DCs, 1,000 hosts, 5,000 containers) loaded as the ingest benchmark loads it "
       f"(`cmdb import` of the inventory, `dns ingest` of {n(d['dns_lines'])} lines), the host pairs "
       "`graph_store::paths::sync_pairs` keeps from it, then one day of trace runs written through "
-      "`record_runs`, and `route diff` over that day. The embedded cluster "
+      "`record_runs`, each hour compacted into hour blocks once the cycles pass it (`compact_runs`, what "
+      "`serve` and the workers do ten minutes after the hour), and `route diff` over that day. The embedded cluster "
       f"({m.get('postgres', '?').replace('psql (PostgreSQL)', 'PostgreSQL')}) kept its data on {d['pg_storage']} "
       f"(`{d['pg_dir']}`) and ran on the same machine as the writer ({m.get('cores', '?')} cores, "
       f"{m.get('cpu', '?')}, {m.get('memory_gib', '?')} GiB); release build of commit {d.get('commit', '?')}. "
@@ -132,13 +132,17 @@ def section(d):
       "answer and one rate-limited, destination fabric), 4–8 within; 3 probes per hop; RTTs 0.1–150 ms; "
       "an ECMP set at the spine for about 1 pair in 10; about 2 % of the cross-DC pairs on another carrier "
       "path for 30–90 min, about 1 % losing 30 % from a carrier hop for 20–40 min. "
-      f"Average {s['hops'] / s['runs_rows']:.1f} hops per run, {s['silent_hops'] / s['runs_rows']:.1f} of them silent.")
+      f"Average {w['hops'] / w['runs']:.1f} hops per run, {w['silent_hops'] / w['runs']:.1f} of them silent.")
     o("")
     o("| figure | value |")
     o("| --- | ---: |")
     o(f"| runs written | {n(w['runs'])} ({n(w['cross_runs'])} cross-DC, {n(w['intra_runs'])} within DCs) |")
     o(f"| wall time of the writes | {w['wall_secs']:.0f} s |")
-    o(f"| runs per second (rows of `trace_runs`, with their paths, rollups, trackers and events) | {n(w['runs_per_sec'])} |")
+    o(f"| runs per second, all in (`record_runs`: runs, paths, trackers, events; and compaction) | "
+      f"{n(w['runs_per_sec'])} |")
+    o(f"| of the wall time: `record_runs` / compaction ({n(w['compactions'])} hourly, {n(w['compacted'])} runs "
+      f"moved) | {w['record_secs']:.0f} s / {w['compact_secs']:.0f} s "
+      f"({w['compacted'] / max(w['compact_secs'], 1e-9):,.0f} runs/s) |")
     o(f"| needed for the whole fleet's day ({n(f['full_runs'])} runs / 86,400 s) | {n(f['rate_needed'])}/s "
       f"({w['runs_per_sec'] / f['rate_needed']:.1f}× headroom) |")
     o(f"| `record_runs` call of {d['write']['batch']} runs: median / p99 / slowest | {w['batch_ms_p50']:.0f} / "
@@ -149,10 +153,10 @@ def section(d):
     o(f"| WAL written | {gb(d['write']['wal_bytes'])} ({n(d['write']['wal_bytes'] / w['runs'])} bytes per run; "
       f"the whole fleet's day: {gb(d['write']['wal_bytes'] * f['scale'])}) |")
     o("")
-    o(f"The WAL is not kept, but it is the disk's write load: {d['write']['wal_bytes'] / f['s']['runs_total']:.0f}× "
-      "the bytes of the runs' partition. Besides the runs' inserts, every run updates its pair's row (the "
-      "trackers' state) and one rollup row per hop (each (pair, TTL, hour) row is rewritten by every run of "
-      "the hour), with full-page images after each checkpoint.")
+    o(f"The WAL is not kept, but it is the disk's write load: {d['write']['wal_bytes'] / f['s']['blocks_total']:.0f}× "
+      "the bytes of the day's blocks. Each run is written twice (its row in `trace_runs`, then its hour's "
+      "block) and deleted once, and updates its pair's row (the trackers' state), with full-page images "
+      "after each checkpoint.")
     o("")
     L.extend(bytes_table(d, f))
     L.extend(verdict(d, f))
@@ -171,22 +175,28 @@ def bytes_table(d, f):
     o("")
     o(f"| relation | written | bytes per run | {'a day' if sample == 1 else 'a day, scaled'} |")
     o("| --- | ---: | ---: | ---: |")
+    lz4 = "lz4" if s.get("lz4") else "pglz"
     rows = [
-        (f"`{s['partition']}` (heap {mb(s['runs_heap'])}, index {mb(s['runs_index'])}, TOAST {mb(s['runs_toast'])})",
-         s["runs_total"], day["runs"]),
-        ("… of which the packed figures (`octet_length(figures)`)", s["figures_bytes"], s["figures_bytes"] * scale),
-        (f"`trace_hourly` ({n(s['hourly_rows'])} rows), compacted (`VACUUM FULL`)", s["hourly_compact"], day["hourly"]),
-        ("`trace_hourly` as written (dead row versions of the per-batch upserts not yet vacuumed)", s["hourly"],
-         day["hourly_as_written"]),
+        (f"`{s['partition']}`: {n(s['blocks_rows'])} hour blocks of {n(s['runs_rows'])} runs (heap "
+         f"{mb(s['blocks_heap'])}, index {mb(s['blocks_index'])}, TOAST {mb(s['blocks_toast'])})",
+         s["blocks_total"], day["runs"]),
+        (f"… of which the blocks' bytes as stored ({n(s['blocks_compressed'])} compressed by {lz4}; "
+         f"{mb(s['data_raw_bytes'])} before)", s["data_bytes"], s["data_bytes"] * scale),
+        (f"`trace_hourly` ({n(s['hourly_rows'])} rows: one per pair and hour, written once)", s["hourly"],
+         day["hourly"]),
         (f"`trace_paths` ({n(s['path_rows'])} paths)", s["paths"], day["paths"]),
         (f"`route_events` ({n(s['event_rows'])} events)", s["events"], day["events"]),
     ]
     for name, b, scaled_b in rows:
         o(f"| {name} | {mb(b)} | {b / runs:.0f} | {gb(scaled_b)} |")
-    o(f"| **the day: runs, compacted rollups, paths, events** | {mb(f['day_total'] / scale)} | "
+    o(f"| **the day: runs, rollups, paths, events** | {mb(f['day_total'] / scale)} | "
       f"{f['per_run_all']:.0f} | **{gb(f['day_total'])}** |")
     o("")
-    o(f"`trace_pairs` ({n(f['p']['total'])} pairs, not per day) took {mb(s['pairs'])} after the day: each run "
+    o(f"Not the day's: its `trace_runs` partition, where the runs land until their hour is compacted, held "
+      f"{n(s['left_rows'])} rows and {mb(s['left_total'])} after the last compaction and a `VACUUM` (its index "
+      "keeps the pages the day's inserts grew it to); emptied, it is dropped the day after next "
+      "(`drop_old_partitions`). At any time it holds about the last hour and ten minutes of runs. "
+      f"`trace_pairs` ({n(f['p']['total'])} pairs, not per day) took {mb(s['pairs'])} after the day: each run "
       "rewrites its pair's row (trackers' state as JSON, ~0.8 kB), so the table carries dead versions until vacuum.")
     o("")
     return L
@@ -198,62 +208,19 @@ def verdict(d, f):
     L = []
     o = L.append
     if day_total <= BUDGET:
-        o(f"**Verdict: fits.** {gb(day_total)} a day against 5 GB: {BUDGET / day_total:.1f}× margin "
-          f"({gb(BUDGET - day_total)} to spare).")
+        o(f"**Verdict: fits.** {gb(day_total)} a day against 5 GB: {BUDGET / day_total:.2f}× margin "
+          f"({gb(BUDGET - day_total)} to spare). At {per_run:.0f} bytes per run, all in, the budget holds "
+          f"{n(f['max_cross'])} cross-DC pairs every {d['write']['cross_every_s'] // 60} min (with this fleet's "
+          f"{n(p['intra_dc'])} pairs within DCs).")
     else:
         o(f"**Verdict: does not fit.** {gb(day_total)} a day against 5 GB: over by {gb(day_total - BUDGET)} "
           f"({day_total / BUDGET:.1f}×). At {per_run:.0f} bytes per run, all in, the budget holds "
           f"{n(f['max_cross'])} cross-DC pairs every {d['write']['cross_every_s'] // 60} min (with this fleet's "
-          f"{n(p['intra_dc'])} pairs within DCs); the DNS-only fleet ({n(d['dns_pairs']['intra_dc'])} pairs within "
-          f"DCs, none across) takes {gb(d['dns_pairs']['intra_dc'] * f['per_day']['intra'] * per_run)} a day.")
+          f"{n(p['intra_dc'])} pairs within DCs).")
     o("")
-    o(f"Rollups: {gb(rollup_day)} a day compacted ({n(s['hourly_rows'] * f['scale'])} rows of "
-      f"{s['hourly_compact'] / max(1, s['hourly_rows']):.0f} bytes: one per pair, TTL and hour), kept "
-      f"{ROLLUP_DAYS} days: **{gb(rollup_day * ROLLUP_DAYS)}**. Raw runs kept 14 days (`[trace] keep_days`): "
-      f"{gb(f['day']['runs'] * 14)}.")
-    o("")
-    if day_total > BUDGET:
-        L.extend(proposal(d, f))
-    return L
-
-
-def proposal(d, f):
-    """What would fit, estimated from the measured bytes (not built)."""
-    s, runs = f["s"], f["runs"]
-    hops, silent = s["hops"] / runs, s["silent_hops"] / runs
-    fig = s["figures_bytes"] / runs
-    overhead = s["runs_total"] / runs - fig
-    narrow = 1 + 5 * (hops - silent) + 1 * silent
-    per_hour = 12 + overhead / 30
-    rollup_row = s["hourly_compact"] / max(1, s["hourly_rows"])
-    runs_day = f["full_runs"]
-    est = {
-        "narrow": runs_day * (narrow + overhead),
-        "per_hour": runs_day * (fig + per_hour),
-        "both": runs_day * (narrow + per_hour),
-    }
-    daily_rollup = f["day"]["hourly"] / 24
-    L = []
-    o = L.append
-    o("What would fit (proposals, not built; estimates from the figures above):")
-    o("")
-    o(f"- **Narrower figures.** Today {fig:.0f} bytes of figures per run ({fig / hops:.1f} per hop: two count "
-      "bytes and five RTT varints in µs) plus "
-      f"{overhead:.0f} bytes of row, index entry and page per run. Keeping per answering hop one byte of "
-      "sent/received, the average as a varint of 10 µs and best/worst as one byte each relative to it "
-      f"(stddev and jitter are recomputed across the runs of a window anyway) is ~{narrow:.0f} bytes per run: "
-      f"{gb(est['narrow'])} a day. Not enough alone.")
-    o(f"- **One row per pair and hour** (the hour's runs' times, path ids and figures appended, like a "
-      f"TimescaleDB chunk): the {overhead:.0f} bytes of per-row overhead become ~{per_hour:.0f} per run: "
-      f"{gb(est['per_hour'])} a day with today's figures, **{gb(est['both'])}** with the narrower ones — "
-      "within the budget; the runs of an hour of the same path also compress well in TOAST.")
-    o("- **Only what changed.** Most runs repeat the pair's path and RTTs within noise: storing a run's "
-      "figures only when its path or some hop's RTT/loss leaves the band of the hour so far (the rest counted "
-      "in the rollup) cuts the runs by the share of quiet runs, at the cost of exact per-run history.")
-    o(f"- **Rollups.** {rollup_row:.0f} bytes per (pair, TTL, hour) row is {gb(f['day']['hourly'])} a day: one "
-      "row per pair and hour with the TTLs in arrays saves the per-row overhead (several times smaller), and "
-      f"hourly rows for 30 days then one per pair, TTL and day for the 400 ({gb(daily_rollup)} a day) bring "
-      f"the 400 days to ~{gb(f['day']['hourly'] * 30 + daily_rollup * (ROLLUP_DAYS - 30))}.")
+    o(f"Kept: raw runs 14 days (`[trace] keep_days`): {gb(f['day']['runs'] * 14)}; rollups "
+      f"{ROLLUP_DAYS} days ({n(s['hourly_rows'] * f['scale'])} rows a day of "
+      f"{s['hourly'] / max(1, s['hourly_rows']):.0f} bytes): {gb(rollup_day * ROLLUP_DAYS)}.")
     o("")
     return L
 
@@ -276,9 +243,9 @@ def diff_part(d):
     for summary in d["diff_summaries"]:
         o(f"- {summary}")
     o("")
-    o("The runs query of one window (`graph_store::paths::read::runs_between`), `EXPLAIN (ANALYZE, BUFFERS)`: "
-      "the partitions pruned to the day's, its primary key `(pair_id, at)` walked for the window's runs, "
-      "each joined to its path by id:")
+    o("The blocks query of one window (`graph_store::paths::read::runs_between`; it also asks `trace_runs` "
+      "for runs not compacted, and `trace_paths` for the paths by id), `EXPLAIN (ANALYZE, BUFFERS)`: the "
+      "partitions pruned to the day's, the primary key `(pair_id, hour)` walked for the window's hours:")
     o("")
     o("```text")
     L.extend(line for line in d["explain"].strip().splitlines())

@@ -1,8 +1,9 @@
 //! The path history store's benchmark (`make bench`, section `paths`): on a database
 //! holding the operators' fleet (cmdb import + dns ingest), the host pairs
 //! [`graph_store::paths::sync_pairs`] keeps, then one day of realistic trace runs written
-//! through [`graph_store::paths::record_runs`] in batches, as a tracer worker does, and
-//! what that day takes on disk.
+//! through [`graph_store::paths::record_runs`] in batches, as a tracer worker does, each
+//! hour compacted into hour blocks once it is over ([`graph_store::paths::compact_runs`],
+//! as `serve` and the workers do), and what that day takes on disk.
 //!
 //! ```text
 //! DATABASE_URL=postgres://… cargo run --release -p graph-store --example paths_store_bench -- \
@@ -420,15 +421,21 @@ async fn write_day(pool: &PgPool, routes: Vec<PairRoute>, args: &Args, day_start
         let (pool, args) = (pool.clone(), args.clone());
         tasks.push(tokio::spawn(async move { write_share(&pool, &share, &args, day_start, w).await }));
     }
-    let (mut totals, mut batch_ms) = (RecordTotals::default(), Vec::new());
+    let (mut totals, mut batch_ms, mut work) = (RecordTotals::default(), Vec::new(), ShareWork::default());
     for task in tasks {
-        let (t, ms) = task.await??;
+        let (t, ms, w) = task.await??;
         totals.runs += t.runs;
         totals.new_paths += t.new_paths;
         totals.events += t.events;
         totals.unknown += t.unknown;
         batch_ms.extend(ms);
+        work.add(&w);
     }
+    // What is left (the last hour, and any a writer finished after its compaction).
+    let c = Instant::now();
+    let last = paths::compact_runs(pool, day_start + Duration::days(1), std::time::Duration::from_secs(86_400)).await?;
+    work.compact_secs += c.elapsed().as_secs_f64();
+    work.compacted += last.map_or(0, |d| d.runs);
     let secs = t.elapsed().as_secs_f64();
     batch_ms.sort_by(f64::total_cmp);
     let pct = |p: f64| batch_ms.get(((batch_ms.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
@@ -436,29 +443,66 @@ async fn write_day(pool: &PgPool, routes: Vec<PairRoute>, args: &Args, day_start
         "runs": totals.runs, "cross_runs": cross_runs, "intra_runs": intra_runs, "new_paths": totals.new_paths,
         "events": totals.events, "unknown": totals.unknown, "wall_secs": secs, "runs_per_sec": totals.runs as f64 / secs,
         "batches": batch_ms.len(), "batch_ms_p50": pct(0.5), "batch_ms_p99": pct(0.99),
-        "batch_ms_max": pct(1.0),
+        "batch_ms_max": pct(1.0), "record_secs": work.record_secs, "compact_secs": work.compact_secs,
+        "compacted": work.compacted, "compactions": work.compactions, "hops": work.hops, "silent_hops": work.silent,
     }))
 }
 
-/// One writer: cycle by cycle, its pairs due in that cycle, `--batch` runs per call.
+/// What a writer did besides its batches' totals.
+#[derive(Default)]
+struct ShareWork {
+    record_secs: f64,
+    compact_secs: f64,
+    /// Runs moved into blocks, by how many compactions.
+    compacted: u64,
+    compactions: u64,
+    hops: u64,
+    silent: u64,
+}
+
+impl ShareWork {
+    fn add(&mut self, o: &ShareWork) {
+        self.record_secs += o.record_secs;
+        self.compact_secs += o.compact_secs;
+        self.compacted += o.compacted;
+        self.compactions += o.compactions;
+        self.hops += o.hops;
+        self.silent += o.silent;
+    }
+}
+
+/// One writer: cycle by cycle, its pairs due in that cycle, `--batch` runs per call; the
+/// first writer compacts each hour once the cycles have passed it.
 async fn write_share(
     pool: &PgPool,
     share: &[PairRoute],
     args: &Args,
     day_start: DateTime<Utc>,
     writer: usize,
-) -> BoxResult<(RecordTotals, Vec<f64>)> {
+) -> BoxResult<(RecordTotals, Vec<f64>, ShareWork)> {
     let mut rng = StdRng::seed_from_u64(args.seed.wrapping_mul(7919) + writer as u64);
     let cfg = TrackConfig::default();
     let cycles = 86_400 / args.cross_every;
     let period = args.intra_every / args.cross_every;
-    let (mut totals, mut batch_ms) = (RecordTotals::default(), Vec::new());
+    let (mut totals, mut batch_ms, mut work) = (RecordTotals::default(), Vec::new(), ShareWork::default());
     let mut batch: Vec<TraceRecord> = Vec::with_capacity(args.batch);
     for cycle in 0..cycles {
         let start = day_start + Duration::seconds(cycle * args.cross_every);
+        let hour = graph_store::rollup::hour_of(start);
+        if writer == 0 && cycle > 0 && hour > graph_store::rollup::hour_of(start - Duration::seconds(args.cross_every)) {
+            record(pool, &mut batch, &cfg, &mut totals, &mut batch_ms).await?;
+            let t = Instant::now();
+            let done = paths::compact_runs(pool, hour, std::time::Duration::from_secs(3600)).await?;
+            work.compact_secs += t.elapsed().as_secs_f64();
+            work.compacted += done.map_or(0, |d| d.runs);
+            work.compactions += 1;
+        }
         for r in share.iter().filter(|r| r.cross || cycle % period == r.slot) {
             let at = start + Duration::microseconds((r.phase_s * 1e6) as i64);
-            batch.push(TraceRecord { pair_id: r.id, run: r.run(at, &mut rng) });
+            let run = r.run(at, &mut rng);
+            work.hops += run.hops.len() as u64;
+            work.silent += run.hops.iter().filter(|h| h.addrs.is_empty()).count() as u64;
+            batch.push(TraceRecord { pair_id: r.id, run });
             if batch.len() == args.batch {
                 record(pool, &mut batch, &cfg, &mut totals, &mut batch_ms).await?;
             }
@@ -468,7 +512,8 @@ async fn write_share(
         }
     }
     record(pool, &mut batch, &cfg, &mut totals, &mut batch_ms).await?;
-    Ok((totals, batch_ms))
+    work.record_secs = batch_ms.iter().sum::<f64>() / 1000.0;
+    Ok((totals, batch_ms, work))
 }
 
 async fn record(
@@ -496,43 +541,47 @@ async fn wal_lsn(pool: &PgPool) -> BoxResult<i64> {
     Ok(sqlx::query_scalar("SELECT (pg_current_wal_lsn() - '0/0')::bigint").fetch_one(pool).await?)
 }
 
-/// What the day takes: its `trace_runs` partition (heap, TOAST, index), the rollups, the
-/// paths, the events; the rollups also after `VACUUM FULL` (without the dead row versions
-/// their per-batch upserts leave until vacuum).
+/// What the day takes: its `trace_blocks` partition (heap, TOAST, index), the rollups,
+/// the paths, the events; and what is left of its `trace_runs` partition once compacted
+/// (vacuumed: an emptied partition is dropped the day after next, so it is not the day's).
 async fn sizes(pool: &PgPool, day: NaiveDate) -> BoxResult<Value> {
-    let part = format!("trace_runs_{}", day.format("%Y%m%d"));
+    let blocks = format!("trace_blocks_{}", day.format("%Y%m%d"));
+    let runs = format!("trace_runs_{}", day.format("%Y%m%d"));
+    sqlx::query(&format!("VACUUM {runs}")).execute(pool).await?;
     sqlx::query("CHECKPOINT").execute(pool).await?;
     let size = |sql: String| async move { sqlx::query_scalar::<_, i64>(&sql).fetch_one(pool).await };
     let total = |rel: &str| format!("SELECT pg_total_relation_size('{rel}')");
-    let part_total = size(total(&part)).await?;
-    let part_heap = size(format!("SELECT pg_relation_size('{part}')")).await?;
-    let part_index = size(format!("SELECT pg_indexes_size('{part}')")).await?;
-    let part_toast = size(format!(
-        "SELECT coalesce(pg_total_relation_size(nullif(reltoastrelid, 0)), 0) FROM pg_class WHERE relname = '{part}'"
+    let toast = |rel: &str| {
+        format!(
+            "SELECT coalesce(pg_total_relation_size(nullif(reltoastrelid, 0)), 0) FROM pg_class WHERE relname = '{rel}'"
+        )
+    };
+    let compressed = size(format!(
+        "SELECT count(*) FROM {blocks} WHERE pg_column_compression(data) IS NOT NULL"
     ))
     .await?;
-    let rows = size(format!("SELECT count(*) FROM {part}")).await?;
-    let figures = size(format!("SELECT sum(octet_length(figures))::bigint FROM {part}")).await?;
-    let hops =
-        size(format!("SELECT sum(cardinality(p.hops))::bigint FROM {part} r JOIN trace_paths p ON p.id = r.path_id"))
-            .await?;
-    let silent = size(format!(
-        "SELECT count(*) FROM {part} r JOIN trace_paths p ON p.id = r.path_id, unnest(p.hops) h WHERE h = ''"
-    ))
-    .await?;
-    let hourly = size(total("trace_hourly")).await?;
-    let hourly_rows = size("SELECT count(*) FROM trace_hourly".into()).await?;
-    let paths = size(total("trace_paths")).await?;
-    let path_rows = size("SELECT count(*) FROM trace_paths".into()).await?;
-    let events = size(total("route_events")).await?;
-    let event_rows = size("SELECT count(*) FROM route_events".into()).await?;
-    let pairs = size(total("trace_pairs")).await?;
-    sqlx::query("VACUUM FULL trace_hourly").execute(pool).await?;
-    let hourly_compact = size(total("trace_hourly")).await?;
     Ok(json!({
-        "partition": part, "runs_total": part_total, "runs_heap": part_heap, "runs_index": part_index,
-        "runs_toast": part_toast, "runs_rows": rows, "figures_bytes": figures, "hops": hops, "silent_hops": silent, "hourly": hourly,
-        "hourly_compact": hourly_compact, "hourly_rows": hourly_rows, "paths": paths, "path_rows": path_rows,
-        "events": events, "event_rows": event_rows, "pairs": pairs,
+        "partition": blocks,
+        "blocks_total": size(total(&blocks)).await?,
+        "blocks_heap": size(format!("SELECT pg_relation_size('{blocks}')")).await?,
+        "blocks_index": size(format!("SELECT pg_indexes_size('{blocks}')")).await?,
+        "blocks_toast": size(toast(&blocks)).await?,
+        "blocks_rows": size(format!("SELECT count(*) FROM {blocks}")).await?,
+        "blocks_compressed": compressed,
+        "runs_rows": size(format!("SELECT coalesce(sum(runs), 0)::bigint FROM {blocks}")).await?,
+        "data_bytes": size(format!("SELECT coalesce(sum(pg_column_size(data)), 0)::bigint FROM {blocks}")).await?,
+        "data_raw_bytes": size(format!("SELECT coalesce(sum(octet_length(data)), 0)::bigint FROM {blocks}")).await?,
+        "left_rows": size(format!("SELECT count(*) FROM {runs}")).await?,
+        "left_total": size(total(&runs)).await?,
+        "hourly": size(total("trace_hourly")).await?,
+        "hourly_rows": size("SELECT count(*) FROM trace_hourly".into()).await?,
+        "hourly_data": size("SELECT coalesce(sum(octet_length(data)), 0)::bigint FROM trace_hourly".into()).await?,
+        "paths": size(total("trace_paths")).await?,
+        "path_rows": size("SELECT count(*) FROM trace_paths".into()).await?,
+        "events": size(total("route_events")).await?,
+        "event_rows": size("SELECT count(*) FROM route_events".into()).await?,
+        "pairs": size(total("trace_pairs")).await?,
+        "lz4": size("SELECT count(*) FROM pg_attribute WHERE attrelid = 'trace_blocks'::regclass \
+                     AND attname = 'data' AND attcompression = 'l'".into()).await? > 0,
     }))
 }
