@@ -20,9 +20,12 @@
 #   BENCH_TRACE_PPS        probes per second, the same for both tools; one round of runs per
 #                          rate (default "1000 10000": edgewatch's default, scamper's highest)
 #   BENCH_TRACE_SETTINGS   edgewatch's settings, one set of runs each: INTERVAL_MS, the least time
-#                          between a trace's rounds, and /N for N runtime worker threads (else one
-#                          per core). Default "1000 0 0/1": its defaults; rounds back to back, as
-#                          scamper's; and that on one thread, as scamper runs
+#                          between a trace's rounds, then /own for the tracer on its own thread
+#                          (as agents and workers run it), or /N for N runtime worker threads
+#                          (else one per core). Default "1000/own 0/own 1000 0/1": its defaults
+#                          as agents and workers run it; rounds back to back, as scamper's; the
+#                          defaults on the caller's runtime (as `edgewatch trace`); and rounds
+#                          back to back on a one-thread runtime
 #   BENCH_TRACE_REPS       timed runs of each tool and setting; the medians are reported
 #                          (default 5)
 #
@@ -40,7 +43,7 @@ RESULTS=${1:-$BENCH_DIR/results}
 TARGETS=${BENCH_TRACE_TARGETS:-1000}
 ROUTERS=${BENCH_TRACE_ROUTERS:-4}
 PPS_LIST=${BENCH_TRACE_PPS:-1000 10000}
-SETTINGS=${BENCH_TRACE_SETTINGS:-1000 0 0/1}
+SETTINGS=${BENCH_TRACE_SETTINGS:-1000/own 0/own 1000 0/1}
 REPS=${BENCH_TRACE_REPS:-5}
 TRACE_BENCH=$ROOT/target/release/examples/trace_bench
 STARTED=$(date +%s)
@@ -71,7 +74,8 @@ for pps in $PPS_LIST; do
   [[ $pps =~ ^[1-9][0-9]*$ ]] && [ "$pps" -le 10000 ] || die "BENCH_TRACE_PPS: $pps is not within 1..10000 (scamper's range)"
 done
 for setting in $SETTINGS; do
-  [[ $setting =~ ^[0-9]+(/[1-9][0-9]*)?$ ]] || die "BENCH_TRACE_SETTINGS: $setting is not INTERVAL_MS or INTERVAL_MS/THREADS"
+  [[ $setting =~ ^[0-9]+(/[1-9][0-9]*|/own)?$ ]] \
+    || die "BENCH_TRACE_SETTINGS: $setting is not INTERVAL_MS, INTERVAL_MS/THREADS or INTERVAL_MS/own"
 done
 /usr/bin/time -f %M true >/dev/null 2>&1 || die "GNU time is missing at /usr/bin/time (Debian package 'time')"
 command -v python3 >/dev/null || die "python3 is missing"
@@ -176,7 +180,10 @@ for pps in $PPS_LIST; do
     for setting in $SETTINGS; do
       interval=${setting%/*} threads=()
       label=edgewatch-interval-$interval
-      if [[ $setting == */* ]]; then
+      if [[ $setting == */own ]]; then
+        threads=(--own-thread)
+        label=$label-own-thread
+      elif [[ $setting == */* ]]; then
         threads=(--worker-threads "${setting#*/}")
         label=$label-threads-${setting#*/}
       fi
@@ -231,7 +238,7 @@ for line in open(f"{out}/runs.txt"):
     if tool == "edgewatch":
         figures = json.loads(open(f"{base}.out").read().strip().splitlines()[-1])
         row.update({k: figures[k] for k in ("reached", "hops", "path_ttls", "probes_sent", "answers", "errors",
-                                            "interval_ms", "worker_threads")})
+                                            "interval_ms", "worker_threads", "own_thread")})
         row["cycle_secs"] = figures["wall_secs"]
         p = paths_edgewatch(base)
     else:
@@ -252,6 +259,7 @@ for (label, pps), rs in configs.items():
     med = lambda k: statistics.median(r[k] for r in rs)
     s = {"tool": rs[0]["tool"], "label": label, "pps": pps, "runs": len(rs),
          "interval_ms": rs[0].get("interval_ms"), "worker_threads": rs[0].get("worker_threads"),
+         "own_thread": rs[0].get("own_thread"),
          "wall_secs": med("wall_secs"), "wall_min": min(r["wall_secs"] for r in rs),
          "wall_max": max(r["wall_secs"] for r in rs), "cpu_secs": med("cpu_secs"),
          "user_secs": med("user_secs"), "sys_secs": med("sys_secs"), "max_rss_kb": med("max_rss_kb"),

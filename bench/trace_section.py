@@ -43,9 +43,11 @@ def setting(s):
         return "`-q 3 -Q`, window 0 (one thread)"
     ms, threads = s.get("interval_ms"), s.get("worker_threads")
     text = {1000: "defaults (rounds ≥ 1 s apart", 0: "interval 0 (rounds back to back"}.get(ms, f"interval {ms} ms (")
+    if s.get("own_thread"):
+        return text + "; the tracer on its own thread, as agents and workers run it)"
     if threads:
         return text + f"; {threads} worker thread{'s' if threads > 1 else ''})"
-    return text + ("; a worker thread per core)" if ms != 1000 else ")")
+    return text + "; on the caller's runtime, a worker thread per core)"
 
 
 def by_rate(bench):
@@ -140,7 +142,8 @@ def cpu_finding(bench):
     thread does not: why (what `perf` and `strace -c` showed when this was written)."""
     cases = []
     for pps, (sc, mine) in by_rate(bench).items():
-        for many in (s for s in mine if not s.get("worker_threads") and s["cpu_secs"] > sc["cpu_secs"] + RESOLUTION):
+        pool = (s for s in mine if not s.get("worker_threads") and not s.get("own_thread"))
+        for many in (s for s in pool if s["cpu_secs"] > sc["cpu_secs"] + RESOLUTION):
             one = [s for s in mine if s.get("worker_threads") == 1 and s.get("interval_ms") == many.get("interval_ms")]
             if one and one[0]["cpu_secs"] <= sc["cpu_secs"] + RESOLUTION:
                 cases.append(f"at {pps:,} probes/s {many['cpu_secs']:.2f} s on a worker thread per core, "
@@ -154,10 +157,9 @@ def cpu_finding(bench):
         "are in `sendto`, most of that the forwarding). Beyond it, on two worker threads tokio parks and wakes its "
         "threads as answers and pacer slots come: when this was written `strace -c` counted about 17,000 futex calls "
         "for the 15,000 probes at 1,000 probes/s on two worker threads, 1,600 on one, and none for scamper (one "
-        "thread, `poll`). Running the tracer's tasks on one thread (a runtime of its own) would save that; it is a "
-        "choice of how edgewatch runs the tracer rather than a change inside `probers::trace`, and is not made here. "
-        "A tracer that shares edgewatch's runtime with its other work runs on its worker threads, as in the rows "
-        "without a thread count.",
+        "thread, `poll`). So the agents and prober workers run their tracer on a thread of its own, a "
+        "single-threaded runtime (`TracerBuilder::own_thread`; the rows \"the tracer on its own thread\"); "
+        "`edgewatch trace`, one trace now, runs it on the command's runtime.",
         "",
     ]
 

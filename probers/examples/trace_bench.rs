@@ -5,11 +5,13 @@
 //! ```text
 //! trace_bench --allow PREFIX[,PREFIX…] [--targets FILE] [DEST…] [--probes 3] [--pps 1000]
 //!             [--timeout-ms 1000] [--interval-ms 1000] [--max-ttl 30] [--cycles 1]
-//!             [--paths FILE] [--worker-threads N]
+//!             [--paths FILE] [--worker-threads N] [--own-thread]
 //! ```
 //!
 //! Needs raw sockets (root or `CAP_NET_RAW`). Settings not given are the tracer's defaults;
-//! the runtime is tokio's multi-threaded one, a worker per core unless `--worker-threads`.
+//! the runtime is tokio's multi-threaded one, a worker per core unless `--worker-threads`;
+//! `--own-thread` runs the tracer on a thread of its own, as the agents and workers do
+//! (`TracerBuilder::own_thread`).
 //! Per cycle one JSON line: targets, reached, `hops` (TTLs that answered, summed over the
 //! traces), `path_ttls` (the highest answering TTL, summed), probes sent, answers, errors and
 //! the cycle's wall time. `--paths FILE` writes the last cycle's traces, one a line:
@@ -25,7 +27,7 @@ use probers::AllowList;
 
 const USAGE: &str = "usage: trace_bench --allow PREFIX[,PREFIX...] [--targets FILE] [DEST...] [--probes N] \
                      [--pps N] [--timeout-ms N] [--interval-ms N] [--max-ttl N] [--cycles N] [--paths FILE] \
-                     [--worker-threads N]";
+                     [--worker-threads N] [--own-thread]";
 
 #[derive(Debug, Default)]
 struct Args {
@@ -39,6 +41,7 @@ struct Args {
     cycles: u32,
     paths: Option<String>,
     worker_threads: Option<usize>,
+    own_thread: bool,
 }
 
 fn value<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
@@ -77,6 +80,7 @@ fn parse_args() -> Result<Args, String> {
             "--cycles" => a.cycles = value(&arg, args.next())?,
             "--paths" => a.paths = Some(value(&arg, args.next())?),
             "--worker-threads" => a.worker_threads = Some(value(&arg, args.next())?),
+            "--own-thread" => a.own_thread = true,
             _ if !arg.starts_with('-') => a.targets.push(value("DEST", Some(arg))?),
             _ => return Err(format!("unknown option {arg}")),
         }
@@ -88,7 +92,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn tracer(a: &Args) -> probers::Result<Tracer> {
-    let mut b = Tracer::builder(a.allow.clone().expect("checked by parse_args"));
+    let mut b = Tracer::builder(a.allow.clone().expect("checked by parse_args")).own_thread(a.own_thread);
     if let Some(n) = a.probes {
         b = b.probes(n);
     }
@@ -151,6 +155,7 @@ async fn cycle(tracer: &Tracer, a: &Args, n: u32) -> (serde_json::Value, Vec<Str
         "interval_ms": s.interval.as_millis() as u64,
         "max_ttl": s.max_ttl,
         "worker_threads": a.worker_threads,
+        "own_thread": a.own_thread,
     });
     (figures, lines)
 }

@@ -45,6 +45,10 @@ pub enum Error {
     #[error("the probe engine must be built inside a tokio runtime")]
     NoRuntime,
 
+    /// The tracer's own thread or runtime could not be started.
+    #[error("cannot start the tracer's thread: {0}")]
+    Runtime(#[source] io::Error),
+
     /// The tracer has no raw ICMP socket for this family (`reason` says why it could not
     /// open one).
     #[error(

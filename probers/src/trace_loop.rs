@@ -89,7 +89,7 @@ impl TraceConfig {
     /// A tracer with these settings, tracing only inside `allow` (the probe engine's
     /// allow-list). Must run inside a tokio runtime.
     pub fn tracer(&self, allow: AllowList) -> crate::Result<Tracer> {
-        Tracer::builder(allow).probes(self.probes).max_ttl(self.max_ttl).build()
+        Tracer::builder(allow).probes(self.probes).max_ttl(self.max_ttl).own_thread(true).build()
     }
 }
 

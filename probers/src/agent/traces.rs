@@ -56,7 +56,7 @@ pub(super) async fn trace_loop(
     cfg: AgentConfig,
     shutdown: CancellationToken,
 ) -> TraceTotals {
-    let probe = match Tracer::builder(allow.clone()).build() {
+    let probe = match Tracer::builder(allow.clone()).own_thread(true).build() {
         Ok(tracer) => tracer,
         Err(e) => {
             tracing::warn!("not tracing paths: cannot start the tracer ({e}); probing goes on");
@@ -143,7 +143,7 @@ impl TraceTask {
             }
             t.shutdown().await;
         }
-        self.tracer = match Tracer::builder(self.allow.clone()).settings(want).build() {
+        self.tracer = match Tracer::builder(self.allow.clone()).settings(want).own_thread(true).build() {
             Ok(t) => Some(t),
             Err(e) => {
                 tracing::error!("cannot start a tracer with the server's settings ({e}); giving the pairs back");

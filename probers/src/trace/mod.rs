@@ -227,12 +227,13 @@ struct Counters {
 pub struct TracerBuilder {
     allow: AllowList,
     settings: TraceSettings,
+    own_thread: bool,
 }
 
 impl TracerBuilder {
     /// A builder with default settings tracing only inside `allow`.
     pub fn new(allow: AllowList) -> Self {
-        TracerBuilder { allow, settings: TraceSettings::default() }
+        TracerBuilder { allow, settings: TraceSettings::default(), own_thread: false }
     }
 
     /// Probes per TTL (rounds) per trace: 1–100, default 3.
@@ -283,6 +284,15 @@ impl TracerBuilder {
         self
     }
 
+    /// Runs the tracer's sockets and traces on a thread of its own (a single-threaded
+    /// runtime) instead of the caller's runtime: what the agents and prober workers do, so
+    /// that answers and pacer slots wake one thread rather than park and wake a pool
+    /// (docs/BENCHMARKS.md, "Path tracing": the CPU this saves). Default: off.
+    pub fn own_thread(mut self, own: bool) -> Self {
+        self.own_thread = own;
+        self
+    }
+
     /// Checks the settings and opens the raw sockets of each family. Must run inside a tokio
     /// runtime. A family whose socket cannot be opened (not root, no `CAP_NET_RAW`) is not
     /// an error here: its traces' results say why (see [`Tracer::available`]).
@@ -292,23 +302,13 @@ impl TracerBuilder {
             return Err(Error::NoRuntime);
         }
         let cancel = CancellationToken::new();
-        let mut receivers = Vec::new();
-        let mut open = |family| match TraceSocket::open(family) {
-            Ok(socket) => {
-                let socket = Arc::new(socket);
-                receivers.push(tokio::spawn(socket::receive(socket.clone(), cancel.clone())));
-                if socket.tcp_unavailable().is_none() {
-                    receivers.push(tokio::spawn(socket::receive_tcp(socket.clone(), cancel.clone())));
-                }
-                Ok(socket)
-            }
-            Err(e) => {
-                // Said by each trace's error, and once by the callers that trace on a schedule.
-                tracing::debug!(%family, error = %e, "tracing unavailable");
-                Err(e.to_string())
-            }
+        let (sockets, runtime) = if self.own_thread {
+            let (sockets, handle) = own_runtime(cancel.clone())?;
+            (sockets, Some(handle))
+        } else {
+            (open_sockets(&cancel), None)
         };
-        let (v4, v6) = (open(Family::V4), open(Family::V6));
+        let Sockets { v4, v6, receivers } = sockets;
         let inner = Inner {
             allow: self.allow,
             settings: self.settings,
@@ -320,9 +320,56 @@ impl TracerBuilder {
             traces: Arc::new(Semaphore::new(self.settings.max_concurrent_traces)),
             cancel,
             receivers: Mutex::new(receivers),
+            runtime,
         };
         Ok(Tracer { inner: Arc::new(inner) })
     }
+}
+
+/// A tracer's sockets of each family (or why not), and their receive tasks.
+struct Sockets {
+    v4: std::result::Result<Arc<TraceSocket>, String>,
+    v6: std::result::Result<Arc<TraceSocket>, String>,
+    receivers: Vec<JoinHandle<()>>,
+}
+
+/// Opens the raw sockets and spawns their receive tasks on the current runtime.
+fn open_sockets(cancel: &CancellationToken) -> Sockets {
+    let mut receivers = Vec::new();
+    let mut open = |family| match TraceSocket::open(family) {
+        Ok(socket) => {
+            let socket = Arc::new(socket);
+            receivers.push(tokio::spawn(socket::receive(socket.clone(), cancel.clone())));
+            if socket.tcp_unavailable().is_none() {
+                receivers.push(tokio::spawn(socket::receive_tcp(socket.clone(), cancel.clone())));
+            }
+            Ok(socket)
+        }
+        Err(e) => {
+            // Said by each trace's error, and once by the callers that trace on a schedule.
+            tracing::debug!(%family, error = %e, "tracing unavailable");
+            Err(e.to_string())
+        }
+    };
+    let (v4, v6) = (open(Family::V4), open(Family::V6));
+    Sockets { v4, v6, receivers }
+}
+
+/// A thread running a single-threaded runtime until `cancel`, with the sockets opened (and
+/// so registered) there; the runtime's handle for the traces.
+fn own_runtime(cancel: CancellationToken) -> Result<(Sockets, tokio::runtime::Handle)> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Runtime)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("ew-tracer".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                let _ = tx.send((open_sockets(&cancel), tokio::runtime::Handle::current()));
+                cancel.cancelled().await;
+            })
+        })
+        .map_err(Error::Runtime)?;
+    rx.recv().map_err(|_| Error::Runtime(std::io::Error::other("the tracer's thread ended at its start")))
 }
 
 /// Traces destinations. Cheap to clone (clones share sockets, the rate cap and counters).
@@ -344,6 +391,8 @@ struct Inner {
     traces: Arc<Semaphore>,
     cancel: CancellationToken,
     receivers: Mutex<Vec<JoinHandle<()>>>,
+    /// The tracer's own runtime ([`TracerBuilder::own_thread`]), or none: the caller's.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Drop for Inner {
@@ -391,7 +440,15 @@ impl Tracer {
     /// One trace (waits for a concurrency slot first).
     pub async fn trace(&self, target: TraceTarget) -> Result<Run> {
         let _slot = self.inner.traces.acquire().await.expect("the trace semaphore is never closed");
-        self.inner.trace(target).await
+        match &self.inner.runtime {
+            Some(runtime) => {
+                let inner = self.inner.clone();
+                runtime.spawn(async move { inner.trace(target).await }).await.unwrap_or_else(|e| {
+                    Err(Error::TraceFailed { dst: target.ip, reason: format!("the trace task failed: {e}") })
+                })
+            }
+            None => self.inner.trace(target).await,
+        }
     }
 
     /// One trace per target, at most `max_concurrent_traces` at a time, all on the same
@@ -414,10 +471,14 @@ impl Tracer {
                 }
             };
             let inner = self.inner.clone();
-            running.spawn(async move {
+            let task = async move {
                 let _slot = slot;
                 (i, inner.trace(target).await)
-            });
+            };
+            match &self.inner.runtime {
+                Some(runtime) => running.spawn_on(task, runtime),
+                None => running.spawn(task),
+            };
         }
         while let Some(joined) = running.join_next().await {
             store(&mut results, joined);
