@@ -489,7 +489,8 @@ async fn write_share(
     for cycle in 0..cycles {
         let start = day_start + Duration::seconds(cycle * args.cross_every);
         let hour = graph_store::rollup::hour_of(start);
-        if writer == 0 && cycle > 0 && hour > graph_store::rollup::hour_of(start - Duration::seconds(args.cross_every)) {
+        if writer == 0 && cycle > 0 && hour > graph_store::rollup::hour_of(start - Duration::seconds(args.cross_every))
+        {
             record(pool, &mut batch, &cfg, &mut totals, &mut batch_ms).await?;
             let t = Instant::now();
             let done = paths::compact_runs(pool, hour, std::time::Duration::from_secs(3600)).await?;
@@ -556,10 +557,8 @@ async fn sizes(pool: &PgPool, day: NaiveDate) -> BoxResult<Value> {
             "SELECT coalesce(pg_total_relation_size(nullif(reltoastrelid, 0)), 0) FROM pg_class WHERE relname = '{rel}'"
         )
     };
-    let compressed = size(format!(
-        "SELECT count(*) FROM {blocks} WHERE pg_column_compression(data) IS NOT NULL"
-    ))
-    .await?;
+    let compressed =
+        size(format!("SELECT count(*) FROM {blocks} WHERE pg_column_compression(data) IS NOT NULL")).await?;
     Ok(json!({
         "partition": blocks,
         "blocks_total": size(total(&blocks)).await?,

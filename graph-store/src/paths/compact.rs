@@ -157,8 +157,11 @@ async fn existing_blocks(
     let mut out = HashMap::new();
     for r in rows {
         let (pair_id, hour) = (i64::from(r.get::<i32, _>("pair_id")), r.get("hour"));
-        let runs = block::decode(hour, r.get::<&[u8], _>("data"))
-            .map_err(|source| Error::StoredBlock { pair_id, hour, source })?;
+        let runs = block::decode(hour, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
+            pair_id,
+            hour,
+            source,
+        })?;
         out.insert((pair_id, hour), runs);
     }
     Ok(out)
@@ -183,8 +186,11 @@ pub(crate) async fn in_blocks(
     let mut found = HashSet::new();
     for r in rows {
         let (pair_id, hour) = (i64::from(r.get::<i32, _>("pair_id")), r.get("hour"));
-        let runs = block::decode(hour, r.get::<&[u8], _>("data"))
-            .map_err(|source| Error::StoredBlock { pair_id, hour, source })?;
+        let runs = block::decode(hour, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
+            pair_id,
+            hour,
+            source,
+        })?;
         found.extend(runs.into_iter().map(|r| (pair_id, r.at)));
     }
     Ok(found.into_iter().filter(|k| runs.contains(k)).collect())

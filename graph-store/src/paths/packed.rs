@@ -80,9 +80,11 @@ pub enum UnpackError {
 pub fn pack(run: &Run) -> Vec<u8> {
     let mut out = Vec::with_capacity(2 + run.hops.len() * 5);
     out.push(VERSION);
-    let uniform = run.hops.first().map(|h| h.sent).filter(|&s| {
-        (1..=3).contains(&s) && run.hops.iter().all(|h| h.sent == s && h.received <= s)
-    });
+    let uniform = run
+        .hops
+        .first()
+        .map(|h| h.sent)
+        .filter(|&s| (1..=3).contains(&s) && run.hops.iter().all(|h| h.sent == s && h.received <= s));
     match uniform {
         Some(sent) => {
             out.push(sent as u8);
@@ -383,8 +385,9 @@ mod tests {
         assert_eq!(one(hop(1, &["198.51.100.1"], &[96.3, 103.9, 99.1])), 3 + 5);
         assert_eq!(one(hop(1, &[], &[])), 3);
         // 15 hops of WAN RTTs, 2 of them silent: 2 + 4 + 13 × 5.
-        let hops: Vec<Hop> =
-            (1..=15).map(|t| if t % 7 == 0 { hop(t, &[], &[]) } else { hop(t, &["10.9.0.1"], &[80.0, 81.5, 80.7]) }).collect();
+        let hops: Vec<Hop> = (1..=15)
+            .map(|t| if t % 7 == 0 { hop(t, &[], &[]) } else { hop(t, &["10.9.0.1"], &[80.0, 81.5, 80.7]) })
+            .collect();
         assert_eq!(pack(&Run { hops, ..run() }).len(), 2 + 4 + 13 * 5);
     }
 
@@ -402,7 +405,10 @@ mod tests {
         let mut other = packed.clone();
         other[0] = 9;
         assert_eq!(unpack(run.at, &path, &other), Err(UnpackError::Version(9)));
-        let bad = StoredPath { hops: vec!["10.0.0.1".into(), "nope".into(), "".into(), "".into(), "".into()], reached: false };
+        let bad = StoredPath {
+            hops: vec!["10.0.0.1".into(), "nope".into(), "".into(), "".into(), "".into()],
+            reached: false,
+        };
         assert!(matches!(unpack(run.at, &bad, &packed), Err(UnpackError::Address(a)) if a == "nope"));
     }
 

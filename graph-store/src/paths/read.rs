@@ -117,8 +117,11 @@ pub async fn runs_between(pool: &PgPool, pair_id: i64, from: DateTime<Utc>, to: 
     .map_err(Error::sql("reading trace blocks"))?;
     for r in &blocks {
         let hour: DateTime<Utc> = r.get("hour");
-        let runs = block::decode(hour, r.get::<&[u8], _>("data"))
-            .map_err(|source| Error::StoredBlock { pair_id, hour, source })?;
+        let runs = block::decode(hour, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
+            pair_id,
+            hour,
+            source,
+        })?;
         stored.extend(runs.into_iter().filter(|r| r.at >= from && r.at < to));
     }
     let recent = sqlx::query(
@@ -170,13 +173,20 @@ async fn block_times(pool: &PgPool, pair_id: i64, at: DateTime<Utc>, later: bool
     } else {
         "SELECT hour, data FROM trace_blocks WHERE pair_id = $1 AND hour <= $2 ORDER BY hour DESC LIMIT 2"
     };
-    let rows =
-        sqlx::query(sql).bind(pair_id as i32).bind(at).fetch_all(pool).await.map_err(Error::sql("reading trace blocks"))?;
+    let rows = sqlx::query(sql)
+        .bind(pair_id as i32)
+        .bind(at)
+        .fetch_all(pool)
+        .await
+        .map_err(Error::sql("reading trace blocks"))?;
     let mut times = Vec::new();
     for r in &rows {
         let hour: DateTime<Utc> = r.get("hour");
-        let runs = block::decode(hour, r.get::<&[u8], _>("data"))
-            .map_err(|source| Error::StoredBlock { pair_id, hour, source })?;
+        let runs = block::decode(hour, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
+            pair_id,
+            hour,
+            source,
+        })?;
         times.extend(runs.iter().map(|r| r.at));
     }
     Ok(times)

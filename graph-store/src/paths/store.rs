@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Row};
 
-use super::compact::in_blocks;
 use super::algo::{LossConfig, LossEvent, LossTracker, RouteConfig, RouteEvent, RouteTracker, Run};
+use super::compact::in_blocks;
 use super::packed::{self, StoredPath};
 use crate::{Error, Result};
 
