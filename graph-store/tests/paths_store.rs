@@ -106,6 +106,21 @@ async fn pairs_follow_the_graph_between_hosts() {
     assert_eq!(paths::find_pairs(&db.pool, "web.h1", "cache.h3").await.unwrap().len(), 1);
     assert_eq!(paths::find_pairs(&db.pool, "h1", "127.2.0.3").await.unwrap()[0].dst, "h2");
     assert!(paths::find_pairs(&db.pool, "h2", "h1").await.unwrap().is_empty());
+
+    // The least CMDB port of the services of a pair's edges (a TCP trace's SYNs go there).
+    execute(&db.pool, "INSERT INTO services (name, port) VALUES ('search', 9300), ('search-http', 9200), ('x', NULL)")
+        .await;
+    execute(&db.pool, "UPDATE edges SET services = '{search}' WHERE dst_ip = '127.2.0.3'").await;
+    execute(
+        &db.pool,
+        "UPDATE edges SET services = '{search-http,x}' WHERE dst_ip = '127.2.0.3' \
+         AND src_id = (SELECT id FROM nodes WHERE name = 'web2.h1')",
+    )
+    .await;
+    paths::sync_pairs(&db.pool, &schedule).await.unwrap();
+    let ports: Vec<(String, Option<u16>)> =
+        paths::list_pairs(&db.pool, 10).await.unwrap().into_iter().map(|p| (p.dst, p.port)).collect();
+    assert_eq!(ports, [("h2".to_string(), Some(9200)), ("h3".to_string(), None)]);
 }
 
 #[tokio::test]

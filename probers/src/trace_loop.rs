@@ -98,7 +98,12 @@ impl TraceConfig {
 /// traced.
 pub fn target_of(pair: &DuePair, graph_protocol: TraceProtocol) -> Result<TraceTarget, String> {
     let protocol = if !pair.external {
-        graph_protocol
+        match graph_protocol {
+            // SYNs to the port of the pair's service (the CMDB's), where its traffic goes
+            // through the firewalls; `[trace] port` for pairs whose services have none.
+            TraceProtocol::Tcp { port } => TraceProtocol::Tcp { port: pair.port.unwrap_or(port) },
+            other => other,
+        }
     } else {
         match pair.protocol.as_str() {
             "icmp" => TraceProtocol::Icmp,
@@ -416,9 +421,13 @@ mod tests {
     #[test]
     fn targets_hold_the_pair_flow_and_protocol() {
         let udp = TraceProtocol::Udp { port: 33500 };
+        let tcp = TraceProtocol::Tcp { port: 80 };
         let cases = [
             (pair(7, false, "icmp", None), TraceProtocol::Icmp, Ok((TraceProtocol::Icmp, 7))),
             (pair(7, false, "icmp", None), udp, Ok((udp, 7))),
+            (pair(7, false, "icmp", Some(9200)), udp, Ok((udp, 7))),
+            (pair(7, false, "icmp", Some(9200)), tcp, Ok((TraceProtocol::Tcp { port: 9200 }, 7))),
+            (pair(7, false, "icmp", None), tcp, Ok((tcp, 7))),
             (pair(70_001, true, "udp", Some(53)), TraceProtocol::Icmp, Ok((TraceProtocol::Udp { port: 53 }, 4465))),
             (pair(3, true, "udp", None), TraceProtocol::Icmp, Ok((TraceProtocol::Udp { port: DEFAULT_UDP_PORT }, 3))),
             (pair(3, true, "icmp", None), udp, Ok((TraceProtocol::Icmp, 3))),

@@ -64,8 +64,9 @@ pub struct DuePair {
     pub external: bool,
 }
 
-/// Keeps a pair per (source host → destination host) with a live edge between two hosts:
-/// new ones are spread over their first interval, a moved destination address follows,
+/// Keeps a pair per (source host → destination host) with a live edge between two hosts,
+/// with the least CMDB port of its edges' services: new ones are spread over their first
+/// interval, a moved destination address follows,
 /// pairs whose edges are gone are retired (and revived with them). Returns (added or
 /// revived, retired).
 pub async fn sync_pairs(pool: &PgPool, schedule: &PairSchedule) -> Result<(u64, u64)> {
@@ -74,24 +75,29 @@ pub async fn sync_pairs(pool: &PgPool, schedule: &PairSchedule) -> Result<(u64, 
         .execute(&mut *tx)
         .await
         .map_err(Error::sql("locking the trace pairs"))?;
+    // Per pair: one destination address (the least), and the least CMDB port of the
+    // services of its edges (what `[trace] protocol = "tcp"` sends its SYNs to).
     let added = sqlx::query(
-        "WITH live AS ( \
-             SELECT DISTINCT ON (s.host, d.host) s.host AS src, d.host AS dst, e.dst_ip, s.dc AS src_dc, \
-                    d.dc AS dst_dc \
+        "WITH edge AS ( \
+             SELECT s.host AS src, d.host AS dst, e.dst_ip, s.dc AS src_dc, d.dc AS dst_dc, \
+                    (SELECT min(sv.port) FROM services sv WHERE sv.name = ANY(e.services)) AS port \
              FROM edges e JOIN nodes s ON s.id = e.src_id \
              JOIN addresses a ON a.ip = e.dst_ip AND a.retired_at IS NULL \
              JOIN nodes d ON d.id = a.node_id \
-             WHERE e.retired_at IS NULL AND s.retired_at IS NULL AND d.retired_at IS NULL AND s.host <> d.host \
-             ORDER BY s.host, d.host, e.dst_ip) \
-         INSERT INTO trace_pairs (src, dst, dst_ip, src_dc, dst_dc, every_s, next_trace_at) \
-         SELECT src, dst, dst_ip, src_dc, dst_dc, CASE WHEN src_dc <> dst_dc THEN $1 ELSE $2 END, \
+             WHERE e.retired_at IS NULL AND s.retired_at IS NULL AND d.retired_at IS NULL AND s.host <> d.host), \
+         live AS ( \
+             SELECT DISTINCT ON (src, dst) src, dst, dst_ip, src_dc, dst_dc, \
+                    min(port) OVER (PARTITION BY src, dst) AS port \
+             FROM edge ORDER BY src, dst, dst_ip) \
+         INSERT INTO trace_pairs (src, dst, dst_ip, port, src_dc, dst_dc, every_s, next_trace_at) \
+         SELECT src, dst, dst_ip, port, src_dc, dst_dc, CASE WHEN src_dc <> dst_dc THEN $1 ELSE $2 END, \
                 now() + random() * make_interval(secs => CASE WHEN src_dc <> dst_dc THEN $1 ELSE $2 END) \
          FROM live \
-         ON CONFLICT (src, dst) DO UPDATE SET dst_ip = excluded.dst_ip, src_dc = excluded.src_dc, \
-             dst_dc = excluded.dst_dc, every_s = excluded.every_s, retired_at = NULL \
+         ON CONFLICT (src, dst) DO UPDATE SET dst_ip = excluded.dst_ip, port = excluded.port, \
+             src_dc = excluded.src_dc, dst_dc = excluded.dst_dc, every_s = excluded.every_s, retired_at = NULL \
          WHERE trace_pairs.external = false AND (trace_pairs.retired_at IS NOT NULL \
-             OR (trace_pairs.dst_ip, trace_pairs.src_dc, trace_pairs.dst_dc, trace_pairs.every_s) \
-                IS DISTINCT FROM (excluded.dst_ip, excluded.src_dc, excluded.dst_dc, excluded.every_s))",
+             OR (trace_pairs.dst_ip, trace_pairs.port, trace_pairs.src_dc, trace_pairs.dst_dc, trace_pairs.every_s) \
+                IS DISTINCT FROM (excluded.dst_ip, excluded.port, excluded.src_dc, excluded.dst_dc, excluded.every_s))",
     )
     .bind(schedule.cross_s())
     .bind(schedule.intra_s())
