@@ -167,7 +167,8 @@ pub enum Tracer<'a> {
     /// An agent on this host: the graph's pairs from it.
     Agent { host: &'a str },
     /// A prober worker at `vantage`: its external targets, and the graph's pairs from hosts
-    /// where no agent has reported for `agent_silence`.
+    /// where no agent has reported for `agent_silence`, or that nobody has traced for that
+    /// long (an agent that probes but cannot trace: no raw sockets).
     Worker { vantage: &'a str, agent_silence: Duration },
 }
 
@@ -183,9 +184,10 @@ pub async fn claim_due(
     let (filter, name, silence) = match who {
         Tracer::Agent { host } => ("NOT p.external AND p.src = $4", host, 0.0),
         Tracer::Worker { vantage, agent_silence } => (
-            "(p.external AND p.src = $4) OR (NOT p.external AND NOT EXISTS ( \
+            "(p.external AND p.src = $4) OR (NOT p.external AND (NOT EXISTS ( \
                  SELECT 1 FROM nodes n JOIN agent_reports r ON r.node_id = n.id \
-                 WHERE n.host = p.src AND r.at > now() - make_interval(secs => $5)))",
+                 WHERE n.host = p.src AND r.at > now() - make_interval(secs => $5)) \
+               OR coalesce(p.last_run_at, p.first_seen) < now() - make_interval(secs => $5)))",
             vantage,
             agent_silence.as_secs_f64(),
         ),
