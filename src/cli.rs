@@ -432,9 +432,16 @@ pub struct AgentArgs {
     /// The token made by `edgewatch agent-token create NODE`.
     #[arg(long, env = "EDGEWATCH_TOKEN", hide_env_values = true)]
     pub token: String,
-    /// An nginx access log (combined format) to report request and error rates from.
+    /// An nginx access log to report request and error rates from (read from its end on,
+    /// through truncation and rotation).
     #[arg(long)]
     pub nginx_access_log: Option<PathBuf>,
+    /// The access log's format when it is not nginx's `combined`: the site's `log_format`
+    /// directive as nginx.conf has it (`log_format main '$remote_addr … $status …';`), or
+    /// just its format string, or @FILE holding either. It must have `$status`; a line it
+    /// does not match is counted as malformed, not guessed at.
+    #[arg(long, value_name = "FORMAT|@FILE")]
+    pub nginx_log_format: Option<String>,
     /// Stop after this long (for tests and trials).
     #[arg(long, value_parser = parse_duration)]
     pub run_for: Option<Duration>,

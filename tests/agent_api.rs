@@ -581,6 +581,75 @@ async fn an_agent_probes_its_targets_and_reports_local_figures() {
     server.stop();
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_reads_its_sites_own_log_format() {
+    let db = fleet().await;
+    let node = "be1.host101";
+    let tok = token(&db, node);
+    let dir = scratch();
+    let server = Server::start(&db.url, "127.0.0.1:0", "1s", dir.path());
+    let log_path = dir.path().join("access.log");
+    std::fs::write(&log_path, "").unwrap();
+    // The directive as nginx.conf has it: another order than combined, extra fields.
+    let conf = dir.path().join("log_format.conf");
+    std::fs::write(
+        &conf,
+        "log_format timed escape=json '$request_time $host \"$request\" '\n    \
+         '[$time_local] $status $remote_addr $body_bytes_sent \"$http_user_agent\" $upstream_addr';\n",
+    )
+    .unwrap();
+    let start = Utc::now();
+    let format = format!("@{}", conf.display());
+    let extra = ["--run-for", "7s", "--nginx-access-log", log_path.to_str().unwrap(), "--nginx-log-format", &format];
+    let mut agent = spawn_agent(&db.url, &server.base, node, &tok, &extra, dir.path());
+    // Once the agent has reported, it follows the log (from its end): then the lines.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while graph_store::agents::reports_of(&db.pool, node, start).await.unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no report from the agent");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let statuses = [200u16, 200, 504, 200, 404, 200, 502, 200, 301, 200, 200, 504];
+    let mut lines: Vec<String> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, status)| {
+            format!(
+                "0.{i:03} api.example.com \"GET /q?n={i} HTTP/1.1\" [05/Dec/2026:16:00:0{} +0000] {status} \
+                 10.0.0.{i} {} \"curl/8.5 \\\"x\\\"\" 10.9.0.1:8080",
+                i % 10,
+                100 + i
+            )
+        })
+        .collect();
+    // Two lines in combined: not this site's format, counted as malformed, not guessed at.
+    lines.insert(3, "127.0.0.1 - - [05/Dec/2026:16:00:00 +0000] \"GET / HTTP/1.1\" 500 1 \"-\" \"x\"".into());
+    lines.push("127.0.0.1 - - [05/Dec/2026:16:00:00 +0000] \"GET / HTTP/1.1\" 500 1 \"-\" \"x\"".into());
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log_path).unwrap();
+    for chunk in lines.chunks(5) {
+        file.write_all((chunk.join("\n") + "\n").as_bytes()).unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let log = agent.wait_ok(Duration::from_secs(60));
+    assert!(log.contains("not in the log format are not counted"), "{log}");
+
+    // Independently: the status field of each line written in the site's format.
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for line in lines.iter().filter(|l| l.starts_with("0.")) {
+        let status = line.split("] ").nth(1).unwrap().split(' ').next().unwrap();
+        *want.entry(status.to_string()).or_default() += 1;
+    }
+    let mut got: BTreeMap<String, f64> = BTreeMap::new();
+    for report in graph_store::agents::reports_of(&db.pool, node, start).await.unwrap() {
+        let Some(n) = report.nginx else { continue };
+        for (code, rate) in &n.by_status {
+            *got.entry(code.clone()).or_default() += f64::from(*rate) * f64::from(n.interval_s.unwrap_or(0.0));
+        }
+    }
+    let got: BTreeMap<String, u64> = got.into_iter().map(|(code, n)| (code, n.round() as u64)).collect();
+    assert_eq!(got, want, "the agent's counts by status, from its rates");
+    server.stop();
+}
+
 /// Results of `prober` per edge with `at` strictly inside (from, to).
 async fn results_between(
     db: &TestDb,

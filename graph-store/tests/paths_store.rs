@@ -150,9 +150,13 @@ async fn leases_hand_each_pair_to_one_tracer() {
     assert_eq!(again.iter().map(|p| p.dst.as_str()).collect::<Vec<_>>(), ["h2"], "no agent on h1 has reported");
 
     // An agent on h1 reports: its pairs are its own ...
-    execute(&db.pool, "UPDATE trace_pairs SET lease_owner = NULL, lease_until = NULL, next_trace_at = now() - interval '1 s'")
+    execute(
+        &db.pool,
+        "UPDATE trace_pairs SET lease_owner = NULL, lease_until = NULL, next_trace_at = now() - interval '1 s'",
+    )
+    .await;
+    execute(&db.pool, "INSERT INTO agent_reports (node_id, at) SELECT id, now() FROM nodes WHERE name = 'web.h1'")
         .await;
-    execute(&db.pool, "INSERT INTO agent_reports (node_id, at) SELECT id, now() FROM nodes WHERE name = 'web.h1'").await;
     assert!(paths::claim_due(&db.pool, worker, "w1", 10, lease).await.unwrap().iter().all(|p| p.external));
     // ... until nobody has traced one of them for the silence (an agent without raw sockets).
     execute(&db.pool, "UPDATE trace_pairs SET first_seen = now() - interval '11 minutes' WHERE dst = 'h3'").await;

@@ -51,8 +51,10 @@ pub struct AgentConfig {
     pub token: String,
     /// Time between two cycles.
     pub interval: Duration,
-    /// nginx access log (combined format) to report rates from.
+    /// nginx access log to report rates from.
     pub nginx_access_log: Option<PathBuf>,
+    /// Its format: `combined` (the default) or the site's own `log_format`.
+    pub nginx_log_format: crate::nginx_format::LineFormat,
     /// Where to read the load average.
     pub loadavg: PathBuf,
     /// Results kept while the server cannot take them, at most (oldest dropped first).
@@ -92,6 +94,7 @@ impl AgentConfig {
             token: token.into(),
             interval: Duration::from_secs(120),
             nginx_access_log: None,
+            nginx_log_format: crate::nginx_format::LineFormat::Combined,
             loadavg: PathBuf::from(local::LOADAVG),
             max_buffered_results: 100_000,
             max_results_per_post: 1000,
@@ -425,7 +428,8 @@ async fn probe_loop(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut targets: Option<Vec<wire::Target>> = None;
     let mut reachable = true;
-    let mut nginx = cfg.nginx_access_log.clone().map(AccessLog::new);
+    let mut nginx =
+        cfg.nginx_access_log.clone().map(|path| AccessLog::new(path).with_format(cfg.nginx_log_format.clone()));
     // A slow server must not slow the probing down: past this, the last targets do.
     let fetch_timeout = (cfg.interval / 2).clamp(Duration::from_millis(200), cfg.request_timeout);
     loop {
