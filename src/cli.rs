@@ -45,6 +45,11 @@ pub struct Global {
     /// More log output on stderr (-v info, -vv debug); EDGEWATCH_LOG takes a full filter.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+
+    /// How long a long-running command (serve, probe, agent, dns tail, cmdb watch, run)
+    /// has to finish its work after SIGTERM or SIGINT before it exits anyway (status 1).
+    #[arg(long, env = "EDGEWATCH_STOP_TIMEOUT", global = true, value_parser = parse_duration, default_value = "10s")]
+    pub stop_timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]

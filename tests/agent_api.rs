@@ -92,6 +92,12 @@ impl Proc {
         assert!(status.success(), "kill -INT {}", self.what);
     }
 
+    /// SIGTERM, as systemd stops it.
+    fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -TERM {}", self.what);
+    }
+
     /// Waits for the process to end by itself; fails the test after `limit`.
     fn wait(&mut self, limit: Duration) -> ExitStatus {
         let start = Instant::now();
@@ -648,6 +654,66 @@ async fn an_agent_reads_its_sites_own_log_format() {
     let got: BTreeMap<String, u64> = got.into_iter().map(|(code, n)| (code, n.round() as u64)).collect();
     assert_eq!(got, want, "the agent's counts by status, from its rates");
     server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_agent_and_probe_stop_cleanly_on_sigterm_with_their_work_flushed() {
+    let db = fleet().await;
+    let node = "be1.host101";
+    let tok = token(&db, node);
+    let dir = scratch();
+    let mut server = Server::start(&db.url, "127.0.0.1:0", "1s", dir.path());
+    let start = Utc::now();
+    let mut agent = spawn_agent(&db.url, &server.base, node, &tok, &[], dir.path());
+    let probe_args = ["probe", "--allow", AGENT_ALLOW, "--interval", "1s", "--packets", "1", "--timeout", "200ms"];
+    let mut probe = Proc::spawn(
+        &db.url,
+        &[&probe_args[..], &["--workers", "2", "--name", "w"]].concat(),
+        dir.path(),
+        Stdio::null(),
+    );
+    // Both at work: the agent's results and the workers' are in the store.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let agent_results = graph_store::agents::results_of(&db.pool, &format!("agent:{node}"), start).await.unwrap();
+        let worker_results = graph_store::testing::probe_results(&db.pool).await;
+        if agent_results.len() >= 2 && worker_results.iter().any(|(_, _, prober)| prober.starts_with('w')) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no results yet:\n{}\n{}", agent.log(), probe.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    for (proc, what) in [(&mut agent, "agent"), (&mut probe, "probe")] {
+        let t = Instant::now();
+        proc.terminate();
+        let status = proc.wait(Duration::from_secs(10));
+        assert!(status.success(), "{what} exited with {status} on SIGTERM:\n{}", proc.log());
+        eprintln!("{what} stopped {:?} after SIGTERM", t.elapsed());
+    }
+    // The agent delivered every result it made before it went.
+    let summary = agent_summary(&agent.log());
+    assert_eq!(summary["results made"], summary["delivered"], "{}", agent.log());
+    assert_eq!(summary["undelivered"], 0, "{}", agent.log());
+    let stored = graph_store::agents::results_of(&db.pool, &format!("agent:{node}"), start).await.unwrap();
+    assert_eq!(stored.len() as u64, summary["results made"], "every result made is stored");
+    // The workers gave their leases back.
+    let leased = json(
+        &db,
+        &[
+            "sql",
+            "--format",
+            "json",
+            "SELECT count(*) AS n FROM edge_health WHERE lease_owner LIKE 'w%' AND lease_until > now()",
+        ],
+    );
+    assert_eq!(leased[0]["n"], 0, "leases held after the workers stopped:\n{}", probe.log());
+
+    let t = Instant::now();
+    server.proc.terminate();
+    let status = server.proc.wait(Duration::from_secs(10));
+    assert!(status.success(), "serve exited with {status} on SIGTERM:\n{}", server.proc.log());
+    eprintln!("serve stopped {:?} after SIGTERM", t.elapsed());
 }
 
 /// Results of `prober` per edge with `at` strictly inside (from, to).

@@ -24,7 +24,7 @@ fn log_format(text: &str) -> Result<LineFormat> {
     Ok(LineFormat::Custom(format))
 }
 
-pub async fn run(_settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
+pub async fn run(settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
     let engine = Arc::new(super::shared::probe_engine(&args.probe)?);
     let mut cfg = AgentConfig::new(&args.server, &args.name, &args.token).interval(args.probe.interval);
     cfg.nginx_access_log = args.nginx_access_log.clone();
@@ -32,9 +32,9 @@ pub async fn run(_settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
         cfg.nginx_log_format = log_format(text)?;
     }
     cfg.trace = !args.no_trace;
-    let shutdown = super::shared::shutdown_on_ctrl_c_or_after(args.run_for);
+    let shutdown = super::shared::shutdown_on_signal_or_after(settings.stop_timeout(), args.run_for);
     eprintln!(
-        "agent for {} probing every {} and reporting to {}; Ctrl-C stops",
+        "agent for {} probing every {} and reporting to {}; Ctrl-C or SIGTERM stops",
         args.name,
         humantime::format_duration(args.probe.interval),
         args.server
