@@ -447,6 +447,16 @@ pub struct AgentArgs {
     /// does not match is counted as malformed, not guessed at.
     #[arg(long, value_name = "FORMAT|@FILE")]
     pub nginx_log_format: Option<String>,
+    /// Where results the server has not acknowledged are kept on disk, so that a restart
+    /// during a server outage loses none (a directory per server and node is made under
+    /// it); `off`: in memory only. Default: `$STATE_DIRECTORY/spool` under systemd's
+    /// StateDirectory=, else `.edgewatch/agent-spool`.
+    #[arg(long, env = "EDGEWATCH_SPOOL", value_name = "DIR|off")]
+    pub spool: Option<PathBuf>,
+    /// The spool's cap (bytes, or with kB/MB/GB, KiB/MiB/GiB): past it the oldest results
+    /// are dropped, counted and said.
+    #[arg(long, value_parser = parse_size, default_value = "64MB")]
+    pub spool_max: u64,
     /// Stop after this long (for tests and trials).
     #[arg(long, value_parser = parse_duration)]
     pub run_for: Option<Duration>,
@@ -838,6 +848,26 @@ pub fn parse_offset(s: &str) -> Result<i32, String> {
         return Err(bad());
     }
     Ok(sign * (hours * 3600 + minutes * 60))
+}
+
+/// A size in bytes: a number, optionally with kB/MB/GB (powers of 1000) or KiB/MiB/GiB
+/// (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a size (e.g. 64MB, 512KiB, 1000000)"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "mb" | "m" => 1_000_000,
+        "gb" | "g" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => return Err(format!("{text:?}: unknown unit {other:?} (kB, MB, GB, KiB, MiB, GiB)")),
+    };
+    n.checked_mul(scale).ok_or_else(|| format!("{text:?} is too large"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

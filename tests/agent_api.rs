@@ -61,12 +61,20 @@ struct Proc {
 
 impl Proc {
     fn spawn(url: &str, args: &[&str], dir: &Path, stdout: Stdio) -> Proc {
+        Proc::spawn_with(url, args, dir, stdout, &[])
+    }
+
+    /// [`Proc::spawn`] with more environment (over the defaults).
+    fn spawn_with(url: &str, args: &[&str], dir: &Path, stdout: Stdio, env: &[(&str, &str)]) -> Proc {
         let what = args.iter().take(2).cloned().collect::<Vec<_>>().join(" ");
         let log = dir.join(format!("{}-{}.log", args[0], rand::random::<u32>()));
         let child = Command::new(env!("CARGO_BIN_EXE_edgewatch"))
             .env_remove("DATABASE_URL")
             .env("EDGEWATCH_LOG", "info,sqlx=warn")
             .env("NO_COLOR", "1")
+            // The test's own spool directory (a spool outlives its agent).
+            .env("EDGEWATCH_SPOOL", dir.join("spool"))
+            .envs(env.iter().copied())
             .arg("--database-url")
             .arg(url)
             .args(args)
@@ -773,5 +781,64 @@ async fn results_made_while_the_server_is_away_arrive_after_it() {
     assert_eq!(all.len() as u64, summary["results made"], "every result made arrived:\n{log}");
     assert_eq!(inside.len(), n, "results made while the server was away, per edge: {inside:?}");
     assert!(inside.values().all(|n| *n >= 3), "about one per second of the 5 s: {inside:?}");
+    server.stop();
+}
+
+/// Results per report the agent says it made (`report made` at debug level), summed.
+fn made_in(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("report made"))
+        .filter_map(|l| l.split("results=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The spool: the server away 60 s, the agent killed (SIGKILL) during the outage and
+/// started again, the server back: every result made is stored once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_killed_during_a_server_outage_loses_nothing_it_made() {
+    let db = fleet().await;
+    let node = "fe1.host101";
+    let tok = token(&db, node);
+    let dir = scratch();
+    let spool = dir.path().join("agent-spool");
+    let server = Server::start(&db.url, "127.0.0.1:0", "1s", dir.path());
+    let addr = server.addr().to_string();
+    let start = Utc::now();
+    let base = server.base.clone();
+    let args = ["agent", "--server", &base, "--name", node, "--token", &tok, "--allow", AGENT_ALLOW];
+    let mut args: Vec<&str> = args.to_vec();
+    let spool_arg = spool.to_str().unwrap().to_string();
+    args.extend(["--interval", "1s", "--packets", "1", "--timeout", "200ms", "--spool", &spool_arg]);
+    let env = [("EDGEWATCH_LOG", "info,sqlx=warn,probers::agent=debug")];
+    let mut first = Proc::spawn_with(&db.url, &args, dir.path(), Stdio::null(), &env);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while graph_store::agents::results_of(&db.pool, &format!("agent:{node}"), start).await.unwrap().len() < 4 {
+        assert!(Instant::now() < deadline && first.alive(), "no results arrive:\n{}", first.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The server goes away for 60 s; 20 s in, the agent is killed and started again.
+    let mut dead = server;
+    dead.proc.terminate();
+    dead.proc.wait(Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    first.kill();
+    let first_log = first.log();
+    let mut second = Proc::spawn_with(&db.url, &args, dir.path(), Stdio::null(), &env);
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let server = Server::start(&db.url, &addr, "1s", dir.path());
+
+    // Back: the spooled results go first; then the agent stops cleanly.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    second.terminate();
+    let second_log = second.wait_ok(Duration::from_secs(15));
+    let summary = agent_summary(&second_log);
+    assert!(summary["restored from the spool"] > 0, "the killed agent's results came from the spool:\n{second_log}");
+    assert_eq!((summary["dropped"], summary["undelivered"]), (0, 0), "{second_log}");
+    let made = made_in(&first_log) + made_in(&second_log);
+    let (_, all) = results_between(&db, &format!("agent:{node}"), start, Utc::now()).await;
+    assert_no_duplicates(&all);
+    assert_eq!(all.len() as u64, made, "every result made, stored once:\n{first_log}\n{second_log}");
+    assert!(made >= 60, "results were made all through the outage: {made}");
     server.stop();
 }

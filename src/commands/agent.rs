@@ -11,6 +11,22 @@ use probers::nginx_format::{LineFormat, LogFormat};
 use crate::cli::AgentArgs;
 use crate::config::Settings;
 
+/// `--spool`: a directory, `off`, or the default under the state directory.
+fn spool_dir(flag: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+    match flag {
+        Some(p) if p.as_os_str() == "off" => None,
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(match std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
+            // systemd may give several, separated by ':': the first is the agent's.
+            Some(dirs) => {
+                std::path::PathBuf::from(dirs.to_string_lossy().split(':').next().unwrap_or_default().to_string())
+                    .join("spool")
+            }
+            None => std::path::PathBuf::from(".edgewatch/agent-spool"),
+        }),
+    }
+}
+
 /// `--nginx-log-format`: a directive or format string, or @FILE holding one.
 fn log_format(text: &str) -> Result<LineFormat> {
     let (what, text) = match text.strip_prefix('@') {
@@ -32,6 +48,8 @@ pub async fn run(settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
         cfg.nginx_log_format = log_format(text)?;
     }
     cfg.trace = !args.no_trace;
+    cfg.spool = spool_dir(args.spool.as_deref());
+    cfg.spool_max = args.spool_max;
     let shutdown = super::shared::shutdown_on_signal_or_after(settings.stop_timeout(), args.run_for);
     eprintln!(
         "agent for {} probing every {} and reporting to {}; Ctrl-C or SIGTERM stops",
@@ -49,13 +67,15 @@ pub async fn run(settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
     }
     // The summary stays the last line (scripts and tests read it).
     eprintln!(
-        "{} cycles, {} results made, {} delivered, {} refused by the server, {} dropped, {} undelivered",
+        "{} cycles, {} results made, {} delivered, {} refused by the server, {} dropped, {} undelivered, \
+         {} restored from the spool",
         totals.cycles,
         totals.results_made,
         totals.results_delivered,
         totals.results_refused,
         totals.results_dropped,
-        totals.undelivered
+        totals.undelivered,
+        totals.results_restored
     );
     Ok(ExitCode::SUCCESS)
 }
