@@ -77,7 +77,15 @@ impl TraceFile {
             return Ok(None);
         }
         Ok(Some(TraceConfig {
-            schedule: PairSchedule { interval, intra_dc_every },
+            schedule: PairSchedule {
+                interval,
+                intra_dc_every,
+                protocol: match protocol {
+                    TraceProtocol::Icmp => "icmp",
+                    TraceProtocol::Udp { .. } => "udp",
+                    TraceProtocol::Tcp { .. } => "tcp",
+                },
+            },
             keep_days,
             hourly_keep_days,
             probes,
@@ -176,7 +184,10 @@ mod tests {
     #[test]
     fn defaults_are_the_issue_s() {
         let cfg = parse("[trace]\n").unwrap().unwrap();
-        assert_eq!(cfg.schedule, PairSchedule { interval: Duration::from_secs(120), intra_dc_every: 10 });
+        assert_eq!(
+            cfg.schedule,
+            PairSchedule { interval: Duration::from_secs(120), intra_dc_every: 10, protocol: "icmp" }
+        );
         assert_eq!((cfg.keep_days, cfg.hourly_keep_days, cfg.probes, cfg.max_ttl), (14, 400, 3, 30));
         assert_eq!((cfg.protocol, cfg.agent_silence), (TraceProtocol::Icmp, Duration::from_secs(600)));
         assert_eq!((cfg.track.route.k_runs, cfg.track.loss.k_runs, cfg.track.loss.min_pct), (2, 2, 20.0));
@@ -194,7 +205,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(cfg.schedule, PairSchedule { interval: Duration::from_secs(1), intra_dc_every: 3 });
+        assert_eq!(cfg.schedule, PairSchedule { interval: Duration::from_secs(1), intra_dc_every: 3, protocol: "udp" });
         assert_eq!((cfg.protocol, cfg.vantage.as_str()), (TraceProtocol::Udp { port: 33500 }, "p1"));
         assert_eq!((cfg.track.route.k_runs, cfg.track.loss.min_pct), (3, 15.0));
         let got: Vec<(&str, String, &str, Option<u16>)> =

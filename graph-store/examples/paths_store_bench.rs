@@ -143,6 +143,7 @@ async fn run(args: &Args) -> BoxResult<Value> {
     let db = graph_store::connect(&Target::Url(args.url.clone())).await?;
     let pool = &db.pool;
     let schedule = PairSchedule {
+        protocol: "icmp",
         interval: std::time::Duration::from_secs(args.cross_every as u64),
         intra_dc_every: (args.intra_every / args.cross_every) as u32,
     };

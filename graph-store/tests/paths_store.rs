@@ -83,7 +83,7 @@ const NEW: [&str; 4] = ["10.0.0.1", "52.93.0.1", "52.93.9.9", "127.2.0.3"];
 async fn pairs_follow_the_graph_between_hosts() {
     let db = TestDb::new().await;
     graph(&db, true).await;
-    let schedule = PairSchedule { interval: Duration::from_secs(120), intra_dc_every: 10 };
+    let schedule = PairSchedule { interval: Duration::from_secs(120), intra_dc_every: 10, protocol: "tcp" };
     assert_eq!(paths::sync_pairs(&db.pool, &schedule).await.unwrap(), (2, 0));
     assert_eq!(paths::sync_pairs(&db.pool, &schedule).await.unwrap(), (0, 0), "idempotent");
     let rows = sqlx::query("SELECT src, dst, host(dst_ip) AS ip, every_s FROM trace_pairs ORDER BY dst")
@@ -118,9 +118,14 @@ async fn pairs_follow_the_graph_between_hosts() {
     )
     .await;
     paths::sync_pairs(&db.pool, &schedule).await.unwrap();
-    let ports: Vec<(String, Option<u16>)> =
-        paths::list_pairs(&db.pool, 10).await.unwrap().into_iter().map(|p| (p.dst, p.port)).collect();
-    assert_eq!(ports, [("h2".to_string(), Some(9200)), ("h3".to_string(), None)]);
+    let ports: Vec<(String, String, Option<u16>)> =
+        paths::list_pairs(&db.pool, 10).await.unwrap().into_iter().map(|p| (p.dst, p.protocol, p.port)).collect();
+    let tcp = || "tcp".to_string();
+    assert_eq!(
+        ports,
+        [("h2".to_string(), tcp(), Some(9200)), ("h3".to_string(), tcp(), None)],
+        "[trace] protocol kept"
+    );
 }
 
 #[tokio::test]

@@ -23,11 +23,14 @@ pub struct PairSchedule {
     pub interval: Duration,
     /// Pairs within a data center: every `intra_dc_every` intervals (default 10).
     pub intra_dc_every: u32,
+    /// How host pairs are traced (`[trace] protocol`: icmp, udp or tcp), kept with the
+    /// pairs so that the questions say it.
+    pub protocol: &'static str,
 }
 
 impl Default for PairSchedule {
     fn default() -> Self {
-        PairSchedule { interval: Duration::from_secs(120), intra_dc_every: 10 }
+        PairSchedule { interval: Duration::from_secs(120), intra_dc_every: 10, protocol: "icmp" }
     }
 }
 
@@ -89,18 +92,22 @@ pub async fn sync_pairs(pool: &PgPool, schedule: &PairSchedule) -> Result<(u64, 
              SELECT DISTINCT ON (src, dst) src, dst, dst_ip, src_dc, dst_dc, \
                     min(port) OVER (PARTITION BY src, dst) AS port \
              FROM edge ORDER BY src, dst, dst_ip) \
-         INSERT INTO trace_pairs (src, dst, dst_ip, port, src_dc, dst_dc, every_s, next_trace_at) \
-         SELECT src, dst, dst_ip, port, src_dc, dst_dc, CASE WHEN src_dc <> dst_dc THEN $1 ELSE $2 END, \
+         INSERT INTO trace_pairs (src, dst, dst_ip, port, protocol, src_dc, dst_dc, every_s, next_trace_at) \
+         SELECT src, dst, dst_ip, port, $3, src_dc, dst_dc, CASE WHEN src_dc <> dst_dc THEN $1 ELSE $2 END, \
                 now() + random() * make_interval(secs => CASE WHEN src_dc <> dst_dc THEN $1 ELSE $2 END) \
          FROM live \
          ON CONFLICT (src, dst) DO UPDATE SET dst_ip = excluded.dst_ip, port = excluded.port, \
-             src_dc = excluded.src_dc, dst_dc = excluded.dst_dc, every_s = excluded.every_s, retired_at = NULL \
+             protocol = excluded.protocol, src_dc = excluded.src_dc, dst_dc = excluded.dst_dc, \
+             every_s = excluded.every_s, retired_at = NULL \
          WHERE trace_pairs.external = false AND (trace_pairs.retired_at IS NOT NULL \
-             OR (trace_pairs.dst_ip, trace_pairs.port, trace_pairs.src_dc, trace_pairs.dst_dc, trace_pairs.every_s) \
-                IS DISTINCT FROM (excluded.dst_ip, excluded.port, excluded.src_dc, excluded.dst_dc, excluded.every_s))",
+             OR (trace_pairs.dst_ip, trace_pairs.port, trace_pairs.protocol, trace_pairs.src_dc, trace_pairs.dst_dc, \
+                 trace_pairs.every_s) \
+                IS DISTINCT FROM (excluded.dst_ip, excluded.port, excluded.protocol, excluded.src_dc, excluded.dst_dc, \
+                 excluded.every_s))",
     )
     .bind(schedule.cross_s())
     .bind(schedule.intra_s())
+    .bind(schedule.protocol)
     .execute(&mut *tx)
     .await
     .map_err(Error::sql("adding trace pairs"))?
