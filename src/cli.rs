@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "edgewatch",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("EDGEWATCH_GIT_COMMIT"), ")"),
     about = "Who cannot reach whom, since when, and whose fault is it.",
     long_about = "edgewatch learns which containers talk to which services from PowerDNS query \
 logs and CMDB exports, keeps that dependency graph in PostgreSQL, probes every edge from the \
@@ -122,6 +122,17 @@ pub enum Command {
     /// Make a synthetic fleet: a CMDB inventory and PowerDNS logs, for trials and benchmarks.
     #[command(subcommand)]
     Fleet(FleetCommand),
+    /// Print a shell completion script, e.g.
+    /// `edgewatch completions bash > /etc/bash_completion.d/edgewatch`,
+    /// `edgewatch completions zsh > "${fpath[1]}/_edgewatch"`,
+    /// `edgewatch completions fish > ~/.config/fish/completions/edgewatch.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `edgewatch man > /usr/local/share/man/man1/edgewatch.1`
+    /// or `edgewatch man | man -l -`.
+    Man,
     /// The broken edges grouped into incidents, each with its likely culprit (a data-center
     /// link, a host pair, a host, a node, or one edge) and the counts behind it.
     Incidents {

@@ -41,6 +41,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dns(cmd) => dns::run(settings, cmd).await,
         Command::Graph(args) => graph::run(settings, args).await,
         Command::Fleet(cmd) => fleet::run(cmd),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "edgewatch", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sql { query, format, timeout } => sql::run(settings, &query, format, timeout).await,
         Command::Probe(args) => probe::run(settings, args).await,
         Command::Serve(args) => serve::run(settings, args).await,
