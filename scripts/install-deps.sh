@@ -10,6 +10,9 @@
 #                                         screenshot the HTML report in tests/report_render.rs)
 #   scripts/install-deps.sh tail          logrotate, to rotate a log under `dns tail` the way a
 #                                         Debian machine does (tests/dns_tail_rotation.rs)
+#   scripts/install-deps.sh deploy        systemd-analyze (package systemd: `systemd-analyze verify` of
+#                                         deploy/systemd in tests/systemd_units.rs) and man-db (`man -l`
+#                                         of `edgewatch man` in tests/cli_meta.rs)
 #   scripts/install-deps.sh bench         the path-tracing benchmark (`BENCH_ONLY=trace make bench`):
 #                                         iproute2 for its namespaces, and scamper, the tracer it is
 #                                         measured beside
@@ -72,6 +75,11 @@ for group in "$@"; do
             compgen -G '/usr/share/fonts/truetype/dejavu/DejaVuSans*.ttf' >/dev/null || need+=(fonts-dejavu-core)
             [ -e /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ] || need+=(fonts-droid-fallback)
             compgen -G '/usr/share/fonts/*/*/Symbola*' >/dev/null || need+=(fonts-symbola)
+            optional=1
+            ;;
+        deploy)
+            command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+            command -v man >/dev/null 2>&1 || need+=(man-db)
             optional=1
             ;;
         tail)
