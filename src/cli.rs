@@ -130,6 +130,9 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// The configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print the manual page (roff), e.g. `edgewatch man > /usr/local/share/man/man1/edgewatch.1`
     /// or `edgewatch man | man -l -`.
     Man,
@@ -423,6 +426,20 @@ pub struct ProbeArgs {
     /// Tracing needs root or CAP_NET_RAW; without them the workers probe and do not trace.
     #[arg(long)]
     pub no_trace: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a config file (FILE, else --config / EDGEWATCH_CONFIG) as every command reads
+    /// it — unknown keys and bad values are refused naming file, line and key — and print
+    /// the effective settings of `serve`, `probe` and `agent`, each with where it comes
+    /// from: flag, environment, file or default. deploy/edgewatch.toml is the complete
+    /// sample (every key at its default).
+    Check {
+        file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = TextFormat::Text)]
+        format: TextFormat,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,14 @@
 //!
 //! [probe]
 //! retention_days = 14                      # probe history kept, in days
+//! workers = 2                              # and any `edgewatch probe` flag (crate::file_flags)
+//!
+//! [serve]                                  # any `edgewatch serve` flag
+//! listen = "127.0.0.1:8440"
+//!
+//! [agent]                                  # any `edgewatch agent` flag
+//! server = "https://edgewatch.example.com:8440"
+//! spool_max = "64MB"
 //!
 //! [api]                                    # edgewatch serve
 //! read_token = "…"                         # graph questions and /metrics need it (or EDGEWATCH_READ_TOKEN)
@@ -72,6 +80,7 @@
 //! port = 33434
 //! ```
 //! Unknown keys are refused, naming the file and the key, so a typo never goes unseen.
+//! deploy/edgewatch.toml is the complete sample: every key at its default.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -100,6 +109,7 @@ pub struct Settings {
     data_dir: PathBuf,
     check_diagnosis_max_age: Duration,
     stop_timeout: Duration,
+    config_path: Option<PathBuf>,
 }
 
 /// What `edgewatch serve` runs with.
@@ -170,8 +180,14 @@ impl Settings {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             check_diagnosis_max_age: file.check_diagnosis_max_age().map_err(anyhow::Error::msg)?,
             stop_timeout: global.stop_timeout,
+            config_path: global.config.clone(),
             file,
         })
+    }
+
+    /// The config file given (`--config`, EDGEWATCH_CONFIG), if any.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config_path.as_deref()
     }
 
     /// How long a long-running command has to stop after SIGTERM or SIGINT.
@@ -317,6 +333,12 @@ struct Config {
     health: probers::health::HealthConfig,
     #[serde(default)]
     probe: ProbeConfig,
+    /// `edgewatch serve`'s and `edgewatch agent`'s flags: checked and applied by
+    /// [`crate::file_flags`].
+    #[serde(default, rename = "serve")]
+    _serve: toml::Table,
+    #[serde(default, rename = "agent")]
+    _agent: toml::Table,
     #[serde(default)]
     api: ApiConfig,
     #[serde(default)]
@@ -359,10 +381,13 @@ struct ApiConfig {
     snapshot_max_age: Option<String>,
 }
 
+/// `[probe]`: `retention_days`, and `edgewatch probe`'s flags (checked and applied by
+/// [`crate::file_flags`], which refuses unknown keys).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ProbeConfig {
     retention_days: Option<u32>,
+    #[serde(flatten)]
+    _flags: toml::Table,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -374,6 +399,11 @@ struct DnsConfig {
     log_utc_offset: Option<String>,
     expire_after: Option<String>,
     rotated: Option<String>,
+}
+
+/// Reads and checks a whole config file as every command reads it (`config check`).
+pub fn check_file(path: &Path) -> Result<()> {
+    Config::load(path).map(|_| ())
 }
 
 impl Config {
@@ -404,6 +434,39 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sample's file-only sections are the defaults: the settings they resolve to equal
+    /// an empty file's.
+    #[test]
+    fn the_sample_config_resolves_to_the_defaults() {
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/edgewatch.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.toml");
+        std::fs::write(&empty, "").unwrap();
+        let settings = |config: &Path| {
+            Settings::new(&Global {
+                database_url: None,
+                data_dir: None,
+                config: Some(config.to_path_buf()),
+                verbose: 0,
+                stop_timeout: Duration::from_secs(10),
+            })
+            .unwrap()
+        };
+        let (s, d) = (settings(&sample), settings(&empty));
+        assert_eq!(s.data_dir(), d.data_dir());
+        assert_eq!(s.trace(), d.trace());
+        assert_eq!(s.diagnosis(), d.diagnosis());
+        assert_eq!(format!("{:?}", s.check()), format!("{:?}", d.check()));
+        assert_eq!(format!("{:?}", s.schedule().unwrap()), format!("{:?}", d.schedule().unwrap()));
+        assert_eq!(s.expire_after(None).unwrap(), d.expire_after(None).unwrap());
+        assert_eq!(s.file.thresholds, probers::health::Thresholds::default());
+        assert_eq!(s.file.health, probers::health::HealthConfig::default());
+        assert_eq!(s.file.dns.batch_lines, Some(discovery::dns::ingest::IngestOptions::default().batch_lines));
+        assert_eq!(s.file.probe.retention_days, Some(14));
+        assert_eq!(s.file.api.snapshot_max_age.as_deref(), Some("5s"));
+        assert_eq!(s.file.report.keep_days, Some(400));
+    }
 
     #[test]
     fn unknown_zones_are_refused() {

@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod config;
 mod dot;
+mod file_flags;
 mod hints;
 mod http;
 mod labels;
@@ -20,16 +21,18 @@ mod when;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 pub use cli::Cli;
 
 /// Parses the command line, runs the command, prints any error, and gives the exit code.
 pub fn main() -> ExitCode {
     restore_sigpipe();
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
-        Err(e) => return refuse_arguments(e),
+        Err(Refused::Args(e)) => return refuse_arguments(e),
+        Err(Refused::File(e)) => {
+            eprintln!("edgewatch: error: {}", error_chain(&e));
+            return ExitCode::from(2);
+        }
     };
     init_tracing(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -46,6 +49,28 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+enum Refused {
+    Args(clap::Error),
+    File(anyhow::Error),
+}
+
+/// The command line, with the daemon flags of the config file (`[serve]`, `[probe]`,
+/// `[agent]`) as their defaults.
+fn parse() -> Result<Cli, Refused> {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<String> = std::env::args().collect();
+    let flags = match file_flags::config_path(&args) {
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(text) => file_flags::read(&path, &text, &Cli::command()).map_err(Refused::File)?,
+            // Said, naming the file, when the settings are read.
+            Err(_) => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    let matches = file_flags::apply(Cli::command(), &flags).try_get_matches_from(&args).map_err(Refused::Args)?;
+    Cli::from_arg_matches(&matches).map_err(Refused::Args)
 }
 
 /// Bad arguments: clap's message and exit code 2, except for `check nagios`, whose caller

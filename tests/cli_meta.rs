@@ -56,3 +56,46 @@ fn the_manual_page_is_roff_that_man_reads() {
         println!("man is not installed: the page is checked as roff text only");
     }
 }
+
+#[test]
+fn config_check_takes_the_sample_and_refuses_unknown_keys_naming_file_line_and_key() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/edgewatch.toml");
+    let out = edgewatch(&["config", "check", sample, "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let setting = |section: &str, key: &str| {
+        doc["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["section"] == section && s["key"] == key)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(setting("agent", "spool_max")["source"], "file");
+    assert_eq!(setting("agent", "spool_max")["value"], "64MB");
+
+    let dir = tempfile::tempdir().unwrap();
+    for (text, line, key) in
+        [("[probe]\nworkers = 2\nworkerz = 3\n", 3, "workerz"), ("[dns]\nzonez = []\n", 2, "zonez")]
+    {
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_edgewatch")).args(["config", "check"]).arg(&file).output().unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text} was taken");
+        assert!(said.contains(&file.display().to_string()) && said.contains(key), "{said}");
+        assert!(said.contains(&format!(":{line}")) || said.contains(&format!("line {line}")), "{said}");
+    }
+    // Flags from the file are defaults: the command line wins, and an agent's server can
+    // come from the file alone.
+    let file = dir.path().join("agent.toml");
+    std::fs::write(&file, "[agent]\nserver = \"https://ew.example:8440\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edgewatch"))
+        .args(["--config", file.to_str().unwrap(), "config", "check", "--format", "json"])
+        .env_remove("EDGEWATCH_SERVER")
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let server = doc["settings"].as_array().unwrap().iter().find(|s| s["key"] == "server").unwrap().clone();
+    assert_eq!((server["value"].as_str(), server["source"].as_str()), (Some("https://ew.example:8440"), Some("file")));
+}

@@ -7,6 +7,7 @@ mod agent_token;
 mod asn;
 mod check;
 mod cmdb;
+mod config;
 mod db;
 mod demo;
 mod dns;
@@ -46,6 +47,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             clap_complete::generate(shell, &mut cmd, "edgewatch", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Config(cmd) => config::run(settings, cmd),
         Command::Man => {
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
