@@ -11,7 +11,7 @@ DATA_DIR ?= .edgewatch
 all: build
 
 deps:
-	@scripts/install-deps.sh postgres
+	@scripts/install-deps.sh postgres dot
 
 # The tests also need a real PowerDNS (auth, bind backend, recursor), dig, and for the
 # network-namespace lab iproute2, nftables, fping and mtr-tiny; for the report, graphviz

@@ -6,6 +6,8 @@
 #   scripts/install-deps.sh lab           network-namespace lab: iproute2, nftables, fping, and mtr-tiny
 #                                         (probers/tests/trace_netns.rs and tests/trace_lab_netns.rs compare with mtr)
 #   scripts/install-deps.sh nagios        nagios4 and icinga2 binaries, to check deploy/nagios, deploy/icinga2
+#   scripts/install-deps.sh dot           graphviz alone: `dot` draws the HTML report's picture (`make demo`
+#                                         suggests `edgewatch report --format html`)
 #   scripts/install-deps.sh report        graphviz (dot, the report's picture) and chromium (headless, to
 #                                         screenshot the HTML report in tests/report_render.rs)
 #   scripts/install-deps.sh tail          logrotate, to rotate a log under `dns tail` the way a
@@ -63,6 +65,10 @@ for group in "$@"; do
             # without the service. No daemon (nagios4, exim4) may start: see policy-rc.d.
             command -v nagios4 >/dev/null 2>&1 || [ -x /usr/sbin/nagios4 ] || need+=(nagios4-core)
             command -v icinga2 >/dev/null 2>&1 || [ -x /usr/sbin/icinga2 ] || need+=(icinga2-bin)
+            optional=1
+            ;;
+        dot)
+            command -v dot >/dev/null 2>&1 || need+=(graphviz)
             optional=1
             ;;
         report)

@@ -125,7 +125,9 @@ fn print_next(settings: &Settings, samples: &std::path::Path, traced: Option<&(S
          edgewatch{dd} dns ingest --zone {SAMPLE_ZONE} {}\n  \
          edgewatch{dd} cmdb import {}\n  \
          psql \"$(edgewatch{dd} db url)\"              the tables themselves\n  \
-         edgewatch{dd} db stop                       stop the embedded PostgreSQL",
+         edgewatch{dd} db stop                       stop the embedded PostgreSQL\n\n\
+         `edgewatch` is ./target/debug/edgewatch here; to have it on PATH: cargo install --locked --path .\n\
+         (into ~/.cargo/bin), or export PATH=\"$PWD/target/debug:$PATH\" for this shell.",
         samples.join("pdns-rec-structured.log").display(),
         samples.join("inventory.csv").display()
     );
