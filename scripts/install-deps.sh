@@ -10,6 +10,8 @@
 #                                         screenshot the HTML report in tests/report_render.rs)
 #   scripts/install-deps.sh tail          logrotate, to rotate a log under `dns tail` the way a
 #                                         Debian machine does (tests/dns_tail_rotation.rs)
+#   scripts/install-deps.sh tls           curl (reads the API over HTTPS with --cacert) and strace (sees that a
+#                                         refusing agent connects nowhere) for tests/tls_serve.rs
 #   scripts/install-deps.sh bench         the path-tracing benchmark (`BENCH_ONLY=trace make bench`):
 #                                         iproute2 for its namespaces, and scamper, the tracer it is
 #                                         measured beside
@@ -78,6 +80,11 @@ for group in "$@"; do
             # Debian's own logrotate (create, copytruncate, dateext, compress) rotates the
             # log under `dns tail` in tests/dns_tail_rotation.rs; without it that test skips.
             command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || need+=(logrotate)
+            optional=1
+            ;;
+        tls)
+            command -v curl >/dev/null 2>&1 || need+=(curl)
+            command -v strace >/dev/null 2>&1 || need+=(strace)
             optional=1
             ;;
         bench)

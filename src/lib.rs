@@ -14,6 +14,7 @@ mod path_evidence;
 pub mod report;
 mod route_query;
 mod route_view;
+mod tls;
 mod trace_config;
 mod trace_view;
 mod when;

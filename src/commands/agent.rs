@@ -6,15 +6,22 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use probers::agent::{run_agent, AgentConfig};
+use probers::tls::Roots;
 
 use crate::cli::AgentArgs;
 use crate::config::Settings;
 
-pub async fn run(_settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
-    let engine = Arc::new(super::shared::probe_engine(&args.probe)?);
+pub async fn run(settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
+    let tls = settings.agent(&args);
     let mut cfg = AgentConfig::new(&args.server, &args.name, &args.token).interval(args.probe.interval);
     cfg.nginx_access_log = args.nginx_access_log.clone();
     cfg.trace = !args.no_trace;
+    cfg.roots = match tls.ca {
+        Some(ca) => Roots::Bundle(ca),
+        None => Roots::System,
+    };
+    cfg.insecure_http = tls.insecure_http;
+    let engine = Arc::new(super::shared::probe_engine(&args.probe)?);
     let shutdown = super::shared::shutdown_on_ctrl_c_or_after(args.run_for);
     eprintln!(
         "agent for {} probing every {} and reporting to {}; Ctrl-C stops",
