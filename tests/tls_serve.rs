@@ -239,7 +239,8 @@ async fn sighup_reloads_for_new_handshakes(serve: &Serve, ca: &TestCa, cert: &Pa
     assert_eq!(out.status.code(), Some(60), "a new handshake still got the old certificate: {}", text(&out));
     let out = run(agent_command(url, &serve.base, token, &["--ca", cacert, "--run-for", "2s"]));
     let log = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{log}");
+    let alive = std::path::Path::new(&format!("/proc/{}", serve.child.id())).exists();
+    assert_eq!(out.status.code(), Some(1), "{log}\nserve (alive: {alive}):\n{}", serve.log());
     assert!(log.contains("name mismatch"), "{log}");
 
     std::fs::write(key, "not a key\n").unwrap();

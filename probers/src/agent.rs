@@ -279,8 +279,9 @@ struct Client {
     trace_claim: Url,
     traces: Url,
     auth: String,
-    /// The server's base URL as given, for messages.
+    /// The server's base URL as given, and the roots it is verified against, for messages.
     server: String,
+    roots: crate::tls::Roots,
 }
 
 impl Client {
@@ -316,6 +317,7 @@ impl Client {
             traces: endpoint("traces")?,
             auth: format!("Bearer {}", cfg.token),
             server: cfg.server.clone(),
+            roots: cfg.roots.clone(),
         })
     }
 
@@ -328,7 +330,13 @@ impl Client {
         }
         match self.http.get(self.targets.clone()).timeout(timeout).send().await {
             Err(e) => match crate::tls::failure_reason(&e) {
-                Some(reason) => Err(Error::Tls { server: self.server.clone(), reason }),
+                Some(reason) => {
+                    let trusted = match &self.roots {
+                        crate::tls::Roots::Bundle(path) => format!("the CAs in {} (--ca)", path.display()),
+                        crate::tls::Roots::System => "the system's roots (give --ca FILE for a private CA)".into(),
+                    };
+                    Err(Error::Tls { server: self.server.clone(), reason: format!("{reason}; trusted here: {trusted}") })
+                }
                 None => {
                     tracing::warn!("cannot reach the server {} yet: {}", self.server, describe(&e));
                     Ok(())

@@ -17,6 +17,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::error::{Error, Result};
 
 /// The one crypto provider edgewatch uses (ring).
+///
+/// rustls 0.23.48 marks ring's provider deprecated because ring has no post-quantum key
+/// exchange (X25519MLKEM768; aws-lc-rs has it). It is kept on purpose: it builds with only
+/// the toolchain's C compiler. TLS 1.3 with X25519 and TLS 1.2 with ECDHE remain.
+#[allow(deprecated)]
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -24,7 +29,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// Makes ring the process's default provider, for code that builds TLS configurations
 /// without naming one. Harmless when a default is already installed.
 pub fn install_default_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = CryptoProvider::install_default((*provider()).clone());
 }
 
 /// Every certificate in a PEM file (a chain, or a CA bundle); none is an error.
@@ -120,22 +125,26 @@ pub fn failure_reason(err: &(dyn std::error::Error + 'static)) -> Option<String>
     None
 }
 
-/// A rustls error itself, or inside an `io::Error` (whose `source()` skips the error it
-/// wraps, so it is looked at directly).
+/// A rustls error itself, or inside `io::Error`s (whose `source()` skips the error they
+/// wrap, so they are opened directly; hyper-rustls wraps tokio-rustls's `io::Error` in
+/// another).
 fn as_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    e.downcast_ref::<rustls::Error>().or_else(|| {
-        e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|inner| inner.downcast_ref())
-    })
+    let mut current = e;
+    loop {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        current = current.downcast_ref::<std::io::Error>()?.get_ref()?;
+    }
 }
 
 /// One rustls error in words.
 pub fn explain(e: &rustls::Error) -> String {
     match e {
         rustls::Error::InvalidCertificate(cert) => match cert {
-            CertificateError::UnknownIssuer => format!(
-                "unknown CA: the server's certificate is not signed by a CA this side trusts \
-                 (the --ca bundle, else the system's roots) ({e})"
-            ),
+            CertificateError::UnknownIssuer => {
+                format!("unknown CA: the server's certificate is not signed by a CA trusted here ({e})")
+            }
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 format!("name mismatch: the server's certificate is not valid for the name or address connected to ({e})")
             }
@@ -201,6 +210,8 @@ mod tests {
         let unknown = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
         let wrapped = std::io::Error::new(std::io::ErrorKind::InvalidData, unknown);
         assert!(failure_reason(&wrapped).unwrap().starts_with("unknown CA"));
+        let twice = std::io::Error::other(wrapped);
+        assert!(failure_reason(&twice).unwrap().starts_with("unknown CA"));
         let name = rustls::Error::InvalidCertificate(CertificateError::NotValidForName);
         assert!(failure_reason(&name).unwrap().starts_with("name mismatch"));
         let other = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");

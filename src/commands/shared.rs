@@ -15,7 +15,10 @@ pub async fn connect(settings: &Settings) -> Result<Database> {
     let opened = graph_store::connect(&target).await.map_err(|e| {
         // A TLS failure in words (unknown CA, name mismatch) above the driver's own message.
         match probers::tls::failure_reason(&e) {
-            Some(reason) => anyhow::Error::new(e).context(format!("TLS with the database server failed: {reason}")),
+            Some(reason) => anyhow::Error::new(e).context(format!(
+                "TLS with the database server failed: {reason}; trusted here: the sslrootcert file of the URL, \
+                 else the system's roots"
+            )),
             None => anyhow::Error::new(e),
         }
     });
