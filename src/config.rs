@@ -254,7 +254,10 @@ impl Settings {
             diagnosis: self.file.diagnosis,
             read_token: read_token.filter(|t| !t.is_empty()),
             snapshot_max_age,
-            tls: tls_files(args.tls_cert.as_ref().or(api.tls_cert.as_ref()), args.tls_key.as_ref().or(api.tls_key.as_ref()))?,
+            tls: tls_files(
+                args.tls_cert.as_ref().or(api.tls_cert.as_ref()),
+                args.tls_key.as_ref().or(api.tls_key.as_ref()),
+            )?,
             insecure_http: args.insecure_http || api.insecure_http.unwrap_or(false),
         })
     }

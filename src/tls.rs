@@ -57,11 +57,7 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .with_context(|| {
-            format!(
-                "the private key {} does not go with the certificate {}",
-                files.key.display(),
-                files.cert.display()
-            )
+            format!("the private key {} does not go with the certificate {}", files.key.display(), files.cert.display())
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))

@@ -487,7 +487,8 @@ impl Net {
         let router = lab.router.clone();
         let listen = format!("{ROUTER_IP}:{SERVER_PORT}");
         // The lab's own network, off loopback: plain HTTP needs saying so.
-        let serve = ["--database-url", &db.url, "serve", "--listen", &listen, "--interval", INTERVAL_ARG, "--insecure-http"];
+        let serve =
+            ["--database-url", &db.url, "serve", "--listen", &listen, "--interval", INTERVAL_ARG, "--insecure-http"];
         lab.spawn_edgewatch(&router, "serve", &serve);
         lab.procs.wait_for_line("serve", "listening on", Duration::from_secs(60));
         let server = format!("http://{listen}");

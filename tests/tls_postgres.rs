@@ -66,8 +66,12 @@ fn pg_start(cluster: &EmbeddedCluster) {
         .output()
         .unwrap();
     let tail = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(out.status.success(), "pg_ctl start: {}
-{tail}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pg_ctl start: {}
+{tail}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A free TCP port on 127.0.0.1 (free a moment ago).
@@ -113,10 +117,7 @@ fn edgewatch_speaks_tls_to_postgres_and_refuses_a_server_the_ca_did_not_sign() {
     pg_start(&cluster);
 
     let url = |host: &str, root: &Path| {
-        format!(
-            "postgres://{ROLE}@{host}:{port}/{DATABASE}?sslmode=verify-full&sslrootcert={}",
-            root.to_str().unwrap()
-        )
+        format!("postgres://{ROLE}@{host}:{port}/{DATABASE}?sslmode=verify-full&sslrootcert={}", root.to_str().unwrap())
     };
 
     // The CA that signed the server's certificate: connected, over TLS.

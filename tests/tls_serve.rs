@@ -107,7 +107,8 @@ fn text(out: &Output) -> String {
 
 /// `N cycles, N results made, N delivered, …`: the agent's last line.
 fn summary(log: &str, what: &str) -> u64 {
-    let line = log.lines().rev().find(|l| l.contains(" results made, ")).unwrap_or_else(|| panic!("no summary:\n{log}"));
+    let line =
+        log.lines().rev().find(|l| l.contains(" results made, ")).unwrap_or_else(|| panic!("no summary:\n{log}"));
     let part = line.split(", ").find(|p| p.ends_with(what)).unwrap_or_else(|| panic!("no {what:?} in {line}"));
     part.split(' ').next().unwrap().parse().unwrap()
 }
@@ -147,7 +148,8 @@ async fn agents_report_over_tls_and_refuse_what_they_cannot_verify() {
     let (cert, key) = ca.server(dir.path(), "server", &["localhost", "127.0.0.1", "::1"]);
     let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
 
-    let serve = Serve::start(&db.url, &["--listen", "127.0.0.1:0", "--tls-cert", cert_s, "--tls-key", key_s], dir.path());
+    let serve =
+        Serve::start(&db.url, &["--listen", "127.0.0.1:0", "--tls-cert", cert_s, "--tls-key", key_s], dir.path());
     assert!(serve.base.starts_with("https://127.0.0.1:"), "{}", serve.base);
     let port = serve.base.rsplit(':').next().unwrap().to_string();
 
@@ -219,7 +221,14 @@ async fn agents_report_over_tls_and_refuse_what_they_cannot_verify() {
 /// SIGHUP with a certificate for another name: a connection opened before keeps working,
 /// new handshakes get the new certificate (name mismatch for 127.0.0.1); a bad key file
 /// keeps the current one; the good files again and all is as before.
-async fn sighup_reloads_for_new_handshakes(serve: &Serve, ca: &TestCa, cert: &Path, key: &Path, url: &str, token: &str) {
+async fn sighup_reloads_for_new_handshakes(
+    serve: &Serve,
+    ca: &TestCa,
+    cert: &Path,
+    key: &Path,
+    url: &str,
+    token: &str,
+) {
     let dir = cert.parent().unwrap();
     let healthz = format!("{}/healthz", serve.base);
     let cacert = ca.cert.to_str().unwrap();

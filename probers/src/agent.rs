@@ -335,7 +335,10 @@ impl Client {
                         crate::tls::Roots::Bundle(path) => format!("the CAs in {} (--ca)", path.display()),
                         crate::tls::Roots::System => "the system's roots (give --ca FILE for a private CA)".into(),
                     };
-                    Err(Error::Tls { server: self.server.clone(), reason: format!("{reason}; trusted here: {trusted}") })
+                    Err(Error::Tls {
+                        server: self.server.clone(),
+                        reason: format!("{reason}; trusted here: {trusted}"),
+                    })
                 }
                 None => {
                     tracing::warn!("cannot reach the server {} yet: {}", self.server, describe(&e));

@@ -140,27 +140,28 @@ fn as_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls:
 
 /// One rustls error in words.
 pub fn explain(e: &rustls::Error) -> String {
-    match e {
-        rustls::Error::InvalidCertificate(cert) => match cert {
-            CertificateError::UnknownIssuer => {
-                format!("unknown CA: the server's certificate is not signed by a CA trusted here ({e})")
-            }
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                format!("name mismatch: the server's certificate is not valid for the name or address connected to ({e})")
-            }
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                format!("the server's certificate has expired ({e})")
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                format!("the server's certificate is not valid yet; check both clocks ({e})")
-            }
-            _ => format!("the server's certificate was refused ({e})"),
-        },
-        rustls::Error::AlertReceived(alert) => format!("the peer ended the handshake with the alert {alert:?}"),
+    let what = match e {
+        rustls::Error::InvalidCertificate(cert) => certificate_problem(cert),
+        rustls::Error::AlertReceived(alert) => return format!("the peer ended the handshake with the alert {alert:?}"),
         rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
-            format!("the peer does not speak TLS here, or not as expected ({e})")
+            "the peer does not speak TLS here, or not as expected"
         }
-        other => other.to_string(),
+        other => return other.to_string(),
+    };
+    format!("{what} ({e})")
+}
+
+fn certificate_problem(cert: &CertificateError) -> &'static str {
+    match cert {
+        CertificateError::UnknownIssuer => "unknown CA: the server's certificate is not signed by a CA trusted here",
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "name mismatch: the server's certificate is not valid for the name or address connected to"
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => "the server's certificate has expired",
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "the server's certificate is not valid yet; check both clocks"
+        }
+        _ => "the server's certificate was refused",
     }
 }
 
@@ -170,7 +171,8 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for host in ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST", "localhost.", "::ffff:127.0.0.1"]
+        for host in
+            ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST", "localhost.", "::ffff:127.0.0.1"]
         {
             assert!(is_loopback_host(host), "{host}");
         }

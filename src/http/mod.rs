@@ -140,8 +140,5 @@ pub async fn serve_tls(
         shutdown.cancelled().await;
         stopper.graceful_shutdown(Some(TLS_DRAIN));
     });
-    axum_server::from_tcp_rustls(listener.into_std()?, tls)?
-        .handle(handle)
-        .serve(router(app).into_make_service())
-        .await
+    axum_server::from_tcp_rustls(listener.into_std()?, tls)?.handle(handle).serve(router(app).into_make_service()).await
 }
