@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum_server::tls_rustls::RustlsConfig;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 /// The certificate chain and private key `serve` answers HTTPS with.
@@ -63,18 +64,15 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>> {
     Ok(Arc::new(config))
 }
 
+/// SIGHUP from now on (instead of its default, ending the process).
+pub fn hangups() -> Result<Signal> {
+    signal(SignalKind::hangup()).context("listening for SIGHUP (which reloads the TLS files)")
+}
+
 /// Reads the files again on every SIGHUP until `shutdown`: new handshakes use the new
 /// certificate, connections already open keep theirs. A file that cannot be used leaves
 /// the current certificate in place, and the log says why.
-pub async fn reload_on_sighup(config: RustlsConfig, files: TlsFiles, shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot listen for SIGHUP, so the TLS files will not be reloaded: {e}");
-            return;
-        }
-    };
+pub async fn reload_on_sighup(mut hangups: Signal, config: RustlsConfig, files: TlsFiles, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -341,7 +341,8 @@ impl Client {
                     })
                 }
                 None => {
-                    tracing::warn!("cannot reach the server {} yet: {}", self.server, describe(&e));
+                    // The probe loop says so (once) when it asks for targets.
+                    tracing::debug!("cannot reach the server {} yet: {}", self.server, describe(&e));
                     Ok(())
                 }
             },

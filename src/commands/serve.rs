@@ -26,7 +26,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
     let serve = settings.serve(&args)?;
     // The TLS files and the loopback rule are checked before anything else happens.
     let tls = match &serve.tls {
-        Some(files) => Some((RustlsConfig::from_config(tls::server_config(files)?), files.clone())),
+        Some(files) => Some((RustlsConfig::from_config(tls::server_config(files)?), files.clone(), tls::hangups()?)),
         None => None,
     };
     if let Ok(addr) = args.listen.parse::<std::net::SocketAddr>() {
@@ -47,7 +47,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
             "--insecure-http: serving plain HTTP on {addr}, which is not a loopback address; agents' tokens \
              and every answer cross the network unencrypted"
         ),
-        (Listening::Https, Some((_, files))) => tracing::info!(
+        (Listening::Https, Some((_, files, _))) => tracing::info!(
             cert = %files.cert.display(),
             key = %files.key.display(),
             "serving HTTPS; SIGHUP reloads the certificate and key"
@@ -73,8 +73,8 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
     }
     let app = Arc::new(app);
     let served = match tls {
-        Some((config, files)) => {
-            tokio::spawn(tls::reload_on_sighup(config.clone(), files, shutdown.clone()));
+        Some((config, files, hangups)) => {
+            tokio::spawn(tls::reload_on_sighup(hangups, config.clone(), files, shutdown.clone()));
             http::serve_tls(listener, config, app, shutdown.clone()).await
         }
         None => http::serve(listener, app, shutdown.clone()).await,
