@@ -184,6 +184,7 @@ async fn agents_report_over_tls_and_refuse_what_they_cannot_verify() {
     // Without the CA (the system's roots), or with another CA: a clear error, exit 1, and
     // nothing sent — the server answered no agent request meanwhile.
     let before = agent_requests(&serve.base, &ca.cert);
+    assert!(before > 0, "the metrics count the verified agent's requests");
     for extra in [vec![], vec!["--ca", other.cert.to_str().unwrap()]] {
         let started = Utc::now();
         let out = run(agent_command(&db.url, &serve.base, &token, &[&extra[..], &["--run-for", "3s"]].concat()));
@@ -195,6 +196,13 @@ async fn agents_report_over_tls_and_refuse_what_they_cannot_verify() {
         assert!(stored.is_empty(), "{stored:?}");
     }
     assert_eq!(agent_requests(&serve.base, &ca.cert), before, "an unverified agent's request reached the server");
+
+    // A CA bundle that cannot be read: named.
+    let missing = dir.path().join("no-such-ca.pem");
+    let out = run(agent_command(&db.url, &serve.base, &token, &["--ca", missing.to_str().unwrap(), "--run-for", "2s"]));
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains(&format!("{}: cannot read it", missing.display())), "{log}");
 
     // Plain http:// to an address off loopback: refused before any connection.
     let trace_refused = dir.path().join("agent-refused.strace");

@@ -125,6 +125,12 @@ impl AgentConfig {
         self
     }
 
+    /// Checks the settings (the URL, the loopback rule for plain HTTP, the name, the
+    /// token) without contacting anyone; [`run_agent`] checks them too.
+    pub fn check(&self) -> Result<()> {
+        self.validate().map(|_| ())
+    }
+
     fn validate(&self) -> Result<Url> {
         let mut base = Url::parse(&self.server).map_err(|e| {
             Error::setting("server", format!("{:?} is not a URL ({e}), e.g. http://127.0.0.1:8440", self.server))

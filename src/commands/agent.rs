@@ -21,6 +21,7 @@ pub async fn run(settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
         None => Roots::System,
     };
     cfg.insecure_http = tls.insecure_http;
+    cfg.check().context("checking the agent's settings")?;
     let engine = Arc::new(super::shared::probe_engine(&args.probe)?);
     let shutdown = super::shared::shutdown_on_ctrl_c_or_after(args.run_for);
     eprintln!(
