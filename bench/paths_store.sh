@@ -202,8 +202,8 @@ stop_serve
 typed psql "$URL" -c "EXPLAIN (ANALYZE, BUFFERS) <runs_between's query for pair $PAIR_ID, window 2>" >>"$COMMANDS"
 psql -X -A -t -v ON_ERROR_STOP=1 "$URL" >"$OUT/explain.txt" <<SQL
 EXPLAIN (ANALYZE, BUFFERS)
-SELECT hour, data FROM trace_blocks WHERE pair_id = $PAIR_ID AND hour > timestamptz '$AT2' - interval '1 hour'
-  AND hour < timestamptz '$AT2' + interval '5 minutes' ORDER BY hour;
+SELECT starts, data FROM trace_blocks WHERE pair_id = $PAIR_ID AND starts > timestamptz '$AT2' - interval '6 hours'
+  AND starts < timestamptz '$AT2' + interval '5 minutes' ORDER BY starts;
 SQL
 run "$EDGEWATCH" --data-dir "$PGDIR" db stop >&2
 cut -d' ' -f1-3 /proc/loadavg >"$OUT/loadavg-end.txt" 2>/dev/null || true

@@ -16,6 +16,7 @@ import sys
 BUDGET = 5e9  # bytes a day, issue 13
 DIFF_MS = 200
 ROLLUP_DAYS = 400
+ROW_BYTES = 276  # a run as one row of trace_runs, index included (this section's run of 2026-12-04)
 
 
 def load(results):
@@ -95,8 +96,8 @@ def section(d):
       f"{d['write']['seed']}: 6 DCs, 1,000 hosts, 5,000 containers) loaded as the ingest benchmark loads it "
       f"(`cmdb import` of the inventory, `dns ingest` of {n(d['dns_lines'])} lines), the host pairs "
       "`graph_store::paths::sync_pairs` keeps from it, then one day of trace runs written through "
-      "`record_runs`, each hour compacted into hour blocks once the cycles pass it (`compact_runs`, what "
-      "`serve` and the workers do ten minutes after the hour), and `route diff` over that day. The embedded cluster "
+      "`record_runs`, each six hours compacted into blocks once the cycles pass them (`compact_runs`, what "
+      "`serve` and the workers do ten minutes after a block's end), and `route diff` over that day. The embedded cluster "
       f"({m.get('postgres', '?').replace('psql (PostgreSQL)', 'PostgreSQL')}) kept its data on {d['pg_storage']} "
       f"(`{d['pg_dir']}`) and ran on the same machine as the writer ({m.get('cores', '?')} cores, "
       f"{m.get('cpu', '?')}, {m.get('memory_gib', '?')} GiB); release build of commit {d.get('commit', '?')}. "
@@ -140,7 +141,7 @@ def section(d):
     o(f"| wall time of the writes | {w['wall_secs']:.0f} s |")
     o(f"| runs per second, all in (`record_runs`: runs, paths, trackers, events; and compaction) | "
       f"{n(w['runs_per_sec'])} |")
-    o(f"| of the wall time: `record_runs` / compaction ({n(w['compactions'])} hourly, {n(w['compacted'])} runs "
+    o(f"| of the wall time: `record_runs` / compaction ({n(w['compactions'])} times, {n(w['compacted'])} runs "
       f"moved) | {w['record_secs']:.0f} s / {w['compact_secs']:.0f} s "
       f"({w['compacted'] / max(w['compact_secs'], 1e-9):,.0f} runs/s) |")
     o(f"| needed for the whole fleet's day ({n(f['full_runs'])} runs / 86,400 s) | {n(f['rate_needed'])}/s "
@@ -154,7 +155,7 @@ def section(d):
       f"the whole fleet's day: {gb(d['write']['wal_bytes'] * f['scale'])}) |")
     o("")
     o(f"The WAL is not kept, but it is the disk's write load: {d['write']['wal_bytes'] / f['s']['blocks_total']:.0f}× "
-      "the bytes of the day's blocks. Each run is written twice (its row in `trace_runs`, then its hour's "
+      "the bytes of the day's blocks. Each run is written twice (its row in `trace_runs`, then its "
       "block) and deleted once, and updates its pair's row (the trackers' state), with full-page images "
       "after each checkpoint.")
     o("")
@@ -177,7 +178,7 @@ def bytes_table(d, f):
     o("| --- | ---: | ---: | ---: |")
     lz4 = "lz4" if s.get("lz4") else "pglz"
     rows = [
-        (f"`{s['partition']}`: {n(s['blocks_rows'])} hour blocks of {n(s['runs_rows'])} runs (heap "
+        (f"`{s['partition']}`: {n(s['blocks_rows'])} blocks of {n(s['runs_rows'])} runs (heap "
          f"{mb(s['blocks_heap'])}, index {mb(s['blocks_index'])}, TOAST {mb(s['blocks_toast'])})",
          s["blocks_total"], day["runs"]),
         (f"… of which the blocks' bytes as stored ({n(s['blocks_compressed'])} compressed by {lz4}; "
@@ -192,10 +193,12 @@ def bytes_table(d, f):
     o(f"| **the day: runs, rollups, paths, events** | {mb(f['day_total'] / scale)} | "
       f"{f['per_run_all']:.0f} | **{gb(f['day_total'])}** |")
     o("")
-    o(f"Not the day's: its `trace_runs` partition, where the runs land until their hour is compacted, held "
+    o(f"Not the day's: its `trace_runs` partition, where the runs land until their block is compacted, held "
       f"{n(s['left_rows'])} rows and {mb(s['left_total'])} after the last compaction and a `VACUUM` (its index "
       "keeps the pages the day's inserts grew it to); emptied, it is dropped the day after next "
-      "(`drop_old_partitions`). At any time it holds about the last hour and ten minutes of runs. "
+      "(`drop_old_partitions`). At any time it holds up to the last six hours and ten minutes of runs: at "
+      f"~{ROW_BYTES} bytes a run as a row (the layout before blocks, measured), "
+      f"{gb(f['full_runs'] / 86400 * (6 * 3600 + 600) * ROW_BYTES)} at this fleet's scale, reused hour after hour. "
       f"`trace_pairs` ({n(f['p']['total'])} pairs, not per day) took {mb(s['pairs'])} after the day: each run "
       "rewrites its pair's row (trackers' state as JSON, ~0.8 kB), so the table carries dead versions until vacuum.")
     o("")
@@ -245,7 +248,7 @@ def diff_part(d):
     o("")
     o("The blocks query of one window (`graph_store::paths::read::runs_between`; it also asks `trace_runs` "
       "for runs not compacted, and `trace_paths` for the paths by id), `EXPLAIN (ANALYZE, BUFFERS)`: the "
-      "partitions pruned to the day's, the primary key `(pair_id, hour)` walked for the window's hours:")
+      "partitions pruned to the day's, the primary key `(pair_id, starts)` walked for the window's blocks:")
     o("")
     o("```text")
     L.extend(line for line in d["explain"].strip().splitlines())

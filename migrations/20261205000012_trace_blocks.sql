@@ -1,23 +1,24 @@
 -- Path history within its budget (issue 13: a day at the operators' scale in 5 GB). A run
 -- as one row of trace_runs costs ~100 bytes of row header, index entry and page beside its
 -- figures, and the hourly rollups written with every run cost a row per (pair, TTL, hour)
--- rewritten by every run. Now runs land in trace_runs as before, and once their hour is
--- over compaction (graph_store::paths::store::compact_runs) moves each pair's hour into
--- one row of trace_blocks and writes the hour's rollup once, as one row per pair and hour.
+-- rewritten by every run. Now runs land in trace_runs as before, and once their six hours
+-- (00-06, 06-12, 12-18, 18-24 UTC) are over compaction (graph_store::paths::compact_runs)
+-- moves each pair's runs of them into one row of trace_blocks and writes each hour's
+-- rollup once, as one row per pair and hour.
 -- SQL in graph_store::paths::{store, read}; the byte layouts in graph_store::paths::block.
 
--- One pair's runs of one UTC hour (`data`: graph_store::paths::block, version 1), day
--- partitions like trace_runs', dropped after `[trace] keep_days`.
+-- One pair's runs of six UTC hours from `starts` (`data`: graph_store::paths::block,
+-- version 1), day partitions like trace_runs', dropped after `[trace] keep_days`.
 CREATE TABLE trace_blocks (
-    hour     timestamptz NOT NULL,
+    starts   timestamptz NOT NULL,
     pair_id  integer NOT NULL,
-    runs     smallint NOT NULL,
+    runs     integer NOT NULL,
     data     bytea NOT NULL
-) PARTITION BY RANGE (hour);
-ALTER TABLE trace_blocks ADD PRIMARY KEY (pair_id, hour);
+) PARTITION BY RANGE (starts);
+ALTER TABLE trace_blocks ADD PRIMARY KEY (pair_id, starts);
 
 -- Where the server can, blocks over ~2 kB are compressed with lz4 (any saving is kept;
--- pglz keeps only savings of 25 % and more).
+-- pglz keeps only savings of 25 % and more), and stored out of line in full TOAST pages.
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) THEN

@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh postgres      PostgreSQL server binaries (initdb, pg_ctl, postgres)
 #   scripts/install-deps.sh pdns          PowerDNS auth + bind backend + recursor, dig, iproute2
 #   scripts/install-deps.sh lab           network-namespace lab: iproute2, nftables, fping, and mtr-tiny
-#                                         (probers/tests/trace_netns.rs compares the tracer with mtr)
+#                                         (probers/tests/trace_netns.rs and tests/trace_lab_netns.rs compare with mtr)
 #   scripts/install-deps.sh nagios        nagios4 and icinga2 binaries, to check deploy/nagios, deploy/icinga2
 #   scripts/install-deps.sh report        graphviz (dot, the report's picture) and chromium (headless, to
 #                                         screenshot the HTML report in tests/report_render.rs)

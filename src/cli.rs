@@ -45,6 +45,11 @@ pub struct Global {
     /// More log output on stderr (-v info, -vv debug); EDGEWATCH_LOG takes a full filter.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+
+    /// How long a long-running command (serve, probe, agent, dns tail, cmdb watch, run)
+    /// has to finish its work after SIGTERM or SIGINT before it exits anyway (status 1).
+    #[arg(long, env = "EDGEWATCH_STOP_TIMEOUT", global = true, value_parser = parse_duration, default_value = "10s")]
+    pub stop_timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -451,9 +456,26 @@ pub struct AgentArgs {
     /// (refused otherwise). Config file: [agent] insecure_http = true.
     #[arg(long)]
     pub insecure_http: bool,
-    /// An nginx access log (combined format) to report request and error rates from.
+    /// An nginx access log to report request and error rates from (read from its end on,
+    /// through truncation and rotation).
     #[arg(long)]
     pub nginx_access_log: Option<PathBuf>,
+    /// The access log's format when it is not nginx's `combined`: the site's `log_format`
+    /// directive as nginx.conf has it (`log_format main '$remote_addr … $status …';`), or
+    /// just its format string, or @FILE holding either. It must have `$status`; a line it
+    /// does not match is counted as malformed, not guessed at.
+    #[arg(long, value_name = "FORMAT|@FILE")]
+    pub nginx_log_format: Option<String>,
+    /// Where results the server has not acknowledged are kept on disk, so that a restart
+    /// during a server outage loses none (a directory per server and node is made under
+    /// it); `off`: in memory only. Default: `$STATE_DIRECTORY/spool` under systemd's
+    /// StateDirectory=, else `.edgewatch/agent-spool`.
+    #[arg(long, env = "EDGEWATCH_SPOOL", value_name = "DIR|off")]
+    pub spool: Option<PathBuf>,
+    /// The spool's cap (bytes, or with kB/MB/GB, KiB/MiB/GiB): past it the oldest results
+    /// are dropped, counted and said.
+    #[arg(long, value_parser = parse_size, default_value = "64MB")]
+    pub spool_max: u64,
     /// Stop after this long (for tests and trials).
     #[arg(long, value_parser = parse_duration)]
     pub run_for: Option<Duration>,
@@ -845,6 +867,26 @@ pub fn parse_offset(s: &str) -> Result<i32, String> {
         return Err(bad());
     }
     Ok(sign * (hours * 3600 + minutes * 60))
+}
+
+/// A size in bytes: a number, optionally with kB/MB/GB (powers of 1000) or KiB/MiB/GiB
+/// (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a size (e.g. 64MB, 512KiB, 1000000)"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "mb" | "m" => 1_000_000,
+        "gb" | "g" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => return Err(format!("{text:?}: unknown unit {other:?} (kB, MB, GB, KiB, MiB, GiB)")),
+    };
+    n.checked_mul(scale).ok_or_else(|| format!("{text:?} is too large"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

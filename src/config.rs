@@ -108,6 +108,7 @@ pub struct Settings {
     database_url: Option<String>,
     data_dir: PathBuf,
     check_diagnosis_max_age: Duration,
+    stop_timeout: Duration,
 }
 
 /// What `edgewatch serve` runs with.
@@ -192,8 +193,14 @@ impl Settings {
                 .or_else(|| file.data_dir.clone())
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             check_diagnosis_max_age: file.check_diagnosis_max_age().map_err(anyhow::Error::msg)?,
+            stop_timeout: global.stop_timeout,
             file,
         })
+    }
+
+    /// How long a long-running command has to stop after SIGTERM or SIGINT.
+    pub fn stop_timeout(&self) -> Duration {
+        self.stop_timeout
     }
 
     /// `--database-url` / DATABASE_URL, else `database_url`.

@@ -61,12 +61,20 @@ struct Proc {
 
 impl Proc {
     fn spawn(url: &str, args: &[&str], dir: &Path, stdout: Stdio) -> Proc {
+        Proc::spawn_with(url, args, dir, stdout, &[])
+    }
+
+    /// [`Proc::spawn`] with more environment (over the defaults).
+    fn spawn_with(url: &str, args: &[&str], dir: &Path, stdout: Stdio, env: &[(&str, &str)]) -> Proc {
         let what = args.iter().take(2).cloned().collect::<Vec<_>>().join(" ");
         let log = dir.join(format!("{}-{}.log", args[0], rand::random::<u32>()));
         let child = Command::new(env!("CARGO_BIN_EXE_edgewatch"))
             .env_remove("DATABASE_URL")
             .env("EDGEWATCH_LOG", "info,sqlx=warn")
             .env("NO_COLOR", "1")
+            // The test's own spool directory (a spool outlives its agent).
+            .env("EDGEWATCH_SPOOL", dir.join("spool"))
+            .envs(env.iter().copied())
             .arg("--database-url")
             .arg(url)
             .args(args)
@@ -90,6 +98,12 @@ impl Proc {
     fn interrupt(&self) {
         let status = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success(), "kill -INT {}", self.what);
+    }
+
+    /// SIGTERM, as systemd stops it.
+    fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -TERM {}", self.what);
     }
 
     /// Waits for the process to end by itself; fails the test after `limit`.
@@ -577,6 +591,135 @@ async fn an_agent_probes_its_targets_and_reports_local_figures() {
     server.stop();
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_reads_its_sites_own_log_format() {
+    let db = fleet().await;
+    let node = "be1.host101";
+    let tok = token(&db, node);
+    let dir = scratch();
+    let server = Server::start(&db.url, "127.0.0.1:0", "1s", dir.path());
+    let log_path = dir.path().join("access.log");
+    std::fs::write(&log_path, "").unwrap();
+    // The directive as nginx.conf has it: another order than combined, extra fields.
+    let conf = dir.path().join("log_format.conf");
+    std::fs::write(
+        &conf,
+        "log_format timed escape=json '$request_time $host \"$request\" '\n    \
+         '[$time_local] $status $remote_addr $body_bytes_sent \"$http_user_agent\" $upstream_addr';\n",
+    )
+    .unwrap();
+    let start = Utc::now();
+    let format = format!("@{}", conf.display());
+    let extra = ["--run-for", "7s", "--nginx-access-log", log_path.to_str().unwrap(), "--nginx-log-format", &format];
+    let mut agent = spawn_agent(&db.url, &server.base, node, &tok, &extra, dir.path());
+    // Once the agent has reported, it follows the log (from its end): then the lines.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while graph_store::agents::reports_of(&db.pool, node, start).await.unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no report from the agent");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let statuses = [200u16, 200, 504, 200, 404, 200, 502, 200, 301, 200, 200, 504];
+    let mut lines: Vec<String> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, status)| {
+            format!(
+                "0.{i:03} api.example.com \"GET /q?n={i} HTTP/1.1\" [05/Dec/2026:16:00:0{} +0000] {status} \
+                 10.0.0.{i} {} \"curl/8.5 \\\"x\\\"\" 10.9.0.1:8080",
+                i % 10,
+                100 + i
+            )
+        })
+        .collect();
+    // Two lines in combined: not this site's format, counted as malformed, not guessed at.
+    lines.insert(3, "127.0.0.1 - - [05/Dec/2026:16:00:00 +0000] \"GET / HTTP/1.1\" 500 1 \"-\" \"x\"".into());
+    lines.push("127.0.0.1 - - [05/Dec/2026:16:00:00 +0000] \"GET / HTTP/1.1\" 500 1 \"-\" \"x\"".into());
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log_path).unwrap();
+    for chunk in lines.chunks(5) {
+        file.write_all((chunk.join("\n") + "\n").as_bytes()).unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let log = agent.wait_ok(Duration::from_secs(60));
+    assert!(log.contains("not in the log format are not counted"), "{log}");
+
+    // Independently: the status field of each line written in the site's format.
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for line in lines.iter().filter(|l| l.starts_with("0.")) {
+        let status = line.split("] ").nth(1).unwrap().split(' ').next().unwrap();
+        *want.entry(status.to_string()).or_default() += 1;
+    }
+    let mut got: BTreeMap<String, f64> = BTreeMap::new();
+    for report in graph_store::agents::reports_of(&db.pool, node, start).await.unwrap() {
+        let Some(n) = report.nginx else { continue };
+        for (code, rate) in &n.by_status {
+            *got.entry(code.clone()).or_default() += f64::from(*rate) * f64::from(n.interval_s.unwrap_or(0.0));
+        }
+    }
+    let got: BTreeMap<String, u64> = got.into_iter().map(|(code, n)| (code, n.round() as u64)).collect();
+    assert_eq!(got, want, "the agent's counts by status, from its rates");
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_agent_and_probe_stop_cleanly_on_sigterm_with_their_work_flushed() {
+    let db = fleet().await;
+    let node = "be1.host101";
+    let tok = token(&db, node);
+    let dir = scratch();
+    let mut server = Server::start(&db.url, "127.0.0.1:0", "1s", dir.path());
+    let start = Utc::now();
+    let mut agent = spawn_agent(&db.url, &server.base, node, &tok, &[], dir.path());
+    let probe_args = ["probe", "--allow", AGENT_ALLOW, "--interval", "1s", "--packets", "1", "--timeout", "200ms"];
+    let mut probe = Proc::spawn(
+        &db.url,
+        &[&probe_args[..], &["--workers", "2", "--name", "w"]].concat(),
+        dir.path(),
+        Stdio::null(),
+    );
+    // Both at work: the agent's results and the workers' are in the store.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let agent_results = graph_store::agents::results_of(&db.pool, &format!("agent:{node}"), start).await.unwrap();
+        let worker_results = graph_store::testing::probe_results(&db.pool).await;
+        if agent_results.len() >= 2 && worker_results.iter().any(|(_, _, prober)| prober.starts_with('w')) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no results yet:\n{}\n{}", agent.log(), probe.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    for (proc, what) in [(&mut agent, "agent"), (&mut probe, "probe")] {
+        let t = Instant::now();
+        proc.terminate();
+        let status = proc.wait(Duration::from_secs(10));
+        assert!(status.success(), "{what} exited with {status} on SIGTERM:\n{}", proc.log());
+        eprintln!("{what} stopped {:?} after SIGTERM", t.elapsed());
+    }
+    // The agent delivered every result it made before it went.
+    let summary = agent_summary(&agent.log());
+    assert_eq!(summary["results made"], summary["delivered"], "{}", agent.log());
+    assert_eq!(summary["undelivered"], 0, "{}", agent.log());
+    let stored = graph_store::agents::results_of(&db.pool, &format!("agent:{node}"), start).await.unwrap();
+    assert_eq!(stored.len() as u64, summary["results made"], "every result made is stored");
+    // The workers gave their leases back.
+    let leased = json(
+        &db,
+        &[
+            "sql",
+            "--format",
+            "json",
+            "SELECT count(*) AS n FROM edge_health WHERE lease_owner LIKE 'w%' AND lease_until > now()",
+        ],
+    );
+    assert_eq!(leased[0]["n"], 0, "leases held after the workers stopped:\n{}", probe.log());
+
+    let t = Instant::now();
+    server.proc.terminate();
+    let status = server.proc.wait(Duration::from_secs(10));
+    assert!(status.success(), "serve exited with {status} on SIGTERM:\n{}", server.proc.log());
+    eprintln!("serve stopped {:?} after SIGTERM", t.elapsed());
+}
+
 /// Results of `prober` per edge with `at` strictly inside (from, to).
 async fn results_between(
     db: &TestDb,
@@ -634,5 +777,64 @@ async fn results_made_while_the_server_is_away_arrive_after_it() {
     assert_eq!(all.len() as u64, summary["results made"], "every result made arrived:\n{log}");
     assert_eq!(inside.len(), n, "results made while the server was away, per edge: {inside:?}");
     assert!(inside.values().all(|n| *n >= 3), "about one per second of the 5 s: {inside:?}");
+    server.stop();
+}
+
+/// Results per report the agent says it made (`report made` at debug level), summed.
+fn made_in(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("report made"))
+        .filter_map(|l| l.split("results=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The spool: the server away 60 s, the agent killed (SIGKILL) during the outage and
+/// started again, the server back: every result made is stored once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_killed_during_a_server_outage_loses_nothing_it_made() {
+    let db = fleet().await;
+    let node = "fe1.host101";
+    let tok = token(&db, node);
+    let dir = scratch();
+    let spool = dir.path().join("agent-spool");
+    let server = Server::start(&db.url, "127.0.0.1:0", "1s", dir.path());
+    let addr = server.addr().to_string();
+    let start = Utc::now();
+    let base = server.base.clone();
+    let args = ["agent", "--server", &base, "--name", node, "--token", &tok, "--allow", AGENT_ALLOW];
+    let mut args: Vec<&str> = args.to_vec();
+    let spool_arg = spool.to_str().unwrap().to_string();
+    args.extend(["--interval", "1s", "--packets", "1", "--timeout", "200ms", "--spool", &spool_arg]);
+    let env = [("EDGEWATCH_LOG", "info,sqlx=warn,probers::agent=debug")];
+    let mut first = Proc::spawn_with(&db.url, &args, dir.path(), Stdio::null(), &env);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while graph_store::agents::results_of(&db.pool, &format!("agent:{node}"), start).await.unwrap().len() < 4 {
+        assert!(Instant::now() < deadline && first.alive(), "no results arrive:\n{}", first.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The server goes away for 60 s; 20 s in, the agent is killed and started again.
+    let mut dead = server;
+    dead.proc.terminate();
+    dead.proc.wait(Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    first.kill();
+    let first_log = first.log();
+    let mut second = Proc::spawn_with(&db.url, &args, dir.path(), Stdio::null(), &env);
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let server = Server::start(&db.url, &addr, "1s", dir.path());
+
+    // Back: the spooled results go first; then the agent stops cleanly.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    second.terminate();
+    let second_log = second.wait_ok(Duration::from_secs(15));
+    let summary = agent_summary(&second_log);
+    assert!(summary["restored from the spool"] > 0, "the killed agent's results came from the spool:\n{second_log}");
+    assert_eq!((summary["dropped"], summary["undelivered"]), (0, 0), "{second_log}");
+    let made = made_in(&first_log) + made_in(&second_log);
+    let (_, all) = results_between(&db, &format!("agent:{node}"), start, Utc::now()).await;
+    assert_no_duplicates(&all);
+    assert_eq!(all.len() as u64, made, "every result made, stored once:\n{first_log}\n{second_log}");
+    assert!(made >= 60, "results were made all through the outage: {made}");
     server.stop();
 }

@@ -2,8 +2,8 @@
 //! holding the operators' fleet (cmdb import + dns ingest), the host pairs
 //! [`graph_store::paths::sync_pairs`] keeps, then one day of realistic trace runs written
 //! through [`graph_store::paths::record_runs`] in batches, as a tracer worker does, each
-//! hour compacted into hour blocks once it is over ([`graph_store::paths::compact_runs`],
-//! as `serve` and the workers do), and what that day takes on disk.
+//! block of six hours compacted once it is over ([`graph_store::paths::compact_runs`], as
+//! `serve` and the workers do), and what that day takes on disk.
 //!
 //! ```text
 //! DATABASE_URL=postgres://… cargo run --release -p graph-store --example paths_store_bench -- \
@@ -472,7 +472,7 @@ impl ShareWork {
 }
 
 /// One writer: cycle by cycle, its pairs due in that cycle, `--batch` runs per call; the
-/// first writer compacts each hour once the cycles have passed it.
+/// first writer compacts each block once the cycles have passed it.
 async fn write_share(
     pool: &PgPool,
     share: &[PairRoute],
@@ -488,12 +488,11 @@ async fn write_share(
     let mut batch: Vec<TraceRecord> = Vec::with_capacity(args.batch);
     for cycle in 0..cycles {
         let start = day_start + Duration::seconds(cycle * args.cross_every);
-        let hour = graph_store::rollup::hour_of(start);
-        if writer == 0 && cycle > 0 && hour > graph_store::rollup::hour_of(start - Duration::seconds(args.cross_every))
-        {
+        let block = paths::block::block_of(start);
+        if writer == 0 && cycle > 0 && block > paths::block::block_of(start - Duration::seconds(args.cross_every)) {
             record(pool, &mut batch, &cfg, &mut totals, &mut batch_ms).await?;
             let t = Instant::now();
-            let done = paths::compact_runs(pool, hour, std::time::Duration::from_secs(3600)).await?;
+            let done = paths::compact_runs(pool, block, std::time::Duration::from_secs(3600)).await?;
             work.compact_secs += t.elapsed().as_secs_f64();
             work.compacted += done.map_or(0, |d| d.runs);
             work.compactions += 1;

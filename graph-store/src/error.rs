@@ -69,11 +69,11 @@ pub enum Error {
         #[source]
         source: crate::paths::packed::UnpackError,
     },
-    /// A stored hour block of a pair's trace runs could not be read back.
-    #[error("the stored trace runs of pair {pair_id} in the hour from {hour}: {source}")]
+    /// A stored block of a pair's trace runs could not be read back.
+    #[error("the stored trace runs of pair {pair_id} in the block from {start}: {source}")]
     StoredBlock {
         pair_id: i64,
-        hour: chrono::DateTime<chrono::Utc>,
+        start: chrono::DateTime<chrono::Utc>,
         #[source]
         source: crate::paths::block::BlockError,
     },

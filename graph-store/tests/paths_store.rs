@@ -150,9 +150,13 @@ async fn leases_hand_each_pair_to_one_tracer() {
     assert_eq!(again.iter().map(|p| p.dst.as_str()).collect::<Vec<_>>(), ["h2"], "no agent on h1 has reported");
 
     // An agent on h1 reports: its pairs are its own ...
-    execute(&db.pool, "UPDATE trace_pairs SET lease_owner = NULL, lease_until = NULL, next_trace_at = now() - interval '1 s'")
+    execute(
+        &db.pool,
+        "UPDATE trace_pairs SET lease_owner = NULL, lease_until = NULL, next_trace_at = now() - interval '1 s'",
+    )
+    .await;
+    execute(&db.pool, "INSERT INTO agent_reports (node_id, at) SELECT id, now() FROM nodes WHERE name = 'web.h1'")
         .await;
-    execute(&db.pool, "INSERT INTO agent_reports (node_id, at) SELECT id, now() FROM nodes WHERE name = 'web.h1'").await;
     assert!(paths::claim_due(&db.pool, worker, "w1", 10, lease).await.unwrap().iter().all(|p| p.external));
     // ... until nobody has traced one of them for the silence (an agent without raw sockets).
     execute(&db.pool, "UPDATE trace_pairs SET first_seen = now() - interval '11 minutes' WHERE dst = 'h3'").await;
@@ -247,26 +251,28 @@ async fn count(db: &TestDb, sql: &str) -> i64 {
 }
 
 #[tokio::test]
-async fn compaction_moves_past_hours_into_blocks_and_reads_do_not_change() {
+async fn compaction_moves_past_blocks_of_runs_into_one_row_and_reads_do_not_change() {
     let db = TestDb::new().await;
-    // Two runs in the hour from 16:00, two in the next (one at its very start).
-    let (pair, _) = pair_with_runs(&db, &[0, 58, 60, 75]).await;
-    let before = paths::runs_between(&db.pool, pair, at(-60), at(120)).await.unwrap();
+    // Blocks are six hours (12:00–18:00, 18:00–24:00): two runs in the hour from 16:00,
+    // one at 17:00, one after 18:00.
+    let (pair, _) = pair_with_runs(&db, &[0, 58, 60, 125]).await;
+    let before = paths::runs_between(&db.pool, pair, at(-60), at(180)).await.unwrap();
     assert_eq!(before.len(), 4);
     let last = paths::last_run_before(&db.pool, pair, at(59)).await.unwrap();
 
-    // Only the hour before 17:00 goes: the next is still running.
-    let done = paths::compact_runs(&db.pool, at(60), Duration::from_secs(30)).await.unwrap().unwrap();
-    assert_eq!((done.runs, done.blocks, done.duplicates), (2, 1, 0));
-    assert_eq!(count(&db, "SELECT count(*) FROM trace_runs").await, 2);
+    // Only the runs before 18:00 go: the next block is still running.
+    let done = paths::compact_runs(&db.pool, at(120), Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!((done.runs, done.blocks, done.duplicates), (3, 1, 0));
+    assert_eq!(count(&db, "SELECT count(*) FROM trace_runs").await, 1);
     assert_eq!(count(&db, "SELECT count(*) FROM trace_blocks").await, 1);
-    assert_eq!(paths::runs_between(&db.pool, pair, at(-60), at(120)).await.unwrap(), before);
+    assert_eq!(paths::runs_between(&db.pool, pair, at(-60), at(180)).await.unwrap(), before);
     assert_eq!(paths::runs_between(&db.pool, pair, at(58), at(61)).await.unwrap(), before[1..3]);
     assert_eq!(paths::last_run_before(&db.pool, pair, at(59)).await.unwrap(), last);
     assert_eq!(paths::run_after(&db.pool, pair, at(0)).await.unwrap().map(|r| r.at), Some(at(58)));
-    assert_eq!(paths::run_after(&db.pool, pair, at(58)).await.unwrap().map(|r| r.at), Some(at(60)));
+    assert_eq!(paths::run_after(&db.pool, pair, at(60)).await.unwrap().map(|r| r.at), Some(at(125)));
 
-    // The hour's rollup, written once: TTL 1 of 2 runs of 3 probes, 10 ms each.
+    // Each hour's rollup, written once: TTL 1 of 2 runs of 3 probes, 10 ms each at 16:00.
+    assert_eq!(count(&db, "SELECT count(*) FROM trace_hourly").await, 2, "16:00 and 17:00");
     let data: Vec<u8> = sqlx::query_scalar("SELECT data FROM trace_hourly WHERE pair_id = $1 AND hour = $2")
         .bind(pair as i32)
         .bind(at(0))
@@ -277,21 +283,21 @@ async fn compaction_moves_past_hours_into_blocks_and_reads_do_not_change() {
     assert_eq!(ttls.len(), 4);
     assert_eq!((ttls[0].runs, ttls[0].sent, ttls[0].received, ttls[0].rtt_avg_ms), (2, 6, 6, Some(10.0)));
 
-    // A resend of a compacted run is not stored again; a late run of that hour joins its
-    // block at the next compaction, with its rollup.
+    // A resend of a compacted run is not stored again; a late run of that block joins it
+    // at the next compaction, with its hour's rollup.
     let cfg = TrackConfig::default();
     let late = [TraceRecord { pair_id: pair, run: run(0, &OLD) }, TraceRecord { pair_id: pair, run: run(30, &OLD) }];
     assert_eq!(paths::record_runs(&db.pool, &late, &cfg).await.unwrap().runs, 1);
-    let done = paths::compact_runs(&db.pool, at(120), Duration::from_secs(30)).await.unwrap().unwrap();
-    assert_eq!((done.runs, done.blocks), (3, 2));
+    let done = paths::compact_runs(&db.pool, at(480), Duration::from_secs(30)).await.unwrap().unwrap();
+    assert_eq!((done.runs, done.blocks), (2, 2), "16:30 into the 12:00 block, 18:05 a new one");
     assert_eq!(count(&db, "SELECT count(*) FROM trace_runs").await, 0);
     let runs: Vec<DateTime<Utc>> =
-        paths::runs_between(&db.pool, pair, at(-60), at(120)).await.unwrap().iter().map(|r| r.at).collect();
-    assert_eq!(runs, [at(0), at(30), at(58), at(60), at(75)]);
+        paths::runs_between(&db.pool, pair, at(-60), at(180)).await.unwrap().iter().map(|r| r.at).collect();
+    assert_eq!(runs, [at(0), at(30), at(58), at(60), at(125)]);
     assert_eq!(count(&db, "SELECT sum(runs)::bigint FROM trace_hourly").await, 5);
     assert_eq!(count(&db, "SELECT sum(runs)::bigint FROM trace_blocks").await, 5);
     // Nothing left to do.
-    let done = paths::compact_runs(&db.pool, at(120), Duration::from_secs(30)).await.unwrap();
+    let done = paths::compact_runs(&db.pool, at(480), Duration::from_secs(30)).await.unwrap();
     assert_eq!(done.map(|d| d.runs), Some(0));
 }
 

@@ -25,6 +25,7 @@
 //!   the agent says so once and only probes.
 
 pub mod local;
+pub mod spool;
 pub mod trace_wire;
 mod traces;
 pub mod wire;
@@ -44,6 +45,7 @@ use crate::error::{Error, Result};
 use crate::Engine;
 use crate::ProbeKind;
 use local::AccessLog;
+use spool::{Replayed, Spool, SpooledReport};
 use wire::{Accepted, ErrorBody, Local, ResultItem, Results, Targets};
 
 /// How an agent behaves. [`AgentConfig::new`] gives the defaults.
@@ -57,8 +59,10 @@ pub struct AgentConfig {
     pub token: String,
     /// Time between two cycles.
     pub interval: Duration,
-    /// nginx access log (combined format) to report rates from.
+    /// nginx access log to report rates from.
     pub nginx_access_log: Option<PathBuf>,
+    /// Its format: `combined` (the default) or the site's own `log_format`.
+    pub nginx_log_format: crate::nginx_format::LineFormat,
     /// Where to read the load average.
     pub loadavg: PathBuf,
     /// Results kept while the server cannot take them, at most (oldest dropped first).
@@ -79,6 +83,11 @@ pub struct AgentConfig {
     pub roots: crate::tls::Roots,
     /// Allow plain `http://` to a server that is not on this host's loopback.
     pub insecure_http: bool,
+    /// Where reports the server has not acknowledged are kept on disk (a directory per
+    /// server and node is made under it: [`spool::dir_for`]); `None`: in memory only.
+    pub spool: Option<PathBuf>,
+    /// The spool's cap in bytes: past it the oldest reports go, counted.
+    pub spool_max: u64,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -104,6 +113,7 @@ impl AgentConfig {
             token: token.into(),
             interval: Duration::from_secs(120),
             nginx_access_log: None,
+            nginx_log_format: crate::nginx_format::LineFormat::Combined,
             loadavg: PathBuf::from(local::LOADAVG),
             max_buffered_results: 100_000,
             max_results_per_post: 1000,
@@ -114,6 +124,8 @@ impl AgentConfig {
             max_buffered_runs: 10_000,
             roots: crate::tls::Roots::System,
             insecure_http: false,
+            spool: None,
+            spool_max: 64 << 20,
         }
     }
 
@@ -176,8 +188,11 @@ pub struct AgentTotals {
     pub results_refused: u64,
     /// Requests that failed and were retried later.
     pub failed_requests: u64,
-    /// Results still in the buffer when the agent stopped.
+    /// Results still in the buffer when the agent stopped (kept in the spool when there is
+    /// one: sent at the next start).
     pub undelivered: u64,
+    /// Results read back from the spool at start (made before a restart).
+    pub results_restored: u64,
     /// Trace runs made, delivered (resends the server recognised included), and lost
     /// (buffer full, refused, or still held at the end).
     pub runs_traced: u64,
@@ -194,30 +209,118 @@ struct Report {
     sent: usize,
     local: Option<Local>,
     made: chrono::DateTime<Utc>,
+    /// Bytes its record takes in the spool.
+    spooled: u64,
 }
 
-/// The reports not delivered yet, bounded by their results.
+impl Report {
+    /// What the spool keeps of it: the results not done yet (and the local figures while
+    /// none was).
+    fn spooled(&self) -> SpooledReport {
+        SpooledReport {
+            seq: self.seq,
+            made: self.made,
+            results: self.results[self.sent..].to_vec(),
+            local: if self.sent == 0 { self.local.clone() } else { None },
+        }
+    }
+}
+
+/// The reports not delivered yet, bounded by their results (and the spool's cap), kept on
+/// disk too when there is a spool.
 #[derive(Debug, Default)]
 struct Buffer {
     reports: VecDeque<Report>,
     results: usize,
     next_seq: u64,
     dropped: u64,
+    spool: Option<Spool>,
+    spool_max: u64,
+    /// Bytes of the live reports' records (what a rewrite would leave).
+    spool_live: u64,
+    /// Results read back from the spool at start.
+    restored: u64,
 }
 
 impl Buffer {
+    /// A buffer kept in `spool`, holding what it held (`replayed`), oldest first.
+    fn with_spool(spool: Spool, replayed: Replayed, spool_max: u64) -> Buffer {
+        let mut b = Buffer { spool_max, ..Buffer::default() };
+        for r in replayed.reports {
+            let spooled = spool::report_record(&r).len() as u64;
+            b.results += r.results.len();
+            b.restored += r.results.len() as u64;
+            b.spool_live += spooled;
+            b.next_seq = b.next_seq.max(r.seq + 1);
+            b.reports.push_back(Report {
+                seq: r.seq,
+                results: r.results,
+                sent: 0,
+                local: r.local,
+                made: r.made,
+                spooled,
+            });
+        }
+        b.spool = Some(spool);
+        b
+    }
+
+    /// Adds a cycle's report — on disk first when there is a spool (synced: it survives a
+    /// crash from here on) — then drops the oldest while over the bounds.
     fn push(&mut self, results: Vec<ResultItem>, local: Option<Local>, max_results: usize) {
         self.results += results.len();
         let made = Utc::now();
-        self.reports.push_back(Report { seq: self.next_seq, results, sent: 0, local, made });
+        let mut report = Report { seq: self.next_seq, results, sent: 0, local, made, spooled: 0 };
+        if let Some(spool) = self.spool.as_mut() {
+            match spool.append_report(&report.spooled()) {
+                Ok(bytes) => report.spooled = bytes,
+                Err(e) => self.spool_failed("writing a report", &e),
+            }
+        }
+        self.spool_live += report.spooled;
+        self.reports.push_back(report);
         self.next_seq += 1;
         let too_old = made - chrono::Duration::from_std(wire::MAX_RESULT_AGE).unwrap_or(chrono::Duration::MAX);
-        while self.results > max_results || self.reports.front().is_some_and(|r| r.made < too_old) {
+        let mut dropped_any = false;
+        while self.reports.len() > 1
+            && (self.results > max_results
+                || self.spool_live > self.spool_max && self.spool.is_some()
+                || self.reports.front().is_some_and(|r| r.made < too_old))
+        {
             let Some(old) = self.reports.pop_front() else { break };
             let lost = old.results.len() - old.sent;
             self.results -= lost;
             self.dropped += lost as u64;
-            tracing::warn!(lost, "agent buffer full or results too old: dropping the oldest undelivered report");
+            self.spool_live -= old.spooled;
+            dropped_any = true;
+            tracing::warn!(
+                lost,
+                dropped_so_far = self.dropped,
+                "agent buffer or spool full, or results too old: dropping the oldest undelivered report"
+            );
+        }
+        if dropped_any {
+            self.rewrite_spool();
+        }
+    }
+
+    /// The spool rewritten with just the live reports.
+    fn rewrite_spool(&mut self) {
+        let live: Vec<SpooledReport> = self.reports.iter().map(Report::spooled).collect();
+        if let Some(spool) = self.spool.as_mut() {
+            if let Err(e) = spool.rewrite(&live) {
+                self.spool_failed("rewriting", &e);
+            }
+        }
+    }
+
+    /// A spool that cannot be written is given up, loudly: the reports stay in memory.
+    fn spool_failed(&mut self, doing: &str, e: &std::io::Error) {
+        if let Some(spool) = self.spool.take() {
+            tracing::error!(
+                spool = %spool.dir().display(),
+                "{doing} the spool failed ({e}); keeping undelivered reports in memory only from now on"
+            );
         }
     }
 
@@ -240,8 +343,16 @@ impl Buffer {
         };
         front.sent += n;
         self.results -= n;
-        if front.sent >= front.results.len() {
+        let (sent, finished, spooled) = (front.sent, front.sent >= front.results.len(), front.spooled);
+        if finished {
             self.reports.pop_front();
+            self.spool_live -= spooled;
+        }
+        let Some(spool) = self.spool.as_mut() else { return };
+        if let Err(e) = spool.ack(seq, sent) {
+            self.spool_failed("acknowledging in", &e);
+        } else if self.reports.is_empty() || spool.bytes > 4 * self.spool_live + (1 << 20) {
+            self.rewrite_spool();
         }
     }
 
@@ -468,7 +579,12 @@ pub async fn run_agent(engine: Arc<Engine>, cfg: AgentConfig, shutdown: Cancella
     }
     let client = Arc::new(Client::new(&base, &cfg)?);
     client.check_tls(cfg.request_timeout).await?;
-    let shared = Arc::new(Shared { buffer: Mutex::new(Buffer::default()), more: Notify::new() });
+    let buffer = match &cfg.spool {
+        Some(base) => open_spool(base, &cfg)?,
+        None => Buffer::default(),
+    };
+    let restored = buffer.restored;
+    let shared = Arc::new(Shared { buffer: Mutex::new(buffer), more: Notify::new() });
     let delivery = tokio::spawn(deliver(client.clone(), shared.clone(), cfg.clone(), shutdown.clone()));
     let tracing = cfg.trace.then(|| {
         let allow = engine.allow_list().clone();
@@ -496,7 +612,29 @@ pub async fn run_agent(engine: Arc<Engine>, cfg: AgentConfig, shutdown: Cancella
     let buffer = shared.buffer();
     totals.results_dropped = buffer.dropped;
     totals.undelivered = buffer.results as u64;
+    totals.results_restored = restored;
     Ok(totals)
+}
+
+/// The buffer kept in the spool under `base` for this server and node, holding what the
+/// spool held (sent first).
+fn open_spool(base: &std::path::Path, cfg: &AgentConfig) -> Result<Buffer> {
+    let dir = spool::dir_for(base, &cfg.server, &cfg.node);
+    let (spool, replayed) = Spool::open(&dir)
+        .map_err(|e| Error::setting("spool", format!("cannot use the spool {}: {e}", dir.display())))?;
+    if replayed.torn_bytes > 0 {
+        tracing::warn!(
+            spool = %dir.display(),
+            bytes = replayed.torn_bytes,
+            "the spool ended in a torn record (a crash while writing it): skipped"
+        );
+    }
+    let reports = replayed.reports.len();
+    let results: usize = replayed.reports.iter().map(|r| r.results.len()).sum();
+    if reports > 0 {
+        tracing::info!(spool = %dir.display(), reports, results, "sending the spooled reports first");
+    }
+    Ok(Buffer::with_spool(spool, replayed, cfg.spool_max))
 }
 
 /// Every interval: refresh the targets (keeping the last ones if the server does not
@@ -513,7 +651,8 @@ async fn probe_loop(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut targets: Option<Vec<wire::Target>> = None;
     let mut reachable = true;
-    let mut nginx = cfg.nginx_access_log.clone().map(AccessLog::new);
+    let mut nginx =
+        cfg.nginx_access_log.clone().map(|path| AccessLog::new(path).with_format(cfg.nginx_log_format.clone()));
     // A slow server must not slow the probing down: past this, the last targets do.
     let fetch_timeout = (cfg.interval / 2).clamp(Duration::from_millis(200), cfg.request_timeout);
     loop {
@@ -566,10 +705,13 @@ async fn probe_loop(
                 outcome,
             })
             .collect();
-        totals.cycles += 1;
-        totals.results_made += results.len() as u64;
         let local = measure(cfg, &mut nginx, at).await;
+        let made = results.len() as u64;
+        // Spooled (and synced) before it counts as made.
         shared.buffer().push(results, Some(local), cfg.max_buffered_results);
+        totals.cycles += 1;
+        totals.results_made += made;
+        tracing::debug!(cycle = totals.cycles, results = made, "report made");
         shared.more.notify_one();
     }
     totals
@@ -707,6 +849,67 @@ mod tests {
         assert_eq!((n, body.results[0].edge_id), (2, 3));
         b.done(seq, n);
         assert_eq!((b.reports.len(), b.results), (1, 2));
+    }
+
+    fn spool_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("edgewatch-agent-spool-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_spooled_buffer_comes_back_after_a_crash_less_what_was_delivered() {
+        let dir = spool_dir("crash");
+        {
+            let (spool, replayed) = Spool::open(&dir).unwrap();
+            let mut b = Buffer::with_spool(spool, replayed, 1 << 20);
+            b.push(vec![item(1), item(2)], None, 100);
+            b.push(vec![item(3), item(4), item(5)], None, 100);
+            let (seq, n, _) = b.next_request(10).unwrap();
+            b.done(seq, n); // the first report delivered
+            let (seq, _, _) = b.next_request(1).unwrap();
+            b.done(seq, 1); // one result of the second
+                            // Dropped without a clean stop: what a crash leaves.
+        }
+        let (spool, replayed) = Spool::open(&dir).unwrap();
+        let mut b = Buffer::with_spool(spool, replayed, 1 << 20);
+        assert_eq!((b.restored, b.results), (2, 2));
+        let (seq, n, body) = b.next_request(10).unwrap();
+        assert_eq!(body.results.iter().map(|r| r.edge_id).collect::<Vec<_>>(), [4, 5]);
+        b.push(vec![item(6)], None, 100);
+        assert!(b.next_seq > seq, "new reports follow the restored ones");
+        b.done(seq, n);
+        let (seq, n, _) = b.next_request(10).unwrap();
+        b.done(seq, n);
+        assert_eq!(b.spool.as_ref().unwrap().bytes, 0, "everything delivered: the spool is emptied");
+        drop(b);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_full_spool_drops_the_oldest_and_counts_them() {
+        let dir = spool_dir("full");
+        let (spool, replayed) = Spool::open(&dir).unwrap();
+        let one = spool::report_record(&SpooledReport {
+            seq: 0,
+            made: Utc::now(),
+            results: vec![item(1), item(2)],
+            local: None,
+        })
+        .len() as u64;
+        // Room for about three reports of two results.
+        let mut b = Buffer::with_spool(spool, replayed, 3 * one + one / 2);
+        for i in 0..10 {
+            b.push(vec![item(2 * i), item(2 * i + 1)], None, 1000);
+        }
+        assert_eq!((b.reports.len(), b.dropped), (3, 14), "seven reports of two went, counted");
+        assert!(b.spool.as_ref().unwrap().bytes <= 3 * one + one / 2);
+        let first = b.next_request(10).unwrap().2.results[0].edge_id;
+        assert_eq!(first, 14, "the newest stay");
+        drop(b);
+        let (_, replayed) = Spool::open(&dir).unwrap();
+        assert_eq!(replayed.reports.len(), 3, "and are what the spool holds");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod health;
 pub mod icmp;
 mod lock;
 pub mod nginx;
+pub mod nginx_format;
 mod pace;
 pub mod record;
 pub mod stats;

@@ -1,5 +1,6 @@
-//! nginx access logs in the `combined` format: the status code of each line, counts by
-//! status over the bytes read in one interval, and the rates an agent reports. Pure: bytes
+//! nginx access logs in the `combined` format (a site's own `log_format`:
+//! [`crate::nginx_format`]): the status code of each line, counts by status over the bytes
+//! read in one interval, and the rates an agent reports. Pure: bytes
 //! in, numbers out (reading the file is [`crate::agent::local`]'s job).
 //!
 //! ```text
@@ -9,6 +10,8 @@
 //! status is the three digits after it.
 
 use std::collections::BTreeMap;
+
+use crate::nginx_format::LineFormat;
 
 /// The most bytes one line may have; longer ones are counted as malformed and skipped.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -42,13 +45,18 @@ pub struct StatusCounts {
 }
 
 impl StatusCounts {
-    /// Counts one line (without its newline). Empty lines are ignored.
+    /// Counts one `combined` line (without its newline). Empty lines are ignored.
     pub fn add_line(&mut self, line: &[u8]) {
+        self.add_line_in(line, &LineFormat::Combined);
+    }
+
+    /// Counts one line of `format` (without its newline). Empty lines are ignored.
+    pub fn add_line_in(&mut self, line: &[u8], format: &LineFormat) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             return;
         }
-        match status_of(line) {
+        match format.status_of(line) {
             Some(status) => *self.by_status.entry(status).or_default() += 1,
             None => self.malformed += 1,
         }

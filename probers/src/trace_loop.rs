@@ -372,18 +372,18 @@ impl TraceLoop {
     }
 }
 
-/// Pairs from the graph, day partitions ahead for their runs, and the runs of hours over
-/// (for ten minutes: late runs still come) compacted into hour blocks.
+/// Pairs from the graph, day partitions ahead for their runs, and the runs of blocks over
+/// (six hours each, over for ten minutes: late runs still come) compacted.
 pub async fn upkeep_pairs(pool: &PgPool, schedule: &PairSchedule) -> graph_store::Result<()> {
     let (added, retired) = store::sync_pairs(pool, schedule).await?;
     if added + retired > 0 {
         tracing::info!(added, retired, "trace pairs follow the graph");
     }
     store::ensure_partitions(pool).await?;
-    let before = graph_store::rollup::hour_of(chrono::Utc::now() - chrono::Duration::minutes(10));
+    let before = store::block::block_of(chrono::Utc::now() - chrono::Duration::minutes(10));
     if let Some(done) = store::compact_runs(pool, before, COMPACT_BUDGET).await? {
         if done.runs > 0 {
-            tracing::info!(runs = done.runs, blocks = done.blocks, "trace runs compacted into hour blocks");
+            tracing::info!(runs = done.runs, blocks = done.blocks, "trace runs compacted into blocks");
         }
     }
     Ok(())

@@ -23,9 +23,9 @@ pub async fn run(settings: &Settings, cmd: CmdbCommand) -> Result<ExitCode> {
         }
         CmdbCommand::Watch { files, allow_mass_retire, settle, poll } => {
             let db = super::shared::connect(settings).await?;
-            let shutdown = super::shared::shutdown_on_ctrl_c();
+            let shutdown = super::shared::shutdown_on_signal(settings.stop_timeout());
             let opts = WatchOptions { import: ImportOptions { allow_mass_retire }, settle, poll };
-            eprintln!("watching {} file(s); Ctrl-C stops", files.len());
+            eprintln!("watching {} file(s); Ctrl-C or SIGTERM stops", files.len());
             cmdb::watch(&db.pool, &files, opts, shutdown, |event| match event {
                 WatchEvent::Imported(report) => print_report(report),
                 WatchEvent::Unchanged => tracing::debug!("exports unchanged"),

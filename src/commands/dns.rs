@@ -41,14 +41,14 @@ pub async fn run(settings: &Settings, cmd: DnsCommand) -> Result<ExitCode> {
                 ..Default::default()
             };
             let db = super::shared::connect(settings).await?;
-            let shutdown = super::shared::shutdown_on_ctrl_c();
+            let shutdown = super::shared::shutdown_on_signal(settings.stop_timeout());
             let totals = if paths.len() == 1 && paths[0].as_os_str() == "-" {
                 tail::tail_stdin(&db.pool, &opts, shutdown).await?
             } else {
                 if paths.iter().any(|p| p.as_os_str() == "-") {
                     anyhow::bail!("`-` (standard input) cannot be mixed with files");
                 }
-                eprintln!("following {} path(s); Ctrl-C stops", paths.len());
+                eprintln!("following {} path(s); Ctrl-C or SIGTERM stops", paths.len());
                 tail::tail(&db.pool, &paths, &opts, shutdown).await?
             };
             eprintln!("{} lines, {} queries, {} resolved", totals.lines, totals.queries, totals.resolved);

@@ -16,11 +16,11 @@ use crate::config::Settings;
 pub async fn run(settings: &Settings, args: ProbeArgs) -> Result<ExitCode> {
     let db = super::shared::connect(settings).await?;
     let engine = Arc::new(super::shared::probe_engine(&args.probe)?);
-    let shutdown = super::shared::shutdown_on_ctrl_c_or_after(args.run_for);
+    let shutdown = super::shared::shutdown_on_signal_or_after(settings.stop_timeout(), args.run_for);
     let base =
         args.name.clone().unwrap_or_else(|| format!("{}-{}", crate::trace_config::hostname(), std::process::id()));
     let probe = settings.probe(&args);
-    eprintln!("{} worker(s) probing every {:?}; Ctrl-C stops", args.workers, args.probe.interval);
+    eprintln!("{} worker(s) probing every {:?}; Ctrl-C or SIGTERM stops", args.workers, args.probe.interval);
     let tracing = start_tracing(settings, &args, &engine, &db.pool, &base, &shutdown)?;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..args.workers.max(1) {

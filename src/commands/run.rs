@@ -18,7 +18,7 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<ExitCode> {
     let schedule = settings.schedule()?;
     let (tz, at) = (schedule.tz, schedule.at);
     let db = super::shared::connect(settings).await?;
-    let shutdown = super::shared::shutdown_on_ctrl_c();
+    let shutdown = super::shared::shutdown_on_signal(settings.stop_timeout());
     loop {
         // Catch up: yesterday's report once today's run time has passed.
         let now = Utc::now();

@@ -55,11 +55,11 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
         _ => {}
     }
     eprintln!(
-        "serving the API on {scheme}://{addr}/api/v1/ (described at /api/v1/openapi.json; store: {}); Ctrl-C stops",
+        "serving the API on {scheme}://{addr}/api/v1/ (described at /api/v1/openapi.json; store: {}); Ctrl-C or SIGTERM stops",
         db.location
     );
 
-    let shutdown = super::shared::shutdown_on_ctrl_c();
+    let shutdown = super::shared::shutdown_on_signal(settings.stop_timeout());
     let keeper = tokio::spawn(keep_house(db.pool.clone(), record.clone(), serve.diagnosis, shutdown.clone()));
     let trace = settings.trace();
     let trace_keeper = trace.clone().map(|t| tokio::spawn(keep_traces(db.pool.clone(), t, shutdown.clone())));

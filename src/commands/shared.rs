@@ -1,10 +1,13 @@
-//! What several commands share: opening the store, stopping on Ctrl-C (or after
-//! `--run-for`), and the probe engine the prober flags describe.
+//! What several commands share: opening the store, stopping on SIGINT or SIGTERM (or
+//! after `--run-for`), and the probe engine the prober flags describe.
+
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use graph_store::db::Target;
 use graph_store::Database;
 use probers::{AllowList, Engine};
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::ProbeSettingsArgs;
 use crate::config::Settings;
@@ -28,20 +31,44 @@ pub async fn connect(settings: &Settings) -> Result<Database> {
     })
 }
 
-/// A token cancelled by Ctrl-C (SIGINT), for the long-running commands.
-pub fn shutdown_on_ctrl_c() -> tokio_util::sync::CancellationToken {
-    let shutdown = tokio_util::sync::CancellationToken::new();
+/// A token cancelled by SIGINT (Ctrl-C) or SIGTERM (what systemd and `kill` send), for
+/// the long-running commands: they then finish what they hold (batches flushed,
+/// checkpoints committed, leases given back) and exit 0. Whatever is still running
+/// `stop_timeout` after the signal (`--stop-timeout`, default 10 s), or at a second
+/// signal, the process exits with status 1, saying so.
+pub fn shutdown_on_signal(stop_timeout: Duration) -> CancellationToken {
+    use tokio::signal::unix::{signal, SignalKind};
+    let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
+    let (term, int) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    let (Ok(mut term), Ok(mut int)) = (term, int) else {
+        tracing::error!("cannot listen for SIGTERM and SIGINT: they will stop edgewatch without its clean stop");
+        return shutdown;
+    };
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        let which = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!("{which}: stopping cleanly (at most {})", humantime::format_duration(stop_timeout));
         on_signal.cancel();
+        let why = tokio::select! {
+            _ = term.recv() => "a second signal came",
+            _ = int.recv() => "a second signal came",
+            _ = tokio::time::sleep(stop_timeout) => "the stop took longer than --stop-timeout",
+        };
+        eprintln!(
+            "edgewatch: {why} ({} after {which}); exiting now, work in hand may be lost",
+            humantime::format_duration(stop_timeout)
+        );
+        std::process::exit(1);
     });
     shutdown
 }
 
-/// Like [`shutdown_on_ctrl_c`], also cancelled once `limit` has passed (`--run-for`).
-pub fn shutdown_on_ctrl_c_or_after(limit: Option<std::time::Duration>) -> tokio_util::sync::CancellationToken {
-    let shutdown = shutdown_on_ctrl_c();
+/// Like [`shutdown_on_signal`], also cancelled once `limit` has passed (`--run-for`).
+pub fn shutdown_on_signal_or_after(stop_timeout: Duration, limit: Option<Duration>) -> CancellationToken {
+    let shutdown = shutdown_on_signal(stop_timeout);
     if let Some(limit) = limit {
         let stop = shutdown.clone();
         tokio::spawn(async move {

@@ -189,7 +189,9 @@ impl Procs {
         assert!(self.procs.iter().all(|p| p.label != label), "two processes labelled {label}");
         let log = self.dir.path().join(format!("{label}.log"));
         let out = File::create(&log).unwrap();
+        // An agent's spool of this test's own (a spool outlives its agent).
         let child = cmd
+            .env("EDGEWATCH_SPOOL", self.dir.path().join(format!("{label}-spool")))
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)

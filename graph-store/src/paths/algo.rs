@@ -22,14 +22,19 @@
 //! (the TTL after the shorter path's destination, with that path's side empty); `None`
 //! exactly when the shapes are the same path.
 //!
-//! **ECMP.** A path absorbs each run that matches it: per TTL the union of the addresses
+//! **ECMP.** A path absorbs the runs that match it: per TTL the union of the addresses
 //! seen, so a set of addresses seen at one TTL (the branches of a load-balanced diamond)
 //! is one hop, and a later run on any branch seen before matches. A branch never seen
 //! before is a different path until absorbed: agents keep the flow fields of a host pair
 //! constant across runs, not only within one, so that a per-flow load balancer sends every
 //! run down the same branch. Per-packet balancing shows up as several addresses at one TTL
-//! of one run, and is absorbed at once. If the flow fields did vary between runs, branch
-//! switches would read as path flapping (below): limited to two events, not a stream.
+//! of one run. So does a route change that happens while a run is under way (its first
+//! rounds on the old path, its last on the new): to tell the two apart, addresses new at a
+//! TTL where the path has others are *learnt* only once `k_runs` runs matching the path
+//! have shown them (per-packet balancing shows them again and again; a change shows them
+//! once, and the runs after it are on the new path only, a change after `k_runs` of them).
+//! If the flow fields did vary between runs, branch switches would read as path flapping
+//! (below): limited to two events, not a stream.
 //!
 //! # Route changes ([`RouteTracker`], defaults of [`RouteConfig`])
 //!
@@ -181,6 +186,15 @@ impl PathShape {
     /// Both are the same path (see the module documentation).
     pub fn matches(&self, other: &PathShape) -> bool {
         first_divergence(self, other).is_none()
+    }
+
+    /// `other` has addresses at a TTL where this path has others, none of them those: a
+    /// branch not seen before (a silent TTL filled in is not one).
+    fn new_branches(&self, other: &PathShape) -> bool {
+        self.hops
+            .iter()
+            .zip(&other.hops)
+            .any(|(mine, theirs)| !mine.is_empty() && theirs.iter().any(|a| mine.binary_search(a).is_err()))
     }
 
     /// Takes in a shape of the same path: per TTL the union of the addresses; the longer
@@ -391,6 +405,10 @@ pub struct RouteTracker {
     /// Per run, oldest first, whether it switched path (at most `flap_window - 1`).
     switches: VecDeque<bool>,
     flapping: bool,
+    /// Runs on the current path that showed branches it has not learnt yet, and the union
+    /// of their shapes (see the module documentation: ECMP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    learning: Option<(PathShape, u32)>,
 }
 
 impl RouteTracker {
@@ -443,7 +461,17 @@ impl RouteTracker {
     ) -> (bool, Option<RouteChange>) {
         let prev = self.last_on;
         if let Some(current) = self.current.as_mut().filter(|c| c.shape.matches(&shape)) {
-            current.shape.absorb(&shape);
+            if current.shape.new_branches(&shape) {
+                let (seen, runs) = self.learning.get_or_insert_with(|| (shape.clone(), 0));
+                seen.absorb(&shape);
+                *runs += 1;
+                if *runs >= k_runs {
+                    current.shape.absorb(seen);
+                    self.learning = None;
+                }
+            } else {
+                current.shape.absorb(&shape);
+            }
             current.dest = dest;
             self.candidate = None;
             self.last_on = Some(On::Current);
@@ -478,6 +506,7 @@ impl RouteTracker {
             return None;
         };
         let (loss_after_pct, rtt_after_ms) = cand.figures();
+        self.learning = None;
         let new = CurrentPath { shape: cand.shape, since: cand.since, dest: cand.last };
         let old = std::mem::replace(current, new);
         Some(RouteChange {
@@ -875,7 +904,21 @@ mod tests {
             ("a longer path", &[P, "1 2 3 * 4", "1 2 3 * 4"], &["changed@1 ttl 5: [] > [\"4\"]"]),
             ("a longer path, filled in", &[P, "1 2 3 * 4", "1 2 3 9 4"], &["changed@1 ttl 4: [\"4\"] > [\"9\"]"]),
             ("a shorter path", &["1 2 3 9 4", P, P], &["changed@1 ttl 4: [\"9\"] > [\"4\"]"]),
-            ("ECMP learnt from a run with both branches", &[P, "1 2 3,9 4", "1 2 9 4", "1 2 9 4"], &[]),
+            (
+                "ECMP learnt from k_runs runs with both branches",
+                &[P, "1 2 3,9 4", P, "1 2 3,9 4", "1 2 9 4", "1 2 9 4"],
+                &[],
+            ),
+            (
+                "a change under way in a run: both once, then the new branch only",
+                &[P, P, "1 2 3,9 4", "1 2 9 4", "1 2 9 4", "1 2 3,9 4"],
+                &["changed@3 ttl 3: [\"3\"] > [\"9\"]"],
+            ),
+            (
+                "a branch a change brings in is not learnt: a change back is one",
+                &[P, "1 2 3,9 4", "1 2 9 4", "1 2 9 4", "1 2 3 4", "1 2 3 4"],
+                &["changed@2 ttl 3: [\"3\"] > [\"9\"]", "changed@4 ttl 3: [\"9\"] > [\"3\"]"],
+            ),
             ("a new branch is a new path", &[P, P, "1 2 9 4", "1 2 9 4"], &["changed@2 ttl 3: [\"3\"] > [\"9\"]"]),
         ];
         for &(name, specs, want) in cases {

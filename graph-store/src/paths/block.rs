@@ -1,14 +1,16 @@
-//! An hour of one pair's runs in one row of `trace_blocks`, and the hour's per-TTL rollup
-//! in one row of `trace_hourly`. Runs land in `trace_runs` one row each; once their hour
-//! is over, compaction (`paths::store::compact_runs`) packs each pair's hour into a block:
-//! the per-row overhead of ~100 bytes a run (row header, index entry, page) becomes ~2.
-//! Pure, no I/O.
+//! Six hours of one pair's runs in one row of `trace_blocks`, and each hour's per-TTL
+//! rollup in one row of `trace_hourly`. Runs land in `trace_runs` one row each; once their
+//! six hours (00–06, 06–12, 12–18, 18–24 UTC) are over, compaction
+//! (`paths::store::compact_runs`) packs each pair's into a block: the per-row overhead of
+//! ~100 bytes a run (row header, index entry, page) becomes about one, and a block of a
+//! cross-DC pair (180 runs, ~13 kB) is big enough to be compressed and stored in full
+//! TOAST pages. Pure, no I/O.
 //!
 //! # A block (version 1)
 //!
-//! A version byte (1); the distinct path ids of the hour as a varint count and varints;
+//! A version byte (1); the distinct path ids of the block as a varint count and varints;
 //! the number of runs as a varint; then per run, oldest first: its time as a varint of
-//! microseconds after the previous run's (the first: after the hour's start), the index
+//! microseconds after the previous run's (the first: after the block's start), the index
 //! of its path in the list, and its figures (`paths::packed`, version 2, without the
 //! version byte) as a varint length and the bytes.
 //!
@@ -20,7 +22,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, Timelike, Utc};
 
 use super::algo::Run;
 use super::compare::{max_opt, min_opt};
@@ -37,7 +39,16 @@ pub struct BlockRun {
     pub figures: Vec<u8>,
 }
 
-/// The hour `at` falls in.
+/// Hours a block spans.
+pub const BLOCK_HOURS: u32 = 6;
+
+/// The start of the block `at` falls in.
+pub fn block_of(at: DateTime<Utc>) -> DateTime<Utc> {
+    let hour = crate::rollup::hour_of(at);
+    hour - Duration::hours(i64::from(hour.hour() % BLOCK_HOURS))
+}
+
+/// The hour `at` falls in (a rollup's).
 pub fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
     crate::rollup::hour_of(at)
 }
@@ -55,8 +66,8 @@ pub fn merge(runs: impl IntoIterator<Item = BlockRun>) -> Vec<BlockRun> {
 /// What a block could not be made of, or read back from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
-    #[error("a run at {at} is not in the hour starting {hour}")]
-    OutsideHour { at: DateTime<Utc>, hour: DateTime<Utc> },
+    #[error("a run at {at} is not in the block starting {start}")]
+    OutsideBlock { at: DateTime<Utc>, start: DateTime<Utc> },
     #[error("runs of a block must be in time order, one per time ({at} out of order)")]
     Unordered { at: DateTime<Utc> },
     #[error("a run's figures are not of version {}", packed::VERSION)]
@@ -77,8 +88,8 @@ impl From<UnpackError> for BlockError {
     }
 }
 
-/// The block of `runs` (in time order, one per time, all in the hour from `hour`).
-pub fn encode(hour: DateTime<Utc>, runs: &[BlockRun]) -> Result<Vec<u8>, BlockError> {
+/// The block of `runs` (in time order, one per time, all in the block from `start`).
+pub fn encode(start: DateTime<Utc>, runs: &[BlockRun]) -> Result<Vec<u8>, BlockError> {
     let mut paths: Vec<i64> = runs.iter().map(|r| r.path_id).collect();
     paths.sort_unstable();
     paths.dedup();
@@ -89,10 +100,10 @@ pub fn encode(hour: DateTime<Utc>, runs: &[BlockRun]) -> Result<Vec<u8>, BlockEr
         put_varint(&mut out, *id as u64);
     }
     put_varint(&mut out, runs.len() as u64);
-    let mut last = hour;
+    let mut last = start;
     for (i, run) in runs.iter().enumerate() {
-        if hour_of(run.at) != hour {
-            return Err(BlockError::OutsideHour { at: run.at, hour });
+        if block_of(run.at) != start {
+            return Err(BlockError::OutsideBlock { at: run.at, start });
         }
         if i > 0 && run.at <= last {
             return Err(BlockError::Unordered { at: run.at });
@@ -107,8 +118,8 @@ pub fn encode(hour: DateTime<Utc>, runs: &[BlockRun]) -> Result<Vec<u8>, BlockEr
     Ok(out)
 }
 
-/// The runs of a block made by [`encode`] for the hour from `hour`.
-pub fn decode(hour: DateTime<Utc>, bytes: &[u8]) -> Result<Vec<BlockRun>, BlockError> {
+/// The runs of a block made by [`encode`] for the block from `start`.
+pub fn decode(start: DateTime<Utc>, bytes: &[u8]) -> Result<Vec<BlockRun>, BlockError> {
     let mut r = Reader(bytes);
     match r.byte(0)? {
         BLOCK_VERSION => {}
@@ -117,7 +128,7 @@ pub fn decode(hour: DateTime<Utc>, bytes: &[u8]) -> Result<Vec<BlockRun>, BlockE
     let paths = (0..r.varint(0)?).map(|_| r.varint(0).map(|id| id as i64)).collect::<Result<Vec<_>, _>>()?;
     let n = r.varint(0)?;
     let mut runs = Vec::with_capacity(n.min(4096) as usize);
-    let mut at = hour;
+    let mut at = start;
     for i in 0..n as usize {
         at += Duration::microseconds(r.varint(i + 1)? as i64);
         let index = r.varint(i + 1)?;
@@ -242,19 +253,22 @@ mod tests {
     }
 
     #[test]
-    fn an_hour_of_runs_comes_back_whole() {
-        let hour = at("2026-12-05T16:00:00Z");
+    fn six_hours_of_runs_come_back_whole() {
+        let hour = at("2026-12-05T12:00:00Z");
+        assert_eq!(block_of(at("2026-12-05T16:59:59Z")), hour);
+        assert_eq!(block_of(at("2026-12-05T18:00:00Z")), at("2026-12-05T18:00:00Z"));
+        assert_eq!(block_of(at("2026-12-05T05:59:59.999999Z")), at("2026-12-05T00:00:00Z"));
         let runs = [
-            run("2026-12-05T16:00:00.000001Z", &[Some(1.0), None, Some(20.0)]),
-            run("2026-12-05T16:02:00.123456Z", &[Some(1.1), Some(9.0), Some(21.0)]),
-            run("2026-12-05T16:59:59.999999Z", &[Some(1.2), None, Some(19.5)]),
+            run("2026-12-05T12:00:00.000001Z", &[Some(1.0), None, Some(20.0)]),
+            run("2026-12-05T12:02:00.123456Z", &[Some(1.1), Some(9.0), Some(21.0)]),
+            run("2026-12-05T17:59:59.999999Z", &[Some(1.2), None, Some(19.5)]),
         ];
         let stored = vec![block_run(&runs[0], 7), block_run(&runs[1], 300_000), block_run(&runs[2], 7)];
         let bytes = encode(hour, &stored).unwrap();
         assert_eq!(decode(hour, &bytes).unwrap(), stored);
-        // Per run: 4 bytes of time (1 for the first), 1 of path, 1 of length; 2 path ids.
+        // Per run: up to 5 bytes of time, 1 of path, 1 of length; 2 path ids.
         let figures: usize = stored.iter().map(|r| r.figures.len() - 1).sum();
-        assert!(bytes.len() <= 1 + 1 + 1 + 3 + 1 + figures + 3 * 6, "{} bytes", bytes.len());
+        assert!(bytes.len() <= 1 + 1 + 1 + 3 + 1 + figures + 3 * 7, "{} bytes", bytes.len());
         let path = StoredPath::of(&runs[1]);
         let back = packed::unpack(stored[1].at, &path, &decode(hour, &bytes).unwrap()[1].figures).unwrap();
         assert_eq!(back.hops[1].received, 3);
@@ -262,10 +276,10 @@ mod tests {
 
     #[test]
     fn a_block_refuses_runs_it_cannot_keep() {
-        let hour = at("2026-12-05T16:00:00Z");
-        let late = block_run(&run("2026-12-05T17:00:00Z", &[Some(1.0)]), 1);
-        assert!(matches!(encode(hour, &[late]), Err(BlockError::OutsideHour { .. })));
-        let a = block_run(&run("2026-12-05T16:10:00Z", &[Some(1.0)]), 1);
+        let hour = at("2026-12-05T12:00:00Z");
+        let late = block_run(&run("2026-12-05T18:00:00Z", &[Some(1.0)]), 1);
+        assert!(matches!(encode(hour, &[late]), Err(BlockError::OutsideBlock { .. })));
+        let a = block_run(&run("2026-12-05T12:10:00Z", &[Some(1.0)]), 1);
         assert!(matches!(encode(hour, &[a.clone(), a.clone()]), Err(BlockError::Unordered { .. })));
         let v1 = BlockRun { figures: vec![1, 3, 3], ..a.clone() };
         assert_eq!(encode(hour, &[v1]), Err(BlockError::Figures));

@@ -1,9 +1,10 @@
-//! Compaction: once an hour is over, each pair's runs of it move from `trace_runs` (a row
-//! per run) into one row of `trace_blocks`, and the hour's per-TTL rollup is written once
-//! to `trace_hourly` — what keeps a day of traces at the operators' scale within its
-//! budget (docs/BENCHMARKS.md, "Path history store"). A run that comes late (an agent's
-//! resend) is merged into its hour's block at the next compaction; a run already in the
-//! block is not kept twice. One compactor at a time (an advisory lock; the others skip).
+//! Compaction: once a block's six hours are over, each pair's runs of them move from
+//! `trace_runs` (a row per run) into one row of `trace_blocks`, and each hour's per-TTL
+//! rollup is written once to `trace_hourly` — what keeps a day of traces at the
+//! operators' scale within its budget (docs/BENCHMARKS.md, "Path history store"). A run
+//! that comes late (an agent's resend) is merged into its block at the next compaction; a
+//! run already in the block is not kept twice. One compactor at a time (an advisory lock;
+//! the others skip).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Row};
 
+use super::algo::Run;
 use super::block::{self, BlockRun};
 use super::packed::{self, StoredPath};
 use super::read::paths_by_id;
@@ -30,9 +32,10 @@ pub struct CompactTotals {
     pub duplicates: u64,
 }
 
-/// Moves the runs made before `before` into their hour blocks, a batch per transaction,
-/// until none is left or `budget` is spent. `None`: another process is compacting.
-/// Callers pass an hour's start some minutes past (runs of the running hour still come).
+/// Moves the runs made before `before` into their blocks, a batch per transaction, until
+/// none is left or `budget` is spent. `None`: another process is compacting. Callers
+/// pass a block's start some minutes past ([`block::block_of`]: runs of the running
+/// block still come).
 pub async fn compact_runs(pool: &PgPool, before: DateTime<Utc>, budget: Duration) -> Result<Option<CompactTotals>> {
     let started = Instant::now();
     let mut totals = CompactTotals::default();
@@ -89,17 +92,18 @@ async fn compact_batch(conn: &mut PgConnection, before: DateTime<Utc>) -> Result
         .collect();
     let mut hours: BTreeMap<(i64, DateTime<Utc>), Vec<Taken>> = BTreeMap::new();
     for t in taken {
-        hours.entry((t.pair_id, block::hour_of(t.at))).or_default().push(t);
+        hours.entry((t.pair_id, block::block_of(t.at))).or_default().push(t);
     }
     let existing = existing_blocks(conn, &hours).await?;
     let mut path_ids: HashSet<i64> = hours.values().flatten().map(|t| t.path_id).collect();
     path_ids.extend(existing.values().flatten().map(|r| r.path_id));
     let paths = paths_by_id(&mut *conn, &path_ids.into_iter().collect::<Vec<_>>()).await?;
     let mut written = Vec::with_capacity(hours.len());
+    let mut rollups = Vec::with_capacity(hours.len());
     let mut totals = CompactTotals { runs: rows.len() as u64, ..CompactTotals::default() };
-    for ((pair_id, hour), runs) in hours {
+    for ((pair_id, start), runs) in hours {
         let fresh = runs.into_iter().map(|t| repack(t, &paths)).collect::<Result<Vec<_>>>()?;
-        let had = existing.get(&(pair_id, hour)).cloned().unwrap_or_default();
+        let had = existing.get(&(pair_id, start)).cloned().unwrap_or_default();
         let count = had.len() + fresh.len();
         let merged = block::merge(had.into_iter().chain(fresh));
         totals.duplicates += (count - merged.len()) as u64;
@@ -108,17 +112,26 @@ async fn compact_batch(conn: &mut PgConnection, before: DateTime<Utc>) -> Result
             .map(|r| {
                 let path = paths.get(&r.path_id).ok_or(Error::StoredBlock {
                     pair_id,
-                    hour,
+                    start,
                     source: block::BlockError::MissingPath(r.path_id),
                 })?;
                 packed::unpack(r.at, path, &r.figures).map_err(|source| Error::StoredRun { pair_id, at: r.at, source })
             })
             .collect::<Result<Vec<_>>>()?;
-        let data = block::encode(hour, &merged).map_err(|source| Error::StoredBlock { pair_id, hour, source })?;
-        written.push((pair_id, hour, merged.len(), data, block::encode_rollup(&block::rollup(&full))));
+        let data = block::encode(start, &merged).map_err(|source| Error::StoredBlock { pair_id, start, source })?;
+        written.push((pair_id, start, merged.len(), data));
+        let mut by_hour: BTreeMap<DateTime<Utc>, Vec<Run>> = BTreeMap::new();
+        for run in full {
+            by_hour.entry(block::hour_of(run.at)).or_default().push(run);
+        }
+        rollups.extend(
+            by_hour
+                .into_iter()
+                .map(|(hour, runs)| (pair_id, hour, runs.len(), block::encode_rollup(&block::rollup(&runs)))),
+        );
     }
     totals.blocks = written.len() as u64;
-    write_blocks(conn, &written).await?;
+    write_blocks(conn, &written, &rollups).await?;
     Ok(totals)
 }
 
@@ -129,7 +142,7 @@ fn repack(t: Taken, paths: &HashMap<i64, StoredPath>) -> Result<BlockRun> {
     }
     let path = paths.get(&t.path_id).ok_or(Error::StoredBlock {
         pair_id: t.pair_id,
-        hour: block::hour_of(t.at),
+        start: block::block_of(t.at),
         source: block::BlockError::MissingPath(t.path_id),
     })?;
     let run = packed::unpack(t.at, path, &t.figures).map_err(|source| Error::StoredRun {
@@ -140,14 +153,14 @@ fn repack(t: Taken, paths: &HashMap<i64, StoredPath>) -> Result<BlockRun> {
     Ok(BlockRun { at: t.at, path_id: t.path_id, figures: packed::pack(&run) })
 }
 
-/// The runs already in the blocks of these pairs and hours.
+/// The runs already in the blocks of these pairs and block starts.
 async fn existing_blocks(
     conn: &mut PgConnection,
     hours: &BTreeMap<(i64, DateTime<Utc>), Vec<Taken>>,
 ) -> Result<HashMap<(i64, DateTime<Utc>), Vec<BlockRun>>> {
     let rows = sqlx::query(
-        "SELECT b.pair_id, b.hour, b.data FROM trace_blocks b \
-         JOIN UNNEST($1::int[], $2::timestamptz[]) AS k(pair_id, hour) ON b.pair_id = k.pair_id AND b.hour = k.hour",
+        "SELECT b.pair_id, b.starts, b.data FROM trace_blocks b \
+         JOIN UNNEST($1::int[], $2::timestamptz[]) AS k(pair_id, starts) ON b.pair_id = k.pair_id AND b.starts = k.starts",
     )
     .bind(hours.keys().map(|k| k.0 as i32).collect::<Vec<_>>())
     .bind(hours.keys().map(|k| k.1).collect::<Vec<_>>())
@@ -156,27 +169,27 @@ async fn existing_blocks(
     .map_err(Error::sql("reading trace blocks to merge"))?;
     let mut out = HashMap::new();
     for r in rows {
-        let (pair_id, hour) = (i64::from(r.get::<i32, _>("pair_id")), r.get("hour"));
-        let runs = block::decode(hour, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
+        let (pair_id, start) = (i64::from(r.get::<i32, _>("pair_id")), r.get("starts"));
+        let runs = block::decode(start, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
             pair_id,
-            hour,
+            start,
             source,
         })?;
-        out.insert((pair_id, hour), runs);
+        out.insert((pair_id, start), runs);
     }
     Ok(out)
 }
 
-/// Which of `runs` (pair, time) are already in their hour's block: a resend of a run
+/// Which of `runs` (pair, time) are already in their block: a resend of a run
 /// compacted since.
 pub(crate) async fn in_blocks(
     conn: &mut PgConnection,
     runs: &[(i64, DateTime<Utc>)],
 ) -> Result<HashSet<(i64, DateTime<Utc>)>> {
-    let keys: HashSet<(i64, DateTime<Utc>)> = runs.iter().map(|&(p, at)| (p, block::hour_of(at))).collect();
+    let keys: HashSet<(i64, DateTime<Utc>)> = runs.iter().map(|&(p, at)| (p, block::block_of(at))).collect();
     let rows = sqlx::query(
-        "SELECT b.pair_id, b.hour, b.data FROM trace_blocks b \
-         JOIN UNNEST($1::int[], $2::timestamptz[]) AS k(pair_id, hour) ON b.pair_id = k.pair_id AND b.hour = k.hour",
+        "SELECT b.pair_id, b.starts, b.data FROM trace_blocks b \
+         JOIN UNNEST($1::int[], $2::timestamptz[]) AS k(pair_id, starts) ON b.pair_id = k.pair_id AND b.starts = k.starts",
     )
     .bind(keys.iter().map(|k| k.0 as i32).collect::<Vec<_>>())
     .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
@@ -185,10 +198,10 @@ pub(crate) async fn in_blocks(
     .map_err(Error::sql("reading trace blocks"))?;
     let mut found = HashSet::new();
     for r in rows {
-        let (pair_id, hour) = (i64::from(r.get::<i32, _>("pair_id")), r.get("hour"));
-        let runs = block::decode(hour, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
+        let (pair_id, start) = (i64::from(r.get::<i32, _>("pair_id")), r.get("starts"));
+        let runs = block::decode(start, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
             pair_id,
-            hour,
+            start,
             source,
         })?;
         found.extend(runs.into_iter().map(|r| (pair_id, r.at)));
@@ -196,9 +209,10 @@ pub(crate) async fn in_blocks(
     Ok(found.into_iter().filter(|k| runs.contains(k)).collect())
 }
 
-type Written = (i64, DateTime<Utc>, usize, Vec<u8>, Vec<u8>);
+/// A block to write: pair, start, runs, data. A rollup: pair, hour, runs, data.
+type Written = (i64, DateTime<Utc>, usize, Vec<u8>);
 
-async fn write_blocks(conn: &mut PgConnection, written: &[Written]) -> Result<()> {
+async fn write_blocks(conn: &mut PgConnection, written: &[Written], rollups: &[Written]) -> Result<()> {
     let days = written.iter().map(|w| w.1.date_naive());
     let (first, last) = (days.clone().min(), days.max());
     if let (Some(first), Some(last)) = (first, last) {
@@ -213,17 +227,20 @@ async fn write_blocks(conn: &mut PgConnection, written: &[Written]) -> Result<()
     let hours: Vec<DateTime<Utc>> = written.iter().map(|w| w.1).collect();
     let runs: Vec<i32> = written.iter().map(|w| w.2 as i32).collect();
     sqlx::query(
-        "INSERT INTO trace_blocks (pair_id, hour, runs, data) \
-         SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::smallint[], $4::bytea[]) \
-         ON CONFLICT (pair_id, hour) DO UPDATE SET runs = excluded.runs, data = excluded.data",
+        "INSERT INTO trace_blocks (pair_id, starts, runs, data) \
+         SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::int[], $4::bytea[]) \
+         ON CONFLICT (pair_id, starts) DO UPDATE SET runs = excluded.runs, data = excluded.data",
     )
     .bind(&pair_ids)
     .bind(&hours)
-    .bind(runs.iter().map(|&n| n.min(i32::from(i16::MAX)) as i16).collect::<Vec<_>>())
+    .bind(&runs)
     .bind(written.iter().map(|w| w.3.as_slice()).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await
     .map_err(Error::sql("writing trace blocks"))?;
+    let pair_ids: Vec<i32> = rollups.iter().map(|w| w.0 as i32).collect();
+    let hours: Vec<DateTime<Utc>> = rollups.iter().map(|w| w.1).collect();
+    let runs: Vec<i32> = rollups.iter().map(|w| w.2 as i32).collect();
     sqlx::query(
         "INSERT INTO trace_hourly (pair_id, hour, runs, data) \
          SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::int[], $4::bytea[]) \
@@ -232,7 +249,7 @@ async fn write_blocks(conn: &mut PgConnection, written: &[Written]) -> Result<()
     .bind(&pair_ids)
     .bind(&hours)
     .bind(&runs)
-    .bind(written.iter().map(|w| w.4.as_slice()).collect::<Vec<_>>())
+    .bind(rollups.iter().map(|w| w.3.as_slice()).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await
     .map_err(Error::sql("writing trace rollups"))?;

@@ -1,5 +1,5 @@
 //! The path history's reads: finding a pair by the names an operator knows (a node, a
-//! host, an external target, an address), its runs in a window (from the hour blocks and
+//! host, an external target, an address), its runs in a window (from the blocks and
 //! the runs not compacted yet), the route events, and the counts /metrics shows.
 
 use std::collections::{HashMap, HashSet};
@@ -101,25 +101,26 @@ pub async fn pair(pool: &PgPool, id: i64) -> Result<Option<PairInfo>> {
     Ok(row.as_ref().map(pair_of))
 }
 
-/// The pair's runs with `from <= at < to`, oldest first: those of hours compacted into
-/// blocks, and those still in `trace_runs` (the running hour, and late ones).
+/// The pair's runs with `from <= at < to`, oldest first: those compacted into blocks, and
+/// those still in `trace_runs` (the running block's, and late ones).
 pub async fn runs_between(pool: &PgPool, pair_id: i64, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Run>> {
     let mut stored: Vec<BlockRun> = Vec::new();
     let blocks = sqlx::query(
-        "SELECT hour, data FROM trace_blocks WHERE pair_id = $1 AND hour > $2 - interval '1 hour' AND hour < $3 \
-         ORDER BY hour",
+        "SELECT starts, data FROM trace_blocks WHERE pair_id = $1 AND starts > $2 - make_interval(hours => $4) \
+         AND starts < $3 ORDER BY starts",
     )
     .bind(pair_id as i32)
     .bind(from)
     .bind(to)
+    .bind(block::BLOCK_HOURS as i32)
     .fetch_all(pool)
     .await
     .map_err(Error::sql("reading trace blocks"))?;
     for r in &blocks {
-        let hour: DateTime<Utc> = r.get("hour");
-        let runs = block::decode(hour, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
+        let start: DateTime<Utc> = r.get("starts");
+        let runs = block::decode(start, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
             pair_id,
-            hour,
+            start,
             source,
         })?;
         stored.extend(runs.into_iter().filter(|r| r.at >= from && r.at < to));
@@ -147,7 +148,7 @@ pub async fn runs_between(pool: &PgPool, pair_id: i64, from: DateTime<Utc>, to: 
         .map(|r| {
             let path = paths.get(&r.path_id).ok_or(Error::StoredBlock {
                 pair_id,
-                hour: block::hour_of(r.at),
+                start: block::block_of(r.at),
                 source: block::BlockError::MissingPath(r.path_id),
             })?;
             packed::unpack(r.at, path, &r.figures).map_err(|source| Error::StoredRun { pair_id, at: r.at, source })
@@ -165,26 +166,29 @@ pub(crate) async fn paths_by_id(conn: &mut PgConnection, ids: &[i64]) -> Result<
     Ok(rows.iter().map(|r| (r.get("id"), StoredPath { hops: r.get("hops"), reached: r.get("reached") })).collect())
 }
 
-/// The times of the pair's runs in the blocks of up to two hours from the one holding
-/// `at`, forward (`later`) or back.
+/// The times of the pair's runs in up to two blocks from the one holding `at`, forward
+/// (`later`) or back.
 async fn block_times(pool: &PgPool, pair_id: i64, at: DateTime<Utc>, later: bool) -> Result<Vec<DateTime<Utc>>> {
-    let sql = if later {
-        "SELECT hour, data FROM trace_blocks WHERE pair_id = $1 AND hour >= date_trunc('hour', $2) ORDER BY hour LIMIT 2"
+    let (sql, bound) = if later {
+        (
+            "SELECT starts, data FROM trace_blocks WHERE pair_id = $1 AND starts >= $2 ORDER BY starts LIMIT 2",
+            block::block_of(at),
+        )
     } else {
-        "SELECT hour, data FROM trace_blocks WHERE pair_id = $1 AND hour <= $2 ORDER BY hour DESC LIMIT 2"
+        ("SELECT starts, data FROM trace_blocks WHERE pair_id = $1 AND starts <= $2 ORDER BY starts DESC LIMIT 2", at)
     };
     let rows = sqlx::query(sql)
         .bind(pair_id as i32)
-        .bind(at)
+        .bind(bound)
         .fetch_all(pool)
         .await
         .map_err(Error::sql("reading trace blocks"))?;
     let mut times = Vec::new();
     for r in &rows {
-        let hour: DateTime<Utc> = r.get("hour");
-        let runs = block::decode(hour, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
+        let start: DateTime<Utc> = r.get("starts");
+        let runs = block::decode(start, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
             pair_id,
-            hour,
+            start,
             source,
         })?;
         times.extend(runs.iter().map(|r| r.at));

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::nginx::{LineSplitter, Rates, StatusCounts};
+use crate::nginx_format::LineFormat;
 
 /// Where Linux keeps the load average.
 pub const LOADAVG: &str = "/proc/loadavg";
@@ -36,6 +37,9 @@ pub struct AccessLog {
     /// The file being read, its identity (device, inode) and the read position.
     open: Option<(File, (u64, u64), u64)>,
     splitter: LineSplitter,
+    format: LineFormat,
+    /// Lines read that were not in the format, since the start.
+    malformed: u64,
     last: Instant,
     /// Whether a file was ever opened: a file appearing later is read from its start.
     opened_once: bool,
@@ -48,6 +52,8 @@ impl AccessLog {
             path: path.into(),
             open: None,
             splitter: LineSplitter::default(),
+            format: LineFormat::Combined,
+            malformed: 0,
             last: Instant::now(),
             opened_once: false,
         };
@@ -57,8 +63,19 @@ impl AccessLog {
         log
     }
 
+    /// Reads the lines in `format` (default: `combined`).
+    pub fn with_format(mut self, format: LineFormat) -> Self {
+        self.format = format;
+        self
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Lines read that were not in the log's format (not counted as requests), so far.
+    pub fn malformed(&self) -> u64 {
+        self.malformed
     }
 
     /// Rates over the lines appended since the last call (or since [`AccessLog::new`]);
@@ -68,7 +85,18 @@ impl AccessLog {
         let now = Instant::now();
         let seconds = now.duration_since(self.last).as_secs_f64();
         self.last = now;
-        match self.read(&mut counts) {
+        let read = self.read(&mut counts);
+        if counts.malformed > 0 {
+            if self.malformed == 0 {
+                tracing::warn!(
+                    path = %self.path.display(),
+                    lines = counts.malformed,
+                    "access-log lines not in the log format are not counted (see --nginx-log-format); said once"
+                );
+            }
+            self.malformed += counts.malformed;
+        }
+        match read {
             Ok(true) => counts.rates(seconds),
             Ok(false) => None,
             Err(e) => {
@@ -129,7 +157,8 @@ impl AccessLog {
                 Err(e) => return Err(e),
             };
             *offset += n as u64;
-            self.splitter.feed(&buf[..n], |line| counts.add_line(line));
+            let format = &self.format;
+            self.splitter.feed(&buf[..n], |line| counts.add_line_in(line, format));
         }
         Ok(())
     }
