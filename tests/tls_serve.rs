@@ -92,6 +92,8 @@ fn agent_command(url: &str, server: &str, token: &str, extra: &[&str]) -> Comman
         .env("NO_COLOR", "1")
         .args(["--database-url", url, "agent", "--server", server, "--name", NODE, "--token", token])
         .args(["--allow", AGENT_ALLOW, "--interval", "1s", "--packets", "2", "--timeout", "200ms", "--no-trace"])
+        // Results in memory only: the spool is not what these tests are about.
+        .args(["--spool", "off"])
         .args(extra)
         .stdin(Stdio::null());
     cmd
