@@ -578,7 +578,10 @@ pub async fn run_agent(engine: Arc<Engine>, cfg: AgentConfig, shutdown: Cancella
         );
     }
     let client = Arc::new(Client::new(&base, &cfg)?);
-    client.check_tls(cfg.request_timeout).await?;
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        checked = client.check_tls(cfg.request_timeout) => checked?,
+    }
     let buffer = match &cfg.spool {
         Some(base) => open_spool(base, &cfg)?,
         None => Buffer::default(),
