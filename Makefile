@@ -17,7 +17,7 @@ deps:
 # network-namespace lab iproute2, nftables, fping and mtr-tiny; for the report, graphviz
 # and chromium; for rotating a tailed log, logrotate.
 test-deps:
-	@scripts/install-deps.sh postgres pdns lab nagios report tail deploy
+	@scripts/install-deps.sh postgres pdns lab nagios report tail deploy tls
 	@scripts/install-schemathesis.sh >/dev/null
 
 build:

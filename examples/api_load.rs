@@ -63,6 +63,8 @@ fn parse_args() -> Result<(reqwest::Url, usize, u64), String> {
 
 /// A client holding at most one connection, kept alive between requests.
 fn client() -> reqwest::Result<reqwest::Client> {
+    // reqwest has no crypto provider of its own here (edgewatch uses ring).
+    probers::tls::install_default_provider();
     reqwest::Client::builder().no_proxy().pool_max_idle_per_host(1).timeout(REQUEST_TIMEOUT).build()
 }
 

@@ -15,6 +15,8 @@
 #   scripts/install-deps.sh deploy        systemd-analyze (package systemd: `systemd-analyze verify` of
 #                                         deploy/systemd in tests/systemd_units.rs) and man-db (`man -l`
 #                                         of `edgewatch man` in tests/cli_meta.rs)
+#   scripts/install-deps.sh tls           curl (reads the API over HTTPS with --cacert) and strace (sees that a
+#                                         refusing agent connects nowhere) for tests/tls_serve.rs
 #   scripts/install-deps.sh bench         the path-tracing benchmark (`BENCH_ONLY=trace make bench`):
 #                                         iproute2 for its namespaces, and scamper, the tracer it is
 #                                         measured beside
@@ -92,6 +94,11 @@ for group in "$@"; do
             # Debian's own logrotate (create, copytruncate, dateext, compress) rotates the
             # log under `dns tail` in tests/dns_tail_rotation.rs; without it that test skips.
             command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || need+=(logrotate)
+            optional=1
+            ;;
+        tls)
+            command -v curl >/dev/null 2>&1 || need+=(curl)
+            command -v strace >/dev/null 2>&1 || need+=(strace)
             optional=1
             ;;
         bench)

@@ -450,6 +450,17 @@ pub struct ServeArgs {
     /// Health thresholds and interval used to judge agents' results.
     #[arg(long, value_parser = parse_duration, default_value = "120s")]
     pub interval: Duration,
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first);
+    /// with --tls-key. Read again on SIGHUP. Config file: [api] tls_cert.
+    #[arg(long, env = "EDGEWATCH_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert. Config file: [api] tls_key.
+    #[arg(long, env = "EDGEWATCH_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address that is not loopback (without TLS, serve listens
+    /// only on 127.0.0.0/8 and ::1 otherwise). Config file: [api] insecure_http = true.
+    #[arg(long)]
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Args)]
@@ -465,6 +476,14 @@ pub struct AgentArgs {
     /// The token made by `edgewatch agent-token create NODE`.
     #[arg(long, env = "EDGEWATCH_TOKEN", hide_env_values = true)]
     pub token: String,
+    /// Verify an https:// server against the CA certificates of this PEM bundle (default:
+    /// the system's roots). Config file: [agent] ca.
+    #[arg(long, env = "EDGEWATCH_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Send the token over plain http:// to a server that is not on this host's loopback
+    /// (refused otherwise). Config file: [agent] insecure_http = true.
+    #[arg(long)]
+    pub insecure_http: bool,
     /// An nginx access log to report request and error rates from (read from its end on,
     /// through truncation and rotation).
     #[arg(long)]

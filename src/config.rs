@@ -37,10 +37,15 @@
 //! [agent]                                  # any `edgewatch agent` flag
 //! server = "https://edgewatch.example.com:8440"
 //! spool_max = "64MB"
+//! ca = "/etc/edgewatch/tls/ca.pem"         # CA bundle for an https:// server (or --ca; default: system roots)
+//! insecure_http = false                    # token over plain http:// off loopback (or --insecure-http)
 //!
 //! [api]                                    # edgewatch serve
 //! read_token = "…"                         # graph questions and /metrics need it (or EDGEWATCH_READ_TOKEN)
 //! snapshot_max_age = "5s"                  # topology answers may be this old
+//! tls_cert = "/etc/edgewatch/tls/cert.pem" # serve HTTPS (or --tls-cert); reloaded on SIGHUP
+//! tls_key = "/etc/edgewatch/tls/key.pem"   # its private key (or --tls-key)
+//! insecure_http = false                    # plain HTTP off loopback (or --insecure-http)
 //!
 //! [diagnosis]                              # grouping broken edges into incidents
 //! most_pct = 60.0                          # a group is failing from this percent down
@@ -58,7 +63,8 @@
 //!
 //! [owners]                                 # whose network a hop address is (longest prefix wins)
 //! "10.0.0.0/8" = "ours"
-//! "52.93.0.0/16" = "AWS"//!
+//! "52.93.0.0/16" = "AWS"
+//!
 //! [trace]                                  # path history (docs/paths.md, "What is traced")
 //! enabled = true                           # `probe --no-trace` / `agent --no-trace` for one process
 //! interval = "2m"                          # host pairs across data centers, external targets
@@ -95,7 +101,8 @@ use graph_store::paths::Owners;
 use probers::record::RecordConfig;
 use serde::Deserialize;
 
-use crate::cli::{DnsArgs, Global, OptionalDuration, ProbeArgs, ServeArgs};
+use crate::cli::{AgentArgs, DnsArgs, Global, OptionalDuration, ProbeArgs, ServeArgs};
+use crate::tls::TlsFiles;
 
 /// The embedded cluster's directory when no flag, variable or file names one.
 pub const DEFAULT_DATA_DIR: &str = ".edgewatch";
@@ -121,6 +128,19 @@ pub struct ServeSettings {
     pub read_token: Option<String>,
     /// `[api] snapshot_max_age` (none: the server's default).
     pub snapshot_max_age: Option<Duration>,
+    /// `--tls-cert`/`--tls-key`, else `[api] tls_cert`/`tls_key`: serve HTTPS.
+    pub tls: Option<TlsFiles>,
+    /// `--insecure-http`, or `[api] insecure_http = true`.
+    pub insecure_http: bool,
+}
+
+/// What `edgewatch agent` runs with, besides its flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// `--ca`, else `[agent] ca`; none: the system's roots.
+    pub ca: Option<PathBuf>,
+    /// `--insecure-http`, or `[agent] insecure_http = true`.
+    pub insecure_http: bool,
 }
 
 impl std::fmt::Debug for ServeSettings {
@@ -130,6 +150,8 @@ impl std::fmt::Debug for ServeSettings {
             .field("diagnosis", &self.diagnosis)
             .field("read_token", &self.read_token.as_ref().map(|_| "(secret)"))
             .field("snapshot_max_age", &self.snapshot_max_age)
+            .field("tls", &self.tls)
+            .field("insecure_http", &self.insecure_http)
             .finish()
     }
 }
@@ -253,7 +275,21 @@ impl Settings {
             diagnosis: self.file.diagnosis,
             read_token: read_token.filter(|t| !t.is_empty()),
             snapshot_max_age,
+            tls: tls_files(
+                args.tls_cert.as_ref().or(api.tls_cert.as_ref()),
+                args.tls_key.as_ref().or(api.tls_key.as_ref()),
+            )?,
+            insecure_http: args.insecure_http || api.insecure_http.unwrap_or(false),
         })
+    }
+
+    /// The agent's TLS settings: the flags over `[agent]`.
+    pub fn agent(&self, args: &AgentArgs) -> AgentSettings {
+        let file = &self.file.agent;
+        AgentSettings {
+            ca: args.ca.clone().or_else(|| file.ca.clone()),
+            insecure_http: args.insecure_http || file.insecure_http.unwrap_or(false),
+        }
     }
 
     /// How DNS logs are read: the flags over `[dns]` over the defaults.
@@ -309,6 +345,22 @@ impl Settings {
     }
 }
 
+/// Both TLS files, or neither; one without the other is an error naming the missing one.
+fn tls_files(cert: Option<&PathBuf>, key: Option<&PathBuf>) -> Result<Option<TlsFiles>> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert: cert.clone(), key: key.clone() })),
+        (None, None) => Ok(None),
+        (Some(cert), None) => anyhow::bail!(
+            "a TLS certificate ({}) but no private key: give --tls-key FILE (or [api] tls_key)",
+            cert.display()
+        ),
+        (None, Some(key)) => anyhow::bail!(
+            "a TLS private key ({}) but no certificate: give --tls-cert FILE (or [api] tls_cert)",
+            key.display()
+        ),
+    }
+}
+
 /// The time zone by name, else this machine's, else UTC.
 fn zone(name: Option<&str>) -> Result<Tz> {
     match name {
@@ -333,14 +385,13 @@ struct Config {
     health: probers::health::HealthConfig,
     #[serde(default)]
     probe: ProbeConfig,
-    /// `edgewatch serve`'s and `edgewatch agent`'s flags: checked and applied by
-    /// [`crate::file_flags`].
+    /// `edgewatch serve`'s flags: checked and applied by [`crate::file_flags`].
     #[serde(default, rename = "serve")]
     _serve: toml::Table,
-    #[serde(default, rename = "agent")]
-    _agent: toml::Table,
     #[serde(default)]
     api: ApiConfig,
+    #[serde(default)]
+    agent: AgentFileConfig,
     #[serde(default)]
     diagnosis: DiagnosisConfig,
     #[serde(default)]
@@ -379,6 +430,23 @@ struct CheckConfig {
 struct ApiConfig {
     read_token: Option<String>,
     snapshot_max_age: Option<String>,
+    /// PEM certificate chain and key: serve HTTPS.
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    /// Plain HTTP off loopback.
+    insecure_http: Option<bool>,
+}
+
+/// `[agent]`: any `edgewatch agent` flag (checked and applied by [`crate::file_flags`],
+/// which refuses unknown keys); `ca` and `insecure_http` are also read here.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct AgentFileConfig {
+    /// PEM CA bundle the server's certificate is verified against.
+    ca: Option<PathBuf>,
+    /// The token over plain http:// off loopback.
+    insecure_http: Option<bool>,
+    #[serde(flatten)]
+    _flags: toml::Table,
 }
 
 /// `[probe]`: `retention_days`, and `edgewatch probe`'s flags (checked and applied by
@@ -466,6 +534,77 @@ mod tests {
         assert_eq!(s.file.probe.retention_days, Some(14));
         assert_eq!(s.file.api.snapshot_max_age.as_deref(), Some("5s"));
         assert_eq!(s.file.report.keep_days, Some(400));
+    }
+
+    fn settings(file: &str, args: &[&str]) -> (Settings, crate::cli::Cli) {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edgewatch.toml");
+        std::fs::write(&path, file).unwrap();
+        let mut all = vec!["edgewatch", "--config", path.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let cli = crate::cli::Cli::try_parse_from(all).unwrap();
+        (Settings::new(&cli.global).unwrap(), cli)
+    }
+
+    fn serve_args(cli: crate::cli::Cli) -> ServeArgs {
+        match cli.command {
+            crate::cli::Command::Serve(args) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tls_files_and_insecure_http_come_from_the_flags_over_the_file() {
+        let file = "[api]\ntls_cert = \"/f/cert.pem\"\ntls_key = \"/f/key.pem\"\n";
+        let (s, cli) = settings(file, &["serve"]);
+        let serve = s.serve(&serve_args(cli)).unwrap();
+        let want = TlsFiles { cert: "/f/cert.pem".into(), key: "/f/key.pem".into() };
+        assert_eq!((serve.tls, serve.insecure_http), (Some(want), false));
+
+        let (s, cli) = settings(file, &["serve", "--tls-cert", "/c/cert.pem"]);
+        let tls = s.serve(&serve_args(cli)).unwrap().tls.unwrap();
+        assert_eq!((tls.cert.to_str(), tls.key.to_str()), (Some("/c/cert.pem"), Some("/f/key.pem")));
+
+        let (s, cli) = settings("[api]\ninsecure_http = true\n", &["serve"]);
+        let serve = s.serve(&serve_args(cli)).unwrap();
+        assert_eq!((serve.tls, serve.insecure_http), (None, true));
+        let (s, cli) = settings("", &["serve", "--insecure-http"]);
+        assert!(s.serve(&serve_args(cli)).unwrap().insecure_http);
+        let (s, cli) = settings("", &["serve"]);
+        assert!(!s.serve(&serve_args(cli)).unwrap().insecure_http);
+
+        let (s, cli) = settings("[api]\ntls_key = \"/f/key.pem\"\n", &["serve"]);
+        let err = s.serve(&serve_args(cli)).unwrap_err().to_string();
+        assert!(err.contains("/f/key.pem") && err.contains("--tls-cert"), "{err}");
+    }
+
+    #[test]
+    fn the_agent_ca_and_insecure_http_come_from_the_flags_over_the_file() {
+        let agent = |file: &str, extra: &[&str]| {
+            let mut args = vec!["agent", "--server", "https://s:1", "--name", "n", "--token", "t"];
+            args.extend_from_slice(extra);
+            let (s, cli) = settings(file, &args);
+            match cli.command {
+                crate::cli::Command::Agent(a) => s.agent(&a),
+                other => panic!("{other:?}"),
+            }
+        };
+        let file = "[agent]\nca = \"/f/ca.pem\"\ninsecure_http = true\n";
+        assert_eq!(agent(file, &[]), AgentSettings { ca: Some("/f/ca.pem".into()), insecure_http: true });
+        assert_eq!(agent(file, &["--ca", "/c/ca.pem"]).ca, Some(PathBuf::from("/c/ca.pem")));
+        assert_eq!(agent("", &[]), AgentSettings { ca: None, insecure_http: false });
+        assert!(agent("", &["--insecure-http"]).insecure_http);
+
+        let bad = Path::new("bad.toml");
+        let err = crate::file_flags::read(
+            bad,
+            "[agent]\ncafile = \"/x\"\n",
+            &<crate::cli::Cli as clap::CommandFactory>::command(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("bad.toml:2: [agent] unknown key `cafile`"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod path_evidence;
 pub mod report;
 mod route_query;
 mod route_view;
+mod tls;
 mod trace_config;
 mod trace_view;
 mod when;
@@ -25,7 +26,6 @@ pub use cli::Cli;
 
 /// Parses the command line, runs the command, prints any error, and gives the exit code.
 pub fn main() -> ExitCode {
-    restore_sigpipe();
     let cli = match parse() {
         Ok(cli) => cli,
         Err(Refused::Args(e)) => return refuse_arguments(e),
@@ -34,6 +34,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The network daemons keep Rust's default of ignoring SIGPIPE: a peer that drops a
+    // connection (a TLS client refusing the certificate, mid-alert) must cost that
+    // connection an EPIPE, not the whole process its life.
+    if !matches!(cli.command, cli::Command::Serve(_) | cli::Command::Agent(_)) {
+        restore_sigpipe();
+    }
     init_tracing(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -124,7 +130,7 @@ fn init_tracing(verbose: u8) {
 /// instead of panicking on the write error Rust's default of ignoring SIGPIPE gives.
 #[allow(unsafe_code)]
 fn restore_sigpipe() {
-    // SAFETY: called first thing in main, before any thread exists; setting a signal's
+    // SAFETY: called in main before any thread exists (the runtime starts later); setting a signal's
     // disposition to the default installs no handler code.
     let _ =
         unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };

@@ -205,12 +205,11 @@ async fn send(req: reqwest::RequestBuilder, auth: Option<&str>) -> Answer {
 }
 
 async fn get_targets(server: &Server, node: &str, auth: Option<&str>) -> Answer {
-    send(reqwest::Client::new().get(server.url(node, "targets")), auth).await
+    send(common::http().get(server.url(node, "targets")), auth).await
 }
 
 async fn post_results(server: &Server, node: &str, auth: Option<&str>, body: impl Into<reqwest::Body>) -> Answer {
-    let req =
-        reqwest::Client::new().post(server.url(node, "results")).header("content-type", "application/json").body(body);
+    let req = common::http().post(server.url(node, "results")).header("content-type", "application/json").body(body);
     send(req, auth).await
 }
 
@@ -369,10 +368,7 @@ async fn bodies_are_refused_saying_what_is_wrong() {
         assert!(a.error().contains(want), "{body}:\n  got {:?}\n  want {want:?}", a.error());
     }
     let a = send(
-        reqwest::Client::new()
-            .post(server.url("fe1.host101", "results"))
-            .header("content-type", "text/plain")
-            .body("{}"),
+        common::http().post(server.url("fe1.host101", "results")).header("content-type", "text/plain").body("{}"),
         Some(&mine),
     )
     .await;

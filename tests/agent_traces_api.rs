@@ -74,7 +74,7 @@ async fn agents_lease_their_hosts_pairs_and_what_is_refused_says_why() {
     let config = dir.path().join("edgewatch.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let server = Server::start(&db, &["--config", config.to_str().unwrap()], &[]);
-    let api = Api { base: server.base.clone(), http: reqwest::Client::new() };
+    let api = Api { base: server.base.clone(), http: common::http() };
 
     // serve makes the pairs from the graph within a moment.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

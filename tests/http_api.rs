@@ -23,7 +23,7 @@ fn fleet_with_probes(db: &TestDb) -> String {
 }
 
 async fn get(base: &str, path: &str) -> (u16, Value) {
-    let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
+    let resp = common::get(format!("{base}{path}")).await.unwrap();
     let status = resp.status().as_u16();
     let kind = resp.headers()["content-type"].to_str().unwrap().to_string();
     assert_eq!(kind, "application/json", "{path}");
@@ -124,7 +124,7 @@ async fn a_configured_read_token_guards_the_questions_and_metrics_only() {
         (Server::start(&db, &["--config", config.to_str().unwrap()], &[]), "s3cret-from-file"),
         (Server::start(&db, &[], &[("EDGEWATCH_READ_TOKEN", "s3cret-from-env")]), "s3cret-from-env"),
     ] {
-        let http = reqwest::Client::new();
+        let http = common::http();
         for path in ["/api/v1/nodes", "/api/v1/spof", "/metrics"] {
             let url = format!("{}{path}", server.base);
             let none = http.get(&url).send().await.unwrap();
@@ -143,7 +143,7 @@ async fn a_configured_read_token_guards_the_questions_and_metrics_only() {
     }
     // Without a token configured, the questions are open.
     let open = Server::start(&db, &[], &[]);
-    assert_eq!(reqwest::get(format!("{}/api/v1/nodes", open.base)).await.unwrap().status(), 200);
+    assert_eq!(common::get(format!("{}/api/v1/nodes", open.base)).await.unwrap().status(), 200);
 }
 
 /// `name{labels} value` lines of an OpenMetrics text, by name and labels.
@@ -167,7 +167,7 @@ async fn metrics_agree_with_the_store_counted_another_way() {
     fleet_with_probes(&db);
     let server = Server::start(&db, &[], &[]);
     let scrape = || async {
-        let resp = reqwest::get(format!("{}/metrics", server.base)).await.unwrap();
+        let resp = common::get(format!("{}/metrics", server.base)).await.unwrap();
         assert_eq!(resp.status(), 200);
         assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
         let text = resp.text().await.unwrap();
@@ -213,7 +213,7 @@ async fn metrics_agree_with_the_store_counted_another_way() {
 
     // API latency: three questions on one route are three observations of it.
     for _ in 0..3 {
-        reqwest::get(format!("{}/api/v1/nodes/fe1.host101/deps", server.base)).await.unwrap();
+        common::get(format!("{}/api/v1/nodes/fe1.host101/deps", server.base)).await.unwrap();
     }
     let m = scrape().await;
     let key = "edgewatch_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/nodes/{name}/deps\",status=\"200\"}";

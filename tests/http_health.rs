@@ -15,7 +15,7 @@ async fn health_readiness_and_broken_over_http() {
     let server = Server::start(&db, &[], &[]);
     let base = server.base.clone();
 
-    let http = reqwest::Client::new();
+    let http = common::http();
     let get = |path: &str| http.get(format!("{base}{path}")).send();
     let health = get("/healthz").await.unwrap();
     assert_eq!(health.status(), 200);

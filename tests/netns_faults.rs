@@ -486,7 +486,9 @@ impl Net {
 
         let router = lab.router.clone();
         let listen = format!("{ROUTER_IP}:{SERVER_PORT}");
-        let serve = ["--database-url", &db.url, "serve", "--listen", &listen, "--interval", INTERVAL_ARG];
+        // The lab's own network, off loopback: plain HTTP needs saying so.
+        let serve =
+            ["--database-url", &db.url, "serve", "--listen", &listen, "--interval", INTERVAL_ARG, "--insecure-http"];
         lab.spawn_edgewatch(&router, "serve", &serve);
         lab.procs.wait_for_line("serve", "listening on", Duration::from_secs(60));
         let server = format!("http://{listen}");
@@ -495,7 +497,7 @@ impl Net {
             let token = out.split_whitespace().last().unwrap_or_else(|| panic!("no token for {}", c.name)).to_string();
             let ns = lab.hosts[c.n - 1].clone();
             let args = ["agent", "--server", &server, "--name", &c.name, "--token", &token, "--interval", INTERVAL_ARG];
-            let allow = ["--allow", LAB_NET];
+            let allow = ["--allow", LAB_NET, "--insecure-http"];
             lab.spawn_edgewatch(&ns, &format!("agent-{}", c.name), &[&args[..], &PROBE_ARGS[..], &allow[..]].concat());
         }
 

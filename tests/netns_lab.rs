@@ -265,14 +265,15 @@ async fn agents_in_namespaces_see_cuts_loss_and_flapping() {
     lab.spawn_edgewatch(
         &router,
         "serve",
-        &["--database-url", &db.url, "serve", "--listen", &listen, "--interval", INTERVAL],
+        // The lab's own network, off loopback: plain HTTP needs saying so.
+        &["--database-url", &db.url, "serve", "--listen", &listen, "--interval", INTERVAL, "--insecure-http"],
     );
     lab.procs.wait_for_line("serve", "listening on", Duration::from_secs(60));
     let server = format!("http://{listen}");
     for (i, node) in NODES.iter().enumerate() {
         let host = lab.hosts[i].clone();
         let args = ["agent", "--server", &server, "--name", node, "--token", &tokens[i], "--interval", INTERVAL];
-        let probe = ["--packets", "5", "--timeout", "300ms", "--allow", LAB_NET];
+        let probe = ["--packets", "5", "--timeout", "300ms", "--allow", LAB_NET, "--insecure-http"];
         lab.spawn_edgewatch(&host, &format!("agent-{node}"), &[&args[..], &probe[..]].concat());
     }
 

@@ -245,7 +245,7 @@ async fn the_api_answers_as_the_cli_does() {
     let get = |path: String| {
         let url = format!("{}{path}", server.base);
         async move {
-            let r = reqwest::get(&url).await.unwrap();
+            let r = common::get(&url).await.unwrap();
             (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap())
         }
     };
@@ -272,7 +272,7 @@ async fn the_api_answers_as_the_cli_does() {
     let (status, _) = get("/api/v1/routes/show?src=h1&dst=h2&window=forever".into()).await;
     assert_eq!(status, 400);
     // /metrics counts the traces and the route events.
-    let metrics = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+    let metrics = common::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
     for line in [
         "edgewatch_trace_runs_total 26",
         "edgewatch_trace_pairs 1",

@@ -178,9 +178,10 @@ async fn results_made_while_the_store_is_down_arrive_after_it() {
     }
 
     // The agent: "N cycles, M results made, D delivered, R refused by the server, X
-    // dropped, U undelivered" — everything made was delivered, and is in the store.
+    // dropped, U undelivered, S restored from the spool" — everything made was delivered,
+    // and is in the store.
     let agent_summary = &summaries["agent"];
-    let [_cycles, made, delivered, refused, dropped, undelivered] = numbers(agent_summary)[..] else {
+    let [_cycles, made, delivered, refused, dropped, undelivered, _restored] = numbers(agent_summary)[..] else {
         panic!("the agent's last line is not its summary: {agent_summary}")
     };
     assert!(made > 0 && delivered == made && refused == 0 && dropped == 0 && undelivered == 0, "{agent_summary}");

@@ -11,6 +11,12 @@
 //! (after an answer that got lost), so resending is always safe. When the buffer is full
 //! the oldest reports go first, and are counted.
 //!
+//! TLS: an `https://` server is verified against the `--ca` bundle, else the system's
+//! roots (rustls, ring; see [`crate::tls`]). A handshake that fails on first contact
+//! (unknown CA, name mismatch) stops the agent with the reason before any token is sent;
+//! plain `http://` to a server off this host is refused before anything is sent, unless
+//! `insecure_http`.
+//!
 //! - [`wire`]: the API's JSON and the checks the server applies to it.
 //! - [`local`]: load average and the nginx access log.
 //! - [`trace_wire`], `traces`: path tracing from this host — the pairs the server leases
@@ -73,6 +79,10 @@ pub struct AgentConfig {
     pub trace: bool,
     /// Trace runs kept while the server cannot take them, at most (oldest dropped first).
     pub max_buffered_runs: usize,
+    /// The roots an `https://` server's certificate is verified against.
+    pub roots: crate::tls::Roots,
+    /// Allow plain `http://` to a server that is not on this host's loopback.
+    pub insecure_http: bool,
     /// Where reports the server has not acknowledged are kept on disk (a directory per
     /// server and node is made under it: [`spool::dir_for`]); `None`: in memory only.
     pub spool: Option<PathBuf>,
@@ -89,6 +99,8 @@ impl std::fmt::Debug for AgentConfig {
             .field("interval", &self.interval)
             .field("nginx_access_log", &self.nginx_access_log)
             .field("max_buffered_results", &self.max_buffered_results)
+            .field("roots", &self.roots)
+            .field("insecure_http", &self.insecure_http)
             .finish_non_exhaustive()
     }
 }
@@ -110,6 +122,8 @@ impl AgentConfig {
             final_flush: Duration::from_secs(5),
             trace: true,
             max_buffered_runs: 10_000,
+            roots: crate::tls::Roots::System,
+            insecure_http: false,
             spool: None,
             spool_max: 64 << 20,
         }
@@ -123,12 +137,22 @@ impl AgentConfig {
         self
     }
 
+    /// Checks the settings (the URL, the loopback rule for plain HTTP, the name, the
+    /// token) without contacting anyone; [`run_agent`] checks them too.
+    pub fn check(&self) -> Result<()> {
+        self.validate().map(|_| ())
+    }
+
     fn validate(&self) -> Result<Url> {
         let mut base = Url::parse(&self.server).map_err(|e| {
             Error::setting("server", format!("{:?} is not a URL ({e}), e.g. http://127.0.0.1:8440", self.server))
         })?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(Error::setting("server", format!("{:?} is not an http:// URL", self.server)));
+        }
+        let host = base.host_str().unwrap_or_default();
+        if base.scheme() == "http" && !self.insecure_http && !crate::tls::is_loopback_host(host) {
+            return Err(Error::PlainHttp { server: self.server.clone(), host: host.to_string() });
         }
         if self.node.is_empty() {
             return Err(Error::setting("name", "the node name is empty"));
@@ -372,6 +396,9 @@ struct Client {
     trace_claim: Url,
     traces: Url,
     auth: String,
+    /// The server's base URL as given, and the roots it is verified against, for messages.
+    server: String,
+    roots: crate::tls::Roots,
 }
 
 impl Client {
@@ -386,7 +413,14 @@ impl Client {
                 .extend(leaf.split('/'));
             Ok(url)
         };
+        // A client configuration is always given (reqwest has no crypto provider of its
+        // own here); for http:// it trusts nothing, and is never used.
+        let https = base.scheme() == "https";
+        let tls = if https { crate::tls::client_config(&cfg.roots)? } else { empty_tls() };
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .https_only(https)
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(cfg.request_timeout)
             .connect_timeout(cfg.request_timeout.min(Duration::from_secs(3)))
             .user_agent(concat!("edgewatch-agent/", env!("CARGO_PKG_VERSION")))
@@ -399,7 +433,41 @@ impl Client {
             trace_claim: endpoint("traces/claim")?,
             traces: endpoint("traces")?,
             auth: format!("Bearer {}", cfg.token),
+            server: cfg.server.clone(),
+            roots: cfg.roots.clone(),
         })
+    }
+
+    /// For an `https://` server: one request without the token, to see the TLS handshake
+    /// through. A handshake refused for a reason an operator must fix (unknown CA, name
+    /// mismatch) is an error; an unreachable server is not (the agent waits for it).
+    async fn check_tls(&self, timeout: Duration) -> Result<()> {
+        if self.targets.scheme() != "https" {
+            return Ok(());
+        }
+        match self.http.get(self.targets.clone()).timeout(timeout).send().await {
+            Err(e) => match crate::tls::failure_reason(&e) {
+                Some(reason) => {
+                    let trusted = match &self.roots {
+                        crate::tls::Roots::Bundle(path) => format!("the CAs in {} (--ca)", path.display()),
+                        crate::tls::Roots::System => "the system's roots (give --ca FILE for a private CA)".into(),
+                    };
+                    Err(Error::Tls {
+                        server: self.server.clone(),
+                        reason: format!("{reason}; trusted here: {trusted}"),
+                    })
+                }
+                None => {
+                    // The probe loop says so (once) when it asks for targets.
+                    tracing::debug!("cannot reach the server {} yet: {}", self.server, describe(&e));
+                    Ok(())
+                }
+            },
+            Ok(_) => {
+                tracing::info!("TLS to {} verified", self.server);
+                Ok(())
+            }
+        }
     }
 
     async fn targets(&self, timeout: Duration) -> std::result::Result<Targets, Failure> {
@@ -459,9 +527,22 @@ async fn answer_refusing<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// A reqwest error with its causes (the top level alone says only "error sending request").
+/// A client configuration that trusts no one (for http:// only).
+fn empty_tls() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+}
+
+/// A reqwest error with its causes (the top level alone says only "error sending request");
+/// a TLS failure in words first.
 fn describe(e: &reqwest::Error) -> String {
     let mut out = e.to_string();
+    if let Some(reason) = crate::tls::failure_reason(e) {
+        return format!("{out}: TLS handshake failed: {reason}");
+    }
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         out.push_str(": ");
@@ -490,7 +571,17 @@ impl Shared {
 /// Runs the agent until `shutdown`, then tries for a moment to deliver what it holds.
 pub async fn run_agent(engine: Arc<Engine>, cfg: AgentConfig, shutdown: CancellationToken) -> Result<AgentTotals> {
     let base = cfg.validate()?;
+    if base.scheme() == "http" && !crate::tls::is_loopback_host(base.host_str().unwrap_or_default()) {
+        tracing::warn!(
+            server = %cfg.server,
+            "--insecure-http: sending the token and results over plain HTTP off this host, unencrypted"
+        );
+    }
     let client = Arc::new(Client::new(&base, &cfg)?);
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        checked = client.check_tls(cfg.request_timeout) => checked?,
+    }
     let buffer = match &cfg.spool {
         Some(base) => open_spool(base, &cfg)?,
         None => Buffer::default(),
@@ -868,5 +959,20 @@ mod tests {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
         assert_eq!(ok.interval(Duration::from_secs(1)).max_backoff, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_unless_insecure() {
+        for server in ["http://127.0.0.1:8440", "http://[::1]:8440", "http://localhost:8440", "https://198.18.0.1:1"] {
+            assert!(AgentConfig::new(server, "n", "t").validate().is_ok(), "{server}");
+        }
+        for server in ["http://198.18.0.1:1", "http://[2001:db8::1]:8440", "http://edgewatch.example.com"] {
+            let err = AgentConfig::new(server, "n", "t").validate().unwrap_err();
+            assert!(matches!(err, Error::PlainHttp { .. }), "{server}: {err}");
+            assert!(err.to_string().contains("--insecure-http"), "{err}");
+            let mut insecure = AgentConfig::new(server, "n", "t");
+            insecure.insecure_http = true;
+            assert!(insecure.validate().is_ok(), "{server}");
+        }
     }
 }

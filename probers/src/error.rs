@@ -73,6 +73,23 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A PEM file (certificate, key, CA bundle) could not be read or used.
+    #[error("{}: {reason}", path.display())]
+    Pem { path: std::path::PathBuf, reason: String },
+
+    /// The TLS handshake with the server failed: `reason` says why in words (unknown CA,
+    /// name mismatch, …). Nothing was sent.
+    #[error("TLS handshake with {server} failed: {reason}; nothing was sent")]
+    Tls { server: String, reason: String },
+
+    /// The agent was told to send its token over plain HTTP to a server off this host.
+    #[error(
+        "refusing to send the agent's token over plain HTTP to {server}: {host} is not a loopback \
+         address. Use an https:// URL (with --ca FILE when a private CA signed the server's \
+         certificate), or give --insecure-http if this network is trusted; nothing was sent"
+    )]
+    PlainHttp { server: String, host: String },
+
     /// A trace's task ended without a result (it panicked; the log says more).
     #[error("the trace to {dst} failed: {reason}")]
     TraceFailed { dst: IpAddr, reason: String },

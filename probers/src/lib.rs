@@ -28,6 +28,7 @@ pub mod record;
 pub mod stats;
 pub mod target;
 pub mod tcp;
+pub mod tls;
 pub mod trace;
 pub mod trace_loop;
 pub mod worker;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use probers::agent::{run_agent, AgentConfig};
 use probers::nginx_format::{LineFormat, LogFormat};
+use probers::tls::Roots;
 
 use crate::cli::AgentArgs;
 use crate::config::Settings;
@@ -41,7 +42,7 @@ fn log_format(text: &str) -> Result<LineFormat> {
 }
 
 pub async fn run(settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
-    let engine = Arc::new(super::shared::probe_engine(&args.probe)?);
+    let tls = settings.agent(&args);
     let mut cfg = AgentConfig::new(&args.server, &args.name, &args.token).interval(args.probe.interval);
     cfg.nginx_access_log = args.nginx_access_log.clone();
     if let Some(text) = &args.nginx_log_format {
@@ -50,6 +51,13 @@ pub async fn run(settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
     cfg.trace = !args.no_trace;
     cfg.spool = spool_dir(args.spool.as_deref());
     cfg.spool_max = args.spool_max;
+    cfg.roots = match tls.ca {
+        Some(ca) => Roots::Bundle(ca),
+        None => Roots::System,
+    };
+    cfg.insecure_http = tls.insecure_http;
+    cfg.check().context("checking the agent's settings")?;
+    let engine = Arc::new(super::shared::probe_engine(&args.probe)?);
     let shutdown = super::shared::shutdown_on_signal_or_after(settings.stop_timeout(), args.run_for);
     eprintln!(
         "agent for {} probing every {} and reporting to {}; Ctrl-C or SIGTERM stops",

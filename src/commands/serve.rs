@@ -1,10 +1,13 @@
-//! `edgewatch serve`: the HTTP API, and the store's housekeeping while it runs.
+//! `edgewatch serve`: the HTTP API (HTTPS with `--tls-cert`/`--tls-key`, reloaded on
+//! SIGHUP; plain HTTP only on loopback unless `--insecure-http`), and the store's
+//! housekeeping while it runs.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use axum_server::tls_rustls::RustlsConfig;
 use graph_store::agents as store;
 use graph_store::diagnosis::DiagnosisConfig;
 use graph_store::PgPool;
@@ -14,22 +17,45 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ServeArgs;
 use crate::config::Settings;
 use crate::http::{self, token, App};
+use crate::tls::{self, Listening};
 
 /// Agent reports older than this are deleted.
 const REPORT_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
 
 pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
     let serve = settings.serve(&args)?;
-    let db = super::shared::connect(settings).await?;
-    let record = serve.record.clone();
-    housekeeping(&db.pool, &record).await.context("preparing the store for results")?;
+    // The TLS files and the loopback rule are checked before anything else happens.
+    let tls = match &serve.tls {
+        Some(files) => Some((RustlsConfig::from_config(tls::server_config(files)?), files.clone(), tls::hangups()?)),
+        None => None,
+    };
+    if let Ok(addr) = args.listen.parse::<std::net::SocketAddr>() {
+        tls::listening(addr, tls.is_some(), serve.insecure_http).map_err(anyhow::Error::msg)?;
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {} (--listen)", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    println!("listening on http://{addr}");
+    let how = tls::listening(addr, tls.is_some(), serve.insecure_http).map_err(anyhow::Error::msg)?;
+    let db = super::shared::connect(settings).await?;
+    let record = serve.record.clone();
+    housekeeping(&db.pool, &record).await.context("preparing the store for results")?;
+    let scheme = if how == Listening::Https { "https" } else { "http" };
+    println!("listening on {scheme}://{addr}");
+    match (how, &tls) {
+        (Listening::PlainInsecure, _) => tracing::warn!(
+            "--insecure-http: serving plain HTTP on {addr}, which is not a loopback address; agents' tokens \
+             and every answer cross the network unencrypted"
+        ),
+        (Listening::Https, Some((_, files, _))) => tracing::info!(
+            cert = %files.cert.display(),
+            key = %files.key.display(),
+            "serving HTTPS; SIGHUP reloads the certificate and key"
+        ),
+        _ => {}
+    }
     eprintln!(
-        "serving the API on http://{addr}/api/v1/ (described at /api/v1/openapi.json; store: {}); Ctrl-C or SIGTERM stops",
+        "serving the API on {scheme}://{addr}/api/v1/ (described at /api/v1/openapi.json; store: {}); Ctrl-C or SIGTERM stops",
         db.location
     );
 
@@ -46,7 +72,13 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
         app.snapshot_max_age = age;
     }
     let app = Arc::new(app);
-    let served = http::serve(listener, app, shutdown.clone()).await;
+    let served = match tls {
+        Some((config, files, hangups)) => {
+            tokio::spawn(tls::reload_on_sighup(hangups, config.clone(), files, shutdown.clone()));
+            http::serve_tls(listener, config, app, shutdown.clone()).await
+        }
+        None => http::serve(listener, app, shutdown.clone()).await,
+    };
     shutdown.cancel();
     let _ = keeper.await;
     if let Some(task) = trace_keeper {

@@ -15,7 +15,17 @@ use crate::config::Settings;
 /// Opens the store (starting the embedded cluster if needed) with migrations applied.
 pub async fn connect(settings: &Settings) -> Result<Database> {
     let target = settings.target();
-    graph_store::connect(&target).await.with_context(|| match target {
+    let opened = graph_store::connect(&target).await.map_err(|e| {
+        // A TLS failure in words (unknown CA, name mismatch) above the driver's own message.
+        match probers::tls::failure_reason(&e) {
+            Some(reason) => anyhow::Error::new(e).context(format!(
+                "TLS with the database server failed: {reason}; trusted here: the sslrootcert file of the URL, \
+                 else the system's roots"
+            )),
+            None => anyhow::Error::new(e),
+        }
+    });
+    opened.with_context(|| match target {
         Target::Url(_) => "opening the database given by --database-url / DATABASE_URL".to_string(),
         Target::Embedded(dir) => format!("opening the embedded database in {}", dir.display()),
     })

@@ -1,5 +1,6 @@
 //! The HTTP API of `edgewatch serve`: the routes, the shared state, and the server's
-//! lifecycle (serve until the shutdown token is cancelled, finishing requests in flight).
+//! lifecycle (serve until the shutdown token is cancelled, finishing requests in flight),
+//! over plain HTTP or over TLS.
 //!
 //! - [`agents`] — `GET /api/v1/agents/{name}/targets`, `POST /api/v1/agents/{name}/results`
 //! - [`agent_traces`] — `POST /api/v1/agents/{name}/traces/claim`, `POST /api/v1/agents/{name}/traces`
@@ -119,4 +120,25 @@ pub fn router(app: Arc<App>) -> Router {
 /// Serves on `listener` until `shutdown`, then lets requests in flight finish.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) -> std::io::Result<()> {
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}
+
+/// How long requests in flight may take to finish once an HTTPS server is told to stop.
+const TLS_DRAIN: Duration = Duration::from_secs(10);
+
+/// [`serve`] over TLS (rustls through axum-server): every handshake takes the
+/// configuration `tls` holds at that moment, so a reload changes the certificate for new
+/// connections without touching open ones.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: axum_server::tls_rustls::RustlsConfig,
+    app: Arc<App>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        stopper.graceful_shutdown(Some(TLS_DRAIN));
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, tls)?.handle(handle).serve(router(app).into_make_service()).await
 }

@@ -177,3 +177,16 @@ pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
     eprintln!("SKIPPED: {why}, and not root to install it: no {name} output checked");
     None
 }
+
+/// An HTTP client for the tests. reqwest is built with rustls and no crypto provider of
+/// its own (edgewatch names ring wherever it makes a TLS configuration), so the process's
+/// default provider is set first.
+pub fn http() -> reqwest::Client {
+    probers::tls::install_default_provider();
+    reqwest::Client::new()
+}
+
+/// `GET url` with [`http`].
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    http().get(url).send().await
+}
