@@ -548,7 +548,10 @@ async fn wal_lsn(pool: &PgPool) -> BoxResult<i64> {
 async fn sizes(pool: &PgPool, day: NaiveDate) -> BoxResult<Value> {
     let blocks = format!("trace_blocks_{}", day.format("%Y%m%d"));
     let runs = format!("trace_runs_{}", day.format("%Y%m%d"));
+    // What autovacuum does in a running store: dead versions (runs moved, blocks merged
+    // with late runs) made free space.
     sqlx::query(&format!("VACUUM {runs}")).execute(pool).await?;
+    sqlx::query(&format!("VACUUM {blocks}")).execute(pool).await?;
     sqlx::query("CHECKPOINT").execute(pool).await?;
     let size = |sql: String| async move { sqlx::query_scalar::<_, i64>(&sql).fetch_one(pool).await };
     let total = |rel: &str| format!("SELECT pg_total_relation_size('{rel}')");

@@ -18,8 +18,10 @@ use super::packed::{self, StoredPath};
 use super::read::paths_by_id;
 use crate::{Error, Result};
 
-/// Runs moved per transaction.
-const BATCH: i64 = 20_000;
+/// Pairs per transaction: all of a pair's runs before the horizon go at once, so each
+/// block is written once per compaction (taking runs in time order instead spread a
+/// block over every batch, and rewrote it, TOAST and all, in each).
+const PAIRS_PER_BATCH: i64 = 100;
 
 /// What [`compact_runs`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,13 +34,15 @@ pub struct CompactTotals {
     pub duplicates: u64,
 }
 
-/// Moves the runs made before `before` into their blocks, a batch per transaction, until
-/// none is left or `budget` is spent. `None`: another process is compacting. Callers
+/// Moves the runs made before `before` into their blocks, [`PAIRS_PER_BATCH`] pairs per
+/// transaction in pair order, until every pair is done or `budget` is spent (the next
+/// call starts again from the first pair: those done have nothing left, cheaply). `None`: another process is compacting. Callers
 /// pass a block's start some minutes past ([`block::block_of`]: runs of the running
 /// block still come).
 pub async fn compact_runs(pool: &PgPool, before: DateTime<Utc>, budget: Duration) -> Result<Option<CompactTotals>> {
     let started = Instant::now();
     let mut totals = CompactTotals::default();
+    let mut after = 0i64;
     loop {
         let mut tx = pool.begin().await.map_err(Error::sql("compacting trace runs"))?;
         let locked: bool =
@@ -49,12 +53,23 @@ pub async fn compact_runs(pool: &PgPool, before: DateTime<Utc>, budget: Duration
         if !locked {
             return Ok((totals.runs > 0).then_some(totals));
         }
-        let done = compact_batch(&mut tx, before).await?;
+        let pairs: Vec<i64> = sqlx::query_scalar("SELECT id FROM trace_pairs WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(PAIRS_PER_BATCH)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(Error::sql("compacting trace runs"))?;
+        let Some(&last) = pairs.last() else {
+            tx.commit().await.map_err(Error::sql("compacting trace runs"))?;
+            return Ok(Some(totals));
+        };
+        after = last;
+        let done = compact_batch(&mut tx, before, &pairs).await?;
         tx.commit().await.map_err(Error::sql("compacting trace runs"))?;
         totals.runs += done.runs;
         totals.blocks += done.blocks;
         totals.duplicates += done.duplicates;
-        if done.runs < BATCH as u64 || started.elapsed() >= budget {
+        if started.elapsed() >= budget {
             return Ok(Some(totals));
         }
     }
@@ -68,13 +83,13 @@ struct Taken {
     figures: Vec<u8>,
 }
 
-async fn compact_batch(conn: &mut PgConnection, before: DateTime<Utc>) -> Result<CompactTotals> {
+async fn compact_batch(conn: &mut PgConnection, before: DateTime<Utc>, pairs: &[i64]) -> Result<CompactTotals> {
     let rows = sqlx::query(
-        "DELETE FROM trace_runs r USING (SELECT pair_id, at FROM trace_runs WHERE at < $1 LIMIT $2) d \
-         WHERE r.pair_id = d.pair_id AND r.at = d.at RETURNING r.pair_id, r.at, r.path_id, r.figures",
+        "DELETE FROM trace_runs WHERE pair_id = ANY($2::int[]) AND at < $1 \
+         RETURNING pair_id, at, path_id, figures",
     )
     .bind(before)
-    .bind(BATCH)
+    .bind(pairs.iter().map(|&id| id as i32).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await
     .map_err(Error::sql("taking trace runs to compact"))?;
