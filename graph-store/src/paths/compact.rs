@@ -15,7 +15,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use super::algo::Run;
 use super::block::{self, BlockRun};
 use super::packed::{self, StoredPath};
-use super::read::paths_by_id;
+use super::read::{block_runs, paths_by_id};
 use crate::{Error, Result};
 
 /// Pairs per transaction: all of a pair's runs before the horizon go at once, so each
@@ -184,12 +184,8 @@ async fn existing_blocks(
     .map_err(Error::sql("reading trace blocks to merge"))?;
     let mut out = HashMap::new();
     for r in rows {
-        let (pair_id, start) = (i64::from(r.get::<i32, _>("pair_id")), r.get("starts"));
-        let runs = block::decode(start, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
-            pair_id,
-            start,
-            source,
-        })?;
+        let pair_id = i64::from(r.get::<i32, _>("pair_id"));
+        let (start, runs) = block_runs(&r, pair_id)?;
         out.insert((pair_id, start), runs);
     }
     Ok(out)
@@ -213,12 +209,8 @@ pub(crate) async fn in_blocks(
     .map_err(Error::sql("reading trace blocks"))?;
     let mut found = HashSet::new();
     for r in rows {
-        let (pair_id, start) = (i64::from(r.get::<i32, _>("pair_id")), r.get("starts"));
-        let runs = block::decode(start, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
-            pair_id,
-            start,
-            source,
-        })?;
+        let pair_id = i64::from(r.get::<i32, _>("pair_id"));
+        let (_, runs) = block_runs(&r, pair_id)?;
         found.extend(runs.into_iter().map(|r| (pair_id, r.at)));
     }
     Ok(found.into_iter().filter(|k| runs.contains(k)).collect())
@@ -238,35 +230,23 @@ async fn write_blocks(conn: &mut PgConnection, written: &[Written], rollups: &[W
             .await
             .map_err(Error::sql("creating trace block partitions"))?;
     }
-    let pair_ids: Vec<i32> = written.iter().map(|w| w.0 as i32).collect();
-    let hours: Vec<DateTime<Utc>> = written.iter().map(|w| w.1).collect();
-    let runs: Vec<i32> = written.iter().map(|w| w.2 as i32).collect();
-    sqlx::query(
-        "INSERT INTO trace_blocks (pair_id, starts, runs, data) \
+    upsert(conn, "trace_blocks", "starts", written, "writing trace blocks").await?;
+    upsert(conn, "trace_hourly", "hour", rollups, "writing trace rollups").await
+}
+
+/// Writes rows (pair, time, runs, data) into `table`, keyed by pair and `key`.
+async fn upsert(conn: &mut PgConnection, table: &str, key: &str, rows: &[Written], what: &'static str) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO {table} (pair_id, {key}, runs, data) \
          SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::int[], $4::bytea[]) \
-         ON CONFLICT (pair_id, starts) DO UPDATE SET runs = excluded.runs, data = excluded.data",
-    )
-    .bind(&pair_ids)
-    .bind(&hours)
-    .bind(&runs)
-    .bind(written.iter().map(|w| w.3.as_slice()).collect::<Vec<_>>())
-    .execute(&mut *conn)
+         ON CONFLICT (pair_id, {key}) DO UPDATE SET runs = excluded.runs, data = excluded.data"
+    ))
+    .bind(rows.iter().map(|w| w.0 as i32).collect::<Vec<_>>())
+    .bind(rows.iter().map(|w| w.1).collect::<Vec<_>>())
+    .bind(rows.iter().map(|w| w.2 as i32).collect::<Vec<_>>())
+    .bind(rows.iter().map(|w| w.3.as_slice()).collect::<Vec<_>>())
+    .execute(conn)
     .await
-    .map_err(Error::sql("writing trace blocks"))?;
-    let pair_ids: Vec<i32> = rollups.iter().map(|w| w.0 as i32).collect();
-    let hours: Vec<DateTime<Utc>> = rollups.iter().map(|w| w.1).collect();
-    let runs: Vec<i32> = rollups.iter().map(|w| w.2 as i32).collect();
-    sqlx::query(
-        "INSERT INTO trace_hourly (pair_id, hour, runs, data) \
-         SELECT * FROM UNNEST($1::int[], $2::timestamptz[], $3::int[], $4::bytea[]) \
-         ON CONFLICT (pair_id, hour) DO UPDATE SET runs = excluded.runs, data = excluded.data",
-    )
-    .bind(&pair_ids)
-    .bind(&hours)
-    .bind(&runs)
-    .bind(rollups.iter().map(|w| w.3.as_slice()).collect::<Vec<_>>())
-    .execute(&mut *conn)
-    .await
-    .map_err(Error::sql("writing trace rollups"))?;
+    .map_err(Error::sql(what))?;
     Ok(())
 }

@@ -117,12 +117,7 @@ pub async fn runs_between(pool: &PgPool, pair_id: i64, from: DateTime<Utc>, to: 
     .await
     .map_err(Error::sql("reading trace blocks"))?;
     for r in &blocks {
-        let start: DateTime<Utc> = r.get("starts");
-        let runs = block::decode(start, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
-            pair_id,
-            start,
-            source,
-        })?;
+        let (_, runs) = block_runs(r, pair_id)?;
         stored.extend(runs.into_iter().filter(|r| r.at >= from && r.at < to));
     }
     let recent = sqlx::query(
@@ -156,6 +151,17 @@ pub async fn runs_between(pool: &PgPool, pair_id: i64, from: DateTime<Utc>, to: 
         .collect()
 }
 
+/// The start and runs of a `trace_blocks` row (its `starts` and `data`) of pair `pair_id`.
+pub(crate) fn block_runs(r: &sqlx::postgres::PgRow, pair_id: i64) -> Result<(DateTime<Utc>, Vec<BlockRun>)> {
+    let start: DateTime<Utc> = r.get("starts");
+    let runs = block::decode(start, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
+        pair_id,
+        start,
+        source,
+    })?;
+    Ok((start, runs))
+}
+
 /// The stored paths of `ids`.
 pub(crate) async fn paths_by_id(conn: &mut PgConnection, ids: &[i64]) -> Result<HashMap<i64, StoredPath>> {
     let rows = sqlx::query("SELECT id, hops, reached FROM trace_paths WHERE id = ANY($1)")
@@ -185,12 +191,7 @@ async fn block_times(pool: &PgPool, pair_id: i64, at: DateTime<Utc>, later: bool
         .map_err(Error::sql("reading trace blocks"))?;
     let mut times = Vec::new();
     for r in &rows {
-        let start: DateTime<Utc> = r.get("starts");
-        let runs = block::decode(start, r.get::<&[u8], _>("data")).map_err(|source| Error::StoredBlock {
-            pair_id,
-            start,
-            source,
-        })?;
+        let (_, runs) = block_runs(r, pair_id)?;
         times.extend(runs.iter().map(|r| r.at));
     }
     Ok(times)
