@@ -109,9 +109,11 @@ pub const DEFAULT_DATA_DIR: &str = ".edgewatch";
 
 /// The settings of one run: the global flags over the configuration file over the
 /// defaults, with what each command needs resolved by one method each.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     file: Config,
+    /// The file as read, for saying what a reload changed.
+    raw: toml::Table,
     database_url: Option<String>,
     data_dir: PathBuf,
     check_diagnosis_max_age: Duration,
@@ -157,7 +159,7 @@ impl std::fmt::Debug for ServeSettings {
 }
 
 /// What the prober workers of `edgewatch probe` run with.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProbeSettings {
     /// How results are judged, at `--interval`.
     pub record: RecordConfig,
@@ -189,11 +191,12 @@ pub struct Schedule {
 impl Settings {
     /// The global flags (and their environment variables) over `--config` when given.
     pub fn new(global: &Global) -> Result<Settings> {
-        let file = match &global.config {
+        let (file, raw) = match &global.config {
             Some(path) => Config::load(path)?,
-            None => Config::default(),
+            None => Default::default(),
         };
         Ok(Settings {
+            raw,
             database_url: global.database_url.clone().or_else(|| file.database_url.clone()),
             data_dir: global
                 .data_dir
@@ -205,6 +208,29 @@ impl Settings {
             config_path: global.config.clone(),
             file,
         })
+    }
+
+    /// The config file read again (SIGHUP), checked as at start, daemon sections included.
+    /// What came from flags and the environment stays; so do the database and the data
+    /// directory, which only a restart changes.
+    pub fn reloaded(&self) -> Result<Settings> {
+        use clap::CommandFactory;
+        let path = self.config_path.as_deref().context("no config file (--config) to read again")?;
+        let (file, raw) = Config::load(path)?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
+        crate::file_flags::read(path, &text, &crate::cli::Cli::command())?;
+        Ok(Settings {
+            check_diagnosis_max_age: file.check_diagnosis_max_age().map_err(anyhow::Error::msg)?,
+            file,
+            raw,
+            ..self.clone()
+        })
+    }
+
+    /// The config file's keys as read (empty without one).
+    pub fn raw(&self) -> &toml::Table {
+        &self.raw
     }
 
     /// The config file given (`--config`, EDGEWATCH_CONFIG), if any.
@@ -475,18 +501,20 @@ pub fn check_file(path: &Path) -> Result<()> {
 }
 
 impl Config {
-    fn load(path: &Path) -> Result<Config> {
+    /// The file checked, and its keys as written.
+    fn load(path: &Path) -> Result<(Config, toml::Table)> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
         let config: Config =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        let raw: toml::Table = toml::from_str(&text).expect("what parsed as the config parses as a table");
         config.thresholds.validate().map_err(|e| anyhow::anyhow!("{}: [thresholds] {e}", path.display()))?;
         config.health.validate().map_err(|e| anyhow::anyhow!("{}: [health] {e}", path.display()))?;
         config.diagnosis.validate().map_err(|e| anyhow::anyhow!("{}: [diagnosis] {e}", path.display()))?;
         config.check_diagnosis_max_age().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Owners::new(&config.owners).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         config.trace.resolve(400).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok(config)
+        Ok((config, raw))
     }
 
     /// `[check] diagnosis_max_age`, default 30 s.
@@ -618,7 +646,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("good.toml");
         std::fs::write(&good, "[owners]\n\"10.0.0.0/8\" = \"ours\"\n\"10.1.0.0/16\" = \"lab\"\n").unwrap();
-        let config = Config::load(&good).unwrap();
+        let (config, _) = Config::load(&good).unwrap();
         let owners = Owners::new(&config.owners).unwrap();
         assert_eq!(owners.owner("10.1.2.3".parse().unwrap()), Some("lab"));
         assert_eq!(owners.owner("10.2.0.1".parse().unwrap()), Some("ours"));
@@ -635,7 +663,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("good.toml");
         std::fs::write(&good, "[report]\nkeep_days = 30\n[trace]\ninterval = \"90s\"\nvantage = \"p1\"\n").unwrap();
-        let config = Config::load(&good).unwrap();
+        let (config, _) = Config::load(&good).unwrap();
         let trace = config.trace.resolve(30).unwrap().unwrap();
         assert_eq!((trace.schedule.interval, trace.vantage.as_str()), (Duration::from_secs(90), "p1"));
 

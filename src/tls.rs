@@ -1,15 +1,18 @@
 //! `edgewatch serve` over HTTPS: the server's rustls configuration from PEM files (ring,
-//! as everywhere in edgewatch: `probers::tls`), its reload on SIGHUP, and the rule for
-//! plain HTTP (only on loopback addresses unless `--insecure-http`).
+//! as everywhere in edgewatch: `probers::tls`), its reload on SIGHUP, failed handshakes
+//! in the log, and the rule for plain HTTP (only on loopback addresses unless `--insecure-http`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use anyhow::{Context, Result};
+use axum_server::accept::Accept;
 use axum_server::tls_rustls::RustlsConfig;
-use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio_util::sync::CancellationToken;
+use tokio::net::TcpStream;
 
 /// The certificate chain and private key `serve` answers HTTPS with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,35 +67,53 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-/// SIGHUP from now on (instead of its default, ending the process).
-pub fn hangups() -> Result<Signal> {
-    signal(SignalKind::hangup()).context("listening for SIGHUP (which reloads the TLS files)")
-}
-
-/// Reads the files again on every SIGHUP until `shutdown`: new handshakes use the new
-/// certificate, connections already open keep theirs. A file that cannot be used leaves
-/// the current certificate in place, and the log says why.
-pub async fn reload_on_sighup(mut hangups: Signal, config: RustlsConfig, files: TlsFiles, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            got = hangups.recv() => if got.is_none() { return },
-        }
-        reload(&config, &files);
-    }
-}
-
-fn reload(config: &RustlsConfig, files: &TlsFiles) {
+/// Reads the files again (at a SIGHUP): new handshakes use the new certificate,
+/// connections already open keep theirs. A file that cannot be used leaves the current
+/// certificate in place, and says why.
+pub fn reload(config: &RustlsConfig, files: &TlsFiles) {
     match server_config(files) {
         Ok(new) => {
             config.reload_from_config(new);
-            tracing::info!(
-                cert = %files.cert.display(),
-                key = %files.key.display(),
-                "SIGHUP: TLS certificate and key reloaded; new connections use them, open ones keep theirs"
+            eprintln!(
+                "SIGHUP: TLS certificate {} and key {} read again; new connections use them, open ones keep theirs",
+                files.cert.display(),
+                files.key.display()
             );
         }
-        Err(e) => tracing::error!("SIGHUP: keeping the current TLS certificate: {e:#}"),
+        Err(e) => eprintln!("SIGHUP: keeping the current TLS certificate: {e:#}"),
+    }
+}
+
+/// An acceptor that says each failed TLS handshake with the peer's address and rustls's
+/// reason (an agent that does not trust the certificate shows on the server too), around
+/// axum-server's rustls acceptor. A peer that closes before saying anything (a TCP health
+/// check, a port scan) is said only at debug level.
+#[derive(Debug, Clone)]
+pub struct LogFailedHandshakes<A>(pub A);
+
+impl<A, S> Accept<TcpStream, S> for LogFailedHandshakes<A>
+where
+    A: Accept<TcpStream, S>,
+    A::Future: Send + 'static,
+{
+    type Stream = A::Stream;
+    type Service = A::Service;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<(A::Stream, A::Service)>> + Send>>;
+
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        let peer = stream.peer_addr().map_or_else(|_| "an unknown peer".to_string(), |a| a.to_string());
+        let handshake = self.0.accept(stream, service);
+        Box::pin(async move {
+            let done = handshake.await;
+            if let Err(e) = &done {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    tracing::debug!("TLS handshake from {peer}: closed before it began");
+                } else {
+                    tracing::warn!("TLS handshake from {peer} failed: {e}");
+                }
+            }
+            done
+        })
     }
 }
 

@@ -838,3 +838,60 @@ async fn an_agent_killed_during_a_server_outage_loses_nothing_it_made() {
     assert!(made >= 60, "results were made all through the outage: {made}");
     server.stop();
 }
+
+/// A spool too small for an outage: the oldest results are dropped, the agent's summary
+/// counts them, and once the server is back its metric says the same number.
+#[tokio::test(flavor = "multi_thread")]
+async fn results_dropped_from_a_full_spool_are_counted_by_the_server() {
+    let db = fleet().await;
+    let node = "fe1.host101";
+    let tok = token(&db, node);
+    let dir = scratch();
+    let spool = dir.path().join("agent-spool");
+    let server = Server::start(&db.url, "127.0.0.1:0", "1s", dir.path());
+    let addr = server.addr().to_string();
+    let base = server.base.clone();
+    let spool_arg = spool.to_str().unwrap().to_string();
+    let args = [
+        "agent",
+        "--server",
+        &base,
+        "--name",
+        node,
+        "--token",
+        &tok,
+        "--allow",
+        AGENT_ALLOW,
+        "--interval",
+        "1s",
+        "--packets",
+        "1",
+        "--timeout",
+        "200ms",
+        "--spool",
+        &spool_arg,
+        "--spool-max",
+        "2KB",
+        "--run-for",
+        "24s",
+    ];
+    let mut agent = Proc::spawn(&db.url, &args, dir.path(), Stdio::null());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut dead = server;
+    dead.proc.terminate();
+    dead.proc.wait(Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let server = Server::start(&db.url, &addr, "1s", dir.path());
+    let log = agent.wait_ok(Duration::from_secs(30));
+    let dropped = agent_summary(&log)["dropped"];
+    assert!(dropped > 0, "12 s of results do not fit in 2 KB:\n{log}");
+    assert!(log.contains("dropping the oldest undelivered report"), "{log}");
+    let metrics = common::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
+    let counted = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("edgewatch_agent_results_dropped_total "))
+        .unwrap_or_else(|| panic!("no edgewatch_agent_results_dropped_total:\n{metrics}"));
+    assert_eq!(counted.trim().parse::<u64>().unwrap(), dropped, "{metrics}\n{}", server.proc.log());
+    assert!(server.proc.log().contains("the agent dropped results it could not deliver"), "{}", server.proc.log());
+    server.stop();
+}

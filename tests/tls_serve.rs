@@ -198,6 +198,10 @@ async fn agents_report_over_tls_and_refuse_what_they_cannot_verify() {
         assert!(stored.is_empty(), "{stored:?}");
     }
     assert_eq!(agent_requests(&serve.base, &ca.cert), before, "an unverified agent's request reached the server");
+    // The server says so too: the peer, and why.
+    let log = serve.wait_for_log("TLS handshake from 127.0.0.1:", 1);
+    let said = log.lines().find(|l| l.contains("TLS handshake from 127.0.0.1:")).unwrap();
+    assert!(said.contains("failed") && said.contains("UnknownCA"), "{said}");
 
     // A CA bundle that cannot be read: named.
     let missing = dir.path().join("no-such-ca.pem");
@@ -250,7 +254,7 @@ async fn sighup_reloads_for_new_handshakes(
     std::fs::copy(&elsewhere_cert, cert).unwrap();
     std::fs::copy(&elsewhere_key, key).unwrap();
     serve.signal("HUP");
-    serve.wait_for_log("TLS certificate and key reloaded", 1);
+    serve.wait_for_log("read again; new connections use them", 1);
 
     let answer = http.get(&healthz).send().await.expect("the connection opened before the reload broke");
     assert!(answer.status().is_success());
@@ -272,7 +276,7 @@ async fn sighup_reloads_for_new_handshakes(
     std::fs::write(cert, good_cert).unwrap();
     std::fs::write(key, good_key).unwrap();
     serve.signal("HUP");
-    serve.wait_for_log("TLS certificate and key reloaded", 2);
+    serve.wait_for_log("read again; new connections use them", 2);
     let out = curl(&["--cacert", cacert, &healthz]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(serve.log().contains("serving HTTPS"), "{}", serve.log());

@@ -16,6 +16,7 @@
 //!   agents send.
 //! - [`query`]: reading the graph back (`graph nodes|edges`).
 //! - [`sql`]: `edgewatch sql`, an operator's ad-hoc query, read-only with a time limit.
+//! - [`lease`]: who of several processes does the once-only work (lease rows that expire).
 //! - `error`, `time`: the crate's one error type, and timestamps as edgewatch prints them
 //!   (private; what they define is re-exported at the crate root).
 //!
@@ -46,6 +47,7 @@ pub mod embedded;
 mod error;
 pub mod figures;
 pub mod history;
+pub mod lease;
 pub mod model;
 pub mod paths;
 pub mod probe;

@@ -282,6 +282,8 @@ impl Buffer {
         self.next_seq += 1;
         let too_old = made - chrono::Duration::from_std(wire::MAX_RESULT_AGE).unwrap_or(chrono::Duration::MAX);
         let mut dropped_any = false;
+        // Dropped results, with what the dropped reports carried: said by the newest.
+        let mut carried = 0;
         while self.reports.len() > 1
             && (self.results > max_results
                 || self.spool_live > self.spool_max && self.spool.is_some()
@@ -292,6 +294,7 @@ impl Buffer {
             self.results -= lost;
             self.dropped += lost as u64;
             self.spool_live -= old.spooled;
+            carried += lost as u64 + old.local.as_ref().and_then(|l| l.results_dropped).unwrap_or(0);
             dropped_any = true;
             tracing::warn!(
                 lost,
@@ -300,6 +303,16 @@ impl Buffer {
             );
         }
         if dropped_any {
+            if let Some(newest) = self.reports.back_mut() {
+                let at = newest.made;
+                let local = newest.local.get_or_insert_with(|| Local { at: Some(at), ..Local::default() });
+                local.results_dropped = Some(local.results_dropped.unwrap_or(0) + carried);
+                if self.spool.is_some() {
+                    let spooled = spool::report_record(&newest.spooled()).len() as u64;
+                    self.spool_live = self.spool_live - newest.spooled + spooled;
+                    newest.spooled = spooled;
+                }
+            }
             self.rewrite_spool();
         }
     }
@@ -739,6 +752,7 @@ async fn measure(cfg: &AgentConfig, nginx: &mut Option<AccessLog>, at: chrono::D
                 load5: load.map(|l| l.1),
                 load15: load.map(|l| l.2),
                 nginx: rates.map(Into::into),
+                results_dropped: None,
             }
         }
         Err(e) => {
@@ -906,6 +920,8 @@ mod tests {
             b.push(vec![item(2 * i), item(2 * i + 1)], None, 1000);
         }
         assert_eq!((b.reports.len(), b.dropped), (3, 14), "seven reports of two went, counted");
+        let said = |r: &Report| r.local.as_ref().and_then(|l| l.results_dropped).unwrap_or(0);
+        assert_eq!(b.reports.iter().map(said).sum::<u64>(), 14, "the reports left say every dropped result once");
         assert!(b.spool.as_ref().unwrap().bytes <= 3 * one + one / 2);
         let first = b.next_request(10).unwrap().2.results[0].edge_id;
         assert_eq!(first, 14, "the newest stay");

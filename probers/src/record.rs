@@ -13,7 +13,7 @@ use crate::health::{EdgeHealth, HealthConfig, Thresholds, VerdictHistory};
 use crate::{ProbeKind, ProbeOutcome};
 
 /// How results are judged and when an edge is probed next.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RecordConfig {
     pub thresholds: Thresholds,
     pub health: HealthConfig,

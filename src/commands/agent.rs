@@ -59,6 +59,9 @@ pub async fn run(settings: &Settings, args: AgentArgs) -> Result<ExitCode> {
     cfg.check().context("checking the agent's settings")?;
     let engine = Arc::new(super::shared::probe_engine(&args.probe)?);
     let shutdown = super::shared::shutdown_on_signal_or_after(settings.stop_timeout(), args.run_for);
+    // The agent's targets and thresholds are the server's: a SIGHUP checks the file and says
+    // what would change at the next start.
+    let _reloads = crate::reload::on_sighup(settings, crate::reload::Live::NONE, "agent")?;
     eprintln!(
         "agent for {} probing every {} and reporting to {}; Ctrl-C or SIGTERM stops",
         args.name,

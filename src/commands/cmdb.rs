@@ -24,6 +24,8 @@ pub async fn run(settings: &Settings, cmd: CmdbCommand) -> Result<ExitCode> {
         CmdbCommand::Watch { files, allow_mass_retire, settle, poll } => {
             let db = super::shared::connect(settings).await?;
             let shutdown = super::shared::shutdown_on_signal(settings.stop_timeout());
+            // A SIGHUP checks the file and says what would change at the next start.
+            let _reloads = crate::reload::on_sighup(settings, crate::reload::Live::NONE, "cmdb watch")?;
             let opts = WatchOptions { import: ImportOptions { allow_mass_retire }, settle, poll };
             eprintln!("watching {} file(s); Ctrl-C or SIGTERM stops", files.len());
             cmdb::watch(&db.pool, &files, opts, shutdown, |event| match event {

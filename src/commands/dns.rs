@@ -42,6 +42,8 @@ pub async fn run(settings: &Settings, cmd: DnsCommand) -> Result<ExitCode> {
             };
             let db = super::shared::connect(settings).await?;
             let shutdown = super::shared::shutdown_on_signal(settings.stop_timeout());
+            // A SIGHUP checks the file and says what would change at the next start.
+            let _reloads = crate::reload::on_sighup(settings, crate::reload::Live::NONE, "dns tail")?;
             let totals = if paths.len() == 1 && paths[0].as_os_str() == "-" {
                 tail::tail_stdin(&db.pool, &opts, shutdown).await?
             } else {

@@ -15,11 +15,12 @@ use crate::cli::{ReportFormat, RunArgs};
 use crate::config::{Schedule, Settings};
 
 pub async fn run(settings: &Settings, args: RunArgs) -> Result<ExitCode> {
-    let schedule = settings.schedule()?;
-    let (tz, at) = (schedule.tz, schedule.at);
+    let mut schedule = settings.schedule()?;
     let db = super::shared::connect(settings).await?;
     let shutdown = super::shared::shutdown_on_signal(settings.stop_timeout());
+    let mut reloads = crate::reload::on_sighup(settings, crate::reload::Live::RUN, "run")?;
     loop {
+        let (tz, at) = (schedule.tz, schedule.at);
         // Catch up: yesterday's report once today's run time has passed.
         let now = Utc::now();
         let day = yesterday(now, tz);
@@ -40,6 +41,14 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<ExitCode> {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(ExitCode::SUCCESS),
             _ = tokio::time::sleep(wait) => {}
+            // `[report]` from a SIGHUP: the next run is worked out again.
+            Ok(()) = reloads.changed() => {
+                let reloaded = reloads.borrow_and_update().settings.clone();
+                match reloaded.schedule() {
+                    Ok(new) => schedule = new,
+                    Err(e) => eprintln!("SIGHUP: keeping the report schedule in use: {e:#}"),
+                }
+            }
         }
     }
 }

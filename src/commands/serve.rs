@@ -1,5 +1,5 @@
 //! `edgewatch serve`: the HTTP API (HTTPS with `--tls-cert`/`--tls-key`, reloaded on
-//! SIGHUP; plain HTTP only on loopback unless `--insecure-http`), and the store's
+//! SIGHUP with the config file's thresholds, diagnosis and trace settings; plain HTTP only on loopback unless `--insecure-http`), and the store's
 //! housekeeping while it runs.
 
 use std::process::ExitCode;
@@ -9,15 +9,17 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use axum_server::tls_rustls::RustlsConfig;
 use graph_store::agents as store;
-use graph_store::diagnosis::DiagnosisConfig;
 use graph_store::PgPool;
 use probers::record::RecordConfig;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServeArgs;
 use crate::config::Settings;
-use crate::http::{self, token, App};
-use crate::tls::{self, Listening};
+use crate::http::{self, token, App, Tuning};
+use crate::leader;
+use crate::reload::{self, Live, Reloaded};
+use crate::tls::{self, Listening, TlsFiles};
 
 /// Agent reports older than this are deleted.
 const REPORT_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -26,9 +28,10 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
     let serve = settings.serve(&args)?;
     // The TLS files and the loopback rule are checked before anything else happens.
     let tls = match &serve.tls {
-        Some(files) => Some((RustlsConfig::from_config(tls::server_config(files)?), files.clone(), tls::hangups()?)),
+        Some(files) => Some((RustlsConfig::from_config(tls::server_config(files)?), files.clone())),
         None => None,
     };
+    let reloads = reload::on_sighup(settings, Live::SERVE, "serve")?;
     if let Ok(addr) = args.listen.parse::<std::net::SocketAddr>() {
         tls::listening(addr, tls.is_some(), serve.insecure_http).map_err(anyhow::Error::msg)?;
     }
@@ -38,8 +41,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
     let addr = listener.local_addr().context("reading the bound address")?;
     let how = tls::listening(addr, tls.is_some(), serve.insecure_http).map_err(anyhow::Error::msg)?;
     let db = super::shared::connect(settings).await?;
-    let record = serve.record.clone();
-    housekeeping(&db.pool, &record).await.context("preparing the store for results")?;
+    housekeeping(&db.pool, &serve.record).await.context("preparing the store for results")?;
     let scheme = if how == Listening::Https { "https" } else { "http" };
     println!("listening on {scheme}://{addr}");
     match (how, &tls) {
@@ -47,7 +49,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
             "--insecure-http: serving plain HTTP on {addr}, which is not a loopback address; agents' tokens \
              and every answer cross the network unencrypted"
         ),
-        (Listening::Https, Some((_, files, _))) => tracing::info!(
+        (Listening::Https, Some((_, files))) => tracing::info!(
             cert = %files.cert.display(),
             key = %files.key.display(),
             "serving HTTPS; SIGHUP reloads the certificate and key"
@@ -55,37 +57,86 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
         _ => {}
     }
     eprintln!(
-        "serving the API on {scheme}://{addr}/api/v1/ (described at /api/v1/openapi.json; store: {}); Ctrl-C or SIGTERM stops",
-        db.location
+        "serving the API on {scheme}://{addr}/api/v1/ (described at /api/v1/openapi.json; store: {}); Ctrl-C or \
+         SIGTERM stops, SIGHUP reloads the config file{}",
+        db.location,
+        if tls.is_some() { " and the TLS files" } else { "" }
     );
 
     let shutdown = super::shared::shutdown_on_signal(settings.stop_timeout());
-    let keeper = tokio::spawn(keep_house(db.pool.clone(), record.clone(), serve.diagnosis, shutdown.clone()));
-    let trace = settings.trace();
-    let trace_keeper = trace.clone().map(|t| tokio::spawn(keep_traces(db.pool.clone(), t, shutdown.clone())));
-    let mut app = App::new(db.pool.clone(), record);
-    app.diagnosis = serve.diagnosis;
-    app.owners = settings.owners();
-    app.trace = trace;
+    let (tuned, tuning) = watch::channel(Arc::new(tuning_of(settings, &args)?));
+    let reloader = tokio::spawn(follow_reloads(reloads, args, tuned, tls.clone(), shutdown.clone()));
+    // The lease on the once-only work is given back once the keepers have stopped.
+    let lease_stop = CancellationToken::new();
+    let (leading, lease) = leader::lead(db.pool.clone(), "serve", leader::holder("serve"), lease_stop.clone());
+    let keeper = tokio::spawn(keep_house(db.pool.clone(), tuning.clone(), leading.clone(), shutdown.clone()));
+    let trace_keeper = tokio::spawn(keep_traces(db.pool.clone(), tuning.clone(), leading.clone(), shutdown.clone()));
+    let mut app = App::new(db.pool.clone(), tuning);
+    app.leading = Some(leading);
     app.read_token_hash = serve.read_token.as_deref().map(token::hash);
     if let Some(age) = serve.snapshot_max_age {
         app.snapshot_max_age = age;
     }
     let app = Arc::new(app);
+    // Requests in flight get three quarters of --stop-timeout; the rest is for the keepers.
+    let drain = settings.stop_timeout() * 3 / 4;
     let served = match tls {
-        Some((config, files, hangups)) => {
-            tokio::spawn(tls::reload_on_sighup(hangups, config.clone(), files, shutdown.clone()));
-            http::serve_tls(listener, config, app, shutdown.clone()).await
-        }
+        Some((config, _)) => http::serve_tls(listener, config, app, drain, shutdown.clone()).await,
         None => http::serve(listener, app, shutdown.clone()).await,
     };
     shutdown.cancel();
-    let _ = keeper.await;
-    if let Some(task) = trace_keeper {
-        let _ = task.await;
-    }
+    let _ = tokio::join!(keeper, trace_keeper, reloader);
+    lease_stop.cancel();
+    let _ = lease.await;
     served.context("serving HTTP")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `serve` judges and answers with, from these settings.
+fn tuning_of(settings: &Settings, args: &ServeArgs) -> Result<Tuning> {
+    let serve = settings.serve(args)?;
+    Ok(Tuning { record: serve.record, diagnosis: serve.diagnosis, owners: settings.owners(), trace: settings.trace() })
+}
+
+/// Applies each SIGHUP: the new thresholds, diagnosis, owners and trace settings to the
+/// requests and keepers from now on, and the TLS files read again (also when the config
+/// file did not change: a renewed certificate keeps its file name).
+async fn follow_reloads(
+    mut reloads: watch::Receiver<Reloaded>,
+    args: ServeArgs,
+    tuned: watch::Sender<Arc<Tuning>>,
+    tls: Option<(RustlsConfig, TlsFiles)>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = reloads.changed() => if changed.is_err() { return },
+        }
+        let Reloaded { settings, applied } = reloads.borrow_and_update().clone();
+        if applied > 0 {
+            match tuning_of(&settings, &args) {
+                Ok(t) => {
+                    tuned.send_replace(Arc::new(t));
+                }
+                Err(e) => eprintln!("SIGHUP: keeping the settings in use: {e:#}"),
+            }
+        }
+        let files = settings.serve(&args).ok().and_then(|s| s.tls);
+        match (&tls, files) {
+            (Some((config, _)), Some(files)) => tls::reload(config, &files),
+            (None, Some(_)) => {
+                eprintln!(
+                    "SIGHUP: TLS files are configured, but serve started on plain HTTP: restart it to serve HTTPS"
+                )
+            }
+            (Some((config, started)), None) => {
+                eprintln!("SIGHUP: no TLS files configured any more; serving HTTPS on with the files it started with");
+                tls::reload(config, started);
+            }
+            (None, None) => {}
+        }
+    }
 }
 
 /// What the store needs before results can arrive: partitions for today's history, health
@@ -99,14 +150,24 @@ async fn housekeeping(pool: &PgPool, record: &RecordConfig) -> graph_store::Resu
 }
 
 /// Repeats [`housekeeping`] while serving, keeps the stored diagnosis fresh (for the
-/// Nagios check), and prunes old agent reports hourly. A store that is away only delays it.
-async fn keep_house(pool: PgPool, record: RecordConfig, diagnosis: DiagnosisConfig, shutdown: CancellationToken) {
-    let every = record.interval.clamp(Duration::from_secs(1), Duration::from_secs(30));
+/// Nagios check), and prunes old agent reports hourly — in the one `serve` that holds the
+/// lease on this work. A store that is away only delays it.
+async fn keep_house(
+    pool: PgPool,
+    tuning: watch::Receiver<Arc<Tuning>>,
+    leading: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) {
     let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
+        let Tuning { record, diagnosis, .. } = Tuning::clone(&tuning.borrow());
+        let every = record.interval.clamp(Duration::from_secs(1), Duration::from_secs(30));
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
+        }
+        if !*leading.borrow() {
+            continue;
         }
         if let Err(e) = housekeeping(&pool, &record).await {
             tracing::warn!("housekeeping (partitions, health rows) failed, will retry: {e}");
@@ -133,11 +194,25 @@ async fn keep_house(pool: PgPool, record: RecordConfig, diagnosis: DiagnosisConf
 /// Keeps the traced pairs in step with the graph for the agents (every half interval,
 /// 1–60 s), with day partitions ahead and retention hourly — what the prober workers'
 /// trace loop does too, so that agents have pairs to trace where no worker runs.
-async fn keep_traces(pool: PgPool, cfg: probers::trace_loop::TraceConfig, shutdown: CancellationToken) {
+/// Nothing while tracing is off (`[trace] enabled = false`, which a SIGHUP may change) or
+/// another `serve` holds the lease on the once-only work.
+async fn keep_traces(
+    pool: PgPool,
+    tuning: watch::Receiver<Arc<Tuning>>,
+    mut leading: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) {
     use probers::trace_loop::{retention, upkeep_pairs};
-    let every = (cfg.schedule.interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
     let mut last_retention: Option<tokio::time::Instant> = None;
     loop {
+        let Some(cfg) = tuning.borrow().trace.clone().filter(|_| *leading.borrow()) else {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = leading.changed() => continue,
+                _ = tokio::time::sleep(Duration::from_secs(10)) => continue,
+            }
+        };
+        let every = (cfg.schedule.interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
         if let Err(e) = upkeep_pairs(&pool, &cfg.schedule).await {
             tracing::warn!("keeping the trace pairs up to date failed, will retry: {e}");
         }

@@ -73,7 +73,8 @@ pub async fn claim(
             return Err(ApiError::BadRequest(format!("limit: {} is not within 1..={MAX_CLAIM}", ask.limit)));
         }
         let host = host_of(&app, owner.node_id, &owner.node).await?;
-        let Some(cfg) = &app.trace else {
+        let tuning = app.tuning();
+        let Some(cfg) = &tuning.trace else {
             let off = TraceConfig::default();
             return Ok(Json(lease(owner.node, host, &off, false, Vec::new())));
         };
@@ -127,7 +128,7 @@ pub async fn runs(
         }
         let records: Vec<TraceRecord> =
             report.runs.into_iter().map(|r| TraceRecord { pair_id: r.pair_id, run: r.run }).collect();
-        let track = app.trace.as_ref().map_or_else(TrackConfig::default, |t| t.track);
+        let track = app.tuning().trace.as_ref().map_or_else(TrackConfig::default, |t| t.track);
         let done = paths::record_runs(&app.pool, &records, &track).await?;
         if !report.release.is_empty() {
             paths::release(&app.pool, &lessee(&owner.node), &report.release).await?;

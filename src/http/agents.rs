@@ -36,7 +36,7 @@ pub async fn targets(
         let edges = graph_store::probe::targets_of(&app.pool, &owner.node).await?;
         Ok::<_, ApiError>(Json(Targets {
             node: owner.node,
-            interval_s: app.record.interval.as_secs().max(1),
+            interval_s: app.tuning().record.interval.as_secs().max(1),
             targets: edges.into_iter().map(|e| Target::new(e.edge_id, e.dst_ip, e.port)).collect(),
         }))
     })
@@ -162,20 +162,30 @@ async fn record_report(
         .map(|r| CycleResult { edge_id: r.edge_id, at: r.at, kind: r.kind, outcome: r.outcome })
         .collect();
     if !cycles.is_empty() {
-        let done = record::record(&app.pool, &prober, &cycles, &app.record).await?;
+        let tuning = app.tuning();
+        let done = record::record(&app.pool, &prober, &cycles, &tuning.record).await?;
         if done.unknown_edges > 0 {
             tracing::warn!(unknown = done.unknown_edges, "results for edges without a health row were skipped");
         }
         // Workers leave these edges to the agent; two missed intervals and they probe them again.
         let newest = cycles.iter().map(|c| c.at).max().unwrap_or(now);
-        let grace = chrono::Duration::from_std(app.record.interval * 2).unwrap_or(chrono::Duration::hours(1));
+        let grace = chrono::Duration::from_std(tuning.record.interval * 2).unwrap_or(chrono::Duration::hours(1));
         let mut edge_ids: Vec<i64> = cycles.iter().map(|c| c.edge_id).collect();
         edge_ids.sort_unstable();
         edge_ids.dedup();
         store::defer_probes(&app.pool, &edge_ids, newest + grace).await?;
     }
     if let Some(local) = report.local {
-        store::insert_report(&app.pool, owner.node_id, &to_report(local, now)).await?;
+        let dropped = local.results_dropped.unwrap_or(0);
+        let new = store::insert_report(&app.pool, owner.node_id, &to_report(local, now)).await?;
+        if new && dropped > 0 {
+            app.metrics.agent_results_dropped.inc_by(dropped);
+            tracing::warn!(
+                node = %owner.node,
+                dropped,
+                "the agent dropped results it could not deliver (its buffer or spool was full, or they grew too old)"
+            );
+        }
     }
     Ok(Accepted { accepted, duplicates: seen.len() })
 }

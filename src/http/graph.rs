@@ -402,6 +402,6 @@ pub async fn diff(State(app): State<Arc<App>>, ApiQuery(p): ApiQuery<DiffParams>
 #[utoipa::path(get, path = "/api/v1/incidents", tag = "graph",
     responses((status = 200, description = "Incidents, most edges first", body = Vec<Incident>), super::openapi::Errors))]
 pub async fn incidents(State(app): State<Arc<App>>) -> Result<Json<Vec<Incident>>, ApiError> {
-    let diagnosis = with_store_timeout(graph_store::diagnosis::refresh(&app.pool, &app.diagnosis)).await?;
+    let diagnosis = with_store_timeout(graph_store::diagnosis::refresh(&app.pool, &app.tuning().diagnosis)).await?;
     Ok(Json(diagnosis.incidents))
 }

@@ -43,11 +43,13 @@ impl MetricConstructor<Histogram> for LatencyBuckets {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     http: Family<HttpLabels, Histogram, LatencyBuckets>,
+    /// Results agents said they dropped undelivered, since this process started.
+    pub agent_results_dropped: Counter,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics { http: Family::new_with_constructor(LatencyBuckets) }
+        Metrics { http: Family::new_with_constructor(LatencyBuckets), agent_results_dropped: Counter::default() }
     }
 }
 
@@ -92,6 +94,20 @@ struct PoolLabel {
 pub async fn scrape(State(app): State<Arc<App>>) -> Response {
     let mut registry = Registry::with_prefix("edgewatch");
     registry.register("http_request_duration_seconds", "API request latency", app.metrics.http.clone());
+    if let Some(leading) = &app.leading {
+        let held = Gauge::<i64>::default();
+        held.set(i64::from(*leading.borrow()));
+        registry.register(
+            "once_only_work",
+            "1 when this serve holds the lease on the once-only work (diagnosis refresh, stale marking, trace upkeep)",
+            held,
+        );
+    }
+    registry.register(
+        "agent_results_dropped",
+        "Results agents reported dropping undelivered (buffer or spool full, or too old), since this serve started",
+        app.metrics.agent_results_dropped.clone(),
+    );
 
     let pool = Family::<PoolLabel, Gauge>::default();
     let idle = i64::try_from(app.pool.num_idle()).unwrap_or(i64::MAX);

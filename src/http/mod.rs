@@ -33,6 +33,7 @@ use graph_store::PgPool;
 use probers::agent::wire::MAX_BODY_BYTES;
 use probers::record::RecordConfig;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use error::ApiError;
@@ -44,8 +45,6 @@ pub const STORE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct App {
     pub pool: PgPool,
-    /// How results are judged, and the interval agents are expected to report at.
-    pub record: RecordConfig,
     /// SHA-256 (hex) of the read token, when one is configured: the graph questions and
     /// /metrics then need `Authorization: Bearer <token>`.
     pub read_token_hash: Option<String>,
@@ -54,6 +53,18 @@ pub struct App {
     pub live: graph::LiveCache,
     pub snapshot_max_age: Duration,
     pub metrics: metrics::Metrics,
+    /// What results are judged and answers made with, as the last SIGHUP left it.
+    tuning: watch::Receiver<Arc<Tuning>>,
+    /// Whether this process holds the lease on `serve`'s once-only work (crate::leader).
+    pub leading: Option<watch::Receiver<bool>>,
+}
+
+/// What `serve` judges and answers with that the config file sets, and a SIGHUP may
+/// change (crate::reload): each request takes the one current when it starts.
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    /// How results are judged, and the interval agents are expected to report at.
+    pub record: RecordConfig,
     /// How incidents are found.
     pub diagnosis: graph_store::diagnosis::DiagnosisConfig,
     /// Whose network a hop address is in (`[owners]`).
@@ -63,18 +74,21 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(pool: PgPool, record: RecordConfig) -> App {
+    pub fn new(pool: PgPool, tuning: watch::Receiver<Arc<Tuning>>) -> App {
         App {
             pool,
-            record,
             read_token_hash: None,
             live: Default::default(),
             snapshot_max_age: Duration::from_secs(5),
             metrics: Default::default(),
-            diagnosis: Default::default(),
-            owners: Default::default(),
-            trace: Some(Default::default()),
+            tuning,
+            leading: None,
         }
+    }
+
+    /// The settings in force now.
+    pub fn tuning(&self) -> Arc<Tuning> {
+        self.tuning.borrow().clone()
     }
 }
 
@@ -122,23 +136,26 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
 
-/// How long requests in flight may take to finish once an HTTPS server is told to stop.
-const TLS_DRAIN: Duration = Duration::from_secs(10);
-
 /// [`serve`] over TLS (rustls through axum-server): every handshake takes the
 /// configuration `tls` holds at that moment, so a reload changes the certificate for new
-/// connections without touching open ones.
+/// connections without touching open ones; failed handshakes are logged. Once told to
+/// stop, requests in flight have `drain` (`--stop-timeout`) to finish.
 pub async fn serve_tls(
     listener: TcpListener,
     tls: axum_server::tls_rustls::RustlsConfig,
     app: Arc<App>,
+    drain: Duration,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
         shutdown.cancelled().await;
-        stopper.graceful_shutdown(Some(TLS_DRAIN));
+        stopper.graceful_shutdown(Some(drain));
     });
-    axum_server::from_tcp_rustls(listener.into_std()?, tls)?.handle(handle).serve(router(app).into_make_service()).await
+    axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+        .map(crate::tls::LogFailedHandshakes)
+        .handle(handle)
+        .serve(router(app).into_make_service())
+        .await
 }

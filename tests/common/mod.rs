@@ -190,3 +190,76 @@ pub fn http() -> reqwest::Client {
 pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
     http().get(url).send().await
 }
+
+/// A long-running `edgewatch` process for signal tests: stderr in a file (shown when
+/// something fails), killed if the test ends while it runs.
+pub struct Daemon {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// `edgewatch --database-url <db> ARGS…` with `EDGEWATCH_LOG=info`, stderr to a file in `dir`.
+    pub fn spawn(db: &TestDb, args: &[&str], dir: &Path) -> Daemon {
+        let log = dir.join(format!("{}-{}.log", args[0], rand::random::<u32>()));
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("edgewatch"))
+            .env_remove("DATABASE_URL")
+            .env("EDGEWATCH_LOG", "info,sqlx=warn")
+            .env("NO_COLOR", "1")
+            .env("EDGEWATCH_SPOOL", dir.join("spool"))
+            .args(["--database-url", &db.url])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `kill -NAME`.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let status = std::process::Command::new("kill").args([&format!("-{name}"), &pid]).status().unwrap();
+        assert!(status.success(), "kill -{name} {pid}");
+    }
+
+    /// Waits until the log has `text` (a new occurrence: more than `seen` of them); fails
+    /// after `limit`, or when the process ended.
+    pub fn wait_for(&mut self, text: &str, seen: usize, limit: std::time::Duration) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let log = self.log();
+            if log.matches(text).count() > seen {
+                return log;
+            }
+            assert!(self.child.try_wait().unwrap().is_none(), "ended before saying {text:?}:\n{log}");
+            assert!(start.elapsed() < limit, "no {text:?} after {limit:?}:\n{log}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then its exit status within `limit` (failing the test after it).
+    pub fn stop(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < limit, "still runs {limit:?} after SIGTERM:\n{}", self.log());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

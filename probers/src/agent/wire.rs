@@ -103,6 +103,11 @@ pub struct Local {
     /// From the nginx access log, when the agent reads one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nginx: Option<Nginx>,
+    /// Results the agent dropped undelivered (its buffer or spool full, or too old) since
+    /// the reports before this one were made: counted by the server
+    /// (`edgewatch_agent_results_dropped_total`). Sent only when some were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_dropped: Option<u64>,
 }
 
 /// nginx request rates over one interval (per second): all requests, server errors
