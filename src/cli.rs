@@ -467,8 +467,10 @@ pub struct ServeArgs {
 pub struct AgentArgs {
     #[command(flatten)]
     pub probe: ProbeSettingsArgs,
-    /// The edgewatch server, e.g. http://127.0.0.1:8440
-    #[arg(long, env = "EDGEWATCH_SERVER")]
+    /// The edgewatch server, e.g. https://edgewatch.example.com:8440; or several, separated
+    /// by commas: the agent tries them in an order of its own (stable, spread over the
+    /// agents), moves on when one fails, and tries its first choice again after 5 minutes.
+    #[arg(long, env = "EDGEWATCH_SERVER", value_name = "URL[,URL…]")]
     pub server: String,
     /// This agent's node (container) name, as in the CMDB.
     #[arg(long, env = "EDGEWATCH_NODE")]

@@ -24,6 +24,7 @@
 //!   (kept, bounded, while the server cannot take them). Needs raw sockets; without them
 //!   the agent says so once and only probes.
 
+pub mod failover;
 pub mod local;
 pub mod spool;
 pub mod trace_wire;
@@ -143,17 +144,18 @@ impl AgentConfig {
         self.validate().map(|_| ())
     }
 
-    fn validate(&self) -> Result<Url> {
-        let mut base = Url::parse(&self.server).map_err(|e| {
-            Error::setting("server", format!("{:?} is not a URL ({e}), e.g. http://127.0.0.1:8440", self.server))
-        })?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(Error::setting("server", format!("{:?} is not an http:// URL", self.server)));
+    /// The servers given (`--server URL1,URL2,…`), in the order given.
+    pub fn servers(&self) -> Vec<&str> {
+        self.server.split(',').map(str::trim).filter(|s| !s.is_empty()).collect()
+    }
+
+    /// Each server's base URL, checked.
+    fn validate(&self) -> Result<Vec<Url>> {
+        let servers = self.servers();
+        if servers.is_empty() {
+            return Err(Error::setting("server", "no server given, e.g. https://edgewatch.example.com:8440"));
         }
-        let host = base.host_str().unwrap_or_default();
-        if base.scheme() == "http" && !self.insecure_http && !crate::tls::is_loopback_host(host) {
-            return Err(Error::PlainHttp { server: self.server.clone(), host: host.to_string() });
-        }
+        let bases = servers.into_iter().map(|s| self.base_url(s)).collect::<Result<Vec<Url>>>()?;
         if self.node.is_empty() {
             return Err(Error::setting("name", "the node name is empty"));
         }
@@ -165,6 +167,20 @@ impl AgentConfig {
         }
         if self.max_buffered_results == 0 || self.max_results_per_post == 0 {
             return Err(Error::setting("max_buffered_results", "the buffer and the batch need room for a result"));
+        }
+        Ok(bases)
+    }
+
+    fn base_url(&self, server: &str) -> Result<Url> {
+        let mut base = Url::parse(server).map_err(|e| {
+            Error::setting("server", format!("{server:?} is not a URL ({e}), e.g. http://127.0.0.1:8440"))
+        })?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(Error::setting("server", format!("{server:?} is not an http:// URL")));
+        }
+        let host = base.host_str().unwrap_or_default();
+        if base.scheme() == "http" && !self.insecure_http && !crate::tls::is_loopback_host(host) {
+            return Err(Error::PlainHttp { server: server.to_string(), host: host.to_string() });
         }
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
@@ -401,21 +417,30 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// The agent API, from the agent's side. (No `Debug`: it holds the token.)
+/// The agent API, from the agent's side, on one or several servers. (No `Debug`: it
+/// holds the token.)
 struct Client {
+    servers: Vec<Server>,
+    auth: String,
+    /// The roots an `https://` server is verified against, for messages.
+    roots: crate::tls::Roots,
+    /// Which server the next request goes to.
+    choice: Mutex<failover::Choice>,
+}
+
+/// One server's endpoints.
+struct Server {
     http: reqwest::Client,
     targets: Url,
     results: Url,
     trace_claim: Url,
     traces: Url,
-    auth: String,
-    /// The server's base URL as given, and the roots it is verified against, for messages.
-    server: String,
-    roots: crate::tls::Roots,
+    /// The server's base URL as given, for messages.
+    name: String,
 }
 
-impl Client {
-    fn new(base: &Url, cfg: &AgentConfig) -> Result<Client> {
+impl Server {
+    fn new(base: &Url, name: &str, cfg: &AgentConfig) -> Result<Server> {
         let endpoint = |leaf: &str| -> Result<Url> {
             let mut url = base.clone();
             url.path_segments_mut()
@@ -439,67 +464,99 @@ impl Client {
             .user_agent(concat!("edgewatch-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::setting("server", format!("cannot make an HTTP client: {e}")))?;
-        Ok(Client {
+        Ok(Server {
             http,
             targets: endpoint("targets")?,
             results: endpoint("results")?,
             trace_claim: endpoint("traces/claim")?,
             traces: endpoint("traces")?,
-            auth: format!("Bearer {}", cfg.token),
-            server: cfg.server.clone(),
-            roots: cfg.roots.clone(),
+            name: name.to_string(),
         })
     }
+}
 
-    /// For an `https://` server: one request without the token, to see the TLS handshake
-    /// through. A handshake refused for a reason an operator must fix (unknown CA, name
-    /// mismatch) is an error; an unreachable server is not (the agent waits for it).
+impl Client {
+    fn new(bases: &[Url], cfg: &AgentConfig) -> Result<Client> {
+        let servers = bases.iter().zip(cfg.servers()).map(|(base, name)| Server::new(base, name, cfg));
+        let servers = servers.collect::<Result<Vec<Server>>>()?;
+        let choice = Mutex::new(failover::Choice::new(servers.len(), &cfg.node));
+        Ok(Client { servers, auth: format!("Bearer {}", cfg.token), roots: cfg.roots.clone(), choice })
+    }
+
+    /// For each `https://` server: one request without the token, to see the TLS
+    /// handshake through. A handshake refused for a reason an operator must fix (unknown
+    /// CA, name mismatch) is an error; an unreachable server is not (the agent waits for it).
     async fn check_tls(&self, timeout: Duration) -> Result<()> {
-        if self.targets.scheme() != "https" {
-            return Ok(());
-        }
-        match self.http.get(self.targets.clone()).timeout(timeout).send().await {
-            Err(e) => match crate::tls::failure_reason(&e) {
-                Some(reason) => {
-                    let trusted = match &self.roots {
-                        crate::tls::Roots::Bundle(path) => format!("the CAs in {} (--ca)", path.display()),
-                        crate::tls::Roots::System => "the system's roots (give --ca FILE for a private CA)".into(),
-                    };
-                    Err(Error::Tls {
-                        server: self.server.clone(),
-                        reason: format!("{reason}; trusted here: {trusted}"),
-                    })
-                }
-                None => {
+        for server in self.servers.iter().filter(|s| s.targets.scheme() == "https") {
+            match server.http.get(server.targets.clone()).timeout(timeout).send().await {
+                Err(e) => match crate::tls::failure_reason(&e) {
+                    Some(reason) => {
+                        let trusted = match &self.roots {
+                            crate::tls::Roots::Bundle(path) => format!("the CAs in {} (--ca)", path.display()),
+                            crate::tls::Roots::System => "the system's roots (give --ca FILE for a private CA)".into(),
+                        };
+                        return Err(Error::Tls {
+                            server: server.name.clone(),
+                            reason: format!("{reason}; trusted here: {trusted}"),
+                        });
+                    }
                     // The probe loop says so (once) when it asks for targets.
-                    tracing::debug!("cannot reach the server {} yet: {}", self.server, describe(&e));
-                    Ok(())
-                }
-            },
-            Ok(_) => {
-                tracing::info!("TLS to {} verified", self.server);
-                Ok(())
+                    None => tracing::debug!("cannot reach the server {} yet: {}", server.name, describe(&e)),
+                },
+                Ok(_) => tracing::info!("TLS to {} verified", server.name),
             }
         }
+        Ok(())
+    }
+
+    /// The server for the next request (its index, to say how it went).
+    fn pick(&self) -> (usize, &Server) {
+        let (i, back_from) = crate::lock::lock(&self.choice).pick(std::time::Instant::now());
+        if let Some(from) = back_from {
+            tracing::info!(
+                "trying the first choice of server {} again (after {} s on {})",
+                self.servers[i].name,
+                failover::RETURN_AFTER.as_secs(),
+                self.servers[from].name
+            );
+        }
+        (i, &self.servers[i])
+    }
+
+    /// What a request to server `i` gave; a failure another server may not have moves the
+    /// next requests on to the next server (when there are several).
+    fn judge<T>(&self, i: usize, got: std::result::Result<T, Failure>) -> std::result::Result<T, Failure> {
+        if let Err(Failure::Retry(why)) = &got {
+            if let Some(next) = crate::lock::lock(&self.choice).failed(i, std::time::Instant::now()) {
+                tracing::warn!(
+                    "server {} failed ({why}); the next requests go to {}",
+                    self.servers[i].name,
+                    self.servers[next].name
+                );
+            }
+        }
+        got
     }
 
     async fn targets(&self, timeout: Duration) -> std::result::Result<Targets, Failure> {
-        let resp =
-            self.http.get(self.targets.clone()).header("authorization", &self.auth).timeout(timeout).send().await;
-        answer(resp).await
+        let (i, s) = self.pick();
+        let resp = s.http.get(s.targets.clone()).header("authorization", &self.auth).timeout(timeout).send().await;
+        self.judge(i, answer(resp).await)
     }
 
     async fn post(&self, body: &Results) -> std::result::Result<Accepted, Failure> {
-        let resp = self.http.post(self.results.clone()).header("authorization", &self.auth).json(body).send().await;
-        answer(resp).await
+        let (i, s) = self.pick();
+        let resp = s.http.post(s.results.clone()).header("authorization", &self.auth).json(body).send().await;
+        self.judge(i, answer(resp).await)
     }
 
     async fn claim_traces(
         &self,
         body: &trace_wire::TraceClaim,
     ) -> std::result::Result<trace_wire::TraceLease, Failure> {
-        let resp = self.http.post(self.trace_claim.clone()).header("authorization", &self.auth).json(body).send().await;
-        answer(resp).await
+        let (i, s) = self.pick();
+        let resp = s.http.post(s.trace_claim.clone()).header("authorization", &self.auth).json(body).send().await;
+        self.judge(i, answer(resp).await)
     }
 
     /// Runs to the server. A 403 is a refusal too: the runs are of pairs not this host's
@@ -508,8 +565,9 @@ impl Client {
         &self,
         body: &trace_wire::TraceRuns,
     ) -> std::result::Result<trace_wire::TracesAccepted, Failure> {
-        let resp = self.http.post(self.traces.clone()).header("authorization", &self.auth).json(body).send().await;
-        answer_refusing(resp, &[StatusCode::FORBIDDEN]).await
+        let (i, s) = self.pick();
+        let resp = s.http.post(s.traces.clone()).header("authorization", &self.auth).json(body).send().await;
+        self.judge(i, answer_refusing(resp, &[StatusCode::FORBIDDEN]).await)
     }
 }
 
@@ -583,14 +641,16 @@ impl Shared {
 
 /// Runs the agent until `shutdown`, then tries for a moment to deliver what it holds.
 pub async fn run_agent(engine: Arc<Engine>, cfg: AgentConfig, shutdown: CancellationToken) -> Result<AgentTotals> {
-    let base = cfg.validate()?;
-    if base.scheme() == "http" && !crate::tls::is_loopback_host(base.host_str().unwrap_or_default()) {
-        tracing::warn!(
-            server = %cfg.server,
-            "--insecure-http: sending the token and results over plain HTTP off this host, unencrypted"
-        );
+    let bases = cfg.validate()?;
+    for base in bases.iter().filter(|b| b.scheme() == "http") {
+        if !crate::tls::is_loopback_host(base.host_str().unwrap_or_default()) {
+            tracing::warn!(
+                server = %base,
+                "--insecure-http: sending the token and results over plain HTTP off this host, unencrypted"
+            );
+        }
     }
-    let client = Arc::new(Client::new(&base, &cfg)?);
+    let client = Arc::new(Client::new(&bases, &cfg)?);
     tokio::select! {
         _ = shutdown.cancelled() => {}
         checked = client.check_tls(cfg.request_timeout) => checked?,
@@ -962,10 +1022,19 @@ mod tests {
         let ok = AgentConfig::new("http://127.0.0.1:8440", "fe1.host101", "t0k");
         let base = ok.validate().unwrap();
         let client = Client::new(&base, &ok).unwrap();
-        assert_eq!(client.targets.as_str(), "http://127.0.0.1:8440/api/v1/agents/fe1.host101/targets");
+        assert_eq!(client.servers[0].targets.as_str(), "http://127.0.0.1:8440/api/v1/agents/fe1.host101/targets");
         let prefixed = AgentConfig::new("http://127.0.0.1:8440/ew", "a b", "t0k");
         let client = Client::new(&prefixed.validate().unwrap(), &prefixed).unwrap();
-        assert_eq!(client.results.as_str(), "http://127.0.0.1:8440/ew/api/v1/agents/a%20b/results");
+        assert_eq!(client.servers[0].results.as_str(), "http://127.0.0.1:8440/ew/api/v1/agents/a%20b/results");
+        // Several servers, each checked; names as given.
+        let two = AgentConfig::new("http://127.0.0.1:8440, http://[::1]:8441/ew", "n", "t0k");
+        let client = Client::new(&two.validate().unwrap(), &two).unwrap();
+        let names: Vec<&str> = client.servers.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["http://127.0.0.1:8440", "http://[::1]:8441/ew"]);
+        assert_eq!(client.servers[1].targets.as_str(), "http://[::1]:8441/ew/api/v1/agents/n/targets");
+        let err = AgentConfig::new("http://127.0.0.1:8440,http://10.0.0.1:8440", "n", "t").validate().unwrap_err();
+        assert!(err.to_string().contains("http://10.0.0.1:8440"), "the server at fault is named: {err}");
+        assert!(AgentConfig::new(" , ", "n", "t").validate().is_err(), "no server at all");
         for bad in [
             AgentConfig::new("127.0.0.1:8440", "n", "t"),
             AgentConfig::new("ftp://x", "n", "t"),

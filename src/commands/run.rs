@@ -13,13 +13,42 @@ use graph_store::PgPool;
 use super::reporting::{day_in, make, render, write_atomically, yesterday};
 use crate::cli::{ReportFormat, RunArgs};
 use crate::config::{Schedule, Settings};
+use crate::leader;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 pub async fn run(settings: &Settings, args: RunArgs) -> Result<ExitCode> {
     let mut schedule = settings.schedule()?;
     let db = super::shared::connect(settings).await?;
     let shutdown = super::shared::shutdown_on_signal(settings.stop_timeout());
     let mut reloads = crate::reload::on_sighup(settings, crate::reload::Live::RUN, "run")?;
+    // Several `run`s (a standby) make each report once: the holder of the lease makes it.
+    let lease_stop = CancellationToken::new();
+    let (mut leading, lease) = if args.once {
+        (watch::channel(true).1, None)
+    } else {
+        let (leading, task) = leader::lead(db.pool.clone(), "run", leader::holder("run"), lease_stop.clone());
+        (leading, Some(task))
+    };
+    let stopped = async {
+        lease_stop.cancel();
+        if let Some(task) = lease {
+            let _ = task.await;
+        }
+        Ok(ExitCode::SUCCESS)
+    };
     loop {
+        let holds = {
+            let quick = tokio::time::timeout(Duration::from_secs(1), leading.wait_for(|holds| *holds)).await;
+            matches!(quick, Ok(Ok(_)))
+        };
+        if !holds {
+            eprintln!("waiting for the run lease (another `run` makes the reports while it holds it)");
+            tokio::select! {
+                _ = shutdown.cancelled() => return stopped.await,
+                _ = leading.wait_for(|holds| *holds) => {}
+            }
+        }
         let (tz, at) = (schedule.tz, schedule.at);
         // Catch up: yesterday's report once today's run time has passed.
         let now = Utc::now();
@@ -39,8 +68,10 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<ExitCode> {
         );
         let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
-            _ = shutdown.cancelled() => return Ok(ExitCode::SUCCESS),
+            _ = shutdown.cancelled() => return stopped.await,
             _ = tokio::time::sleep(wait) => {}
+            // Lost (the store was away): wait for it again before the next report.
+            _ = leading.wait_for(|holds| !*holds) => {}
             // `[report]` from a SIGHUP: the next run is worked out again.
             Ok(()) = reloads.changed() => {
                 let reloaded = reloads.borrow_and_update().settings.clone();
