@@ -141,3 +141,27 @@ async fn the_other_serve_takes_over_and_the_agent_follows_losing_nothing() {
     eprintln!("takeover after {took:?} ({checks} checks, none UNKNOWN); {made} results made, all stored once");
     assert!(survivor.stop(Duration::from_secs(10)).success(), "{}", survivor.log());
 }
+
+/// Two `run`s: the holder of the `run` lease makes the day's reports, the other waits; it
+/// takes over when the holder dies, and finds the reports made (nothing made twice).
+#[tokio::test]
+async fn of_two_runs_one_makes_the_reports_and_the_other_takes_over() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("edgewatch.toml");
+    std::fs::write(&config, "[report]\ntz = \"UTC\"\nat = \"00:00\"\n").unwrap();
+    let cfg = config.to_str().unwrap();
+    let limit = Duration::from_secs(30);
+    let mut first = Daemon::spawn(&db, &["--config", cfg, "run"], dir.path());
+    let log = first.wait_for("next report at", 0, limit);
+    assert!(log.contains("holds the run lease") && log.contains(") made;"), "{log}");
+    let mut second = Daemon::spawn(&db, &["--config", cfg, "run"], dir.path());
+    second.wait_for("waiting for the run lease", 0, limit);
+    first.kill();
+    let log = second.wait_for("next report at", 0, Duration::from_secs(15));
+    assert!(log.contains("holds the run lease"), "{log}");
+    assert!(!log.contains(") made;"), "the reports were made again:\n{log}");
+    let stored = json(&db, &["sql", "--format", "json", "SELECT count(*) AS n FROM reports"]);
+    assert_eq!(stored[0]["n"], 3, "one report per format");
+    assert!(second.stop(Duration::from_secs(10)).success(), "{}", second.log());
+}
