@@ -16,6 +16,7 @@
 //!   agents send.
 //! - [`query`]: reading the graph back (`graph nodes|edges`).
 //! - [`sql`]: `edgewatch sql`, an operator's ad-hoc query, read-only with a time limit.
+//! - [`replica`]: a streaming standby's replay lag, and whether a read goes to it.
 //! - `error`, `time`: the crate's one error type, and timestamps as edgewatch prints them
 //!   (private; what they define is re-exported at the crate root).
 //!
@@ -50,6 +51,7 @@ pub mod model;
 pub mod paths;
 pub mod probe;
 pub mod query;
+pub mod replica;
 pub mod report;
 pub mod rollup;
 pub mod sql;
