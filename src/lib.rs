@@ -12,6 +12,7 @@ mod nagios;
 mod not_found;
 mod output;
 mod path_evidence;
+mod read_pool;
 pub mod report;
 mod route_query;
 mod route_view;

@@ -71,6 +71,10 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
     if let Some(age) = serve.snapshot_max_age {
         app.snapshot_max_age = age;
     }
+    // The standby (--read-database-url), asked every second while serving.
+    app.reads = crate::read_pool::Reads::new(settings, &db.pool)?;
+    app.reads.refresh().await;
+    let read_watch = app.reads.watch(shutdown.clone());
     let app = Arc::new(app);
     let served = match tls {
         Some((config, files, hangups)) => {
@@ -82,6 +86,9 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
     shutdown.cancel();
     let _ = keeper.await;
     if let Some(task) = trace_keeper {
+        let _ = task.await;
+    }
+    if let Some(task) = read_watch {
         let _ = task.await;
     }
     served.context("serving HTTP")?;

@@ -60,10 +60,13 @@ pub struct App {
     pub owners: graph_store::paths::Owners,
     /// How agents trace paths (`[trace]`); `None`: tracing is off.
     pub trace: Option<probers::trace_loop::TraceConfig>,
+    /// Where the GETs read: the standby when configured and current enough, else `pool`.
+    pub reads: crate::read_pool::Reads,
 }
 
 impl App {
     pub fn new(pool: PgPool, record: RecordConfig) -> App {
+        let reads = crate::read_pool::Reads::primary_only(pool.clone());
         App {
             pool,
             record,
@@ -74,6 +77,7 @@ impl App {
             diagnosis: Default::default(),
             owners: Default::default(),
             trace: Some(Default::default()),
+            reads,
         }
     }
 }
@@ -96,7 +100,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/routes/diff", get(route_api::diff))
         .route("/api/v1/routes/changes", get(route_api::changes))
         .route("/metrics", get(metrics::scrape))
-        .route_layer(middleware::from_fn_with_state(app.clone(), token::require_read_token));
+        .route_layer(middleware::from_fn_with_state(app.clone(), token::require_read_token))
+        .route_layer(middleware::from_fn_with_state(app.clone(), crate::read_pool::headers));
     Router::new()
         .merge(read)
         .route("/api/v1/agents/{name}/targets", get(agents::targets))
