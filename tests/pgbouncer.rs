@@ -50,7 +50,11 @@ fn mode_for(version: (u32, u32)) -> (&'static str, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_command_works_through_pgbouncer() {
-    let Some(binary) = common::tool("pgbouncer", "pgbouncer") else { return };
+    // Debian installs it in /usr/sbin, which not every PATH has.
+    let installed = std::path::Path::new("/usr/sbin/pgbouncer");
+    let found =
+        if installed.is_file() { Some(installed.to_path_buf()) } else { common::tool("pgbouncer", "pgbouncer") };
+    let Some(binary) = found else { return };
     let dir = clusters::scratch();
     let primary = clusters::primary(dir.path()).await;
     let direct = primary.test_db().await;
