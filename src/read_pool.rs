@@ -85,8 +85,10 @@ impl Reads {
             pool,
             max_lag: settings.max_read_lag(),
             lag_bits: AtomicU64::new(f64::NAN.to_bits()),
-            fallback: AtomicBool::new(true),
-            reason: std::sync::Mutex::new(Some("the standby has not been asked yet".into())),
+            // Until the first look (which serve and every command take before reading):
+            // so that a first fall-back is logged as a switch.
+            fallback: AtomicBool::new(false),
+            reason: std::sync::Mutex::new(None),
         };
         Ok(Reads { primary: primary.clone(), standby: Some(Arc::new(standby)) })
     }
@@ -99,9 +101,23 @@ impl Reads {
         }
     }
 
-    /// Asks the standby how far behind it is, decides, and remembers the decision (logged
-    /// when it changes). Without a standby: the primary, for no reason to report.
+    /// Asks the standby how far behind it is, decides, and remembers the decision; logs
+    /// when it changes (serve). Without a standby: `None`.
     pub async fn refresh(&self) -> Option<ReadSide> {
+        let (side, was_primary) = self.decide().await?;
+        match side {
+            ReadSide::Primary(why) if !was_primary => tracing::warn!("reads go to the primary: {why}"),
+            ReadSide::Standby { lag } if was_primary => {
+                tracing::info!(lag_s = lag.as_secs_f64(), "reads go to the standby")
+            }
+            _ => {}
+        }
+        Some(side)
+    }
+
+    /// [`Reads::refresh`] without the log: the decision, and whether reads went to the
+    /// primary before it.
+    async fn decide(&self) -> Option<(ReadSide, bool)> {
         let standby = self.standby.as_ref()?;
         let lag = match tokio::time::timeout(ASK_TIMEOUT, replica::status(&standby.pool)).await {
             Ok(Ok(status)) => Some(replica::lag(&status)),
@@ -114,22 +130,13 @@ impl Reads {
         let side = replica::choose(lag, standby.max_lag);
         let seconds = lag.and_then(|l| l.seconds()).unwrap_or(f64::NAN);
         standby.lag_bits.store(seconds.to_bits(), Ordering::Relaxed);
-        let now_primary = matches!(side, ReadSide::Primary(_));
-        let was_primary = standby.fallback.swap(now_primary, Ordering::Relaxed);
+        let was_primary = standby.fallback.swap(matches!(side, ReadSide::Primary(_)), Ordering::Relaxed);
         let reason = match side {
             ReadSide::Primary(why) => Some(why.to_string()),
             ReadSide::Standby { .. } => None,
         };
-        let mut stored = standby.reason.lock().unwrap_or_else(|p| p.into_inner());
-        match side {
-            ReadSide::Primary(why) if !was_primary => tracing::warn!("reads go to the primary: {why}"),
-            ReadSide::Standby { lag } if was_primary => {
-                tracing::info!(lag_s = lag.as_secs_f64(), "reads go to the standby")
-            }
-            _ => {}
-        }
-        *stored = reason;
-        Some(side)
+        *standby.reason.lock().unwrap_or_else(|p| p.into_inner()) = reason;
+        Some((side, was_primary))
     }
 
     /// Keeps [`Reads::refresh`] going every second until `shutdown` (serve).
@@ -189,7 +196,7 @@ pub struct Chosen {
 /// primary's, saying why on stderr.
 pub async fn for_command(settings: &Settings, primary: &PgPool) -> anyhow::Result<Chosen> {
     let reads = Reads::new(settings, primary)?;
-    let on_standby = match reads.refresh().await {
+    let on_standby = match reads.decide().await.map(|(side, _)| side) {
         None => false,
         Some(ReadSide::Standby { lag }) => {
             tracing::info!(lag_s = lag.as_secs_f64(), "reading from the standby");

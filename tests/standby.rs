@@ -153,6 +153,7 @@ async fn a_standby_answers_like_the_primary_and_reads_fall_back_past_the_lag_bou
     assert_eq!(role_of(&json_of(&out)), renamed);
     let note = String::from_utf8_lossy(&out.stderr);
     assert!(note.contains("reading from the primary") && note.contains("behind"), "{note}");
+    assert_eq!(note.lines().count(), 1, "one note, no log line besides: {note}");
     // Within a bound of an hour the standby still answers, as it was before the write.
     let out = on_standby(&db, &standby_url, &lenient, &["graph", "nodes", "--format", "json"]);
     assert_ne!(role_of(&json_of(&out)), renamed, "{}", String::from_utf8_lossy(&out.stderr));
