@@ -116,10 +116,12 @@ pub fn choose(lag: Option<Lag>, max: Duration) -> ReadSide {
 }
 
 /// Asks the read server how far its replay is (one statement, no session state).
+/// `pg_stat_wal_receiver` shows its `status` only to roles with `pg_read_all_stats`; to
+/// others a running WAL receiver counts as streaming.
 pub async fn status(pool: &PgPool) -> Result<ReplayStatus> {
     let (in_recovery, streaming, caught_up, replay_age_s): (bool, bool, Option<bool>, Option<f64>) = sqlx::query_as(
         "SELECT pg_is_in_recovery(), \
-                COALESCE((SELECT status = 'streaming' FROM pg_stat_wal_receiver), false), \
+                COALESCE((SELECT COALESCE(status = 'streaming', true) FROM pg_stat_wal_receiver), false), \
                 pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn(), \
                 extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8",
     )
