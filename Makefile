@@ -15,9 +15,9 @@ deps:
 
 # The tests also need a real PowerDNS (auth, bind backend, recursor), dig, and for the
 # network-namespace lab iproute2, nftables, fping and mtr-tiny; for the report, graphviz
-# and chromium; for rotating a tailed log, logrotate.
+# and chromium; for rotating a tailed log, logrotate; pgbouncer (tests/pgbouncer.rs).
 test-deps:
-	@scripts/install-deps.sh postgres pdns lab nagios report tail deploy tls
+	@scripts/install-deps.sh postgres pdns lab nagios report tail deploy tls pgbouncer
 	@scripts/install-schemathesis.sh >/dev/null
 
 build:

@@ -17,6 +17,9 @@
 #                                         of `edgewatch man` in tests/cli_meta.rs)
 #   scripts/install-deps.sh tls           curl (reads the API over HTTPS with --cacert) and strace (sees that a
 #                                         refusing agent connects nowhere) for tests/tls_serve.rs
+#   scripts/install-deps.sh pgbouncer     Debian's pgbouncer (tests/pgbouncer.rs runs every command through it, in
+#                                         transaction pooling) and pg_basebackup (postgresql-client: the
+#                                         streaming standby of tests/standby.rs); the service is not started
 #   scripts/install-deps.sh bench         the path-tracing benchmark (`BENCH_ONLY=trace make bench`):
 #                                         iproute2 for its namespaces, and scamper, the tracer it is
 #                                         measured beside
@@ -99,6 +102,12 @@ for group in "$@"; do
         tls)
             command -v curl >/dev/null 2>&1 || need+=(curl)
             command -v strace >/dev/null 2>&1 || need+=(strace)
+            optional=1
+            ;;
+        pgbouncer)
+            # The tests start their own pgbouncer in front of their own cluster; the packaged
+            # service stays stopped (policy-rc.d below).
+            command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
             optional=1
             ;;
         bench)

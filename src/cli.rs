@@ -33,6 +33,12 @@ pub struct Global {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// A streaming-replication standby of that PostgreSQL for the read-only questions
+    /// (graph, incidents, check, report, route, sql, the API's GETs); past [database]
+    /// max_read_lag (default 30s) of replay lag, reads go to the primary.
+    #[arg(long, env = "EDGEWATCH_READ_DATABASE_URL", global = true, hide_env_values = true)]
+    pub read_database_url: Option<String>,
+
     /// Directory of the embedded PostgreSQL cluster (used when no --database-url)
     /// [default: .edgewatch]
     #[arg(long, env = "EDGEWATCH_DATA_DIR", global = true)]

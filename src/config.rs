@@ -6,6 +6,10 @@
 //! database_url = "postgres://edgewatch@db.example.com/edgewatch"   # or DATABASE_URL
 //! data_dir = "/var/lib/edgewatch"          # embedded cluster, when no database_url
 //!
+//! [database]                               # reads on a standby (docs/scaling.md)
+//! read_url = "postgres://edgewatch@db-standby.example.com/edgewatch"  # or --read-database-url
+//! max_read_lag = "30s"                     # standby further behind: reads go to the primary
+//!
 //! [dns]
 //! zones = ["example.com"]                  # zones holding the service names
 //! batch_lines = 5000000
@@ -115,6 +119,8 @@ pub struct Settings {
     /// The file as read, for saying what a reload changed.
     raw: toml::Table,
     database_url: Option<String>,
+    read_database_url: Option<String>,
+    max_read_lag: Duration,
     data_dir: PathBuf,
     check_diagnosis_max_age: Duration,
     stop_timeout: Duration,
@@ -198,6 +204,8 @@ impl Settings {
         Ok(Settings {
             raw,
             database_url: global.database_url.clone().or_else(|| file.database_url.clone()),
+            read_database_url: global.read_database_url.clone().or_else(|| file.database.read_url.clone()),
+            max_read_lag: file.database.max_read_lag().map_err(anyhow::Error::msg)?,
             data_dir: global
                 .data_dir
                 .clone()
@@ -246,6 +254,17 @@ impl Settings {
     /// `--database-url` / DATABASE_URL, else `database_url`.
     pub fn database_url(&self) -> Option<&str> {
         self.database_url.as_deref()
+    }
+
+    /// `--read-database-url` / EDGEWATCH_READ_DATABASE_URL, else `[database] read_url`:
+    /// the standby the read-only questions go to.
+    pub fn read_database_url(&self) -> Option<&str> {
+        self.read_database_url.as_deref()
+    }
+
+    /// `[database] max_read_lag`, default 30 s: a standby further behind is not read.
+    pub fn max_read_lag(&self) -> Duration {
+        self.max_read_lag
     }
 
     /// The embedded cluster's directory: `--data-dir` / EDGEWATCH_DATA_DIR, else
@@ -404,6 +423,8 @@ struct Config {
     database_url: Option<String>,
     data_dir: Option<PathBuf>,
     #[serde(default)]
+    database: DatabaseConfig,
+    #[serde(default)]
     dns: DnsConfig,
     #[serde(default)]
     thresholds: probers::health::Thresholds,
@@ -442,6 +463,25 @@ struct ReportConfig {
     dir: Option<PathBuf>,
     /// Days of hourly rollups kept (default 400).
     keep_days: Option<u32>,
+}
+
+/// `[database]`: the read side (a streaming standby) and how stale it may be.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatabaseConfig {
+    read_url: Option<String>,
+    /// Replay lag beyond which reads go to the primary (default 30s).
+    max_read_lag: Option<String>,
+}
+
+impl DatabaseConfig {
+    fn max_read_lag(&self) -> Result<Duration, String> {
+        match &self.max_read_lag {
+            None => Ok(Duration::from_secs(30)),
+            Some(lag) => humantime::parse_duration(lag)
+                .map_err(|e| format!("[database] max_read_lag = {lag:?}: {e} (examples: 1s, 30s, 2m)")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -512,6 +552,7 @@ impl Config {
         config.health.validate().map_err(|e| anyhow::anyhow!("{}: [health] {e}", path.display()))?;
         config.diagnosis.validate().map_err(|e| anyhow::anyhow!("{}: [diagnosis] {e}", path.display()))?;
         config.check_diagnosis_max_age().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.database.max_read_lag().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Owners::new(&config.owners).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         config.trace.resolve(400).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok((config, raw))
@@ -542,6 +583,7 @@ mod tests {
         let settings = |config: &Path| {
             Settings::new(&Global {
                 database_url: None,
+                read_database_url: None,
                 data_dir: None,
                 config: Some(config.to_path_buf()),
                 verbose: 0,
@@ -551,6 +593,7 @@ mod tests {
         };
         let (s, d) = (settings(&sample), settings(&empty));
         assert_eq!(s.data_dir(), d.data_dir());
+        assert_eq!((s.read_database_url(), s.max_read_lag()), (d.read_database_url(), d.max_read_lag()));
         assert_eq!(s.trace(), d.trace());
         assert_eq!(s.diagnosis(), d.diagnosis());
         assert_eq!(format!("{:?}", s.check()), format!("{:?}", d.check()));
@@ -633,6 +676,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.starts_with("bad.toml:2: [agent] unknown key `cafile`"), "{err}");
+    }
+
+    #[test]
+    fn the_read_side_comes_from_the_flag_over_the_file_and_a_bad_lag_names_the_key() {
+        let file = "[database]\nread_url = \"postgres://f/standby\"\nmax_read_lag = \"2s\"\n";
+        let (s, _) = settings(file, &["graph", "nodes"]);
+        assert_eq!((s.read_database_url(), s.max_read_lag()), (Some("postgres://f/standby"), Duration::from_secs(2)));
+        let (s, _) = settings(file, &["--read-database-url", "postgres://c/standby", "graph", "nodes"]);
+        assert_eq!(s.read_database_url(), Some("postgres://c/standby"));
+        let (s, _) = settings("", &["graph", "nodes"]);
+        assert_eq!((s.read_database_url(), s.max_read_lag()), (None, Duration::from_secs(30)));
+
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[database]\nmax_read_lag = \"soon\"\n").unwrap();
+        let err = Config::load(&bad).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{}: [database] max_read_lag = \"soon\"", bad.display())), "{err}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod nagios;
 mod not_found;
 mod output;
 mod path_evidence;
+mod read_pool;
 mod reload;
 pub mod report;
 mod route_query;

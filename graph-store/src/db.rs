@@ -68,6 +68,14 @@ pub async fn open_existing(target: &Target) -> Result<PgPool> {
     pool(options, &location).await
 }
 
+/// A pool for the server at `url` that connects on first use, not now: for a standby
+/// that may be down when edgewatch starts (reads then go to the primary).
+pub fn lazy_pool(url: &str) -> Result<PgPool> {
+    let options: PgConnectOptions = url.parse().map_err(|source| Error::Connect { target: redact(url), source })?;
+    let options = options.log_statements(tracing::log::LevelFilter::Trace);
+    Ok(PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options))
+}
+
 /// A pool over `options`, with statement logging at trace level only.
 pub async fn pool(options: PgConnectOptions, location: &str) -> Result<PgPool> {
     // One direct attempt first: it fails at once with the real reason (refused, bad
@@ -94,8 +102,25 @@ pub async fn pool(options: PgConnectOptions, location: &str) -> Result<PgPool> {
 }
 
 /// Applies every pending migration. Safe to run from several processes at once.
+///
+/// All in one transaction that holds a transaction-level advisory lock, each migration in
+/// a savepoint, instead of sqlx's session-level `pg_advisory_lock`: through a pooler in
+/// transaction mode (pgbouncer) a session lock is taken on one server connection and
+/// released (or not) on another, and the next process to migrate waits forever.
 pub async fn migrate(pool: &PgPool) -> Result<()> {
-    MIGRATOR.run(pool).await?;
+    let migrator = sqlx::migrate::Migrator {
+        migrations: MIGRATOR.migrations.clone(),
+        ignore_missing: MIGRATOR.ignore_missing,
+        locking: false,
+        no_tx: MIGRATOR.no_tx,
+    };
+    let mut tx = pool.begin().await.map_err(Error::sql("starting the migrations"))?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('edgewatch:migrate'))")
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::sql("waiting for other processes' migrations"))?;
+    migrator.run_direct(&mut *tx).await?;
+    tx.commit().await.map_err(Error::sql("committing the migrations"))?;
     Ok(())
 }
 

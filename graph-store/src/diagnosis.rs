@@ -207,6 +207,22 @@ pub async fn current(pool: &PgPool, cfg: &DiagnosisConfig, max_age: std::time::D
     refresh(pool, cfg).await
 }
 
+/// Like [`current`] on a server that takes no writes (a standby): the stored diagnosis
+/// when it is at most `max_age` old, else one computed now and not stored.
+pub async fn current_read_only(
+    pool: &PgPool,
+    cfg: &DiagnosisConfig,
+    max_age: std::time::Duration,
+) -> Result<Diagnosis> {
+    if let Some(d) = stored(pool).await? {
+        let age = (Utc::now() - d.computed_at).to_std().unwrap_or_default();
+        if age <= max_age {
+            return Ok(d);
+        }
+    }
+    compute(pool, cfg).await
+}
+
 /// When the newest probe result was taken (none: never).
 pub async fn last_result_at(pool: &PgPool) -> Result<Option<DateTime<Utc>>> {
     sqlx::query_scalar("SELECT max(last_at) FROM probe_counters")

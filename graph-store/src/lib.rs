@@ -17,6 +17,7 @@
 //! - [`query`]: reading the graph back (`graph nodes|edges`).
 //! - [`sql`]: `edgewatch sql`, an operator's ad-hoc query, read-only with a time limit.
 //! - [`lease`]: who of several processes does the once-only work (lease rows that expire).
+//! - [`replica`]: a streaming standby's replay lag, and whether a read goes to it.
 //! - `error`, `time`: the crate's one error type, and timestamps as edgewatch prints them
 //!   (private; what they define is re-exported at the crate root).
 //!
@@ -52,6 +53,7 @@ pub mod model;
 pub mod paths;
 pub mod probe;
 pub mod query;
+pub mod replica;
 pub mod report;
 pub mod rollup;
 pub mod sql;

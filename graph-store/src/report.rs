@@ -35,13 +35,20 @@ pub struct Day {
 /// Makes the report for `day`; `local_hour` writes an hour start in the report's zone.
 #[tracing::instrument(skip(pool, local_hour))]
 pub async fn compute(pool: &PgPool, day: &Day, local_hour: &dyn Fn(DateTime<Utc>) -> String) -> Result<Report> {
+    crate::rollup::fill_down(pool, day.from, day.to).await?;
+    compute_filled(pool, day, local_hour).await
+}
+
+/// [`compute`] once the day's rollups are filled in (on the primary, by
+/// [`crate::rollup::fill_down`]): reads only, so `pool` may be a standby that has
+/// replayed them.
+pub async fn compute_filled(pool: &PgPool, day: &Day, local_hour: &dyn Fn(DateTime<Utc>) -> String) -> Result<Report> {
     let inputs = load(pool, day).await?;
     Ok(sections::assemble(inputs, day, local_hour, Utc::now()))
 }
 
-/// Every read the report needs (the rollups of the day filled in first).
+/// Every read the report needs.
 async fn load(pool: &PgPool, day: &Day) -> Result<Inputs> {
-    crate::rollup::fill_down(pool, day.from, day.to).await?;
     let all = ListOptions::default();
     let nodes_start = history::nodes_at(pool, day.from, &all).await?;
     let edges_start = history::edges_at(pool, day.from, &all).await?;

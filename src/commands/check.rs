@@ -65,14 +65,19 @@ async fn connect_quietly(settings: &Settings, args: &CheckArgs) -> Result<PgPool
 /// What the check saw, within `--timeout`: the diagnosis, filtered, when the probe results
 /// are fresh enough.
 async fn evaluate(settings: &Settings, args: &CheckArgs) -> Result<Answer, String> {
-    let pool = connect_quietly(settings, args).await?;
+    let primary = connect_quietly(settings, args).await?;
+    let read = crate::read_pool::for_command(settings, &primary).await.map_err(|e| format!("{e:#}"))?;
+    let pool = read.pool;
     let work = async {
         let newest = diagnosis::last_result_at(&pool).await.map_err(|e| format!("cannot read the store: {e}"))?;
         let data_age = nagios::data_age(newest, Utc::now(), args.max_age)?;
         let check = settings.check();
-        let diagnosis = diagnosis::current(&pool, &check.diagnosis, check.diagnosis_max_age)
-            .await
-            .map_err(|e| format!("cannot diagnose: {e}"))?;
+        let diagnosis = if read.on_standby {
+            diagnosis::current_read_only(&pool, &check.diagnosis, check.diagnosis_max_age).await
+        } else {
+            diagnosis::current(&pool, &check.diagnosis, check.diagnosis_max_age).await
+        };
+        let diagnosis = diagnosis.map_err(|e| format!("cannot diagnose: {e}"))?;
         Ok::<_, String>((diagnosis, data_age))
     };
     let (diagnosis, data_age) = tokio::time::timeout(args.timeout, work)

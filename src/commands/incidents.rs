@@ -14,7 +14,12 @@ use crate::output;
 
 pub async fn run(settings: &Settings, format: ListFormat) -> Result<ExitCode> {
     let db = super::shared::connect(settings).await?;
-    let diagnosis = diagnosis::current(&db.pool, &settings.diagnosis(), Duration::ZERO).await?;
+    let read = crate::read_pool::for_command(settings, &db.pool).await?;
+    let diagnosis = if read.on_standby {
+        diagnosis::current_read_only(&read.pool, &settings.diagnosis(), Duration::ZERO).await?
+    } else {
+        diagnosis::current(&db.pool, &settings.diagnosis(), Duration::ZERO).await?
+    };
     match format {
         ListFormat::Json => output::json(&diagnosis.incidents)?,
         ListFormat::Table => {
@@ -30,7 +35,7 @@ pub async fn run(settings: &Settings, format: ListFormat) -> Result<ExitCode> {
                 ]);
             }
             println!("{t}");
-            let labels = crate::path_evidence::labels(&db.pool, settings.owners(), &diagnosis.incidents).await;
+            let labels = crate::path_evidence::labels(&read.pool, settings.owners(), &diagnosis.incidents).await;
             for i in diagnosis.incidents.iter().filter(|i| !i.paths.is_empty()) {
                 println!("{} {}:", i.kind.as_str(), i.culprit);
                 for e in &i.paths {

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use graph_store::report::{self as store, Day};
 
-use super::reporting::{day_in, make, render, write_atomically, yesterday};
+use super::reporting::{day_in, make_reading, render, write_atomically, yesterday};
 use crate::cli::ReportArgs;
 use crate::config::Settings;
 
@@ -23,7 +23,7 @@ pub async fn run(settings: &Settings, args: ReportArgs) -> Result<ExitCode> {
         (None, None) => (day_in(yesterday(now, tz), tz)?, true),
     };
     let db = super::shared::connect(settings).await?;
-    let r = make(&db.pool, &day, tz).await?;
+    let r = make_reading(settings, &db.pool, &day, tz).await?;
     let body = render(&r, args.format)?;
     if stored {
         store::store(&db.pool, day.date, &day.tz, args.format.name(), &body).await?;

@@ -33,6 +33,15 @@ pub async fn make(pool: &PgPool, day: &Day, tz: Tz) -> Result<Report> {
     Ok(store::compute(pool, day, &local).await?)
 }
 
+/// [`make`] for `edgewatch report`: the rollups filled in on the primary, the rest read
+/// from the standby once it has replayed them (crate::read_pool).
+pub async fn make_reading(settings: &crate::config::Settings, primary: &PgPool, day: &Day, tz: Tz) -> Result<Report> {
+    graph_store::rollup::fill_down(primary, day.from, day.to).await?;
+    let read = crate::read_pool::for_command_after_write(settings, primary).await?.pool;
+    let local = move |t: DateTime<Utc>| t.with_timezone(&tz).format("%H:%M").to_string();
+    Ok(store::compute_filled(&read, day, &local).await?)
+}
+
 pub fn render(r: &Report, format: ReportFormat) -> Result<String> {
     Ok(match format {
         ReportFormat::Json => serde_json::to_string_pretty(r)? + "\n",

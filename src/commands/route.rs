@@ -17,10 +17,11 @@ const KINDS: [&str; 6] = ["changed", "flap-start", "flap-end", "loss-started", "
 
 pub async fn run(settings: &Settings, cmd: RouteCommand) -> Result<ExitCode> {
     let db = super::shared::connect(settings).await?;
+    let read = crate::read_pool::for_command(settings, &db.pool).await?.pool;
     let owners = settings.owners();
     match cmd {
         RouteCommand::Show { src, dst, at, window, format } => {
-            let show = route_query::show(&db.pool, &owners, &src, &dst, at, window).await?;
+            let show = route_query::show(&read, &owners, &src, &dst, at, window).await?;
             match format {
                 ListFormat::Json => output::json(&show)?,
                 ListFormat::Table => {
@@ -43,7 +44,7 @@ pub async fn run(settings: &Settings, cmd: RouteCommand) -> Result<ExitCode> {
                 }
             };
             let rules = DiffRules { rtt_worse_ms, rtt_worse_pct, ..DiffRules::default() };
-            let diff = route_query::diff(&db.pool, &owners, &src, &dst, &starts, window, &rules).await?;
+            let diff = route_query::diff(&read, &owners, &src, &dst, &starts, window, &rules).await?;
             match format {
                 ListFormat::Json => output::json(&diff)?,
                 ListFormat::Table => {
@@ -60,7 +61,7 @@ pub async fn run(settings: &Settings, cmd: RouteCommand) -> Result<ExitCode> {
                 anyhow::bail!("--kind {bad:?}: expected one of {}", KINDS.join(", "));
             }
             let filter = EventFilter { since: Some(since), until, dcs: dc, pair_id: None, kinds: kind, limit };
-            let (events, labels) = route_query::changes(&db.pool, &owners, &filter).await?;
+            let (events, labels) = route_query::changes(&read, &owners, &filter).await?;
             match format {
                 ListFormat::Json => output::json(&events)?,
                 ListFormat::Table => {

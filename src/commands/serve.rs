@@ -77,6 +77,10 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
     if let Some(age) = serve.snapshot_max_age {
         app.snapshot_max_age = age;
     }
+    // The standby (--read-database-url), asked every second while serving.
+    app.reads = crate::read_pool::Reads::new(settings, &db.pool)?;
+    app.reads.refresh().await;
+    let read_watch = app.reads.watch(shutdown.clone());
     let app = Arc::new(app);
     // Requests in flight get three quarters of --stop-timeout; the rest is for the keepers.
     let drain = settings.stop_timeout() * 3 / 4;
@@ -86,6 +90,9 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
     };
     shutdown.cancel();
     let _ = tokio::join!(keeper, trace_keeper, reloader);
+    if let Some(task) = read_watch {
+        let _ = task.await;
+    }
     lease_stop.cancel();
     let _ = lease.await;
     served.context("serving HTTP")?;

@@ -122,11 +122,11 @@ fn parse_at(at: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
 
 async fn snapshot(app: &App, at: &Option<String>) -> Result<Arc<Snapshot>, ApiError> {
     match parse_at(at)? {
-        Some(at) => Ok(Arc::new(with_store_timeout(topology::load_at(&app.pool, Some(at))).await?)),
+        Some(at) => Ok(Arc::new(with_store_timeout(topology::load_at(&app.reads.pool(), Some(at))).await?)),
         None => {
             app.live
                 .snapshot
-                .get(app.snapshot_max_age, || async { with_store_timeout(topology::load(&app.pool)).await })
+                .get(app.snapshot_max_age, || async { with_store_timeout(topology::load(&app.reads.pool())).await })
                 .await
         }
     }
@@ -261,8 +261,8 @@ pub async fn nodes(
                 "all lists retired rows too; with at the graph is the one live then".into(),
             ))
         }
-        Some(at) => with_store_timeout(history::nodes_at(&app.pool, at, &opts)).await?,
-        None => with_store_timeout(query::nodes(&app.pool, opts)).await?,
+        Some(at) => with_store_timeout(history::nodes_at(&app.reads.pool(), at, &opts)).await?,
+        None => with_store_timeout(query::nodes(&app.reads.pool(), opts)).await?,
     }))
 }
 
@@ -276,7 +276,7 @@ pub async fn edges(
 ) -> Result<Json<Vec<EdgeView>>, ApiError> {
     let mut opts = options(&p.dc, &p.role, &p.host, &p.service, p.all);
     (opts.state, opts.source) = (p.state, p.source);
-    Ok(Json(with_store_timeout(query::edges(&app.pool, opts)).await?))
+    Ok(Json(with_store_timeout(query::edges(&app.reads.pool(), opts)).await?))
 }
 
 /// Edges as they were at a past time, with their state then.
@@ -289,7 +289,7 @@ pub async fn history_edges(
     let at = parse_time("at", &p.at)?;
     let mut opts = options(&p.dc, &p.role, &p.host, &p.service, None);
     (opts.state, opts.source) = (p.state, p.source);
-    Ok(Json(with_store_timeout(history::edges_at(&app.pool, at, &opts)).await?))
+    Ok(Json(with_store_timeout(history::edges_at(&app.reads.pool(), at, &opts)).await?))
 }
 
 /// Edges down or degraded (now, or at a past time), worst first: longest broken, then the
@@ -298,13 +298,13 @@ pub async fn history_edges(
     responses((status = 200, description = "Broken edges, worst first", body = Vec<BrokenEdge>), super::openapi::Errors))]
 pub async fn broken(State(app): State<Arc<App>>, ApiQuery(p): ApiQuery<AtParams>) -> Result<Response, ApiError> {
     if let Some(at) = parse_at(&p.at)? {
-        return Ok(Json(with_store_timeout(history::broken_at(&app.pool, at)).await?).into_response());
+        return Ok(Json(with_store_timeout(history::broken_at(&app.reads.pool(), at)).await?).into_response());
     }
     let body = app
         .live
         .broken
         .get(app.snapshot_max_age, || async {
-            let edges = with_store_timeout(query::broken(&app.pool)).await?;
+            let edges = with_store_timeout(query::broken(&app.reads.pool())).await?;
             let json = serde_json::to_vec(&edges).map_err(|e| ApiError::Internal(e.into()))?;
             Ok(Bytes::from(json))
         })
@@ -394,7 +394,7 @@ pub async fn diff(State(app): State<Arc<App>>, ApiQuery(p): ApiQuery<DiffParams>
     if from > to {
         return Err(ApiError::BadRequest("from is after to".into()));
     }
-    Ok(Json(with_store_timeout(history::diff(&app.pool, from, to)).await?))
+    Ok(Json(with_store_timeout(history::diff(&app.reads.pool(), from, to)).await?))
 }
 
 /// The broken edges grouped into incidents, worst first, each with its kind, culprit and

@@ -30,6 +30,10 @@ pub struct Readiness {
     /// Why not (when not ready).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Where the read-only questions go and how far behind the standby is (only with a
+    /// standby: `--read-database-url` / `[database] read_url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_side: Option<crate::read_pool::ReadStatus>,
 }
 
 /// The process is up.
@@ -46,7 +50,12 @@ pub async fn healthz() -> Json<Health> {
 pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, Json<Readiness>) {
     let reason = match with_store_timeout(graph_store::db::readiness(&app.pool)).await {
         Ok(Ok(migrations)) => {
-            let ready = Readiness { status: "ready".into(), migrations: Some(migrations), reason: None };
+            let ready = Readiness {
+                status: "ready".into(),
+                migrations: Some(migrations),
+                reason: None,
+                read_side: app.reads.status(),
+            };
             return (StatusCode::OK, Json(ready));
         }
         Ok(Err(reason)) => reason,
@@ -55,6 +64,11 @@ pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, Json<Readiness>
     };
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(Readiness { status: "not ready".into(), migrations: None, reason: Some(reason) }),
+        Json(Readiness {
+            status: "not ready".into(),
+            migrations: None,
+            reason: Some(reason),
+            read_side: app.reads.status(),
+        }),
     )
 }

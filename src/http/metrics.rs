@@ -118,6 +118,8 @@ pub async fn scrape(State(app): State<Arc<App>>) -> Response {
     pool_max.set(i64::from(app.pool.options().get_max_connections()));
     registry.register("db_pool_max_connections", "Database pool size limit", pool_max);
 
+    app.reads.register_metrics(&mut registry);
+
     let up = Gauge::<i64>::default();
     registry.register("store_up", "1 when the store's figures could be read for this scrape", up.clone());
     match with_store_timeout(graph_store::figures::read(&app.pool)).await {

@@ -57,6 +57,8 @@ pub struct App {
     tuning: watch::Receiver<Arc<Tuning>>,
     /// Whether this process holds the lease on `serve`'s once-only work (crate::leader).
     pub leading: Option<watch::Receiver<bool>>,
+    /// Where the GETs read: the standby when configured and current enough, else `pool`.
+    pub reads: crate::read_pool::Reads,
 }
 
 /// What `serve` judges and answers with that the config file sets, and a SIGHUP may
@@ -75,6 +77,7 @@ pub struct Tuning {
 
 impl App {
     pub fn new(pool: PgPool, tuning: watch::Receiver<Arc<Tuning>>) -> App {
+        let reads = crate::read_pool::Reads::primary_only(pool.clone());
         App {
             pool,
             read_token_hash: None,
@@ -83,6 +86,7 @@ impl App {
             metrics: Default::default(),
             tuning,
             leading: None,
+            reads,
         }
     }
 
@@ -110,7 +114,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/routes/diff", get(route_api::diff))
         .route("/api/v1/routes/changes", get(route_api::changes))
         .route("/metrics", get(metrics::scrape))
-        .route_layer(middleware::from_fn_with_state(app.clone(), token::require_read_token));
+        .route_layer(middleware::from_fn_with_state(app.clone(), token::require_read_token))
+        .route_layer(middleware::from_fn_with_state(app.clone(), crate::read_pool::headers));
     Router::new()
         .merge(read)
         .route("/api/v1/agents/{name}/targets", get(agents::targets))

@@ -58,7 +58,10 @@ pub struct ShowParams {
 pub async fn show(State(app): State<Arc<App>>, ApiQuery(p): ApiQuery<ShowParams>) -> Result<Json<RouteShow>, ApiError> {
     let at = p.at.as_deref().map(|v| parse_time("at", v)).transpose()?;
     let width = width(&p.window)?;
-    Ok(Json(with_store_timeout(route_query::show(&app.pool, &app.tuning().owners, &p.src, &p.dst, at, width)).await?))
+    Ok(Json(
+        with_store_timeout(route_query::show(&app.reads.pool(), &app.tuning().owners, &p.src, &p.dst, at, width))
+            .await?,
+    ))
 }
 
 /// A pair and the windows to compare.
@@ -92,8 +95,16 @@ pub async fn diff(State(app): State<Arc<App>>, ApiQuery(p): ApiQuery<DiffParams>
     };
     let width = width(&p.window)?;
     Ok(Json(
-        with_store_timeout(route_query::diff(&app.pool, &app.tuning().owners, &p.src, &p.dst, &starts, width, &rules))
-            .await?,
+        with_store_timeout(route_query::diff(
+            &app.reads.pool(),
+            &app.tuning().owners,
+            &p.src,
+            &p.dst,
+            &starts,
+            width,
+            &rules,
+        ))
+        .await?,
     ))
 }
 
@@ -139,6 +150,7 @@ pub async fn changes(
         kinds: list(&p.kind),
         limit: p.limit.unwrap_or(1000).clamp(1, 100_000),
     };
-    let (events, _labels) = with_store_timeout(route_query::changes(&app.pool, &app.tuning().owners, &filter)).await?;
+    let (events, _labels) =
+        with_store_timeout(route_query::changes(&app.reads.pool(), &app.tuning().owners, &filter)).await?;
     Ok(Json(events))
 }

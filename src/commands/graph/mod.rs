@@ -20,14 +20,15 @@ pub async fn run(settings: &Settings, args: GraphArgs) -> Result<ExitCode> {
         return topology::run(settings, cmd, at).await;
     }
     let db = super::shared::connect(settings).await?;
+    let read = crate::read_pool::for_command(settings, &db.pool).await?.pool;
     match args.command {
         GraphCommand::Nodes(args) => {
             if args.state.is_some() || args.source.is_some() {
                 anyhow::bail!("--state and --source filter edges, not nodes");
             }
             let nodes = match at {
-                Some(at) => history::nodes_at(&db.pool, at, &list_options(&args, Some(at))?).await?,
-                None => query::nodes(&db.pool, list_options(&args, None)?).await?,
+                Some(at) => history::nodes_at(&read, at, &list_options(&args, Some(at))?).await?,
+                None => query::nodes(&read, list_options(&args, None)?).await?,
             };
             match args.format {
                 ListFormat::Json => output::json(&nodes)?,
@@ -36,14 +37,14 @@ pub async fn run(settings: &Settings, args: GraphArgs) -> Result<ExitCode> {
         }
         GraphCommand::Edges(args) => match at {
             Some(at) => {
-                let edges = history::edges_at(&db.pool, at, &list_options(&args, Some(at))?).await?;
+                let edges = history::edges_at(&read, at, &list_options(&args, Some(at))?).await?;
                 match args.format {
                     ListFormat::Json => output::json(&edges)?,
                     ListFormat::Table => edges_at_table(&edges, at),
                 }
             }
             None => {
-                let edges = query::edges(&db.pool, list_options(&args, None)?).await?;
+                let edges = query::edges(&read, list_options(&args, None)?).await?;
                 match args.format {
                     ListFormat::Json => output::json(&edges)?,
                     ListFormat::Table => output::edges_table(&edges),
@@ -51,7 +52,7 @@ pub async fn run(settings: &Settings, args: GraphArgs) -> Result<ExitCode> {
             }
         },
         GraphCommand::Broken { format } => {
-            let broken = broken(&db.pool, at).await?;
+            let broken = broken(&read, at).await?;
             match format {
                 ListFormat::Json => output::json(&broken)?,
                 ListFormat::Table => output::broken_table(&broken),
@@ -64,7 +65,7 @@ pub async fn run(settings: &Settings, args: GraphArgs) -> Result<ExitCode> {
             if from > to {
                 anyhow::bail!("--from ({}) is after --to ({})", format_utc(&from), format_utc(&to));
             }
-            let diff = history::diff(&db.pool, from, to).await?;
+            let diff = history::diff(&read, from, to).await?;
             match format {
                 ListFormat::Json => output::json(&diff)?,
                 ListFormat::Table => diff_table(&diff),

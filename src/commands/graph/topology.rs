@@ -17,7 +17,8 @@ use crate::output::{self, table};
 
 pub async fn run(settings: &Settings, cmd: TopologyCommand, at: Option<DateTime<Utc>>) -> Result<ExitCode> {
     let db = crate::commands::shared::connect(settings).await?;
-    let snapshot = topology::load_at(&db.pool, at).await?;
+    let read = crate::read_pool::for_command(settings, &db.pool).await?.pool;
+    let snapshot = topology::load_at(&read, at).await?;
     answer(&snapshot, cmd)
 }
 
