@@ -29,7 +29,7 @@ ROOT=$PWD
 RESULTS=${1:?usage: agents_bench.sh RESULTS_DIR bench|soak}
 MODE=${2:?usage: agents_bench.sh RESULTS_DIR bench|soak}
 case $MODE in bench | soak) ;; *) echo "mode: bench or soak, not $MODE" >&2; exit 2 ;; esac
-BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}/edgewatch-bench}
+export BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}/edgewatch-bench}
 SEED=${BENCH_SEED:-1}
 EDGEWATCH=$ROOT/target/release/edgewatch
 SWARM=$ROOT/target/release/examples/agent_swarm
@@ -165,7 +165,7 @@ sizes >"$RESULTS/agents-$MODE-sizes-end.txt"
 sed -i "s|http://$addr|http://127.0.0.1:PORT|" "$COMMANDS"
 
 python3 - "$RESULTS" "$MODE" "$serve0" "$serve1" "$pg0" "$pg1" "$serve_rss" "$status" "$RESEND" <<'PY'
-import json, re, sys
+import json, os, re, sys
 results, mode, s0, s1, p0, p1, rss, status, resend = sys.argv[1:]
 swarm = json.load(open(f"{results}/agents-{mode}-swarm.json"))
 rows, distinct, probers = (int(x) for x in open(f"{results}/agents-{mode}-stored.txt").read().split())
@@ -177,6 +177,7 @@ def table(path):
 acked = swarm["results_acknowledged"]
 out = {
     "mode": mode,
+    "bench_dir": os.environ.get("BENCH_DIR", ""),
     "resend_every": int(resend),
     "swarm": swarm,
     "swarm_exit": int(status),

@@ -80,7 +80,7 @@ def stored_line(d):
 def commands(w, L, d):
     w("```sh")
     root = os.getcwd() + "/"
-    bench_dir = os.environ.get("BENCH_DIR", "")
+    bench_dir = d.get("bench_dir") or os.environ.get("BENCH_DIR", "")
     for c in d["commands"]:
         c = c.replace(root, "./")
         L.append(c.replace(bench_dir, "$BENCH_DIR") if bench_dir else c)

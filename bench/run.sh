@@ -297,7 +297,7 @@ if want topology; then
   # once, as `serve` keeps it, then the check answering from it, BENCH_CHECK_RUNS times
   # (whole process: start, connect, read, print).
   run psql -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO probe_counters (kind, verdict, count, last_at) \
-    VALUES ('icmp', 'ok', 0, now()) ON CONFLICT (kind, verdict) DO UPDATE SET last_at = now()" "$url"
+    VALUES ('icmp', 'ok', 0, now()) ON CONFLICT (kind, verdict, slot) DO UPDATE SET last_at = now()" "$url"
   printf '[check]\ndiagnosis_max_age = "1h"\n' >"$RESULTS/check.toml"
   t0=$(date +%s.%N)
   run "$EDGEWATCH" --database-url "$url" incidents --format json >"$RESULTS/incidents.json"
