@@ -90,7 +90,8 @@ proc_cpu() {
 pg_cpu() {
   local pid
   pid=$(head -n1 "$1/postmaster.pid" 2>/dev/null) || { echo 0; return; }
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v hz="$(getconf CLK_TCK)" -v pm="$pid" '
+  # (processes that end between the glob and the read make cat fail: not an error here)
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v hz="$(getconf CLK_TCK)" -v pm="$pid" '
     { line = $0; sub(/^.*\) /, "", line); split(line, f, " ")
       if ($1 == pm) t += f[12] + f[13] + f[14] + f[15]; else if (f[2] == pm) t += f[12] + f[13] }
     END { print t / hz }'

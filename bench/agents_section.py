@@ -117,7 +117,37 @@ def bench_section(d):
     w("")
     w(cpu_lines(d) + f" `serve` RSS at the end: {d['serve_rss_mb_end']:.0f} MB.")
     w("")
+    w(limits(d))
+    w("")
     return L
+
+
+def limits(d):
+    """Where the time goes: CPU per check-in, and what the goal would take at that cost."""
+    s, c = d["swarm"], d["cpu_secs"]
+    n = max(s["checkins"], 1)
+    serve_ms, pg_ms = c["serve"] * 1e3 / n, c["postgres"] * 1e3 / n
+    cores = CHECKINS_PER_SEC * (serve_ms + pg_ms) / 1e3
+    busy = (c["serve"] + c["postgres"] + c["swarm"]) / s["secs"]
+    return (
+        "Where the time goes: each check-in cost `serve` "
+        f"{serve_ms:.2f} ms and PostgreSQL {pg_ms:.2f} ms of CPU, so {CHECKINS_PER_SEC:,} check-ins/s would need "
+        f"about {cores:.0f} cores for the two of them at this cost, against the 2 this machine has (shared with other "
+        f"builds during the run: the three processes here used {busy:.2f} of them). The server's agent path is "
+        "about a dozen statements per check-in, each its own round trip: the token lookup (twice: once per "
+        "request), the targets; for the results, the foreign-edge check, the already-recorded check, then one "
+        "transaction (lock the health rows, insert the results, add to the counters and the hourly rollup, "
+        "update the health rows, commit with its WAL flush), then a second update of the same health rows "
+        "(`defer_probes`, in its own transaction) and the agent report. A profile with `pg_stat_statements` "
+        "(5,000 agents, 32 connections, 2026-12-05) put the most executor time in the two `edge_health` "
+        "updates (0.54 and 0.44 ms a call), the `probe_hourly` upsert (0.29 ms), the targets query (0.22 ms) "
+        "and the `probe_results` insert (0.21 ms). Before this run's commit, all concurrent result "
+        "transactions also queued on the same two or three `probe_counters` rows, held to each commit's WAL "
+        "flush (172 check-ins/s, p99 547 ms, most backends waiting on a row lock); those counters are now "
+        "spread over 64 slots (migration 13). What would go further, not built: fold `defer_probes` into "
+        "the results transaction's health update (one statement and one commit less per post), cache token "
+        "owners for a few seconds, and answer the targets from a per-process snapshot; beyond that the goal "
+        "is several `serve` processes and a PostgreSQL with cores of its own (docs/scaling.md).")
 
 
 def soak_section(d, note):
