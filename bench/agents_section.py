@@ -177,6 +177,11 @@ def soak_section(d, note):
     w(f"| every result stored exactly once | {st['rows']:,} rows, {st['distinct']:,} distinct, "
       f"{st['acknowledged']:,} acknowledged; {s['results_resent']:,} resent, "
       f"{s['resent_answered_duplicate']:,} answered duplicate | {yes(st['exactly_once'])} |")
+    offered, served = s["offered_per_sec"], s["checkins_per_sec"]
+    lag = (s.get("start_lag_ms") or {}).get("max")
+    w(f"| the server keeps up with the offered check-ins | {served:,.0f} of {offered:,.0f} a second; agents "
+      f"{'fell behind their schedule, by up to ' + f'{lag / 1e3:,.0f} s at the end' if lag and lag > 1e3 * s['cycle_s'] else 'on schedule'} "
+      f"| {yes(served >= 0.98 * offered)} |")
     if growth:
         base, last, g = growth
         w(f"| `serve` RSS flat: ≤ {RSS_GROWTH:.0%} growth after the first {RSS_SETTLE_S // 60} minutes | "
@@ -194,7 +199,13 @@ def soak_section(d, note):
         w(f"`serve` RSS, sampled every {rss[1][0] - rss[0][0] if len(rss) > 1 else 0:.0f} s (MB): "
           + ", ".join(f"{t / 60:.1f} min {m:.1f}" for t, m in rss) + ".")
         w("")
-    w("PostgreSQL table sizes (with indexes and TOAST; partitions summed), at the start and the end:")
+    rows = max(st["rows"], 1)
+    grown = {k: d["sizes_end"][k] - d["sizes_start"].get(k, 0) for k in d["sizes_end"]}
+    w("PostgreSQL table sizes (with indexes and TOAST; partitions summed), at the start and the end. "
+      f"Per stored result: `probe_results` {grown.get('probe_results', 0) / rows:,.0f} bytes, `probe_hourly` "
+      f"{grown.get('probe_hourly', 0) / rows:,.1f}; per check-in, `agent_reports` "
+      f"{grown.get('agent_reports', 0) / max(s['checkins'], 1):,.0f} bytes. `edge_health` (one row per edge) grows "
+      "with the dead row versions of its updates (two per results post) until autovacuum reclaims them.")
     w("")
     w("| table | start | end | growth | per hour at this rate |")
     w("| --- | ---: | ---: | ---: | ---: |")
