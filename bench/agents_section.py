@@ -225,7 +225,7 @@ def section(results, mode, note=""):
     L = bench_section(d) if mode == "bench" else soak_section(d, note)
     w = L.append
     w(f"Commit {sh('git', 'rev-parse', '--short', 'HEAD')}"
-      + (" + uncommitted changes" if sh("git", "status", "--porcelain") not in ("", "?") else "")
+      + (" + uncommitted changes" if sh("git", "status", "--porcelain", "--", ".", ":!docs/BENCHMARKS.md") not in ("", "?") else "")
       + ". Reproduce (" + ("`BENCH_ONLY=agents make bench`" if mode == "bench" else "`make soak-agents`")
       + "; `PORT` is the one the kernel gave `serve`):")
     w("")

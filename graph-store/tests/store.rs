@@ -230,8 +230,8 @@ async fn concurrent_result_writers_do_not_queue_on_the_counters() {
         held.push(tx);
     };
     write_cycle(&mut first, &[row(1)], &[], &[]).await.unwrap();
-    let written =
-        tokio::time::timeout(std::time::Duration::from_secs(10), write_cycle(&mut second, &[row(2)], &[], &[]));
+    let rows = [row(2)];
+    let written = tokio::time::timeout(std::time::Duration::from_secs(10), write_cycle(&mut second, &rows, &[], &[]));
     written.await.expect("the second writer waited for the first one's commit").unwrap();
     second.commit().await.unwrap();
     first.commit().await.unwrap();
