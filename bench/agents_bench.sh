@@ -166,7 +166,7 @@ sizes >"$RESULTS/agents-$MODE-sizes-end.txt"
 sed -i "s|http://$addr|http://127.0.0.1:PORT|" "$COMMANDS"
 
 python3 - "$RESULTS" "$MODE" "$serve0" "$serve1" "$pg0" "$pg1" "$serve_rss" "$status" "$RESEND" <<'PY'
-import json, os, re, sys
+import json, os, re, subprocess, sys
 results, mode, s0, s1, p0, p1, rss, status, resend = sys.argv[1:]
 swarm = json.load(open(f"{results}/agents-{mode}-swarm.json"))
 rows, distinct, probers = (int(x) for x in open(f"{results}/agents-{mode}-stored.txt").read().split())
@@ -176,9 +176,14 @@ def field(name):
 def table(path):
     return {k: int(v) for k, v in (l.split() for l in open(path) if l.strip())}
 acked = swarm["results_acknowledged"]
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+dirty = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!docs/BENCHMARKS.md"], capture_output=True,
+                       text=True).stdout.strip()
+commit += " + uncommitted changes" if dirty else ""
 out = {
     "mode": mode,
     "bench_dir": os.environ.get("BENCH_DIR", ""),
+    "commit": commit,
     "resend_every": int(resend),
     "swarm": swarm,
     "swarm_exit": int(status),

@@ -132,7 +132,7 @@ def limits(d):
     return (
         "Where the time goes: each check-in cost `serve` "
         f"{serve_ms:.2f} ms and PostgreSQL {pg_ms:.2f} ms of CPU, so {CHECKINS_PER_SEC:,} check-ins/s would need "
-        f"about {cores:.0f} cores for the two of them at this cost, against the 2 this machine has (shared with other "
+        f"about {cores:.0f} cores for the two of them at this cost (measured on a loaded machine), against the 2 this machine has (shared with other "
         f"builds during the run: the three processes here used {busy:.2f} of them). The server's agent path is "
         "about a dozen statements per check-in, each its own round trip: the token lookup (twice: once per "
         "request), the targets; for the results, the foreign-edge check, the already-recorded check, then one "
@@ -141,13 +141,14 @@ def limits(d):
         "(`defer_probes`, in its own transaction) and the agent report. A profile with `pg_stat_statements` "
         "(5,000 agents, 32 connections, 2026-12-05) put the most executor time in the two `edge_health` "
         "updates (0.54 and 0.44 ms a call), the `probe_hourly` upsert (0.29 ms), the targets query (0.22 ms) "
-        "and the `probe_results` insert (0.21 ms). Before this run's commit, all concurrent result "
+        "and the `probe_results` insert (0.21 ms). Before commit e60ac43, all concurrent result "
         "transactions also queued on the same two or three `probe_counters` rows, held to each commit's WAL "
         "flush (172 check-ins/s, p99 547 ms, most backends waiting on a row lock); those counters are now "
         "spread over 64 slots (migration 13). What would go further, not built: fold `defer_probes` into "
         "the results transaction's health update (one statement and one commit less per post), cache token "
         "owners for a few seconds, and answer the targets from a per-process snapshot; beyond that the goal "
-        "is several `serve` processes and a PostgreSQL with cores of its own (docs/scaling.md).")
+        "is several `serve` processes and a PostgreSQL with cores of its own (issue 15: stateless `serve`, reads on a "
+        "standby).")
 
 
 def soak_section(d, note):
@@ -187,6 +188,13 @@ def soak_section(d, note):
         w(f"| `serve` RSS flat: ≤ {RSS_GROWTH:.0%} growth after the first {RSS_SETTLE_S // 60} minutes | "
           f"{base:.1f} MB → {last:.1f} MB ({g:+.1%}) | {yes(g <= RSS_GROWTH)} |")
     w("")
+    if served < 0.98 * offered:
+        w(f"The offered {offered:,.0f} check-ins/s are more than one `serve` and PostgreSQL sharing these 2 cores "
+          "(with other engineers' builds during the run) answered, so the agents ran ever later than their "
+          "schedule; every check-in was still answered and stored once. \"Agent check-ins\" above says where the "
+          f"time goes. At the operators' 2-minute cycle the same {fill['agents']:,} agents offer "
+          f"{fill['agents'] / 120:,.0f} check-ins/s.")
+        w("")
     w(f"Check-ins: {s['checkins']:,} ({s['checkins_per_sec']:,.1f}/s), errors: fetch {s['fetch_errors']}, "
       f"post {s['post_errors']} (retried), refused {s['refused']}; late starts (behind schedule) p99 "
       f"{ms((s.get('start_lag_ms') or {}).get('p99'))}.")
@@ -224,8 +232,10 @@ def section(results, mode, note=""):
         return []
     L = bench_section(d) if mode == "bench" else soak_section(d, note)
     w = L.append
-    w(f"Commit {sh('git', 'rev-parse', '--short', 'HEAD')}"
-      + (" + uncommitted changes" if sh("git", "status", "--porcelain", "--", ".", ":!docs/BENCHMARKS.md") not in ("", "?") else "")
+    commit = d.get("commit") or (
+        sh("git", "rev-parse", "--short", "HEAD")
+        + (" + uncommitted changes" if sh("git", "status", "--porcelain", "--", ".", ":!docs/BENCHMARKS.md") not in ("", "?") else ""))
+    w(f"Measured at commit {commit}"
       + ". Reproduce (" + ("`BENCH_ONLY=agents make bench`" if mode == "bench" else "`make soak-agents`")
       + "; `PORT` is the one the kernel gave `serve`):")
     w("")
