@@ -312,7 +312,7 @@ impl Swarm {
         tally.acknowledged += n;
         tally.duplicates += accepted.duplicates as u64;
         let seq = self.posts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if self.resend_every > 0 && seq % self.resend_every == 0 {
+        if self.resend_every > 0 && seq.is_multiple_of(self.resend_every) {
             if let Some(again) = self.post(agent, &body, tally).await {
                 tally.resent += n;
                 tally.resent_duplicates += again.duplicates as u64;
