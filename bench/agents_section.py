@@ -144,7 +144,7 @@ def limits(d):
         "and the `probe_results` insert (0.21 ms). Before commit e60ac43, all concurrent result "
         "transactions also queued on the same two or three `probe_counters` rows, held to each commit's WAL "
         "flush (172 check-ins/s, p99 547 ms, most backends waiting on a row lock); those counters are now "
-        "spread over 64 slots (migration 13). What would go further, not built: fold `defer_probes` into "
+        "spread over 64 slots (migrations/20261205000014_probe_counter_slots.sql). What would go further, not built: fold `defer_probes` into "
         "the results transaction's health update (one statement and one commit less per post), cache token "
         "owners for a few seconds, and answer the targets from a per-process snapshot; beyond that the goal "
         "is several `serve` processes and a PostgreSQL with cores of its own (issue 15: stateless `serve`, reads on a "
