@@ -449,7 +449,7 @@ ORDER BY 1, 2;
 -- The counters /metrics reads, as probe::write_cycle keeps them.
 INSERT INTO probe_counters AS c (kind, verdict, count, last_at)
 SELECT kind, verdict, count(*), max(at) FROM probe_results GROUP BY 1, 2
-ON CONFLICT (kind, verdict) DO UPDATE SET count = c.count + EXCLUDED.count, last_at = EXCLUDED.last_at;
+ON CONFLICT (kind, verdict, slot) DO UPDATE SET count = c.count + EXCLUDED.count, last_at = EXCLUDED.last_at;
 INSERT INTO fill_clock VALUES ('probe_hourly', clock_timestamp());
 
 -- Everything, the big partition included: so that no autovacuum runs during the

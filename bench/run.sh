@@ -7,11 +7,13 @@
 # day at the operators' scale (bench/report_bench.sh: 50,000 edges, 36 M probe rows), and path
 # tracing beside scamper (bench/trace_bench.sh, root: 1,000 destinations behind a chain of 4
 # routers in network namespaces, ICMP Paris, 3 probes per TTL), written to docs/BENCHMARKS.md
-# with the machine, the date and the exact commands. `BENCH_ONLY=trace` alone puts only its
-# section (and its rows of the Targets table) into BENCH_OUT and leaves the rest of the page.
+# with the machine, the date and the exact commands, and agent check-ins against a real
+# `serve` (bench/agents_bench.sh: 5,000 simulated agents from examples/agent_swarm.rs).
+# `BENCH_ONLY=trace` alone puts only its section (and its rows of the Targets table) into
+# BENCH_OUT and leaves the rest of the page; so does `BENCH_ONLY=agents` with its section.
 #
 # Knobs (environment):
-#   BENCH_ONLY           sections to run, of "parse ingest probe topology report trace paths" (default all),
+#   BENCH_ONLY           sections to run, of "parse ingest probe topology report trace paths agents" (default all),
 #                        e.g. BENCH_ONLY=topology BENCH_OUT=/tmp/b.md bash bench/run.sh, or as root
 #                        BENCH_ONLY=trace bash bench/run.sh (trace is skipped, saying so, when not root)
 #   BENCH_DIR            scratch directory (default ${TMPDIR:-/tmp}/edgewatch-bench)
@@ -31,10 +33,12 @@
 #   BENCH_API_CONNECTIONS keep-alive connections sending GET /api/v1/broken (default 4)
 #   BENCH_API_SECS       how long they send (default 10)
 #   BENCH_TRACE_*        the path-tracing section's knobs: see the head of bench/trace_bench.sh
+#   BENCH_AGENTS*        the agent check-in section's knobs: see the head of bench/agents_bench.sh
 #   BENCH_KEEP=1         keep the generated files and clusters' data afterwards
 #
 # Network traffic stays on this machine: the probing section probes 127.0.0.0/8 only, the
-# topology section's HTTP load goes to an `edgewatch serve` on 127.0.0.1, the tracing section
+# topology and agents sections' HTTP load goes to an `edgewatch serve` on 127.0.0.1 (the
+# simulated agents send no probes), the tracing section
 # probes only addresses inside the network namespaces it makes (and removes); PostgreSQL is
 # embedded, on a unix socket in BENCH_DIR.
 set -euo pipefail
@@ -49,11 +53,11 @@ INGEST_FLAVOUR=${BENCH_INGEST_FLAVOUR:-auth-console}
 REPS=${BENCH_REPS:-5}
 PY_REPS=${BENCH_PY_REPS:-2}
 OUT=${BENCH_OUT:-docs/BENCHMARKS.md}
-ONLY=" ${BENCH_ONLY:-parse ingest probe topology report trace paths} "
+ONLY=" ${BENCH_ONLY:-parse ingest probe topology report trace paths agents} "
 ONLY=${ONLY//,/ }
 for section in $ONLY; do
-  case $section in parse | ingest | probe | topology | report | trace | paths) ;; *)
-    echo "BENCH_ONLY: unknown section $section (sections: parse ingest probe topology report trace paths)" >&2
+  case $section in parse | ingest | probe | topology | report | trace | paths | agents) ;; *)
+    echo "BENCH_ONLY: unknown section $section (sections: parse ingest probe topology report trace paths agents)" >&2
     exit 2
     ;;
   esac
@@ -65,6 +69,9 @@ if [ "$TRACE_ALONE" = 1 ] && [ "$(id -u)" != 0 ]; then
   echo "BENCH_ONLY=trace needs root (network namespaces, raw sockets): sudo BENCH_ONLY=trace make bench" >&2
   exit 2
 fi
+# Only the agents section: likewise into the existing page.
+AGENTS_ALONE=0
+[ "$(echo $ONLY)" != agents ] || AGENTS_ALONE=1
 ZONE=example.com
 FLAVOURS="auth-console auth-plain auth-syslog rec-old rec-structured pipe journald-json"
 
@@ -140,6 +147,9 @@ if want topology; then
 fi
 if want trace; then
   run cargo build --release --locked -p probers --example trace_bench
+fi
+if want agents; then
+  run cargo build --release --locked --example agent_swarm
 fi
 
 # ---------------------------------------------------------------------------------------
@@ -287,7 +297,7 @@ if want topology; then
   # once, as `serve` keeps it, then the check answering from it, BENCH_CHECK_RUNS times
   # (whole process: start, connect, read, print).
   run psql -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO probe_counters (kind, verdict, count, last_at) \
-    VALUES ('icmp', 'ok', 0, now()) ON CONFLICT (kind, verdict) DO UPDATE SET last_at = now()" "$url"
+    VALUES ('icmp', 'ok', 0, now()) ON CONFLICT (kind, verdict, slot) DO UPDATE SET last_at = now()" "$url"
   printf '[check]\ndiagnosis_max_age = "1h"\n' >"$RESULTS/check.toml"
   t0=$(date +%s.%N)
   run "$EDGEWATCH" --database-url "$url" incidents --format json >"$RESULTS/incidents.json"
@@ -338,11 +348,19 @@ if want paths; then
   run bash bench/paths_store.sh "$RESULTS" >&2
 fi
 
+# Agent check-ins: simulated agents against a real serve (its own script, its own cluster).
+if want agents; then
+  say "agents: ${BENCH_AGENTS:-5000} simulated agents checking in back to back for ${BENCH_AGENTS_SECS:-30}s on 127.0.0.1"
+  run bash bench/agents_bench.sh "$RESULTS" bench >&2
+fi
+
 say "report: $OUT"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/loadavg-end.txt" 2>/dev/null || true
 if [ "$TRACE_ALONE" = 1 ]; then
   # Its section and its Targets rows replace theirs in the page; the rest stays as it was.
   python3 bench/trace_section.py "$RESULTS" --into "$OUT"
+elif [ "$AGENTS_ALONE" = 1 ]; then
+  python3 bench/agents_section.py "$RESULTS" bench --into "$OUT"
 else
   export BENCH_SEED=$SEED BENCH_PARSE_LINES=$PARSE_LINES BENCH_INGEST_FLAVOUR=$INGEST_FLAVOUR \
     BENCH_REPS=$REPS BENCH_PY_REPS=$PY_REPS BENCH_DIR BENCH_SECONDS=$(( $(date +%s) - STARTED )) \
@@ -350,5 +368,6 @@ else
   python3 bench/report.py "$RESULTS" "$OUT"
   if want probe; then python3 bench/probe_report.py "$RESULTS" "$PROBE_SECS" "$PROBE_INTERVAL" >>"$OUT"; fi
   if want paths; then python3 bench/paths_store_section.py "$RESULTS" >>"$OUT"; fi
+  if want agents; then python3 bench/agents_section.py "$RESULTS" bench --into "$OUT"; fi
 fi
 echo "wrote $OUT in $(( $(date +%s) - STARTED )) s" >&2

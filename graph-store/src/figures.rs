@@ -37,7 +37,8 @@ pub async fn read(pool: &PgPool) -> Result<Figures> {
     let probe_results = sqlx::query_as(
         "SELECT k.kind, v.verdict, COALESCE(c.count, 0) \
          FROM (VALUES ('icmp'), ('tcp')) AS k(kind) CROSS JOIN (VALUES ('ok'), ('degraded'), ('failed')) AS v(verdict) \
-         LEFT JOIN probe_counters c ON c.kind = k.kind AND c.verdict = v.verdict \
+         LEFT JOIN (SELECT kind, verdict, sum(count)::bigint AS count FROM probe_counters GROUP BY 1, 2) c \
+             ON c.kind = k.kind AND c.verdict = v.verdict \
          ORDER BY 1, 2",
     )
     .fetch_all(&mut *tx)

@@ -327,6 +327,10 @@ fn failing_edges(events: &[EventRow]) -> Vec<i64> {
     ids
 }
 
+/// Rows per (kind, verdict) in `probe_counters`: a writer adds to the slot of its
+/// database backend (`pg_backend_pid() % COUNTER_SLOTS`), readers add the slots up.
+pub const COUNTER_SLOTS: i32 = 64;
+
 /// Adds the results to `probe_counters` (for /metrics) with the newest result's time (for
 /// the check's data age), in key order so that workers
 /// writing at the same time never wait on each other in a cycle.
@@ -337,12 +341,14 @@ async fn count_results(conn: &mut PgConnection, results: &[ResultRow]) -> Result
     }
     let (keys, counts): (Vec<_>, Vec<i64>) = counts.into_iter().unzip();
     let (kinds, verdicts): (Vec<ProbeKind>, Vec<Verdict>) = keys.into_iter().unzip();
-    sqlx::query(
-        "INSERT INTO probe_counters AS c (kind, verdict, count, last_at) \
-         SELECT *, $4 FROM UNNEST($1::text[], $2::text[], $3::bigint[]) \
-         ON CONFLICT (kind, verdict) DO UPDATE \
-         SET count = c.count + EXCLUDED.count, last_at = greatest(c.last_at, EXCLUDED.last_at)",
-    )
+    // The backend's own slot: concurrent writers (other connections) update other rows,
+    // so none waits for another's commit.
+    sqlx::query(&format!(
+        "INSERT INTO probe_counters AS c (kind, verdict, count, last_at, slot) \
+         SELECT *, $4, pg_backend_pid() % {COUNTER_SLOTS} FROM UNNEST($1::text[], $2::text[], $3::bigint[]) \
+         ON CONFLICT (kind, verdict, slot) DO UPDATE \
+         SET count = c.count + EXCLUDED.count, last_at = greatest(c.last_at, EXCLUDED.last_at)"
+    ))
     .bind(kinds)
     .bind(verdicts)
     .bind(counts)

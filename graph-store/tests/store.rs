@@ -191,3 +191,52 @@ async fn follow_path_returns_a_registration_committed_while_it_waited() {
     // And once registered, later calls keep the first time.
     assert_eq!(graph_store::dns::follow_path(&db.pool, "/var/log/pdns.log", later).await.unwrap(), first);
 }
+
+/// Results written by two open transactions at once, as when agents post together: the
+/// second does not wait for the first's commit on the counters /metrics reads (each
+/// backend adds to its own slot), and the figures add the slots up.
+#[tokio::test]
+async fn concurrent_result_writers_do_not_queue_on_the_counters() {
+    use chrono::Utc;
+    use graph_store::probe::{write_cycle, ResultRow, COUNTER_SLOTS};
+    use graph_store::vocab::{ProbeKind, Verdict};
+    let db = TestDb::new().await;
+    graph_store::probe::ensure_partitions(&db.pool).await.unwrap();
+    let row = |edge_id| ResultRow {
+        edge_id,
+        at: Utc::now(),
+        kind: ProbeKind::Icmp,
+        prober: "agent:test".into(),
+        sent: 1,
+        received: 1,
+        rtt_min_ms: Some(0.5),
+        rtt_avg_ms: Some(0.5),
+        rtt_max_ms: Some(0.5),
+        rtt_sd_ms: Some(0.0),
+        verdict: Verdict::Ok,
+    };
+    async fn slot(tx: &mut sqlx::PgConnection) -> i32 {
+        sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()").fetch_one(tx).await.unwrap() % COUNTER_SLOTS
+    }
+    // Two transactions on connections of different slots (held ones are skipped).
+    let mut first = db.pool.begin().await.unwrap();
+    let first_slot = slot(&mut first).await;
+    let mut held = Vec::new();
+    let mut second = loop {
+        let mut tx = db.pool.begin().await.unwrap();
+        if slot(&mut tx).await != first_slot {
+            break tx;
+        }
+        held.push(tx);
+    };
+    write_cycle(&mut first, &[row(1)], &[], &[]).await.unwrap();
+    let rows = [row(2)];
+    let written = tokio::time::timeout(std::time::Duration::from_secs(10), write_cycle(&mut second, &rows, &[], &[]));
+    written.await.expect("the second writer waited for the first one's commit").unwrap();
+    second.commit().await.unwrap();
+    first.commit().await.unwrap();
+    drop(held);
+    let figures = graph_store::figures::read(&db.pool).await.unwrap();
+    let ok = figures.probe_results.iter().find(|(k, v, _)| k == "icmp" && v == "ok").unwrap();
+    assert_eq!(ok.2, 2, "{:?}", figures.probe_results);
+}
