@@ -146,7 +146,14 @@ fn synthesize(targets: &Targets, at: DateTime<Utc>) -> Results {
             }
         })
         .collect();
-    let local = Local { at: Some(at), load1: Some(0.5), load5: Some(0.4), load15: Some(0.3), nginx: None };
+    let local = Local {
+        at: Some(at),
+        load1: Some(0.5),
+        load5: Some(0.4),
+        load15: Some(0.3),
+        nginx: None,
+        results_dropped: None,
+    };
     Results { results, local: Some(local) }
 }
 
