@@ -224,9 +224,8 @@ impl Settings {
     pub fn reloaded(&self) -> Result<Settings> {
         use clap::CommandFactory;
         let path = self.config_path.as_deref().context("no config file (--config) to read again")?;
-        let (file, raw) = Config::load(path)?;
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
+        let text = Config::read(path)?;
+        let (file, raw) = Config::parse(path, &text)?;
         crate::file_flags::read(path, &text, &crate::cli::Cli::command())?;
         Ok(Settings {
             check_diagnosis_max_age: file.check_diagnosis_max_age().map_err(anyhow::Error::msg)?,
@@ -543,11 +542,18 @@ pub fn check_file(path: &Path) -> Result<()> {
 impl Config {
     /// The file checked, and its keys as written.
     fn load(path: &Path) -> Result<(Config, toml::Table)> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
+        Config::parse(path, &Config::read(path)?)
+    }
+
+    fn read(path: &Path) -> Result<String> {
+        std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))
+    }
+
+    /// `text`, the file at `path`, checked.
+    fn parse(path: &Path, text: &str) -> Result<(Config, toml::Table)> {
         let config: Config =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
-        let raw: toml::Table = toml::from_str(&text).expect("what parsed as the config parses as a table");
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        let raw: toml::Table = toml::from_str(text).expect("what parsed as the config parses as a table");
         config.thresholds.validate().map_err(|e| anyhow::anyhow!("{}: [thresholds] {e}", path.display()))?;
         config.health.validate().map_err(|e| anyhow::anyhow!("{}: [health] {e}", path.display()))?;
         config.diagnosis.validate().map_err(|e| anyhow::anyhow!("{}: [diagnosis] {e}", path.display()))?;

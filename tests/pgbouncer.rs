@@ -68,14 +68,8 @@ async fn every_command_works_through_pgbouncer() {
     ok(&db, &["cmdb", "import", &sample("inventory.json"), &sample("links.txt")]);
     ok(&db, &["dns", "ingest", "--zone", "example.com", &sample("pdns-auth-console.log")]);
     ok(&db, &["probe", "--interval", "1s", "--packets", "1", "--timeout", "200ms", "--run-for", "4s"]);
-    for args in [
-        &["graph", "nodes", "--format", "json"][..],
-        &["graph", "edges", "--format", "json"],
-        &["graph", "broken", "--format", "json"],
-        &["graph", "deps", "be1.host101", "--format", "json"],
-        &["incidents", "--format", "json"],
-        &["sql", "--format", "json", "SELECT name, disconnects FROM node_health ORDER BY name"],
-    ] {
+    let health: &[&str] = &["sql", "--format", "json", "SELECT name, disconnects FROM node_health ORDER BY name"];
+    for args in clusters::READ_QUESTIONS.iter().copied().chain([health]) {
         assert_eq!(json(&db, args), json(&direct, args), "{args:?} through pgbouncer");
     }
     let check = common::edgewatch(&db, &["check", "nagios", "--max-age", "10m"]);

@@ -92,13 +92,7 @@ async fn a_standby_answers_like_the_primary_and_reads_fall_back_past_the_lag_bou
     assert_eq!(json_of(&is_standby)[0]["r"], Value::Bool(true), "the reads went to the standby");
     assert!(String::from_utf8_lossy(&is_standby.stderr).is_empty(), "{}", String::from_utf8_lossy(&is_standby.stderr));
 
-    for args in [
-        &["graph", "nodes", "--format", "json"][..],
-        &["graph", "edges", "--format", "json"],
-        &["graph", "broken", "--format", "json"],
-        &["graph", "deps", "be1.host101", "--format", "json"],
-        &["incidents", "--format", "json"],
-    ] {
+    for args in clusters::READ_QUESTIONS {
         let want = json(&db, args);
         let got = on_standby(&db, &standby_url, &bounded, args);
         assert_eq!(json_of(&got), want, "{args:?} from the standby");

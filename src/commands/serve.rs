@@ -1,6 +1,7 @@
 //! `edgewatch serve`: the HTTP API (HTTPS with `--tls-cert`/`--tls-key`, reloaded on
-//! SIGHUP with the config file's thresholds, diagnosis and trace settings; plain HTTP only on loopback unless `--insecure-http`), and the store's
-//! housekeeping while it runs.
+//! SIGHUP with the config file's thresholds, diagnosis and trace settings; plain HTTP
+//! only on loopback unless `--insecure-http`), and the store's housekeeping while it
+//! runs (in the one `serve` holding the lease on it).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -167,7 +168,10 @@ async fn keep_house(
 ) {
     let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
-        let Tuning { record, diagnosis, .. } = Tuning::clone(&tuning.borrow());
+        let (record, diagnosis) = {
+            let now = tuning.borrow();
+            (now.record.clone(), now.diagnosis)
+        };
         let every = record.interval.clamp(Duration::from_secs(1), Duration::from_secs(30));
         tokio::select! {
             _ = shutdown.cancelled() => return,

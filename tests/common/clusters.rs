@@ -13,6 +13,15 @@ use std::time::{Duration, Instant};
 use graph_store::embedded::EmbeddedCluster;
 use graph_store::testing::TestDb;
 
+/// The read-only questions both the standby and the pgbouncer tests compare, as JSON.
+pub const READ_QUESTIONS: [&[&str]; 5] = [
+    &["graph", "nodes", "--format", "json"],
+    &["graph", "edges", "--format", "json"],
+    &["graph", "broken", "--format", "json"],
+    &["graph", "deps", "be1.host101", "--format", "json"],
+    &["incidents", "--format", "json"],
+];
+
 /// A private directory under /tmp that the cluster's OS user can enter (the clusters run
 /// as an unprivileged user when the test runs as root).
 pub fn scratch() -> tempfile::TempDir {
