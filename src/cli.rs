@@ -525,7 +525,8 @@ pub struct AgentArgs {
 pub enum AgentTokenCommand {
     /// Make a token for NODE's agent; printed once, only its hash is stored.
     Create { node: String },
-    /// Revoke every token of NODE.
+    /// Revoke every token of NODE (a running `serve` stops taking them within 5 s: it keeps
+    /// a token it checked for that long).
     Revoke { node: String },
 }
 

@@ -8,7 +8,7 @@
 //! edges an agent is probing.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::error::{Error, Result};
 
@@ -124,85 +124,78 @@ pub async fn foreign_edges(pool: &PgPool, node_id: i64, edge_ids: &[i64]) -> Res
     .map_err(Error::sql("checking the edges of an agent's results"))
 }
 
-/// Which of the `(edge_id, at)` pairs `prober` has already recorded: an agent resends a
+/// Which of the `(prober, edge_id, at)` results are already recorded: an agent resends a
 /// batch whose answer it did not get, and the second copy must not count twice.
-#[tracing::instrument(skip(pool, results), fields(results = results.len()))]
+#[tracing::instrument(skip(conn, results), fields(results = results.len()))]
 pub async fn already_recorded(
-    pool: &PgPool,
-    prober: &str,
-    results: &[(i64, DateTime<Utc>)],
-) -> Result<Vec<(i64, DateTime<Utc>)>> {
-    let (Some(first), Some(last)) = (results.iter().map(|r| r.1).min(), results.iter().map(|r| r.1).max()) else {
+    conn: &mut PgConnection,
+    results: &[(&str, i64, DateTime<Utc>)],
+) -> Result<Vec<(String, i64, DateTime<Utc>)>> {
+    let (Some(first), Some(last)) = (results.iter().map(|r| r.2).min(), results.iter().map(|r| r.2).max()) else {
         return Ok(Vec::new());
     };
     sqlx::query_as(
-        "SELECT r.edge_id, r.at FROM probe_results r \
-         JOIN UNNEST($2::bigint[], $3::timestamptz[]) AS t(edge_id, at) ON r.edge_id = t.edge_id AND r.at = t.at \
-         WHERE r.prober = $1 AND r.at BETWEEN $4 AND $5",
+        "SELECT r.prober, r.edge_id, r.at FROM probe_results r \
+         JOIN UNNEST($1::text[], $2::bigint[], $3::timestamptz[]) AS t(prober, edge_id, at) \
+           ON r.edge_id = t.edge_id AND r.at = t.at AND r.prober = t.prober \
+         WHERE r.at BETWEEN $4 AND $5",
     )
-    .bind(prober)
     .bind(results.iter().map(|r| r.0).collect::<Vec<_>>())
     .bind(results.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(results.iter().map(|r| r.2).collect::<Vec<_>>())
     .bind(first)
     .bind(last)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
     .map_err(Error::sql("looking for results already recorded"))
 }
 
-/// Moves the next probe of `edge_ids` to `until` at the earliest, so prober workers
-/// leave them to the agent that probes them (and take them back if it falls silent).
-///
-/// Rows another transaction holds (a result being written, a worker's lease) are skipped,
-/// not waited for: the agent's next call defers them. So this never waits on, or
-/// deadlocks with, the writers that lock health rows in edge order.
-#[tracing::instrument(skip(pool, edge_ids), fields(edges = edge_ids.len()))]
-pub async fn defer_probes(pool: &PgPool, edge_ids: &[i64], until: DateTime<Utc>) -> Result<u64> {
-    let done = sqlx::query(
-        "UPDATE edge_health h SET next_probe_at = $2 \
-         FROM (SELECT edge_id FROM edge_health WHERE edge_id = ANY($1) AND next_probe_at < $2 \
-                 AND (lease_until IS NULL OR lease_until < now()) \
-               ORDER BY edge_id FOR UPDATE SKIP LOCKED) l \
-         WHERE h.edge_id = l.edge_id",
-    )
-    .bind(edge_ids)
-    .bind(until)
-    .execute(pool)
-    .await
-    .map_err(Error::sql("deferring probes of agents' edges"))?;
-    Ok(done.rows_affected())
-}
-
-/// Stores one report of `node_id`; a report already stored (same node and time: the
-/// agent sent it again) is left as it is. Returns whether it was new.
-#[tracing::instrument(skip(pool, report), fields(at = %report.at))]
-pub async fn insert_report(pool: &PgPool, node_id: i64, report: &AgentReport) -> Result<bool> {
-    let nginx = report.nginx.as_ref();
-    let codes: Option<Vec<&str>> = nginx.map(|n| n.by_status.iter().map(|(code, _)| code.as_str()).collect());
-    let rates: Option<Vec<f32>> = nginx.map(|n| n.by_status.iter().map(|(_, rate)| *rate).collect());
-    let done = sqlx::query(
+/// Stores the reports of several agents in one statement; a report already stored (same
+/// node and time: the agent sent it again) is left as it is. Returns, for each report in
+/// order, whether it was new.
+#[tracing::instrument(skip_all, fields(reports = reports.len()))]
+pub async fn insert_reports(conn: &mut PgConnection, reports: &[(i64, &AgentReport)]) -> Result<Vec<bool>> {
+    if reports.is_empty() {
+        return Ok(Vec::new());
+    }
+    let nginx = |f: fn(&NginxRates) -> Option<f32>| -> Vec<Option<f32>> {
+        reports.iter().map(|(_, r)| r.nginx.as_ref().and_then(f)).collect()
+    };
+    // Status rates as a JSON object per report (NULL without nginx), built here: arrays
+    // of arrays of different lengths do not bind.
+    let status: Vec<Option<String>> = reports
+        .iter()
+        .map(|(_, r)| {
+            r.nginx.as_ref().map(|n| {
+                let object: serde_json::Map<String, serde_json::Value> =
+                    n.by_status.iter().map(|(code, rate)| (code.clone(), serde_json::json!(rate))).collect();
+                serde_json::Value::Object(object).to_string()
+            })
+        })
+        .collect();
+    let stored: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
         "INSERT INTO agent_reports (node_id, at, load1, load5, load15, nginx_interval_s, nginx_requests_per_s, \
                                     nginx_errors_per_s, nginx_status_rates) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-                 CASE WHEN $9::text[] IS NULL THEN NULL \
-                      ELSE (SELECT COALESCE(jsonb_object_agg(k, v), '{}'::jsonb) \
-                            FROM UNNEST($9::text[], $10::real[]) AS t(k, v)) END) \
-         ON CONFLICT (node_id, at) DO NOTHING",
+         SELECT node_id, at, load1, load5, load15, iv, rq, er, st::jsonb \
+         FROM UNNEST($1::bigint[], $2::timestamptz[], $3::real[], $4::real[], $5::real[], $6::real[], \
+                     $7::real[], $8::real[], $9::text[]) AS t(node_id, at, load1, load5, load15, iv, rq, er, st) \
+         ON CONFLICT (node_id, at) DO NOTHING RETURNING node_id, at",
     )
-    .bind(node_id)
-    .bind(report.at)
-    .bind(report.load1)
-    .bind(report.load5)
-    .bind(report.load15)
-    .bind(nginx.and_then(|n| n.interval_s))
-    .bind(nginx.map(|n| n.requests_per_s))
-    .bind(nginx.map(|n| n.errors_per_s))
-    .bind(codes)
-    .bind(rates)
-    .execute(pool)
+    .bind(reports.iter().map(|(node, _)| *node).collect::<Vec<_>>())
+    .bind(reports.iter().map(|(_, r)| r.at).collect::<Vec<_>>())
+    .bind(reports.iter().map(|(_, r)| r.load1).collect::<Vec<_>>())
+    .bind(reports.iter().map(|(_, r)| r.load5).collect::<Vec<_>>())
+    .bind(reports.iter().map(|(_, r)| r.load15).collect::<Vec<_>>())
+    .bind(nginx(|n| n.interval_s))
+    .bind(nginx(|n| Some(n.requests_per_s)))
+    .bind(nginx(|n| Some(n.errors_per_s)))
+    .bind(status)
+    .fetch_all(conn)
     .await
-    .map_err(Error::sql("storing an agent report"))?;
-    Ok(done.rows_affected() == 1)
+    .map_err(Error::sql("storing agent reports"))?;
+    // A report twice in one batch is new once, the first time.
+    let mut stored: std::collections::HashSet<(i64, DateTime<Utc>)> = stored.into_iter().collect();
+    Ok(reports.iter().map(|(node, r)| stored.remove(&(*node, r.at))).collect())
 }
 
 type ReportTuple = (

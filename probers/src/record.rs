@@ -1,12 +1,13 @@
 //! Turning probe outcomes into history, health and events: the one path by which
 //! results reach the store, whether a prober worker or an agent made them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use graph_store::agents::AgentReport;
 use graph_store::probe::{self as store, EventRow, HealthRow, ResultRow};
-use graph_store::PgPool;
+use graph_store::{PgConnection, PgPool};
 use rand::Rng;
 
 use crate::health::{EdgeHealth, HealthConfig, Thresholds, VerdictHistory};
@@ -105,21 +106,107 @@ pub async fn record(
     cycles: &[CycleResult],
     cfg: &RecordConfig,
 ) -> graph_store::Result<Recorded> {
-    let mut ids: Vec<i64> = cycles.iter().map(|c| c.edge_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
     let mut tx =
         pool.begin().await.map_err(|source| graph_store::Error::Sql { op: "starting to record results", source })?;
+    let cycles: Vec<(&str, &CycleResult)> = cycles.iter().map(|c| (prober, c)).collect();
+    let (out, _) = record_in(&mut tx, &cycles, cfg, None).await?;
+    tx.commit().await.map_err(|source| graph_store::Error::Sql { op: "committing results", source })?;
+    Ok(out)
+}
+
+/// One agent's results post (after the server checked who sent it and that the edges
+/// are its node's), as [`record_posts`] takes it.
+#[derive(Debug, Clone)]
+pub struct AgentPost {
+    /// The prober name its results are stored under: `agent:NODE`.
+    pub prober: String,
+    pub node_id: i64,
+    pub cycles: Vec<CycleResult>,
+    pub report: Option<AgentReport>,
+}
+
+/// What became of one [`AgentPost`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PostOutcome {
+    pub accepted: usize,
+    /// Results stored before (the agent sent them again), or twice in the batch: skipped.
+    pub duplicates: usize,
+    /// Results for edges without a health row: skipped.
+    pub unknown_edges: usize,
+    /// The post's report was new (not a resend of one stored).
+    pub report_new: bool,
+}
+
+/// Records the posts of many agents in one transaction — a group commit: one lookup of
+/// what was already recorded, one lock of the health rows, one write per table and one
+/// commit for all of them, instead of a dozen statements per post. Each agent's edges
+/// are then left to it by prober workers for two intervals past its newest result (the
+/// next probe time of its edges is moved there in the same health update).
+pub async fn record_posts(
+    pool: &PgPool,
+    posts: &[AgentPost],
+    cfg: &RecordConfig,
+) -> graph_store::Result<Vec<PostOutcome>> {
+    let mut tx =
+        pool.begin().await.map_err(|source| graph_store::Error::Sql { op: "starting to record results", source })?;
+    let keys: Vec<(&str, i64, DateTime<Utc>)> =
+        posts.iter().flat_map(|p| p.cycles.iter().map(|c| (p.prober.as_str(), c.edge_id, c.at))).collect();
+    let mut seen: HashSet<(String, i64, DateTime<Utc>)> =
+        graph_store::agents::already_recorded(&mut tx, &keys).await?.into_iter().collect();
+    let mut outcomes = Vec::with_capacity(posts.len());
+    let mut fresh: Vec<(&str, &CycleResult)> = Vec::new();
+    for post in posts {
+        let mut outcome = PostOutcome { accepted: post.cycles.len(), ..PostOutcome::default() };
+        for c in &post.cycles {
+            if seen.insert((post.prober.clone(), c.edge_id, c.at)) {
+                fresh.push((&post.prober, c));
+            } else {
+                outcome.duplicates += 1;
+            }
+        }
+        outcomes.push(outcome);
+    }
+    let (_, unknown) = record_in(&mut tx, &fresh, cfg, Some(cfg.interval * 2)).await?;
+    if !unknown.is_empty() {
+        for (post, outcome) in posts.iter().zip(&mut outcomes) {
+            outcome.unknown_edges = post.cycles.iter().filter(|c| unknown.contains(&c.edge_id)).count();
+        }
+    }
+    let reports: Vec<(usize, (i64, &AgentReport))> =
+        posts.iter().enumerate().filter_map(|(i, p)| p.report.as_ref().map(|r| (i, (p.node_id, r)))).collect();
+    let (which, rows): (Vec<usize>, Vec<(i64, &AgentReport)>) = reports.into_iter().unzip();
+    let new = graph_store::agents::insert_reports(&mut tx, &rows).await?;
+    for (i, new) in which.into_iter().zip(new) {
+        outcomes[i].report_new = new;
+    }
+    tx.commit().await.map_err(|source| graph_store::Error::Sql { op: "committing results", source })?;
+    Ok(outcomes)
+}
+
+/// The work of [`record`] inside the caller's transaction, for cycles of any probers.
+/// With `hold`, an edge's next probe is at least that long after its newest result.
+/// Returns what changed and the edges that have no health row.
+async fn record_in(
+    conn: &mut PgConnection,
+    cycles: &[(&str, &CycleResult)],
+    cfg: &RecordConfig,
+    hold: Option<Duration>,
+) -> graph_store::Result<(Recorded, HashSet<i64>)> {
+    let mut ids: Vec<i64> = cycles.iter().map(|(_, c)| c.edge_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
     let rows: HashMap<i64, HealthRow> =
-        store::lock_health(&mut tx, &ids).await?.into_iter().map(|r| (r.edge_id, r)).collect();
+        store::lock_health(&mut *conn, &ids).await?.into_iter().map(|r| (r.edge_id, r)).collect();
     let mut state: HashMap<i64, (EdgeHealth, Option<&ProbeOutcome>, DateTime<Utc>)> = HashMap::new();
     let (mut results, mut events) = (Vec::new(), Vec::new());
     let mut out = Recorded::default();
-    let mut ordered: Vec<&CycleResult> = cycles.iter().collect();
-    ordered.sort_by_key(|c| (c.edge_id, c.at));
-    for c in ordered {
+    let mut unknown = HashSet::new();
+    let mut ordered: Vec<&(&str, &CycleResult)> = cycles.iter().collect();
+    ordered.sort_by_key(|(_, c)| (c.edge_id, c.at));
+    for &&(prober, c) in &ordered {
         let Some(row) = rows.get(&c.edge_id) else {
             out.unknown_edges += 1;
+            unknown.insert(c.edge_id);
             continue;
         };
         let entry = state.entry(c.edge_id).or_insert_with(|| (to_health(row), None, c.at));
@@ -154,11 +241,16 @@ pub async fn record(
     out.events = events.len();
     let health: Vec<(HealthRow, DateTime<Utc>)> = state
         .iter()
-        .map(|(id, (h, outcome, last_at))| (to_row(*id, h, *outcome, &rows[id]), next_probe(*last_at, cfg)))
+        .map(|(id, (h, outcome, last_at))| {
+            let mut next = next_probe(*last_at, cfg);
+            if let Some(hold) = hold.and_then(|h| chrono::Duration::from_std(h).ok()) {
+                next = next.max(*last_at + hold);
+            }
+            (to_row(*id, h, *outcome, &rows[id]), next)
+        })
         .collect();
-    store::write_cycle(&mut tx, &results, &health, &events).await?;
-    tx.commit().await.map_err(|source| graph_store::Error::Sql { op: "committing results", source })?;
-    Ok(out)
+    store::write_cycle(&mut *conn, &results, &health, &events).await?;
+    Ok((out, unknown))
 }
 
 /// Marks edges with no result for `stale_after_intervals` intervals `stale`.

@@ -7,7 +7,6 @@
 //! [`probers::agent::wire`] (else 400, naming the field), at most 1 MiB and 5,000 results
 //! (else 413), and only about edges of the agent's node (else 403).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -18,7 +17,7 @@ use axum::Json;
 use chrono::Utc;
 use graph_store::agents::{self as store, AgentReport, NginxRates, TokenOwner};
 use probers::agent::wire::{self, Accepted, Problem, Results, Target, Targets, MAX_BODY_BYTES};
-use probers::record::{self, CycleResult};
+use probers::record::{AgentPost, CycleResult};
 
 use super::error::{with_store_timeout, ApiError};
 use super::{token, App};
@@ -34,6 +33,7 @@ pub async fn targets(
         let owner = authenticate(&app, &headers).await?;
         authorize(&app, &owner, &name).await?;
         let edges = graph_store::probe::targets_of(&app.pool, &owner.node).await?;
+        app.edges_of.insert(owner.node_id, Arc::new(edges.iter().map(|e| e.edge_id).collect()));
         Ok::<_, ApiError>(Json(Targets {
             node: owner.node,
             interval_s: app.tuning().record.interval.as_secs().max(1),
@@ -83,13 +83,18 @@ pub(super) async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Token
                 .into(),
         ));
     };
-    let presented = presented?;
-    store::token_owner(&app.pool, &token::hash(presented)).await?.ok_or_else(|| {
+    let hash = token::hash(presented?);
+    if let Some(owner) = app.tokens.get(&hash) {
+        return Ok(owner);
+    }
+    let owner = store::token_owner(&app.pool, &hash).await?.ok_or_else(|| {
         ApiError::Unauthorized(
             "the token is not valid (unknown or revoked); make a new one with `edgewatch agent-token create NODE`"
                 .into(),
         )
-    })
+    })?;
+    app.tokens.insert(hash, owner.clone());
+    Ok(owner)
 }
 
 /// Lets `owner` at the node called `name` only if it is its own, live node.
@@ -131,16 +136,16 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Results, ApiError> {
     Ok(parsed)
 }
 
-/// Records checked results (skipping any already recorded), keeps prober workers off the
-/// edges, and stores the local figures.
+/// Records checked results (skipping any already recorded) and the local figures,
+/// with the other posts of the moment (`super::intake`); prober workers then leave the
+/// edges to the agent.
 async fn record_report(
     app: &App,
     owner: &TokenOwner,
     report: Results,
     now: chrono::DateTime<Utc>,
 ) -> Result<Accepted, ApiError> {
-    let ids: Vec<i64> = report.results.iter().map(|r| r.edge_id).collect();
-    let foreign = store::foreign_edges(&app.pool, owner.node_id, &ids).await?;
+    let foreign = foreign_edges(app, owner, &report).await?;
     if !foreign.is_empty() {
         let list: Vec<String> = foreign.iter().take(10).map(i64::to_string).collect();
         return Err(ApiError::Forbidden(format!(
@@ -150,44 +155,44 @@ async fn record_report(
             owner.node
         )));
     }
-    let prober = format!("agent:{}", owner.node);
-    let pairs: Vec<(i64, chrono::DateTime<Utc>)> = report.results.iter().map(|r| (r.edge_id, r.at)).collect();
-    let seen: HashSet<(i64, chrono::DateTime<Utc>)> =
-        store::already_recorded(&app.pool, &prober, &pairs).await?.into_iter().collect();
-    let accepted = report.results.len();
-    let cycles: Vec<CycleResult> = report
-        .results
-        .into_iter()
-        .filter(|r| !seen.contains(&(r.edge_id, r.at)))
-        .map(|r| CycleResult { edge_id: r.edge_id, at: r.at, kind: r.kind, outcome: r.outcome })
-        .collect();
-    if !cycles.is_empty() {
-        let tuning = app.tuning();
-        let done = record::record(&app.pool, &prober, &cycles, &tuning.record).await?;
-        if done.unknown_edges > 0 {
-            tracing::warn!(unknown = done.unknown_edges, "results for edges without a health row were skipped");
-        }
-        // Workers leave these edges to the agent; two missed intervals and they probe them again.
-        let newest = cycles.iter().map(|c| c.at).max().unwrap_or(now);
-        let grace = chrono::Duration::from_std(tuning.record.interval * 2).unwrap_or(chrono::Duration::hours(1));
-        let mut edge_ids: Vec<i64> = cycles.iter().map(|c| c.edge_id).collect();
-        edge_ids.sort_unstable();
-        edge_ids.dedup();
-        store::defer_probes(&app.pool, &edge_ids, newest + grace).await?;
+    let dropped = report.local.as_ref().and_then(|l| l.results_dropped).unwrap_or(0);
+    let post = AgentPost {
+        prober: format!("agent:{}", owner.node),
+        node_id: owner.node_id,
+        cycles: report
+            .results
+            .into_iter()
+            .map(|r| CycleResult { edge_id: r.edge_id, at: r.at, kind: r.kind, outcome: r.outcome })
+            .collect(),
+        report: report.local.map(|local| to_report(local, now)),
+    };
+    let done = app.intake.record(post).await?;
+    if done.unknown_edges > 0 {
+        tracing::warn!(unknown = done.unknown_edges, "results for edges without a health row were skipped");
     }
-    if let Some(local) = report.local {
-        let dropped = local.results_dropped.unwrap_or(0);
-        let new = store::insert_report(&app.pool, owner.node_id, &to_report(local, now)).await?;
-        if new && dropped > 0 {
-            app.metrics.agent_results_dropped.inc_by(dropped);
-            tracing::warn!(
-                node = %owner.node,
-                dropped,
-                "the agent dropped results it could not deliver (its buffer or spool was full, or they grew too old)"
-            );
-        }
+    if done.report_new && dropped > 0 {
+        app.metrics.agent_results_dropped.inc_by(dropped);
+        tracing::warn!(
+            node = %owner.node,
+            dropped,
+            "the agent dropped results it could not deliver (its buffer or spool was full, or they grew too old)"
+        );
     }
-    Ok(Accepted { accepted, duplicates: seen.len() })
+    Ok(Accepted { accepted: done.accepted, duplicates: done.duplicates })
+}
+
+/// The edges of `report` that are not `owner`'s, sorted: those its last targets listed
+/// are its own; only the others are looked up.
+async fn foreign_edges(app: &App, owner: &TokenOwner, report: &Results) -> Result<Vec<i64>, ApiError> {
+    let known = app.edges_of.get(&owner.node_id);
+    let mut unsure: Vec<i64> =
+        report.results.iter().map(|r| r.edge_id).filter(|id| !known.as_ref().is_some_and(|k| k.contains(id))).collect();
+    if unsure.is_empty() {
+        return Ok(Vec::new());
+    }
+    unsure.sort_unstable();
+    unsure.dedup();
+    Ok(store::foreign_edges(&app.pool, owner.node_id, &unsure).await?)
 }
 
 fn to_report(local: wire::Local, now: chrono::DateTime<Utc>) -> AgentReport {

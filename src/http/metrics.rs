@@ -109,6 +109,12 @@ pub async fn scrape(State(app): State<Arc<App>>) -> Response {
         app.metrics.agent_results_dropped.clone(),
     );
 
+    registry.register(
+        "agent_posts_per_commit",
+        "Agents' results posts written together in one transaction (a group commit), per commit",
+        app.intake.posts_per_commit.clone(),
+    );
+
     let pool = Family::<PoolLabel, Gauge>::default();
     let idle = i64::try_from(app.pool.num_idle()).unwrap_or(i64::MAX);
     pool.get_or_create(&PoolLabel { state: "idle".into() }).set(idle);

@@ -6,6 +6,7 @@
 //! - [`agent_traces`] — `POST /api/v1/agents/{name}/traces/claim`, `POST /api/v1/agents/{name}/traces`
 //! - [`graph`] — the graph questions (`/api/v1/nodes`, `/edges`, `/broken`, `/nodes/{name}/deps`, …)
 //! - [`health`] — `/healthz`, `/readyz`
+//! - [`intake`] — agents' results posts, written in batches (a group commit)
 //! - [`metrics`] — `/metrics` (Prometheus)
 //! - [`openapi`] — `/api/v1/openapi.json`
 //! - [`route_api`] — the path history questions (`/api/v1/routes/show|diff|changes`)
@@ -17,6 +18,7 @@ pub mod agents;
 pub mod error;
 pub mod graph;
 pub mod health;
+pub mod intake;
 pub mod metrics;
 pub mod openapi;
 pub mod route_api;
@@ -59,7 +61,20 @@ pub struct App {
     pub leading: Option<watch::Receiver<bool>>,
     /// Where the GETs read: the standby when configured and current enough, else `pool`.
     pub reads: crate::read_pool::Reads,
+    /// Agents' results posts go through here to the store.
+    pub intake: intake::Intake,
+    /// Token (SHA-256) → its node, for [`TOKEN_CACHE_TTL`]: an agent's two requests of a
+    /// check-in look its token up once. A revoked token stops working within that time.
+    pub tokens: moka::sync::Cache<String, graph_store::agents::TokenOwner>,
+    /// Node id → the ids of its edges, as its last targets request listed them: the
+    /// results post that follows is checked against it without asking the store (an edge
+    /// never changes hands, so the list can only be short of new edges, which the store
+    /// is then asked about).
+    pub edges_of: moka::sync::Cache<i64, Arc<std::collections::HashSet<i64>>>,
 }
+
+/// How long a token's owner is taken from [`App::tokens`] before the store is asked again.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// What `serve` judges and answers with that the config file sets, and a SIGHUP may
 /// change (crate::reload): each request takes the one current when it starts.
@@ -78,6 +93,10 @@ pub struct Tuning {
 impl App {
     pub fn new(pool: PgPool, tuning: watch::Receiver<Arc<Tuning>>) -> App {
         let reads = crate::read_pool::Reads::primary_only(pool.clone());
+        let intake = intake::Intake::start(pool.clone(), tuning.clone());
+        let tokens = moka::sync::Cache::builder().max_capacity(1_000_000).time_to_live(TOKEN_CACHE_TTL).build();
+        let edges_of =
+            moka::sync::Cache::builder().max_capacity(200_000).time_to_live(Duration::from_secs(600)).build();
         App {
             pool,
             read_token_hash: None,
@@ -87,6 +106,9 @@ impl App {
             tuning,
             leading: None,
             reads,
+            intake,
+            tokens,
+            edges_of,
         }
     }
 
