@@ -134,20 +134,22 @@ pub async fn already_recorded(
     let (Some(first), Some(last)) = (results.iter().map(|r| r.2).min(), results.iter().map(|r| r.2).max()) else {
         return Ok(Vec::new());
     };
-    sqlx::query_as(
-        "SELECT r.prober, r.edge_id, r.at FROM probe_results r \
-         JOIN UNNEST($1::text[], $2::bigint[], $3::timestamptz[]) AS t(prober, edge_id, at) \
-           ON r.edge_id = t.edge_id AND r.at = t.at AND r.prober = t.prober \
-         WHERE r.at BETWEEN $4 AND $5",
+    // The edges' rows in the time span, by the (edge_id, at) index, matched here: a join
+    // with the list in SQL is planned as a scan of the whole day's partition.
+    let mut ids: Vec<i64> = results.iter().map(|r| r.1).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let stored: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT prober, edge_id, at FROM probe_results WHERE edge_id = ANY($1) AND at BETWEEN $2 AND $3",
     )
-    .bind(results.iter().map(|r| r.0).collect::<Vec<_>>())
-    .bind(results.iter().map(|r| r.1).collect::<Vec<_>>())
-    .bind(results.iter().map(|r| r.2).collect::<Vec<_>>())
+    .bind(ids)
     .bind(first)
     .bind(last)
     .fetch_all(conn)
     .await
-    .map_err(Error::sql("looking for results already recorded"))
+    .map_err(Error::sql("looking for results already recorded"))?;
+    let asked: std::collections::HashSet<(&str, i64, DateTime<Utc>)> = results.iter().copied().collect();
+    Ok(stored.into_iter().filter(|(prober, edge, at)| asked.contains(&(prober.as_str(), *edge, *at))).collect())
 }
 
 /// Stores the reports of several agents in one statement; a report already stored (same
@@ -158,6 +160,12 @@ pub async fn insert_reports(conn: &mut PgConnection, reports: &[(i64, &AgentRepo
     if reports.is_empty() {
         return Ok(Vec::new());
     }
+    // In key order, so that two batches with the same reports (resent) never wait on
+    // each other in a cycle.
+    let mut sorted: Vec<(i64, &AgentReport)> = reports.to_vec();
+    sorted.sort_by_key(|(node, r)| (*node, r.at));
+    let reports_in_order = reports;
+    let reports = &sorted[..];
     let nginx = |f: fn(&NginxRates) -> Option<f32>| -> Vec<Option<f32>> {
         reports.iter().map(|(_, r)| r.nginx.as_ref().and_then(f)).collect()
     };
@@ -195,7 +203,7 @@ pub async fn insert_reports(conn: &mut PgConnection, reports: &[(i64, &AgentRepo
     .map_err(Error::sql("storing agent reports"))?;
     // A report twice in one batch is new once, the first time.
     let mut stored: std::collections::HashSet<(i64, DateTime<Utc>)> = stored.into_iter().collect();
-    Ok(reports.iter().map(|(node, r)| stored.remove(&(*node, r.at))).collect())
+    Ok(reports_in_order.iter().map(|(node, r)| stored.remove(&(*node, r.at))).collect())
 }
 
 type ReportTuple = (
