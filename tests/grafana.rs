@@ -481,12 +481,30 @@ async fn every_panel_query_runs_on_a_populated_database_with_the_columns_it_need
             if let Err(why) = check_columns(&rows, q.needs) {
                 panic!("{} ({:?}): {why}\n{sql}", q.what, q.needs);
             }
+            spot_check(&q.what, &rows);
             eprintln!("{}: {} rows", q.what, rows.len());
             checked += 1;
         }
     }
     assert!(checked >= 25, "{checked} queries: every panel of the three dashboards");
     eprintln!("{checked} queries checked in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// What a few panels must show of the data [`populate`] made.
+fn spot_check(what: &str, rows: &[PgRow]) {
+    let texts = |col: &str| rows.iter().map(|r| r.get::<String, _>(col)).collect::<Vec<_>>();
+    let panel = what.rsplit_once(": panel ").map_or("", |(_, title)| title);
+    match panel {
+        "\"Hops of the latest run\"" => {
+            let asns: Vec<Option<i64>> = rows.iter().map(|r| r.get("asn")).collect();
+            assert_eq!(asns, [None, Some(64500), None], "{what}: the transit hop's AS");
+            assert!(!texts("node")[2].is_empty(), "{what}: the destination hop names its node");
+        }
+        "\"Agents not heard from\"" => assert_eq!(texts("agent"), [SILENT], "{what}"),
+        "\"Route events of the pair\"" => assert!(texts("kind").iter().any(|k| k == "changed"), "{what}"),
+        "\"Top nodes by disconnects\"" => assert_eq!(rows[0].get::<i32, _>("disconnects"), 1, "{what}"),
+        _ => {}
+    }
 }
 
 // ------------------------------------------------------------------ populating
