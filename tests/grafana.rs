@@ -55,7 +55,7 @@ mod expander {
         const UNITS: [(u64, &str); 5] =
             [(604_800_000, "w"), (86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1000, "s")];
         for (size, unit) in UNITS {
-            if ms >= size && ms % size == 0 {
+            if ms >= size && ms.is_multiple_of(size) {
                 return format!("{}{unit}", ms / size);
             }
         }
@@ -562,7 +562,8 @@ async fn populate(db: &TestDb, now: DateTime<Utc>) {
     let failing = agents.iter().find_map(|(_, _, e)| e.first().copied()).expect("an agent with edges");
 
     let mut tasks = tokio::task::JoinSet::new();
-    for (node, token, edges) in agents.iter().filter(|(n, _, _)| n.as_str() != SILENT).cloned() {
+    for (node, token, edges) in agents.iter().filter(|(n, _, _)| n.as_str() != SILENT) {
+        let (node, token, edges) = (node.clone(), token.clone(), edges.clone());
         let (http, base) = (http.clone(), server.base.clone());
         tasks.spawn(async move {
             for step in 0..STEPS {

@@ -61,16 +61,16 @@ fn hop(ttl: u8, addr: &str, sent: u32, received: u32, rtt: f32) -> Hop {
 /// Run `i` at `at`: the usual three probes a hop, every third run five probes (the
 /// counts stored as varints), a silent hop, partial answers, RTTs from 0.05 ms to 400 ms.
 fn run(i: usize, at: DateTime<Utc>) -> Run {
-    let sent = if i % 3 == 0 { 5 } else { 3 };
+    let sent = if i.is_multiple_of(3) { 5 } else { 3 };
     let k = i as f32;
-    let third = if i % 4 == 0 { "52.93.9.9" } else { "52.93.1.1" };
+    let third = if i.is_multiple_of(4) { "52.93.9.9" } else { "52.93.1.1" };
     Run {
         at,
         hops: vec![
             hop(1, "10.0.0.1", sent, sent, 0.05 + k * 0.01),
             hop(2, "52.93.0.1", sent, 0, 0.0),
             hop(3, third, sent, (i % 3) as u32 + 1, 12.5 + k),
-            hop(4, "127.2.0.3", sent, sent - u32::from(i % 5 == 0), 40.0 + 9.0 * k),
+            hop(4, "127.2.0.3", sent, sent - u32::from(i.is_multiple_of(5)), 40.0 + 9.0 * k),
         ],
         reached: true,
     }
