@@ -16,17 +16,16 @@ use graph_store::testing::{probe_results, TestDb};
 use probers::record::{record_posts, AgentPost, CycleResult, PostOutcome, RecordConfig};
 use probers::{ProbeKind, ProbeOutcome};
 
-/// The live edges of `node` (ids) and the node's id.
-async fn edges_of(db: &TestDb, node: &str) -> (i64, Vec<i64>) {
-    let node_id: i64 =
-        sqlx::query_scalar("SELECT id FROM nodes WHERE name = $1").bind(node).fetch_one(&db.pool).await.unwrap();
-    let edges: Vec<i64> = sqlx::query_scalar("SELECT id FROM edges WHERE src_id = $1 ORDER BY id")
-        .bind(node_id)
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
-    assert!(edges.len() >= 2, "{node} has {} edges", edges.len());
-    (node_id, edges)
+/// Two nodes with at least two probed edges each: (name, id, edge ids).
+async fn two_consumers(db: &TestDb) -> [(String, i64, Vec<i64>); 2] {
+    let rows: Vec<(String, i64, Vec<i64>)> = sqlx::query_as(
+        "SELECT n.name, n.id, array_agg(e.id ORDER BY e.id) FROM nodes n JOIN edges e ON e.src_id = n.id \
+         JOIN edge_health h ON h.edge_id = e.id GROUP BY n.name, n.id HAVING count(*) >= 2 ORDER BY n.name LIMIT 2",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    rows.try_into().expect("two nodes with two probed edges each in the sample fleet")
 }
 
 fn cycle(edge_id: i64, at: DateTime<Utc>) -> CycleResult {
@@ -47,21 +46,24 @@ fn post(node: &str, node_id: i64, cycles: Vec<CycleResult>, at: Option<DateTime<
 async fn posts_written_together_store_each_result_and_report_once() {
     let db = TestDb::new().await;
     ok(&db, &["cmdb", "import", &sample("inventory.json"), &sample("links.txt")]);
-    let (fe, fe_edges) = edges_of(&db, "fe1.host101").await;
-    let (be, be_edges) = edges_of(&db, "be1.host101").await;
+    ok(&db, &["dns", "ingest", "--zone", "example.com", &sample("pdns-auth-console.log")]);
+    graph_store::probe::sync_health(&db.pool, Duration::from_secs(60)).await.unwrap();
+    graph_store::probe::ensure_partitions(&db.pool).await.unwrap();
+    let [(fe_name, fe, fe_edges), (be_name, be, be_edges)] = two_consumers(&db).await;
+    let (fe_name, be_name) = (fe_name.as_str(), be_name.as_str());
     let cfg = RecordConfig { interval: Duration::from_secs(60), ..RecordConfig::default() };
     let t = Utc::now().trunc_subsecs(6) - chrono::Duration::seconds(30);
 
     // A first batch: one result of be1's.
-    let first = record_posts(&db.pool, &[post("be1.host101", be, vec![cycle(be_edges[0], t)], None)], &cfg).await;
+    let first = record_posts(&db.pool, &[post(be_name, be, vec![cycle(be_edges[0], t)], None)], &cfg).await;
     assert_eq!(first.unwrap(), vec![PostOutcome { accepted: 1, ..PostOutcome::default() }]);
 
     // The batch: fe1's post, the same post again (a resend that met the first in the
     // queue), be1's post with the result already stored and a new one, and a result for
     // an edge that has no health row.
-    let fe_post = post("fe1.host101", fe, vec![cycle(fe_edges[0], t), cycle(fe_edges[1], t)], Some(t));
-    let be_post = post("be1.host101", be, vec![cycle(be_edges[0], t), cycle(be_edges[1], t)], Some(t));
-    let stray = post("be1.host101", be, vec![cycle(i64::MAX, t)], None);
+    let fe_post = post(fe_name, fe, vec![cycle(fe_edges[0], t), cycle(fe_edges[1], t)], Some(t));
+    let be_post = post(be_name, be, vec![cycle(be_edges[0], t), cycle(be_edges[1], t)], Some(t));
+    let stray = post(be_name, be, vec![cycle(i64::MAX, t)], None);
     let outcomes = record_posts(&db.pool, &[fe_post.clone(), fe_post, be_post, stray], &cfg).await.unwrap();
     assert_eq!(
         outcomes,
@@ -77,10 +79,10 @@ async fn posts_written_together_store_each_result_and_report_once() {
         probe_results(&db.pool).await.into_iter().map(|(edge, _, prober)| (edge, prober)).collect();
     stored.sort();
     let mut want = vec![
-        (fe_edges[0], "agent:fe1.host101".to_string()),
-        (fe_edges[1], "agent:fe1.host101".to_string()),
-        (be_edges[0], "agent:be1.host101".to_string()),
-        (be_edges[1], "agent:be1.host101".to_string()),
+        (fe_edges[0], format!("agent:{fe_name}")),
+        (fe_edges[1], format!("agent:{fe_name}")),
+        (be_edges[0], format!("agent:{be_name}")),
+        (be_edges[1], format!("agent:{be_name}")),
     ];
     want.sort();
     assert_eq!(stored, want, "each result once");
