@@ -8,9 +8,9 @@
 //! edges an agent is probing.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 
 use crate::error::{Error, Result};
+use crate::PgPool;
 
 /// The node a token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,9 @@
 //! `edgewatch sql`: an operator's ad-hoc query, run read-only with a time limit.
 
-use sqlx::{Executor, PgPool};
+use sqlx::Executor;
 
 use crate::error::{Error, Result};
+use crate::PgPool;
 
 /// A query's column names and rows (values as JSON: numbers, strings, null, …).
 #[derive(Debug, Clone, Default)]
