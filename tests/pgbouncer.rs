@@ -6,8 +6,10 @@
 //!   `dns ingest`, `probe --run-for` (loopback only), the graph questions several at once,
 //!   `sql`, `check nagios`, `report`, and `serve` with an agent posting results, through
 //!   a pool of two server connections, so that clients really share them. Answers equal
-//!   the answers straight from PostgreSQL, and PostgreSQL's log of the statements that
-//!   came through pgbouncer names no prepared statement (`sqlx_s_…`): all are unnamed.
+//!   the answers straight from PostgreSQL. PostgreSQL's log of the statements that came
+//!   through pgbouncer runs no named prepared statement (`sqlx_s_…`) but those sqlx
+//!   makes itself (the migrator's, describing a query), and no named statement is left
+//!   on a server connection afterwards.
 //! - `pool_mode = session` with `--pooler session`: the questions again.
 //!
 //! See docs/scaling.md, "pgbouncer".
@@ -125,6 +127,34 @@ async fn serve_with_an_agent(through: &Through, direct: &TestDb, spool: &std::pa
     );
 }
 
+/// Whether a logged statement is one sqlx prepares named whatever edgewatch asks: the
+/// migrator's, and those of describing a query for `edgewatch sql` (the query parsed,
+/// never run, then its columns' nullability: `EXPLAIN … EXECUTE` it, `attnotnull`).
+/// edgewatch closes them before their transaction ends, which [`no_statement_left`]
+/// checks.
+fn sqlx_own(line: &str) -> bool {
+    ["_sqlx_migrations", " parse sqlx_s_", "EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE sqlx_s_", "SELECT NOT attnotnull"]
+        .iter()
+        .any(|s| line.contains(s))
+}
+
+/// No named statement is left on either of pgbouncer's two server connections: two
+/// `edgewatch sql` at once hold both, and each counts the statements prepared on its
+/// server connection before its own transaction began.
+fn no_statement_left(through: &Through) {
+    let ask = "SELECT pg_backend_pid() AS pid, \
+               (SELECT count(*) FROM pg_prepared_statements WHERE prepare_time < now()) AS left_over, \
+               (SELECT 1 FROM pg_sleep(1)) AS slept";
+    let answers: Vec<Value> = std::thread::scope(|s| {
+        let asked: Vec<_> = (0..2).map(|_| s.spawn(|| through.json(&["sql", "--format", "json", ask]))).collect();
+        asked.into_iter().map(|a| a.join().unwrap()[0].clone()).collect()
+    });
+    assert_ne!(answers[0]["pid"], answers[1]["pid"], "both server connections: {answers:?}");
+    for answer in &answers {
+        assert_eq!(answer["left_over"], 0, "named statements left on a server connection: {answers:?}");
+    }
+}
+
 /// pgbouncer logged no error.
 fn no_errors(bouncer: &clusters::Bouncer) {
     let errors: Vec<String> =
@@ -165,10 +195,12 @@ async fn every_command_works_through_pgbouncer_in_transaction_and_session_poolin
     check_and_report(&through);
     serve_with_an_agent(&through, &direct, &dir.path().join("spool")).await;
     no_errors(&bouncer);
+    no_statement_left(&through);
     let log = std::fs::read_to_string(primary.cluster.log_file()).unwrap();
+    let named = |l: &&str| l.contains("sqlx_s_") && !sqlx_own(l);
     let statements: Vec<&str> = log.lines().filter(|l| l.contains("duration: ")).collect();
     assert!(statements.iter().any(|l| l.contains(" <unnamed>: ")), "the primary logged the statements:\n{log}");
-    let named: Vec<&str> = log.lines().filter(|l| l.contains("sqlx_s_")).collect();
+    let named: Vec<&str> = statements.into_iter().filter(named).collect();
     assert!(named.is_empty(), "named statements through pgbouncer in transaction pooling:\n{}", named.join("\n"));
     drop(bouncer);
 
