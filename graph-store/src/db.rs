@@ -8,7 +8,7 @@ use sqlx::ConnectOptions;
 
 use crate::embedded::{self, EmbeddedCluster};
 use crate::error::{Error, Result};
-use crate::pool::{PgPool, Pooler};
+use crate::pool::{PgConnection, PgPool, Pooler};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
@@ -130,12 +130,24 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
         no_tx: MIGRATOR.no_tx,
     };
     let mut tx = pool.begin().await.map_err(Error::sql("starting the migrations"))?;
+    let applied = apply(&migrator, &mut tx).await;
+    if applied.is_err() {
+        // Rolled back here rather than on drop: behind a transaction pooler that closes
+        // the migrator's named statements first.
+        let _ = tx.rollback().await;
+        return applied;
+    }
+    tx.commit().await.map_err(Error::sql("committing the migrations"))?;
+    Ok(())
+}
+
+/// The migrations of `migrator` that `conn` lacks, under the migration lock.
+async fn apply(migrator: &sqlx::migrate::Migrator, conn: &mut PgConnection) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('edgewatch:migrate'))")
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(Error::sql("waiting for other processes' migrations"))?;
-    migrator.run_direct(tx.sqlx()).await?;
-    tx.commit().await.map_err(Error::sql("committing the migrations"))?;
+    migrator.run_direct(conn.sqlx()).await?;
     Ok(())
 }
 

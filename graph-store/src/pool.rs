@@ -14,7 +14,11 @@
 //!   its own (BEGIN, the statement, COMMIT on one connection), its rows collected before
 //!   the commit;
 //! - a statement sqlx itself prepares named all the same (`describe`, the migrator's, its
-//!   type look-ups) is closed before the transaction ends.
+//!   type look-ups) is closed by [`Transaction::commit`] or [`Transaction::rollback`],
+//!   while the server connection is still this client's. A transaction merely dropped
+//!   (rolled back by sqlx) cannot close them, so the two functions that let sqlx make
+//!   them (`crate::sql::read_only`, `crate::db::migrate`) end their transactions
+//!   explicitly on every path.
 //!
 //! Statements run either on the pool or in a [`Transaction`] from [`PgPool::begin`]: the
 //! types here have no other way in, so no statement escapes the rule. Without a
