@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use graph_store::Pooler;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +39,14 @@ pub struct Global {
     /// max_read_lag (default 30s) of replay lag, reads go to the primary.
     #[arg(long, env = "EDGEWATCH_READ_DATABASE_URL", global = true, hide_env_values = true)]
     pub read_database_url: Option<String>,
+
+    /// What sits between edgewatch and PostgreSQL (both URLs): `transaction` for a pooler
+    /// that may give each transaction another server connection, such as pgbouncer with
+    /// pool_mode = transaction (any version; edgewatch then prepares no named statements
+    /// and runs every statement in a transaction); `session` (pool_mode = session) and
+    /// `none` change nothing [default: [database] pooler, else none]
+    #[arg(long, env = "EDGEWATCH_POOLER", global = true, value_parser = pooler_parser())]
+    pub pooler: Option<Pooler>,
 
     /// Directory of the embedded PostgreSQL cluster (used when no --database-url)
     /// [default: .edgewatch]
@@ -924,6 +933,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         other => return Err(format!("{text:?}: unknown unit {other:?} (kB, MB, GB, KiB, MiB, GiB)")),
     };
     n.checked_mul(scale).ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// `--pooler`: one of [`Pooler::NAMES`], which `--help` lists.
+fn pooler_parser() -> impl clap::builder::TypedValueParser<Value = Pooler> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Pooler::NAMES)
+        .map(|name| name.parse::<Pooler>().expect("one of Pooler::NAMES"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -9,6 +9,7 @@
 //! [database]                               # reads on a standby (docs/scaling.md)
 //! read_url = "postgres://edgewatch@db-standby.example.com/edgewatch"  # or --read-database-url
 //! max_read_lag = "30s"                     # standby further behind: reads go to the primary
+//! pooler = "transaction"                   # behind pgbouncer, pool_mode = transaction (or --pooler)
 //!
 //! [dns]
 //! zones = ["example.com"]                  # zones holding the service names
@@ -102,6 +103,7 @@ use discovery::dns::ingest::IngestOptions;
 use graph_store::db::Target;
 use graph_store::diagnosis::DiagnosisConfig;
 use graph_store::paths::Owners;
+use graph_store::Pooler;
 use probers::record::RecordConfig;
 use serde::Deserialize;
 
@@ -121,6 +123,7 @@ pub struct Settings {
     database_url: Option<String>,
     read_database_url: Option<String>,
     max_read_lag: Duration,
+    pooler: Pooler,
     data_dir: PathBuf,
     check_diagnosis_max_age: Duration,
     stop_timeout: Duration,
@@ -206,6 +209,10 @@ impl Settings {
             database_url: global.database_url.clone().or_else(|| file.database_url.clone()),
             read_database_url: global.read_database_url.clone().or_else(|| file.database.read_url.clone()),
             max_read_lag: file.database.max_read_lag().map_err(anyhow::Error::msg)?,
+            pooler: match global.pooler {
+                Some(pooler) => pooler,
+                None => file.database.pooler().map_err(anyhow::Error::msg)?,
+            },
             data_dir: global
                 .data_dir
                 .clone()
@@ -264,6 +271,12 @@ impl Settings {
     /// `[database] max_read_lag`, default 30 s: a standby further behind is not read.
     pub fn max_read_lag(&self) -> Duration {
         self.max_read_lag
+    }
+
+    /// `--pooler` / EDGEWATCH_POOLER, else `[database] pooler`, else none: what sits between
+    /// edgewatch and PostgreSQL (a database URL's; the embedded cluster has none).
+    pub fn pooler(&self) -> Pooler {
+        self.pooler
     }
 
     /// The embedded cluster's directory: `--data-dir` / EDGEWATCH_DATA_DIR, else
@@ -464,13 +477,16 @@ struct ReportConfig {
     keep_days: Option<u32>,
 }
 
-/// `[database]`: the read side (a streaming standby) and how stale it may be.
+/// `[database]`: the read side (a streaming standby), how stale it may be, and the pooler
+/// in front of both.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DatabaseConfig {
     read_url: Option<String>,
     /// Replay lag beyond which reads go to the primary (default 30s).
     max_read_lag: Option<String>,
+    /// `none`, `session` or `transaction` (default none).
+    pooler: Option<String>,
 }
 
 impl DatabaseConfig {
@@ -479,6 +495,13 @@ impl DatabaseConfig {
             None => Ok(Duration::from_secs(30)),
             Some(lag) => humantime::parse_duration(lag)
                 .map_err(|e| format!("[database] max_read_lag = {lag:?}: {e} (examples: 1s, 30s, 2m)")),
+        }
+    }
+
+    fn pooler(&self) -> Result<Pooler, String> {
+        match &self.pooler {
+            None => Ok(Pooler::None),
+            Some(name) => name.parse().map_err(|e| format!("[database] pooler = {name:?}: {e}")),
         }
     }
 }
@@ -559,6 +582,7 @@ impl Config {
         config.diagnosis.validate().map_err(|e| anyhow::anyhow!("{}: [diagnosis] {e}", path.display()))?;
         config.check_diagnosis_max_age().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         config.database.max_read_lag().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.database.pooler().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Owners::new(&config.owners).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         config.trace.resolve(400).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok((config, raw))
@@ -590,6 +614,7 @@ mod tests {
             Settings::new(&Global {
                 database_url: None,
                 read_database_url: None,
+                pooler: None,
                 data_dir: None,
                 config: Some(config.to_path_buf()),
                 verbose: 0,
@@ -600,6 +625,7 @@ mod tests {
         let (s, d) = (settings(&sample), settings(&empty));
         assert_eq!(s.data_dir(), d.data_dir());
         assert_eq!((s.read_database_url(), s.max_read_lag()), (d.read_database_url(), d.max_read_lag()));
+        assert_eq!(s.pooler(), d.pooler());
         assert_eq!(s.trace(), d.trace());
         assert_eq!(s.diagnosis(), d.diagnosis());
         assert_eq!(format!("{:?}", s.check()), format!("{:?}", d.check()));
@@ -699,6 +725,20 @@ mod tests {
         std::fs::write(&bad, "[database]\nmax_read_lag = \"soon\"\n").unwrap();
         let err = Config::load(&bad).unwrap_err().to_string();
         assert!(err.starts_with(&format!("{}: [database] max_read_lag = \"soon\"", bad.display())), "{err}");
+    }
+
+    #[test]
+    fn the_pooler_comes_from_the_flag_over_the_file_and_a_bad_one_names_the_key() {
+        let file = "[database]\npooler = \"transaction\"\n";
+        assert_eq!(settings(file, &["graph", "nodes"]).0.pooler(), Pooler::Transaction);
+        assert_eq!(settings(file, &["--pooler", "session", "graph", "nodes"]).0.pooler(), Pooler::Session);
+        assert_eq!(settings("", &["graph", "nodes"]).0.pooler(), Pooler::None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[database]\npooler = \"statement\"\n").unwrap();
+        let err = Config::load(&bad).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{}: [database] pooler = \"statement\"", bad.display())), "{err}");
     }
 
     #[test]

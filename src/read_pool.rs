@@ -78,7 +78,7 @@ impl Reads {
         let Some(url) = settings.read_database_url() else {
             return Ok(Reads::primary_only(primary.clone()));
         };
-        let pool = graph_store::db::lazy_pool(url).map_err(|e| {
+        let pool = graph_store::db::lazy_pool(url, settings.pooler()).map_err(|e| {
             anyhow::Error::new(e).context("opening the standby given by --read-database-url / [database] read_url")
         })?;
         let standby = Standby {
@@ -218,7 +218,7 @@ pub async fn for_command_after_write(settings: &Settings, primary: &PgPool) -> a
         return Ok(Chosen { pool: primary.clone(), on_standby: false });
     };
     let lsn = replica::current_lsn(primary).await?;
-    let standby = graph_store::db::lazy_pool(url)?;
+    let standby = graph_store::db::lazy_pool(url, settings.pooler())?;
     let deadline = tokio::time::Instant::now() + settings.max_read_lag();
     loop {
         match tokio::time::timeout(ASK_TIMEOUT, replica::replayed(&standby, &lsn)).await {

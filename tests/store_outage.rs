@@ -49,7 +49,10 @@ impl Drop for StopCluster {
 }
 
 async fn connect(url: &str) -> PgPool {
-    graph_store::connect(&Target::Url(url.to_string())).await.expect("connecting to the test's PostgreSQL").pool
+    graph_store::connect(&Target::Url(url.to_string()), graph_store::Pooler::None)
+        .await
+        .expect("connecting to the test's PostgreSQL")
+        .pool
 }
 
 /// Every result of `prober` (or of probers starting with it when it ends in `/`), by

@@ -72,7 +72,10 @@ struct Tailer {
 }
 
 async fn start(url: &str, path: &Path) -> Tailer {
-    let pool = graph_store::connect(&graph_store::db::Target::Url(url.to_string())).await.unwrap().pool;
+    let pool = graph_store::connect(&graph_store::db::Target::Url(url.to_string()), graph_store::Pooler::None)
+        .await
+        .unwrap()
+        .pool;
     let shutdown = CancellationToken::new();
     let opts = TailOptions {
         ingest: IngestOptions { zones: vec!["example.com".into()], batch_lines: 50, ..Default::default() },

@@ -140,7 +140,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: &Args) -> BoxResult<Value> {
-    let db = graph_store::connect(&Target::Url(args.url.clone())).await?;
+    let db = graph_store::connect(&Target::Url(args.url.clone()), graph_store::Pooler::None).await?;
     let pool = &db.pool;
     let schedule = PairSchedule {
         protocol: "icmp",

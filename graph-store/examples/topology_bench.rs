@@ -192,7 +192,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: &Args) -> BoxResult<Value> {
-    let db = graph_store::connect(&Target::Url(args.url.clone())).await?;
+    let db = graph_store::connect(&Target::Url(args.url.clone()), graph_store::Pooler::None).await?;
     let pool = &db.pool;
     let (live_nodes, live_edges): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM nodes WHERE retired_at IS NULL), \

@@ -8,9 +8,9 @@
 //! edges an agent is probing.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
 
 use crate::error::{Error, Result};
+use crate::{PgConnection, PgPool};
 
 /// The node a token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,10 +9,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sqlx::PgConnection;
-
 use crate::error::{Error, Result};
 use crate::model::{Inventory, InventoryOutcome, LinkSet, LinksOutcome};
+use crate::PgConnection;
 
 /// The guard's default: an inventory may retire at most this share of the live nodes.
 pub const MASS_RETIRE_LIMIT_PCT: u32 = 20;

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::ConnectOptions;
 
 use crate::embedded::{self, EmbeddedCluster};
 use crate::error::{Error, Result};
+use crate::pool::{PgConnection, PgPool, Pooler};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
@@ -27,8 +28,9 @@ pub struct Database {
 }
 
 /// Connects (starting the embedded cluster if that is the target) and applies pending
-/// migrations.
-pub async fn connect(target: &Target) -> Result<Database> {
+/// migrations. `pooler` is what sits between edgewatch and a server named by URL (see
+/// [`crate::pool`]); the embedded cluster has none.
+pub async fn connect(target: &Target, pooler: Pooler) -> Result<Database> {
     let (options, location) = match target {
         Target::Url(url) => {
             let options: PgConnectOptions =
@@ -45,7 +47,7 @@ pub async fn connect(target: &Target) -> Result<Database> {
             (cluster.connect_options(embedded::DATABASE), cluster.url(embedded::DATABASE))
         }
     };
-    let pool = pool(options, &location).await?;
+    let pool = pool(options, &location, pooler_of(target, pooler)).await?;
     migrate(&pool).await?;
     Ok(Database { pool, location })
 }
@@ -53,7 +55,7 @@ pub async fn connect(target: &Target) -> Result<Database> {
 /// Connects to a store that must already be running, without starting the embedded
 /// cluster or applying migrations: for the Nagios check, which must say UNKNOWN when the
 /// database is away rather than bring one up.
-pub async fn open_existing(target: &Target) -> Result<PgPool> {
+pub async fn open_existing(target: &Target, pooler: Pooler) -> Result<PgPool> {
     let (options, location) = match target {
         Target::Url(url) => {
             let options: PgConnectOptions =
@@ -65,19 +67,29 @@ pub async fn open_existing(target: &Target) -> Result<PgPool> {
             (cluster.connect_options(embedded::DATABASE), cluster.url(embedded::DATABASE))
         }
     };
-    pool(options, &location).await
+    pool(options, &location, pooler_of(target, pooler)).await
+}
+
+/// The pooler in front of `target`: none in front of the embedded cluster.
+fn pooler_of(target: &Target, pooler: Pooler) -> Pooler {
+    match target {
+        Target::Url(_) => pooler,
+        Target::Embedded(_) => Pooler::None,
+    }
 }
 
 /// A pool for the server at `url` that connects on first use, not now: for a standby
 /// that may be down when edgewatch starts (reads then go to the primary).
-pub fn lazy_pool(url: &str) -> Result<PgPool> {
+pub fn lazy_pool(url: &str, pooler: Pooler) -> Result<PgPool> {
     let options: PgConnectOptions = url.parse().map_err(|source| Error::Connect { target: redact(url), source })?;
     let options = options.log_statements(tracing::log::LevelFilter::Trace);
-    Ok(PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options))
+    let pool =
+        PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options);
+    Ok(PgPool::new(pool, pooler))
 }
 
-/// A pool over `options`, with statement logging at trace level only.
-pub async fn pool(options: PgConnectOptions, location: &str) -> Result<PgPool> {
+/// A pool over `options` through `pooler`, with statement logging at trace level only.
+pub async fn pool(options: PgConnectOptions, location: &str, pooler: Pooler) -> Result<PgPool> {
     // One direct attempt first: it fails at once with the real reason (refused, bad
     // password, no such database) where the pool would only time out.
     let options = options.log_statements(tracing::log::LevelFilter::Trace);
@@ -93,12 +105,13 @@ pub async fn pool(options: PgConnectOptions, location: &str) -> Result<PgPool> {
             return Err(Error::Connect { target: location.to_string(), source: sqlx::Error::PoolTimedOut });
         }
     }
-    PgPoolOptions::new()
+    let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(options)
         .await
-        .map_err(|source| Error::Connect { target: location.to_string(), source })
+        .map_err(|source| Error::Connect { target: location.to_string(), source })?;
+    Ok(PgPool::new(pool, pooler))
 }
 
 /// Applies every pending migration. Safe to run from several processes at once.
@@ -106,7 +119,9 @@ pub async fn pool(options: PgConnectOptions, location: &str) -> Result<PgPool> {
 /// All in one transaction that holds a transaction-level advisory lock, each migration in
 /// a savepoint, instead of sqlx's session-level `pg_advisory_lock`: through a pooler in
 /// transaction mode (pgbouncer) a session lock is taken on one server connection and
-/// released (or not) on another, and the next process to migrate waits forever.
+/// released (or not) on another, and the next process to migrate waits forever. The
+/// migrator's own statements are named; behind a transaction pooler the commit closes
+/// them (see [`crate::pool`]).
 pub async fn migrate(pool: &PgPool) -> Result<()> {
     let migrator = sqlx::migrate::Migrator {
         migrations: MIGRATOR.migrations.clone(),
@@ -115,12 +130,24 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
         no_tx: MIGRATOR.no_tx,
     };
     let mut tx = pool.begin().await.map_err(Error::sql("starting the migrations"))?;
+    let applied = apply(&migrator, &mut tx).await;
+    if applied.is_err() {
+        // Rolled back here rather than on drop: behind a transaction pooler that closes
+        // the migrator's named statements first.
+        let _ = tx.rollback().await;
+        return applied;
+    }
+    tx.commit().await.map_err(Error::sql("committing the migrations"))?;
+    Ok(())
+}
+
+/// The migrations of `migrator` that `conn` lacks, under the migration lock.
+async fn apply(migrator: &sqlx::migrate::Migrator, conn: &mut PgConnection) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('edgewatch:migrate'))")
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(Error::sql("waiting for other processes' migrations"))?;
-    migrator.run_direct(&mut *tx).await?;
-    tx.commit().await.map_err(Error::sql("committing the migrations"))?;
+    migrator.run_direct(conn.sqlx()).await?;
     Ok(())
 }
 

@@ -26,12 +26,12 @@ mod algo;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 
 pub use algo::{diagnose, BrokenRef, DiagnosisConfig, EdgeFact, Incident, IncidentKind};
 
 use crate::error::{Error, Result};
 use crate::vocab::HealthState;
+use crate::PgPool;
 
 /// A diagnosis as stored and as the check reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,9 +7,9 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
 
 use crate::error::{Error, Result};
+use crate::{PgConnection, PgPool};
 
 /// A live node, as resolution needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]

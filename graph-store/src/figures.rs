@@ -2,9 +2,8 @@
 //! kind and verdict, live edges by state, live nodes by data center. A handful of
 //! aggregate queries over small tables (and one over the live edges), never over history.
 
-use sqlx::PgPool;
-
 use crate::error::{Error, Result};
+use crate::PgPool;
 
 /// Every figure, read in one short read-only transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
 
 use crate::error::{Error, Result};
 use crate::model::NodeView;
 use crate::query::{BrokenEdge, ListOptions};
 use crate::vocab::{EventState, HealthState};
+use crate::PgPool;
 
 /// An edge as it was at some time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

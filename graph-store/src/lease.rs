@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 
 use crate::error::{Error, Result};
+use crate::PgPool;
 
 /// A lease as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,9 @@
 //!
 //! The store, writing and reading the graph:
 //! - [`db`]: connecting and migrating.
+//! - [`pool`]: the store's pool and transactions, sqlx's with what a transaction pooler
+//!   (pgbouncer's `pool_mode = transaction`) needs: no named statements, every statement
+//!   in a transaction.
 //! - [`model`]: plain values that cross into the store: CMDB exports already validated by
 //!   their parsers, and what the graph queries answer.
 //! - [`vocab`]: the graph's words, typed: health and event states, verdicts, probe kinds
@@ -51,6 +54,7 @@ pub mod history;
 pub mod lease;
 pub mod model;
 pub mod paths;
+pub mod pool;
 pub mod probe;
 pub mod query;
 pub mod replica;
@@ -65,5 +69,5 @@ pub mod vocab;
 
 pub use db::{connect, migrate, Database};
 pub use error::{Error, Result};
-pub use sqlx::{PgConnection, PgPool};
+pub use pool::{PgConnection, PgPool, Pooler, Transaction};
 pub use time::{format_utc, serialize_utc};

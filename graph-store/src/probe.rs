@@ -7,10 +7,10 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
 
 use crate::error::{Error, Result};
 use crate::vocab::{EventState, HealthState, ProbeKind, Verdict};
+use crate::{PgConnection, PgPool};
 
 /// An edge to probe: where to, and the TCP port of its service when the CMDB has one.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,10 +1,9 @@
 //! Reading the graph back: the node and edge lists behind `graph nodes|edges`.
 
-use sqlx::PgPool;
-
 use crate::error::{Error, Result};
 use crate::model::{EdgeView, NodeView};
 use crate::vocab::HealthState;
+use crate::PgPool;
 
 /// Which rows to list.
 #[derive(Debug, Clone, Default)]

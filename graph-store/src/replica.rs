@@ -10,9 +10,8 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
-
 use crate::error::{Error, Result};
+use crate::PgPool;
 
 /// What the standby says about its replay, as read by [`status`].
 #[derive(Debug, Clone, Copy, PartialEq)]

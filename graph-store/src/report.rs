@@ -10,7 +10,6 @@ mod sections;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::PgPool;
 
 pub use model::*;
 
@@ -18,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::history;
 use crate::query::ListOptions;
 use crate::vocab::EventState;
+use crate::PgPool;
 use sections::{ChangeTimes, EdgeDay, EdgeKey, HourTotals, Inputs};
 
 /// How many unknown clients and unresolved names the hygiene section lists.

@@ -11,11 +11,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use sqlx::{PgConnection, PgPool};
 
 use crate::error::{Error, Result};
 use crate::probe::ResultRow;
 use crate::vocab::Verdict;
+use crate::{PgConnection, PgPool};
 
 /// The start of `t`'s UTC hour.
 pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {

@@ -1,8 +1,9 @@
 //! `edgewatch sql`: an operator's ad-hoc query, run read-only with a time limit.
 
-use sqlx::{Executor, PgPool};
+use sqlx::Executor;
 
 use crate::error::{Error, Result};
+use crate::{PgConnection, PgPool};
 
 /// A query's column names and rows (values as JSON: numbers, strings, null, …).
 #[derive(Debug, Clone, Default)]
@@ -16,12 +17,31 @@ pub struct QueryResult {
 pub async fn read_only(pool: &PgPool, query: &str, timeout_ms: u64) -> Result<QueryResult> {
     let query = without_trailing_semicolons(query);
     let mut tx = pool.begin().await.map_err(Error::sql("starting a read-only query"))?;
-    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await.map_err(Error::sql("making it read-only"))?;
+    // Rolled back on the error paths too: behind a transaction pooler that closes the
+    // named statement sqlx describes the query with (see `crate::pool`).
+    let asked = ask(&mut tx, query, timeout_ms).await;
+    let ended = tx.rollback().await.map_err(Error::sql("ending a read-only query"));
+    let (columns, texts) = asked?;
+    ended?;
+    let rows = texts
+        .iter()
+        .map(|t| match serde_json::from_str::<serde_json::Value>(t) {
+            Ok(serde_json::Value::Array(values)) => values,
+            _ => vec![serde_json::Value::String(t.clone())],
+        })
+        .collect();
+    Ok(QueryResult { columns, rows })
+}
+
+/// The columns of `query` and its rows, each a JSON array as text, on `conn`: read-only,
+/// within `timeout_ms`.
+async fn ask(conn: &mut PgConnection, query: &str, timeout_ms: u64) -> Result<(Vec<String>, Vec<String>)> {
+    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *conn).await.map_err(Error::sql("making it read-only"))?;
     sqlx::query(&format!("SET LOCAL statement_timeout = {timeout_ms}"))
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(Error::sql("setting the time limit"))?;
-    let described = (&mut *tx).describe(query).await.map_err(Error::sql("reading the query"))?;
+    let described = (&mut *conn).describe(query).await.map_err(Error::sql("reading the query"))?;
     let columns: Vec<String> = described.columns().iter().map(|c| sqlx::Column::name(c).to_string()).collect();
     if columns.is_empty() {
         return Err(Error::NotAQuery);
@@ -34,16 +54,8 @@ pub async fn read_only(pool: &PgPool, query: &str, timeout_ms: u64) -> Result<Qu
         (1..=columns.len()).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ")
     );
     let texts: Vec<String> =
-        sqlx::query_scalar(&aliased).fetch_all(&mut *tx).await.map_err(Error::sql("running the query"))?;
-    tx.rollback().await.map_err(Error::sql("ending a read-only query"))?;
-    let rows = texts
-        .iter()
-        .map(|t| match serde_json::from_str::<serde_json::Value>(t) {
-            Ok(serde_json::Value::Array(values)) => values,
-            _ => vec![serde_json::Value::String(t.clone())],
-        })
-        .collect();
-    Ok(QueryResult { columns, rows })
+        sqlx::query_scalar(&aliased).fetch_all(&mut *conn).await.map_err(Error::sql("running the query"))?;
+    Ok((columns, texts))
 }
 
 /// `query` up to the end of its last token, without the semicolons, comments and

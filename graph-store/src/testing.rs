@@ -9,9 +9,10 @@ use std::path::PathBuf;
 
 use rand::Rng;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
 
 use crate::embedded::EmbeddedCluster;
+use crate::{PgPool, Pooler};
 
 /// A database of a test's own.
 #[derive(Debug)]
@@ -51,7 +52,7 @@ impl TestDb {
         };
         let mut conn = PgConnection::connect_with(&admin).await.expect("connecting to test PostgreSQL");
         sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.expect("CREATE DATABASE");
-        let pool = crate::db::pool(options, &url).await.expect("connecting to the test database");
+        let pool = crate::db::pool(options, &url, Pooler::None).await.expect("connecting to the test database");
         crate::db::migrate(&pool).await.expect("migrating the test database");
         TestDb { pool, url, name }
     }

@@ -29,11 +29,11 @@
 mod algo;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
 
 pub use algo::{Blast, Dep, EdgeRow, Hop, Loser, Lost, NodeRow, Reached, Snapshot, Spof, TargetKind};
 
 use crate::error::{Error, Result};
+use crate::{PgConnection, PgPool};
 
 /// The answer to `deps` / `dependents`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]

@@ -223,10 +223,13 @@ async fn a_failing_edge_asks_for_a_trace_once_per_interval() {
     paths::sync_pairs(&db.pool, &PairSchedule::default()).await.unwrap();
     execute(&db.pool, "UPDATE trace_pairs SET next_trace_at = now() + interval '1 minute'").await;
     let edges: Vec<i64> = sqlx::query_scalar("SELECT id FROM edges").fetch_all(&db.pool).await.unwrap();
-    let mut conn = db.pool.acquire().await.unwrap();
-    assert_eq!(paths::trace_now(&mut conn, &edges).await.unwrap(), 1, "two edges, one host pair");
+    let mut tx = db.pool.begin().await.unwrap();
+    assert_eq!(paths::trace_now(&mut tx, &edges).await.unwrap(), 1, "two edges, one host pair");
+    tx.commit().await.unwrap();
     execute(&db.pool, "UPDATE trace_pairs SET next_trace_at = now() + interval '1 minute'").await;
-    assert_eq!(paths::trace_now(&mut conn, &edges).await.unwrap(), 0, "not twice in an interval");
+    let mut tx = db.pool.begin().await.unwrap();
+    assert_eq!(paths::trace_now(&mut tx, &edges).await.unwrap(), 0, "not twice in an interval");
+    tx.commit().await.unwrap();
 }
 
 #[tokio::test]

@@ -215,7 +215,7 @@ async fn concurrent_result_writers_do_not_queue_on_the_counters() {
         rtt_sd_ms: Some(0.0),
         verdict: Verdict::Ok,
     };
-    async fn slot(tx: &mut sqlx::PgConnection) -> i32 {
+    async fn slot(tx: &mut graph_store::PgConnection) -> i32 {
         sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()").fetch_one(tx).await.unwrap() % COUNTER_SLOTS
     }
     // Two transactions on connections of different slots (held ones are skipped).

@@ -54,7 +54,7 @@ async fn plugin(settings: &Settings, args: CheckArgs) -> Result<ExitCode> {
 
 async fn connect_quietly(settings: &Settings, args: &CheckArgs) -> Result<PgPool, String> {
     let target = settings.target();
-    let connect = graph_store::db::open_existing(&target);
+    let connect = graph_store::db::open_existing(&target, settings.pooler());
     match tokio::time::timeout(args.timeout, connect).await {
         Ok(Ok(pool)) => Ok(pool),
         Ok(Err(e)) => Err(format!("cannot reach the database: {}", crate::hints::message(&e))),

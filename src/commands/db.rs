@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use graph_store::embedded::{EmbeddedCluster, Status, DATABASE};
+use graph_store::Pooler;
 use serde_json::json;
 
 use crate::cli::{DbCommand, TextFormat};
@@ -22,7 +23,8 @@ pub async fn run(settings: &Settings, cmd: DbCommand) -> Result<ExitCode> {
         DbCommand::Start => {
             let started = cluster.start()?;
             cluster.ensure_database(DATABASE).await?;
-            let pool = graph_store::db::pool(cluster.connect_options(DATABASE), &cluster.url(DATABASE)).await?;
+            let pool =
+                graph_store::db::pool(cluster.connect_options(DATABASE), &cluster.url(DATABASE), Pooler::None).await?;
             graph_store::migrate(&pool).await?;
             let how = match (started.initialised, started.was_running) {
                 (true, _) => "initialised and started",

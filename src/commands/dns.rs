@@ -68,8 +68,9 @@ pub async fn run(settings: &Settings, cmd: DnsCommand) -> Result<ExitCode> {
         DnsCommand::Expire { older_than } => {
             let db = super::shared::connect(settings).await?;
             let before = chrono::Utc::now() - chrono::Duration::from_std(older_than)?;
-            let mut conn = db.pool.acquire().await?;
-            let (lost, retired) = graph_store::dns::expire_dns_edges(&mut conn, before).await?;
+            let mut tx = db.pool.begin().await?;
+            let (lost, retired) = graph_store::dns::expire_dns_edges(&mut tx, before).await?;
+            tx.commit().await?;
             println!(
                 "{lost} edges not asked for since {before}: {retired} retired, {} kept by other sources",
                 lost - retired

@@ -15,7 +15,7 @@ use crate::config::Settings;
 /// Opens the store (starting the embedded cluster if needed) with migrations applied.
 pub async fn connect(settings: &Settings) -> Result<Database> {
     let target = settings.target();
-    let opened = graph_store::connect(&target).await.map_err(|e| {
+    let opened = graph_store::connect(&target, settings.pooler()).await.map_err(|e| {
         // A TLS failure in words (unknown CA, name mismatch) above the driver's own message.
         match probers::tls::failure_reason(&e) {
             Some(reason) => anyhow::Error::new(e).context(format!(

@@ -42,7 +42,9 @@ impl Cluster {
     }
 
     pub async fn pool(&self) -> graph_store::PgPool {
-        graph_store::db::pool(self.cluster.connect_options("edgewatch"), &self.url()).await.unwrap()
+        graph_store::db::pool(self.cluster.connect_options("edgewatch"), &self.url(), graph_store::Pooler::None)
+            .await
+            .unwrap()
     }
 
     /// The primary as a [`TestDb`] (migrated), for the helpers in `common`.
@@ -146,8 +148,17 @@ pub struct Bouncer {
 }
 
 impl Bouncer {
-    /// Starts pgbouncer with `pool_mode` and the extra `settings` lines of `[pgbouncer]`.
-    pub fn start(binary: &Path, cluster: &Cluster, dir: &Path, pool_mode: &str, settings: &str) -> Bouncer {
+    /// Starts pgbouncer with `pool_mode`, the extra parameters `server` of the database's
+    /// line in `[databases]` (such as `connect_query`) and the extra `settings` lines of
+    /// `[pgbouncer]` (which may set `default_pool_size`, 20 otherwise).
+    pub fn start(
+        binary: &Path,
+        cluster: &Cluster,
+        dir: &Path,
+        pool_mode: &str,
+        server: &str,
+        settings: &str,
+    ) -> Bouncer {
         let port = free_port();
         let dir = &dir.join(format!("pgbouncer-{pool_mode}"));
         std::fs::create_dir_all(dir).unwrap();
@@ -157,13 +168,14 @@ impl Bouncer {
         let conf = dir.join("pgbouncer.ini");
         let users = dir.join("userlist.txt");
         std::fs::write(&users, "\"edgewatch\" \"\"\n").unwrap();
+        let pool_size = if settings.contains("default_pool_size") { "" } else { "default_pool_size = 20\n" };
         std::fs::write(
             &conf,
             format!(
-                "[databases]\nedgewatch = host={host} dbname=edgewatch user=edgewatch\n\n\
+                "[databases]\nedgewatch = host={host} dbname=edgewatch user=edgewatch {server}\n\n\
                  [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
                  auth_type = trust\nauth_file = {users}\npool_mode = {pool_mode}\n\
-                 max_client_conn = 500\ndefault_pool_size = 20\nlogfile = {log}\n{settings}\n",
+                 max_client_conn = 500\n{pool_size}logfile = {log}\n{settings}\n",
                 host = cluster.cluster.cluster_dir().display(),
                 users = users.display(),
                 log = dir.join("pgbouncer.log").display(),

@@ -10,10 +10,10 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
 
 use super::owners::{AsnInfo, AsnTable};
 use crate::error::{Error, Result};
+use crate::{PgConnection, PgPool};
 
 /// What an import stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -10,13 +10,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::Row;
 
 use super::algo::Run;
 use super::block::{self, BlockRun};
 use super::packed::{self, StoredPath};
 use super::read::{block_runs, paths_by_id};
 use crate::{Error, Result};
+use crate::{PgConnection, PgPool};
 
 /// Pairs per transaction: all of a pair's runs before the horizon go at once, so each
 /// block is written once per compaction (taking runs in time order instead spread a

@@ -4,8 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgPool, Row};
+use sqlx::Row;
 
+use crate::PgPool;
 use crate::{Error, Result};
 
 /// What the traces of one host pair say about an incident.

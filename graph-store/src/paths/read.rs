@@ -7,12 +7,13 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::Row;
 
 use super::algo::Run;
 use super::block::{self, BlockRun};
 use super::packed::{self, StoredPath};
 use crate::{Error, Result};
+use crate::{PgConnection, PgPool};
 
 /// A traced pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -135,9 +136,10 @@ pub async fn runs_between(pool: &PgPool, pair_id: i64, from: DateTime<Utc>, to: 
         figures: r.get("figures"),
     }));
     let stored = block::merge(stored);
-    let mut conn = pool.acquire().await.map_err(Error::sql("reading trace paths"))?;
+    let mut tx = pool.begin().await.map_err(Error::sql("reading trace paths"))?;
     let ids: Vec<i64> = stored.iter().map(|r| r.path_id).collect::<HashSet<_>>().into_iter().collect();
-    let paths = paths_by_id(&mut conn, &ids).await?;
+    let paths = paths_by_id(&mut tx, &ids).await?;
+    tx.commit().await.map_err(Error::sql("reading trace paths"))?;
     stored
         .iter()
         .map(|r| {

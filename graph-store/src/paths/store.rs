@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::Row;
 
 use super::algo::{LossConfig, LossEvent, LossTracker, RouteConfig, RouteEvent, RouteTracker, Run};
 use super::compact::in_blocks;
 use super::packed::{self, StoredPath};
 use crate::{Error, Result};
+use crate::{PgConnection, PgPool};
 
 /// How often pairs are traced.
 #[derive(Debug, Clone, Copy, PartialEq)]
