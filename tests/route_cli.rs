@@ -5,26 +5,12 @@
 
 mod common;
 
-use std::net::IpAddr;
-
 use chrono::{DateTime, Duration, Utc};
 use common::{edgewatch, json, ok};
 use graph_store::cmdb::{apply_inventory, apply_links, lock_graph};
-use graph_store::model::{ContainerRecord, Inventory, Link, LinkSet};
+use graph_store::model::{Inventory, Link, LinkSet};
 use graph_store::paths::{self, Hop, PairSchedule, Run, TraceRecord, TrackConfig};
-use graph_store::testing::TestDb;
-
-fn container(name: &str, host: &str, dc: &str, ip: &str) -> ContainerRecord {
-    ContainerRecord {
-        name: name.into(),
-        host: host.into(),
-        dc: dc.into(),
-        role: None,
-        ips: vec![ip.parse::<IpAddr>().unwrap()],
-        services: vec![],
-        serving: true,
-    }
-}
+use graph_store::testing::{container, TestDb};
 
 /// The day of the story: yesterday, 16:00 UTC.
 fn t(h: u32, m: u32) -> DateTime<Utc> {

@@ -181,6 +181,19 @@ pub async fn edge_ids(pool: &PgPool) -> Vec<(i64, String, String)> {
     .unwrap()
 }
 
+/// A serving container of `host` in `dc` with one address and no services.
+pub fn container(name: &str, host: &str, dc: &str, ip: &str) -> crate::model::ContainerRecord {
+    crate::model::ContainerRecord {
+        name: name.into(),
+        host: host.into(),
+        dc: dc.into(),
+        role: None,
+        ips: vec![ip.parse().expect("a container's address")],
+        services: vec![],
+        serving: true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

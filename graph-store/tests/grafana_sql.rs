@@ -3,27 +3,14 @@
 //! Rust reader gives: runs recorded with `record_runs`, some compacted into blocks, read
 //! both ways and compared hop by hop.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use graph_store::cmdb::{apply_inventory, apply_links, lock_graph};
-use graph_store::model::{ContainerRecord, Inventory, Link, LinkSet};
+use graph_store::model::{Inventory, Link, LinkSet};
 use graph_store::paths::{self, block, Hop, PairSchedule, Run, TraceRecord, TrackConfig};
-use graph_store::testing::TestDb;
+use graph_store::testing::{container, TestDb};
 use sqlx::Row;
-
-fn container(name: &str, host: &str, dc: &str, ip: &str) -> ContainerRecord {
-    ContainerRecord {
-        name: name.into(),
-        host: host.into(),
-        dc: dc.into(),
-        role: None,
-        ips: vec![ip.parse::<IpAddr>().unwrap()],
-        services: vec![],
-        serving: true,
-    }
-}
 
 /// web.h1 (DC A) uses search.h2 (DC B): one traced pair h1 → h2.
 async fn graph(db: &TestDb) -> i64 {

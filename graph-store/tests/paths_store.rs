@@ -1,27 +1,14 @@
 //! The path history's store on a real PostgreSQL: pairs kept from the graph, leases,
 //! runs recorded once with their paths and rollups, the trackers' events, the reads.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, TimeZone, Utc};
 use graph_store::cmdb::{apply_inventory, apply_links, lock_graph};
-use graph_store::model::{ContainerRecord, Inventory, Link, LinkSet};
+use graph_store::model::{Inventory, Link, LinkSet};
 use graph_store::paths::{self, EventFilter, ExternalTarget, Hop, PairSchedule, Run, TraceRecord, Tracer, TrackConfig};
-use graph_store::testing::{execute, TestDb};
+use graph_store::testing::{container, execute, TestDb};
 use sqlx::Row;
-
-fn container(name: &str, host: &str, dc: &str, ip: &str) -> ContainerRecord {
-    ContainerRecord {
-        name: name.into(),
-        host: host.into(),
-        dc: dc.into(),
-        role: None,
-        ips: vec![ip.parse::<IpAddr>().unwrap()],
-        services: vec![],
-        serving: true,
-    }
-}
 
 /// web.h1 (DC A) uses search.h2 (DC B) and cache.h3 (DC A); web2.h1 uses search.h2 too.
 async fn graph(db: &TestDb, with_cache: bool) {
