@@ -182,11 +182,13 @@ pub async fn edge_events(pool: &PgPool, id: i64, limit: i64) -> Result<Vec<EdgeE
         .collect())
 }
 
+type SeriesTuple = (DateTime<Utc>, i64, Option<f64>, Option<f64>);
+
 /// The edge's probe results since `since`, in bins of `bin_s` seconds, oldest first
 /// (bins without results are not listed).
 #[tracing::instrument(skip(pool))]
 pub async fn edge_series(pool: &PgPool, id: i64, since: DateTime<Utc>, bin_s: i64) -> Result<Vec<SeriesPoint>> {
-    let rows: Vec<(DateTime<Utc>, i64, Option<f64>, Option<f64>)> = sqlx::query_as(
+    let rows: Vec<SeriesTuple> = sqlx::query_as(
         "SELECT date_bin(make_interval(secs => $3), at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bin, count(*), \
                 CASE WHEN sum(sent) > 0 THEN 100.0 * (sum(sent) - sum(received))::float8 / sum(sent) END, \
                 avg(rtt_avg_ms)::float8 \
