@@ -7,7 +7,7 @@
 //! - `/ui/edges/{id}` — [`edge`]: state, events, the last 24 h of loss and RTT as SVG
 //! - `/ui/reports`, `/ui/reports/{day}` — [`reports`]: the stored daily reports
 //! - `/ui/login` — [`auth`]: the read token asked once and kept in a cookie
-//! - `/ui/assets/ui.css|ui.js` — the static assets, served without the token (no data)
+//! - `/ui/assets/ui.css|ui.js|icon.svg` — the static assets, served without the token (no data)
 
 pub mod auth;
 pub mod chart;
@@ -33,6 +33,7 @@ use super::App;
 
 const CSS: &str = include_str!("assets/ui.css");
 const JS: &str = include_str!("assets/ui.js");
+const ICON: &str = include_str!("assets/icon.svg");
 
 /// What the browser may load and run on a page: only this server's own script and style,
 /// no inline script, no plugins, no framing by others.
@@ -59,6 +60,7 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/ui/login", get(auth::form).post(auth::login))
         .route("/ui/assets/ui.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
         .route("/ui/assets/ui.js", get(|| async { asset("text/javascript; charset=utf-8", JS) }))
+        .route("/ui/assets/icon.svg", get(|| async { asset("image/svg+xml", ICON) }))
 }
 
 fn asset(kind: &'static str, body: &'static str) -> Response {
@@ -75,6 +77,7 @@ pub fn page(status: StatusCode, title: &str, main: Markup) -> Response {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · edgewatch" }
                 link rel="stylesheet" href="/ui/assets/ui.css";
+                link rel="icon" href="/ui/assets/icon.svg" type="image/svg+xml";
                 script src="/ui/assets/ui.js" defer {}
             }
             body {
