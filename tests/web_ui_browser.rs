@@ -35,14 +35,15 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
+        // Killed by Drop from here on, also when it never answers.
+        let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
         for _ in 0..100 {
-            if common::get(format!("{url}/status")).await.is_ok() {
-                return Driver { child, url };
+            if common::get(format!("{}/status", driver.url)).await.is_ok() {
+                return driver;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("chromedriver did not answer on {url}");
+        panic!("chromedriver did not answer on {}", driver.url);
     }
 
     async fn browser(&self) -> Client {

@@ -43,8 +43,8 @@ pub fn chart(points: &[SeriesPoint], from: DateTime<Utc>, to: DateTime<Utc>) -> 
             text.axis x=(PAD_L - 4.0) y=(PAD_Y + 4.0) text-anchor="end" { "100 %" }
             text.axis x=(PAD_L - 4.0) y=(H - PAD_Y) text-anchor="end" { "0 %" }
             text.axis.rtt x=(W - PAD_R + 4.0) y=(PAD_Y + 4.0) { (format!("{rtt_max:.1} ms")) }
-            text.axis x=(PAD_L) y=(H - 2.0) { (from.format("%H:%M")) }
-            text.axis x=(W - PAD_R) y=(H - 2.0) text-anchor="end" { (to.format("%H:%M")) }
+            text.axis x=(PAD_L) y=(H - 2.0) { (from.format("%m-%d %H:%M")) }
+            text.axis x=(W - PAD_R) y=(H - 2.0) text-anchor="end" { (to.format("%m-%d %H:%M")) }
             polyline.loss points=(line(&loss)) {}
             polyline.rtt points=(line(&rtt)) {}
             @for (x, y, p) in &loss { circle.pt.loss cx=(format!("{x:.1}")) cy=(format!("{y:.1}")) r="2.5" { title { (label(p)) } } }
