@@ -5,6 +5,7 @@
 //! in every page.
 
 mod common;
+mod tls_ca;
 mod ui_fleet;
 
 use std::time::Duration;
@@ -271,4 +272,42 @@ async fn hostile_names_are_text_in_every_page() {
         // The only scripts are ours.
         assert_eq!(body.matches("<script").count(), body.matches("<script src=\"/ui/assets/ui.js\"").count(), "{path}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_tls_the_cookie_is_secure() {
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json")]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("edgewatch.toml");
+    std::fs::write(&config, "[api]\nread_token = \"s3cret-tls\"\n").unwrap();
+    let ca = tls_ca::TestCa::new(dir.path(), "ca");
+    let (cert, key) = ca.server(dir.path(), "server", &["localhost", "127.0.0.1"]);
+    let serve = ["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
+    let server = Server::start_with(&db, &["--config", config.to_str().unwrap()], &serve, &[]);
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+    common::http(); // installs the TLS provider
+    let tls = probers::tls::client_config(&probers::tls::Roots::Bundle(ca.cert.clone())).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let none = http.get(format!("{}/", server.base)).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    let login = http
+        .post(format!("{}/ui/login", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=s3cret-tls&next=%2F")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let set = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    let attrs: Vec<&str> = set.split(';').map(str::trim).collect();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
+        assert!(attrs.contains(&flag), "{flag}: {set}");
+    }
+    let page = http.get(format!("{}/", server.base)).header("cookie", attrs[0]).send().await.unwrap();
+    assert_eq!(page.status(), 200);
 }
