@@ -9,7 +9,8 @@
 #   scripts/install-deps.sh dot           graphviz alone: `dot` draws the HTML report's picture (`make demo`
 #                                         suggests `edgewatch report --format html`)
 #   scripts/install-deps.sh report        graphviz (dot, the report's picture) and chromium (headless, to
-#                                         screenshot the HTML report in tests/report_render.rs)
+#                                         screenshot the HTML report in tests/report_render.rs), and
+#                                         chromium-driver (WebDriver: the web UI in tests/web_ui_browser.rs)
 #   scripts/install-deps.sh tail          logrotate, to rotate a log under `dns tail` the way a
 #                                         Debian machine does (tests/dns_tail_rotation.rs)
 #   scripts/install-deps.sh deploy        systemd-analyze (package systemd: `systemd-analyze verify` of
@@ -83,6 +84,8 @@ for group in "$@"; do
             # such names in the CMDB are not boxes in the screenshot.
             command -v dot >/dev/null 2>&1 || need+=(graphviz)
             command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
+            # WebDriver for the web UI's browser test (tests/web_ui_browser.rs).
+            command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
             compgen -G '/usr/share/fonts/truetype/dejavu/DejaVuSans*.ttf' >/dev/null || need+=(fonts-dejavu-core)
             [ -e /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ] || need+=(fonts-droid-fallback)
             compgen -G '/usr/share/fonts/*/*/Symbola*' >/dev/null || need+=(fonts-symbola)

@@ -35,6 +35,8 @@
 //! - [`rollup`]: hourly rollups, which the nightly report reads instead of the raw rows.
 //! - [`report`]: the nightly dependency report's figures.
 //! - [`figures`]: the running figures behind `/metrics`.
+//! - [`ui`]: what the web UI's pages read besides the graph questions (edges by id, their
+//!   events and last day of results, stored reports).
 //!
 //! Embedded cluster:
 //! - [`embedded`]: the private PostgreSQL cluster used when no `DATABASE_URL` is given.
@@ -65,6 +67,7 @@ pub mod sql;
 pub mod testing;
 mod time;
 pub mod topology;
+pub mod ui;
 pub mod vocab;
 
 pub use db::{connect, migrate, Database};

@@ -120,7 +120,7 @@ fn parse_at(at: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
     at.as_deref().map(|v| parse_time("at", v)).transpose()
 }
 
-async fn snapshot(app: &App, at: &Option<String>) -> Result<Arc<Snapshot>, ApiError> {
+pub(super) async fn snapshot(app: &App, at: &Option<String>) -> Result<Arc<Snapshot>, ApiError> {
     match parse_at(at)? {
         Some(at) => Ok(Arc::new(with_store_timeout(topology::load_at(&app.reads.pool(), Some(at))).await?)),
         None => {

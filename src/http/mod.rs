@@ -12,6 +12,7 @@
 //! - [`route_api`] — the path history questions (`/api/v1/routes/show|diff|changes`)
 //! - [`error`] — the one error type, how it answers, and the store calls' time limit.
 //! - [`token`] — agent tokens, and the optional read token.
+//! - [`ui`] — the web UI: `/`, `/ui/…` (server-rendered pages, the read token in a cookie)
 
 pub mod agent_traces;
 pub mod agents;
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod route_api;
 pub mod token;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,6 +142,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route_layer(middleware::from_fn_with_state(app.clone(), crate::read_pool::headers));
     Router::new()
         .merge(read)
+        .merge(ui::routes(app.clone()))
         .route("/api/v1/agents/{name}/targets", get(agents::targets))
         .route("/api/v1/agents/{name}/results", post(agents::results))
         .route("/api/v1/agents/{name}/traces/claim", post(agent_traces::claim))
@@ -183,6 +186,6 @@ pub async fn serve_tls(
     axum_server::from_tcp_rustls(listener.into_std()?, tls)?
         .map(crate::tls::LogFailedHandshakes)
         .handle(handle)
-        .serve(router(app).into_make_service())
+        .serve(router(app).layer(axum::Extension(ui::OverTls)).into_make_service())
         .await
 }

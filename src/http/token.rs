@@ -50,6 +50,8 @@ pub fn bearer(headers: &HeaderMap) -> Option<Result<&str, ApiError>> {
 pub async fn require_read_token(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     if let Some(expected) = &app.read_token_hash {
         let presented = match bearer(req.headers()) {
+            // A browser signed in at /ui/login presents the cookie instead.
+            None if super::ui::auth::has_cookie(req.headers(), expected) => Ok(()),
             None => {
                 Err(ApiError::Unauthorized("this server needs its read token: `Authorization: Bearer <token>`".into()))
             }
