@@ -220,7 +220,7 @@ def soak_section(d, note):
       f"Per stored result: `probe_results` {grown.get('probe_results', 0) / rows:,.0f} bytes, `probe_hourly` "
       f"{grown.get('probe_hourly', 0) / rows:,.1f}; per check-in, `agent_reports` "
       f"{grown.get('agent_reports', 0) / max(s['checkins'], 1):,.0f} bytes. `edge_health` (one row per edge) grows "
-      "with the dead row versions of its updates (two per results post) until autovacuum reclaims them.")
+      "with the dead row versions of its updates (one per result written) until autovacuum reclaims them.")
     w("")
     w("| table | start | end | growth | per hour at this rate |")
     w("| --- | ---: | ---: | ---: | ---: |")
