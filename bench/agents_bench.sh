@@ -153,6 +153,9 @@ run /usr/bin/time -v -o "$RESULTS/agents-$MODE-swarm-time.txt" \
   "$SWARM" --url "http://$addr" --agents "$BENCH_DIR/agents.tsv" --cycle "$CYCLE" --run-for "${SECS}s" \
   --connections "$CONNECTIONS" --resend-every "$RESEND" --format json >"$RESULTS/agents-$MODE-swarm.json" || status=$?
 serve1=$(proc_cpu "$SERVE_PID")
+# How many results posts a commit carried (the group commit of src/http/intake.rs).
+curl -s "http://$addr/metrics" | sed -n 's/^edgewatch_agent_posts_per_commit_\(sum\|count\) //p' \
+  >"$RESULTS/agents-$MODE-posts-per-commit.txt" || true
 pg1=$(pg_cpu "$CLUSTER")
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/agents-$MODE-loadavg-end.txt"
 serve_rss=$(rss_mb "$SERVE_PID")
@@ -173,6 +176,12 @@ rows, distinct, probers = (int(x) for x in open(f"{results}/agents-{mode}-stored
 text = open(f"{results}/agents-{mode}-swarm-time.txt").read()
 def field(name):
     return float(re.search(re.escape(name) + r":\s*(\S+)", text).group(1))
+def posts_per_commit(path):
+    try:
+        total, commits = (float(x) for x in open(path).read().split())
+    except (OSError, ValueError):
+        return None
+    return total / commits if commits else None
 def table(path):
     return {k: int(v) for k, v in (l.split() for l in open(path) if l.strip())}
 acked = swarm["results_acknowledged"]
@@ -193,6 +202,7 @@ out = {
                  "swarm": field("User time (seconds)") + field("System time (seconds)")},
     "serve_rss_mb_end": float(rss),
     "swarm_rss_mb": field("Maximum resident set size (kbytes)") / 1024,
+    "posts_per_commit": posts_per_commit(f"{results}/agents-{mode}-posts-per-commit.txt"),
     "fill": json.load(open(f"{results}/agents-fill.json")),
     "sizes_start": table(f"{results}/agents-{mode}-sizes-start.txt"),
     "sizes_end": table(f"{results}/agents-{mode}-sizes-end.txt"),
