@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::PgPool;
+use crate::PgPool;
 
 use crate::error::{Error, Result};
 use crate::vocab::HealthState;
