@@ -546,15 +546,7 @@ async fn populate(db: &TestDb, now: DateTime<Utc>) {
     let mut agents: Vec<(String, String, Vec<i64>)> = Vec::new();
     for node in &nodes {
         let token = ok(db, &["agent-token", "create", node]).trim().to_string();
-        let targets: Value = http
-            .get(format!("{}/api/v1/agents/{node}/targets", server.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let targets = common::agent_targets(&server.base, node, &token).await;
         let edges: Vec<i64> =
             targets["targets"].as_array().unwrap().iter().map(|t| t["edge_id"].as_i64().unwrap()).collect();
         agents.push((node.clone(), token, edges));

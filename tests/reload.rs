@@ -61,15 +61,7 @@ async fn serve_applies_a_reloaded_config_file_and_says_what_changed() {
     let mut serve = Daemon::spawn(&db, &["--config", cfg, "serve", "--listen", "127.0.0.1:0"], dir.path());
     let log = serve.wait_for("SIGHUP reloads the config file", 0, SAID);
     let base = log.split("serving the API on ").nth(1).unwrap().split("/api/v1/").next().unwrap().to_string();
-    let targets: serde_json::Value = common::http()
-        .get(format!("{base}/api/v1/agents/fe1.host101/targets"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let targets = common::agent_targets(&base, "fe1.host101", &token).await;
     let edge = targets["targets"][0]["edge_id"].as_i64().expect("fe1.host101 has edges");
     let now = chrono::Utc::now();
     post_lossy(&base, &token, edge, now - chrono::Duration::seconds(20)).await;

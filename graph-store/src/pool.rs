@@ -139,17 +139,18 @@ impl PgPool {
     {
         let mut tx = self.begin().await?;
         let steps = (&mut *tx).fetch_many(query).try_collect().await;
-        match steps {
-            Ok(steps) => {
-                tx.commit().await?;
-                Ok(steps)
-            }
-            Err(e) => {
-                // The statement's error is the one to report; a failed rollback closes
-                // the connection anyway.
-                let _ = tx.rollback().await;
-                Err(e)
-            }
+        finish(tx, steps).await
+    }
+}
+
+/// Commits `tx` when `done` is a success, else rolls it back and returns the statement's
+/// error (the one to report: a failed rollback closes the connection anyway).
+async fn finish<T>(tx: Transaction, done: sqlx::Result<T>) -> sqlx::Result<T> {
+    match done {
+        Ok(value) => tx.commit().await.map(|()| value),
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
         }
     }
 }
@@ -184,13 +185,7 @@ impl<'p> Executor<'p> for &'_ PgPool {
         Box::pin(async move {
             let mut tx = pool.begin().await?;
             let row = (&mut *tx).fetch_optional(query).await;
-            match row {
-                Ok(row) => tx.commit().await.map(|()| row),
-                Err(e) => {
-                    let _ = tx.rollback().await;
-                    Err(e)
-                }
-            }
+            finish(tx, row).await
         })
     }
 

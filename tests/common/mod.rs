@@ -186,6 +186,13 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// An agent's targets: `GET {base}/api/v1/agents/{node}/targets` with its token (`node`
+/// as a path segment, already escaped if it needs to be), the answer's JSON.
+pub async fn agent_targets(base: &str, node: &str, token: &str) -> Value {
+    let url = format!("{base}/api/v1/agents/{node}/targets");
+    http().get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
+
 /// `GET url` with [`http`].
 pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
     http().get(url).send().await

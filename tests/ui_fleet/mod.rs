@@ -33,15 +33,7 @@ pub fn seg(s: &str) -> String {
 pub async fn break_edges_of(base: &str, db: &TestDb, node: &str, after: DateTime<Utc>) -> usize {
     let token = ok(db, &["agent-token", "create", "--", node]).trim().to_string();
     let http = common::http();
-    let targets: Value = http
-        .get(format!("{base}/api/v1/agents/{}/targets", seg(node)))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let targets = common::agent_targets(base, &seg(node), &token).await;
     let targets = targets["targets"].as_array().unwrap().clone();
     assert!(!targets.is_empty(), "{node} has edges to report on");
     // Every cycle stamped after `after` and before now.
