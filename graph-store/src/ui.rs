@@ -9,6 +9,7 @@ use crate::PgPool;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::error::{Error, Result};
+use crate::history::live_at;
 use crate::vocab::HealthState;
 
 /// An edge of a node (either way), as the node page lists it.
@@ -232,6 +233,28 @@ pub async fn edge_counts(pool: &PgPool) -> Result<Vec<(HealthState, i64)>> {
     .fetch_all(pool)
     .await
     .map_err(Error::sql("counting edges by state"))
+}
+
+/// Edges live at `at` by their state then (as [`crate::history::edges_at`] finds them:
+/// the last state change at or before `at`, `unknown` without one; `flapping` is a state
+/// of its own there), counted in the store.
+#[tracing::instrument(skip(pool))]
+pub async fn edge_counts_at(pool: &PgPool, at: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
+    let (eh, sh) = (live_at("eh"), live_at("sh"));
+    sqlx::query_as(&format!(
+        "SELECT COALESCE(st.to_state, 'unknown'), count(*) \
+         FROM edge_history eh \
+         JOIN edges e ON e.id = eh.edge_id \
+         JOIN node_history sh ON sh.node_id = e.src_id AND {sh} \
+         LEFT JOIN LATERAL (SELECT ev.to_state FROM edge_events ev \
+                            WHERE ev.edge_id = e.id AND ev.at <= $1 \
+                            ORDER BY ev.at DESC, ev.id DESC LIMIT 1) st ON true \
+         WHERE {eh} GROUP BY 1 ORDER BY 1"
+    ))
+    .bind(at)
+    .fetch_all(pool)
+    .await
+    .map_err(Error::sql("counting edges by state as they were"))
 }
 
 /// The stored reports, newest day first.

@@ -69,6 +69,10 @@ pub struct LiveCache {
     snapshot: Cached<Snapshot>,
     /// `/api/v1/broken`, serialized.
     broken: Cached<Bytes>,
+    /// What the web UI's overview shows of the live graph.
+    pub(crate) overview: super::ui::overview::LiveSlot,
+    /// The diagnoses the web UI's overview makes itself, one at a time.
+    pub(crate) diagnosing: super::ui::overview::Diagnosing,
 }
 
 /// Query parameters, with a refusal that says what is wrong as JSON (axum's own is plain
