@@ -54,7 +54,9 @@ pub struct Live {
     made: DateTime<Utc>,
     counts: Vec<(String, i64)>,
     diagnosis: Option<Arc<Diagnosis>>,
-    broken: Vec<BrokenEdge>,
+    broken: Arc<Vec<BrokenEdge>>,
+    /// The ids of the edges listed without `?all`.
+    ids: Arc<HashMap<(String, String), i64>>,
 }
 
 /// How old the live reads may be and still be shown while newer ones are read in the
@@ -119,37 +121,50 @@ struct Overview {
     counts: Vec<(String, i64)>,
     /// `None` with `at` (incidents are diagnosed on the live graph).
     diagnosis: Option<Arc<Diagnosis>>,
-    broken: Vec<BrokenEdge>,
+    broken: Arc<Vec<BrokenEdge>>,
     /// (consumer, destination address) → edge id, for the edges shown.
-    ids: HashMap<(String, String), i64>,
+    ids: Arc<HashMap<(String, String), i64>>,
     all: bool,
 }
 
 async fn load(app: &Arc<App>, at: Option<DateTime<Utc>>, all: bool) -> Result<Overview, super::UiError> {
     let pool = app.reads.pool();
-    let (counts, diagnosis, broken, read_at) = match at {
+    let (counts, diagnosis, broken, read_at, cached_ids) = match at {
         Some(at) => {
             let counts = with_store_timeout(graph_store::ui::edge_counts_at(&pool, at)).await?;
             let broken = with_store_timeout(history::broken_at(&pool, at)).await?;
-            (counts, None, broken, None)
+            (counts, None, Arc::new(broken), None, None)
         }
         None => {
             let live = live(app).await?;
-            (live.counts.clone(), live.diagnosis.clone(), live.broken.clone(), Some(live.made))
+            (live.counts.clone(), live.diagnosis.clone(), live.broken.clone(), Some(live.made), Some(live.ids.clone()))
         }
     };
+    let ids = match (&cached_ids, all) {
+        (Some(ids), false) => ids.clone(),
+        _ => Arc::new(edge_ids(&pool, &broken, diagnosis.as_deref(), all).await?),
+    };
+    Ok(Overview { at, read_at, counts, diagnosis, broken, ids, all })
+}
+
+/// The ids of the edges a page links to: the first ones listed, or with `all` every one.
+async fn edge_ids(
+    pool: &graph_store::PgPool,
+    broken: &[BrokenEdge],
+    diagnosis: Option<&Diagnosis>,
+    all: bool,
+) -> Result<HashMap<(String, String), i64>, ApiError> {
     let shown = |n: usize| if all { usize::MAX } else { n };
     let mut pairs: Vec<(String, String)> =
         broken.iter().take(shown(BROKEN_SHOWN)).map(|b| (b.src.clone(), b.dst_ip.clone())).collect();
-    if let Some(d) = &diagnosis {
+    if let Some(d) = diagnosis {
         pairs.extend(
             d.incidents.iter().take(shown(INCIDENTS_SHOWN)).flat_map(|i| {
                 i.edges.iter().take(shown(INCIDENT_EDGES_SHOWN)).map(|e| (e.src.clone(), e.dst_ip.clone()))
             }),
         );
     }
-    let ids = with_store_timeout(graph_store::ui::edge_ids(&pool, &pairs)).await?;
-    Ok(Overview { at, read_at, counts, diagnosis, broken, ids, all })
+    Ok(with_store_timeout(graph_store::ui::edge_ids(pool, &pairs)).await?)
 }
 
 /// The live counts, broken edges and diagnosis, read side by side.
@@ -163,7 +178,8 @@ async fn load_live(app: &Arc<App>) -> Result<Live, ApiError> {
     )?;
     let counts = counts.into_iter().map(|(s, n)| (s.as_str().to_string(), n)).collect();
     let diagnosis = diagnosis_of(app, &broken, stored).await;
-    Ok(Live { made, counts, diagnosis, broken })
+    let ids = Arc::new(edge_ids(&pool, &broken, diagnosis.as_deref(), false).await?);
+    Ok(Live { made, counts, diagnosis, broken: Arc::new(broken), ids })
 }
 
 /// The diagnosis to show beside `broken`: the newest of the stored one (`serve`'s leader
