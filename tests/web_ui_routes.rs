@@ -253,6 +253,55 @@ async fn the_changes_lead_to_the_pair_page_with_its_hops_and_the_first_divergenc
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn hostile_host_names_are_text_and_their_links_find_the_pair() {
+    let db = TestDb::new().await;
+    let (src, dst) = ("<script>alert(1)</script>", "\"q\" 'x' &amp; a+b=c?d#e/f %41");
+    let inventory = Inventory {
+        containers: vec![
+            container("api.x", src, "onprem", "127.3.0.3"),
+            container("db.x", dst, "Zürich-DC", "127.3.0.4"),
+        ],
+        services: vec![],
+    };
+    let links = LinkSet {
+        links: vec![Link {
+            container: "api.x".into(),
+            targets: vec!["127.3.0.4".parse().unwrap()],
+            origin: "t".into(),
+        }],
+    };
+    let mut tx = db.pool.begin().await.unwrap();
+    lock_graph(&mut tx).await.unwrap();
+    apply_inventory(&mut tx, &inventory, true).await.unwrap();
+    apply_links(&mut tx, &links).await.unwrap();
+    tx.commit().await.unwrap();
+    paths::sync_pairs(&db.pool, &PairSchedule::default()).await.unwrap();
+    let pair = paths::find_pairs(&db.pool, src, dst).await.unwrap().remove(0);
+    for m in (0..=20).step_by(2) {
+        let r = run(t(m), if m >= 10 { &DURING } else { &BEFORE });
+        paths::record_runs(&db.pool, &[TraceRecord { pair_id: pair.id, run: r }], &TrackConfig::default())
+            .await
+            .unwrap();
+    }
+    let server = Server::start(&db, &[], &[]);
+    let list = html(&server.base, "/ui/routes").await;
+    assert_eq!(list.matches("<script").count(), 1, "only ours: {list}");
+    assert!(list.contains("&lt;script&gt;alert(1)&lt;/script&gt;</span> → <span class=\"name\">&quot;q&quot; 'x' &amp;amp; a+b=c?d#e/f %41</span>"), "{list}");
+    let links = hrefs(section(&list, "changes"), "/ui/routes/pair?");
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert!(links[0].starts_with(&format!("/ui/routes/pair?src={}&dst={}&", seg(src), seg(dst))), "{links:?}");
+    let page = html(&server.base, &links[0]).await;
+    assert_eq!(page.matches("<script").count(), 1, "only ours: {page}");
+    assert!(page.contains("<title>Route &lt;script&gt;alert(1)&lt;/script&gt; → &quot;q&quot;"), "{page}");
+    assert!(section(&page, "diff").contains("First divergence at TTL 4"), "{page}");
+    // The form carries the names back as they are.
+    assert!(
+        page.contains(&format!("name=\"dst\" value=\"{}\"", "&quot;q&quot; 'x' &amp;amp; a+b=c?d#e/f %41")),
+        "{page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn with_a_read_token_the_route_pages_ask_for_it() {
     let db = TestDb::new().await;
     story(&db).await;

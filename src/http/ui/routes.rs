@@ -413,8 +413,8 @@ fn comparison(diff: &RouteDiff, names: &HashMap<IpAddr, HopName>) -> Markup {
         table.diff {
             thead { tr {
                 th { "TTL" }
-                th { (a.label()) " " span.meta { "(" (a.runs) " runs)" } }
-                th { (b.label()) " " span.meta { "(" (b.runs) " runs)" } }
+                th { (a.label()) " " span.meta { "(" (a.runs) " run(s))" } }
+                th { (b.label()) " " span.meta { "(" (b.runs) " run(s))" } }
                 th { "" }
             } }
             tbody {
