@@ -239,6 +239,15 @@ async fn the_changes_lead_to_the_pair_page_with_its_hops_and_the_first_divergenc
     assert!(section(&now, "hops").contains("No run in this window."), "no run in the last 5 minutes");
     html(base, &hrefs(&now, "/ui/routes/pair?src=web.h1&amp;dst=search.h2&amp;from=1h")[0]).await;
 
+    // The edge page links to its path's page (the consumer node to the address).
+    let node = html(base, "/ui/nodes/web.h1").await;
+    let edge = html(base, &hrefs(&node, "/ui/edges/")[0]).await;
+    let route = hrefs(&edge, "/ui/routes/pair?");
+    assert_eq!(route, ["/ui/routes/pair?src=web.h1&dst=127.3.0.2"], "{edge}");
+    assert!(html(base, &route[0])
+        .await
+        .contains("<h1>Route <span class=\"name\">h1</span> → <span class=\"name\">h2</span></h1>"));
+
     // Bad parameters: an HTML page saying what to fix.
     error_page(base, "/ui/routes/pair?src=h1", 400, "dst: to where?").await;
     error_page(base, "/ui/routes/pair?src=h1&dst=h2&from=yesterday", 400, "from: &quot;yesterday&quot;").await;
