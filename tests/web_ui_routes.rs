@@ -187,6 +187,11 @@ async fn the_changes_lead_to_the_pair_page_with_its_hops_and_the_first_divergenc
     assert_eq!(section(&one, "changes").matches("class=\"route-event\"").count(), 1, "only the change back");
     let none = html(base, "/ui/routes?since=1h&kind=loss-started").await;
     assert!(section(&none, "changes").contains("No route event since then."), "{none}");
+    let between = html(base, "/ui/routes?dc=cloud%2Conprem").await;
+    assert_eq!(section(&between, "changes").matches("class=\"route-event\"").count(), 2, "pairs between the two");
+    assert!(between.contains("href=\"/ui/routes?since=7d&amp;dc=cloud%2Conprem\""), "the pickers keep the DCs");
+    let within = html(base, "/ui/routes?dc=cloud,cloud").await;
+    assert!(section(&within, "changes").contains("No route event since then."), "none within the cloud");
 
     // The pair page around the change away: the window before it against the one it starts.
     let around = html(base, &links[1]).await;
@@ -212,6 +217,8 @@ async fn the_changes_lead_to_the_pair_page_with_its_hops_and_the_first_divergenc
     assert_eq!(diff.matches("diverge\" data-ttl").count(), 1, "one row marked: {diff}");
     assert!(row(diff, "class=\"same\" data-ttl=\"3\"").contains("52.93.0.1"));
     assert!(row(diff, "class=\"added\" data-ttl=\"6\"").contains("127.3.0.2"));
+    let own = section(&around, "events");
+    assert_eq!(own.matches("class=\"route-event\"").count(), 2, "the pair's own events: {own}");
     // The hostile node holding 52.93.1.1 is text, linked by its escaped name.
     assert!(!around.contains("<img"), "{around}");
     assert!(diff.contains("&lt;img src=x onerror=alert(1)&gt;&quot;'"), "{diff}");
@@ -255,6 +262,7 @@ async fn the_changes_lead_to_the_pair_page_with_its_hops_and_the_first_divergenc
     error_page(base, "/ui/routes/pair?src=h1%00&dst=h2", 400, "NUL").await;
     error_page(base, "/ui/routes?since=whenever", 400, "since:").await;
     error_page(base, "/ui/routes?kind=moved", 400, "kind: &quot;moved&quot; is not one of").await;
+    error_page(base, "/ui/routes?dc=a,b,c", 400, "at most two data centers").await;
     error_page(base, "/ui/routes/pair?src=search.h2&dst=web.h1", 404, "no traced path").await;
     let hostile = format!("/ui/routes/pair?src={}&dst=h2", seg("<script>alert(1)</script>"));
     let body = error_page(base, &hostile, 404, "&lt;script&gt;alert(1)&lt;/script&gt;").await;

@@ -1,9 +1,9 @@
 //! The route pages. `/ui/routes`: the route events newest first, as `edgewatch route
-//! changes` lists them (`?since=` a duration back from now or a time; `?kind=`), each
+//! changes` lists them (`?since=` a duration back from now or a time; `?kind=`; `?dc=`), each
 //! linking to its pair's page around the event. `/ui/routes/pair?src=…&dst=…`: the hops of
 //! a window as `route show` has them (address, the node holding it, owner, AS, loss, RTT),
 //! and two windows side by side as `route diff` compares them, the first diverging hop
-//! marked. `from`, `to` (window starts) and `window` (width) pick the windows; without
+//! marked, and the pair's newest route events. `from`, `to` (window starts) and `window` (width) pick the windows; without
 //! them the later window is the last 5 minutes and the earlier one the same 30 minutes
 //! before.
 
@@ -33,8 +33,9 @@ const KINDS: [&str; 6] = ["changed", "flap-start", "flap-end", "loss-started", "
 /// The quick choices of `/ui/routes?since=`.
 const SINCE_CHOICES: [&str; 5] = ["1h", "6h", "24h", "7d", "30d"];
 const DEFAULT_SINCE: &str = "24h";
-/// At most this many events listed.
+/// At most this many events listed; on a pair's page, its newest.
 const EVENTS: i64 = 500;
+const PAIR_EVENTS: i64 = 20;
 /// A window's default width, and the longest.
 const DEFAULT_WIDTH: &str = "5m";
 const MAX_WIDTH: Duration = Duration::from_secs(31 * 86_400);
@@ -51,6 +52,8 @@ pub struct ChangesParams {
     since: Option<String>,
     /// One event kind.
     kind: Option<String>,
+    /// One data center (pairs from or to it) or two, comma-separated (pairs between them).
+    dc: Option<String>,
 }
 
 /// `/ui/routes/pair`'s parameters.
@@ -137,10 +140,12 @@ fn event_href(e: &RouteEventView) -> String {
     pair_href(&e.src, &e.dst, Some(&rfc(before)), Some(&rfc(e.at)), None)
 }
 
-fn changes_href(since: &str, kind: Option<&str>) -> String {
+fn changes_href(since: &str, kind: Option<&str>, dc: Option<&str>) -> String {
     let mut href = format!("/ui/routes?since={}", segment(since));
-    if let Some(k) = kind {
-        href.push_str(&format!("&kind={}", segment(k)));
+    for (k, v) in [("kind", kind), ("dc", dc)] {
+        if let Some(v) = v {
+            href.push_str(&format!("&{k}={}", segment(v)));
+        }
     }
     href
 }
@@ -154,9 +159,12 @@ pub async fn changes(State(app): State<Arc<App>>, q: Result<ApiQuery<ChangesPara
     if let Some(k) = kind.filter(|k| !KINDS.contains(k)) {
         return Err(bad(format!("kind: {k:?} is not one of {}", KINDS.join(", "))).into());
     }
+    let dc = given(&p.dc);
+    let dcs = dc.map(|d| d.split(',').map(str::trim).filter(|d| !d.is_empty()).map(String::from).collect());
     let filter = EventFilter {
         since: Some(since),
         kinds: kind.map(|k| vec![k.to_string()]).unwrap_or_default(),
+        dcs: dcs.unwrap_or_default(),
         limit: EVENTS,
         ..EventFilter::default()
     };
@@ -168,7 +176,7 @@ pub async fn changes(State(app): State<Arc<App>>, q: Result<ApiQuery<ChangesPara
             nav.picker {
                 "Since: "
                 @for c in SINCE_CHOICES {
-                    a href=(changes_href(c, kind)) class=[(c == since_text).then_some("current")] { (c) } " "
+                    a href=(changes_href(c, kind, dc)) class=[(c == since_text).then_some("current")] { (c) } " "
                 }
             }
             form.picker method="get" action="/ui/routes" {
@@ -181,6 +189,8 @@ pub async fn changes(State(app): State<Arc<App>>, q: Result<ApiQuery<ChangesPara
                         @for k in KINDS { option value=(k) selected[kind == Some(k)] { (k) } }
                     }
                 }
+                " "
+                label { "data centers " input.short name="dc" value=(dc.unwrap_or("")) placeholder="A or A,B"; }
                 " " button type="submit" { "Show" }
             }
             section #changes {
@@ -189,19 +199,23 @@ pub async fn changes(State(app): State<Arc<App>>, q: Result<ApiQuery<ChangesPara
                     @if events.len() as i64 >= EVENTS { " " span.meta { "the newest " (EVENTS) " only" } }
                 }
                 @if events.is_empty() { p.none { "No route event since then." } }
-                @else {
-                    table.route-events {
-                        thead { tr {
-                            th { "When" } th { "Pair" } th { "DCs" } th { "Event" } th { "Hop" }
-                            th { "Before → after" } th { "RTT before → after (ms)" } th { "Loss %" } th { "Paths" }
-                        } }
-                        tbody { @for e in &events { (event_row(e, &labels)) } }
-                    }
-                }
+                @else { (events_table(&events, &labels)) }
             }
         }
     };
     Ok(super::page(StatusCode::OK, "Route changes", main))
+}
+
+fn events_table(events: &[RouteEventView], labels: &Labels) -> Markup {
+    html! {
+        table.route-events {
+            thead { tr {
+                th { "When" } th { "Pair" } th { "DCs" } th { "Event" } th { "Hop" }
+                th { "Before → after" } th { "RTT before → after (ms)" } th { "Loss %" } th { "Paths" }
+            } }
+            tbody { @for e in events { (event_row(e, labels)) } }
+        }
+    }
 }
 
 fn event_row(e: &RouteEventView, labels: &Labels) -> Markup {
@@ -285,6 +299,8 @@ pub async fn pair(State(app): State<Arc<App>>, q: Result<ApiQuery<PairParams>, A
     let ips: BTreeSet<IpAddr> =
         diff.windows.iter().flat_map(|w| w.hops.iter().flat_map(|h| h.addrs.iter().map(|a| a.addr.ip))).collect();
     let names = with_store_timeout(graph_store::hop_names::of(&pool, &ips.into_iter().collect::<Vec<_>>())).await?;
+    let filter = EventFilter { pair_id: Some(diff.pair.id), limit: PAIR_EVENTS, ..EventFilter::default() };
+    let (events, labels) = with_store_timeout(route_query::changes(&pool, &app.tuning().owners, &filter)).await?;
     let pair = &diff.pair;
     let later = &diff.windows[1];
     let main = html! {
@@ -323,6 +339,11 @@ pub async fn pair(State(app): State<Arc<App>>, q: Result<ApiQuery<PairParams>, A
             section #diff {
                 h2 { "Side by side" }
                 (comparison(&diff, &names))
+            }
+            section #events {
+                h2 { "Its route events " span.n { "(the newest " (PAIR_EVENTS) ")" } }
+                @if events.is_empty() { p.none { "None recorded for this pair." } }
+                @else { (events_table(&events, &labels)) }
             }
         }
     };
@@ -518,7 +539,8 @@ mod tests {
             pair_href("a&b=c", "<x> #y", Some("1h"), Some("2026-12-05T16:00:00Z"), Some("5m")),
             "/ui/routes/pair?src=a%26b%3Dc&dst=%3Cx%3E%20%23y&from=1h&to=2026-12-05T16%3A00%3A00Z&window=5m"
         );
-        assert_eq!(changes_href("24h", Some("changed")), "/ui/routes?since=24h&kind=changed");
+        assert_eq!(changes_href("24h", Some("changed"), None), "/ui/routes?since=24h&kind=changed");
+        assert_eq!(changes_href("7d", None, Some("a,b")), "/ui/routes?since=7d&dc=a%2Cb");
         assert_eq!(
             path_text(&["10.0.0.1".into(), "".into(), "10.0.0.2,10.0.0.3".into()]),
             "10.0.0.1 › * › 10.0.0.2 | 10.0.0.3"
