@@ -294,7 +294,9 @@ fn route_change_and_back(st: &Stage, before: &[Run]) {
 /// The web UI's diff page of the same two windows, from a `serve` on 127.0.0.1 in the root
 /// namespace over the lab's database: the row of TTL 4 is marked the first divergence, R4
 /// against R5. In headless Chromium too, where chromedriver is installed (else skipped,
-/// saying so), with a screenshot `target/ui-screenshots/routes-diff.png`.
+/// saying so), with a screenshot `target/ui-screenshots/routes-diff.png`; there, the
+/// route changes list the change (`routes-changes.png`) and its link opens the pair around
+/// it, TTL 4 marked.
 fn ui_diff_page(st: &Stage, from: &str, to: &str, width: &str) {
     let ui = UiServe::start(&st.db.url, &st.config);
     let enc = |v: &str| v.replace(':', "%3A").replace('+', "%2B");
@@ -339,6 +341,16 @@ fn ui_diff_page(st: &Stage, from: &str, to: &str, width: &str) {
         assert!(said.starts_with("First divergence at TTL 4: "), "{said}");
         assert_eq!(ui_browser::count(&c, "#diff tr.diverge").await, 1);
         ui_browser::shot(&c, "routes-diff.png").await;
+        // As an operator gets there: the route changes, the change's pair, around it.
+        c.goto(&format!("{}/ui/routes", ui.base)).await.unwrap();
+        let link = c.wait().for_element(fantoccini::Locator::Css("tr.route-event[data-kind='changed'] a.pair")).await;
+        assert_eq!(ui_browser::count(&c, "tr.route-event").await, 1, "the one change so far");
+        ui_browser::shot(&c, "routes-changes.png").await;
+        link.unwrap().click().await.unwrap();
+        let marked = c.wait().for_element(fantoccini::Locator::Css("#diff tr.diverge")).await.unwrap();
+        let text = marked.text().await.unwrap();
+        assert!(text.starts_with("4") && text.contains(R4) && text.contains(R5), "{text}");
+        assert!(c.current_url().await.unwrap().path().ends_with("/ui/routes/pair"));
         let errors = driver.console_errors(&c).await;
         assert!(errors.is_empty(), "console errors: {errors:?}");
         c.close().await.unwrap();
