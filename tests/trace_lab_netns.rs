@@ -8,7 +8,9 @@
 //! - over 20 cycles across two equal-cost branches, no route event (while mtr's classic
 //!   UDP trace, its ports changing, sees both branches: the lab really balances);
 //! - `ip route replace` at R3 to the other route is one `changed` event at TTL 4 within 2
-//!   cycles, `route diff` across it shows exactly that, restoring is a second event;
+//!   cycles, `route diff` across it shows exactly that, and so does the web UI's diff page
+//!   (over HTTP from a `serve` on 127.0.0.1, and in headless Chromium where chromedriver is
+//!   installed: `target/ui-screenshots/routes-diff.png`); restoring is a second event;
 //! - R4 answering no TTL-exceeded (its ICMP rate limits) while forwarding everything: no
 //!   loss blamed on it, no event, the edge stays up;
 //! - R3 dropping 30 % of what it forwards (nftables `numgen random`): `loss-started` at R4,
@@ -34,7 +36,9 @@
 //! nftables and mtr (`scripts/install-deps.sh lab`); skips saying why otherwise (fails
 //! under CI, which runs as root). The database is reached over its unix socket.
 
+mod common;
 mod lab;
+mod ui_browser;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -266,6 +270,7 @@ fn route_change_and_back(st: &Stage, before: &[Run]) {
         "{json:#}"
     );
     println!("route diff across the change: first divergence at TTL 4, {R4} → {R5}");
+    ui_diff_page(st, &w1, &w2, &width);
 
     // The next run starts an interval (1 s) after this one was recorded; its rounds are
     // 1 s apart.
@@ -284,6 +289,104 @@ fn route_change_and_back(st: &Stage, before: &[Run]) {
     println!("the change back {} a run under way", if straddled { "came during" } else { "missed" });
     assert_eq!((back.ttl, back.old_addrs, back.new_addrs), (Some(4), vec![R5.to_string()], vec![R4.to_string()]));
     assert_eq!(st.events_since(changed_at, &["changed"]).len(), 2, "two changes: away and back");
+}
+
+/// The web UI's diff page of the same two windows, from a `serve` on 127.0.0.1 in the root
+/// namespace over the lab's database: the row of TTL 4 is marked the first divergence, R4
+/// against R5. In headless Chromium too, where chromedriver is installed (else skipped,
+/// saying so), with a screenshot `target/ui-screenshots/routes-diff.png`; there, the
+/// route changes list the change (`routes-changes.png`) and its link opens the pair around
+/// it, TTL 4 marked.
+fn ui_diff_page(st: &Stage, from: &str, to: &str, width: &str) {
+    let ui = UiServe::start(&st.db.url, &st.config);
+    let enc = |v: &str| v.replace(':', "%3A").replace('+', "%2B");
+    let url = format!(
+        "{}/ui/routes/pair?src=web.s&dst=search.d&from={}&to={}&window={}",
+        ui.base,
+        enc(from),
+        enc(to),
+        enc(width)
+    );
+    let (status, body) = st.rt.block_on(async {
+        let resp = common::get(&url).await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    });
+    assert_eq!(status, 200, "{url}: {body}");
+    assert!(body.contains("First divergence at TTL 4: "), "{body}");
+    let start = body.find("<tr class=\"changed diverge\" data-ttl=\"4\">").unwrap_or_else(|| panic!("{body}"));
+    let row = &body[start..start + body[start..].find("</tr>").unwrap()];
+    assert!(row.contains(R4) && row.contains(R5) && row.contains("first divergence"), "{row}");
+    assert!(row.contains("transit-r4") && row.contains("transit-r5"), "whose each is: {row}");
+    assert_eq!(body.matches(" diverge\" data-ttl").count(), 1, "one row marked: {body}");
+    println!("the UI's diff page marks TTL 4, {R4} → {R5}");
+
+    let Some(chromedriver) = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+    else {
+        eprintln!("SKIP (browser part): chromedriver is not installed (Debian package chromium-driver)");
+        return;
+    };
+    st.rt.block_on(async {
+        let driver = ui_browser::Driver::start(&chromedriver).await;
+        let c = driver.browser().await;
+        c.goto(&url).await.unwrap();
+        let marked = c.wait().for_element(fantoccini::Locator::Css("#diff tr.diverge")).await.unwrap();
+        let ttl = marked.find(fantoccini::Locator::Css("td.ttl")).await.unwrap().text().await.unwrap();
+        let text = marked.text().await.unwrap();
+        assert_eq!(ttl, "4", "{text}");
+        assert!(text.contains(R4) && text.contains(R5) && text.contains("first divergence"), "{text}");
+        let said = c.find(fantoccini::Locator::Css("#divergence")).await.unwrap().text().await.unwrap();
+        assert!(said.starts_with("First divergence at TTL 4: "), "{said}");
+        assert_eq!(ui_browser::count(&c, "#diff tr.diverge").await, 1);
+        ui_browser::shot(&c, "routes-diff.png").await;
+        // As an operator gets there: the route changes, the change's pair, around it.
+        c.goto(&format!("{}/ui/routes", ui.base)).await.unwrap();
+        let link = c.wait().for_element(fantoccini::Locator::Css("tr.route-event[data-kind='changed'] a.pair")).await;
+        assert_eq!(ui_browser::count(&c, "tr.route-event").await, 1, "the one change so far");
+        ui_browser::shot(&c, "routes-changes.png").await;
+        link.unwrap().click().await.unwrap();
+        let marked = c.wait().for_element(fantoccini::Locator::Css("#diff tr.diverge")).await.unwrap();
+        let text = marked.text().await.unwrap();
+        assert!(text.starts_with("4") && text.contains(R4) && text.contains(R5), "{text}");
+        assert!(c.current_url().await.unwrap().path().ends_with("/ui/routes/pair"));
+        let errors = driver.console_errors(&c).await;
+        assert!(errors.is_empty(), "console errors: {errors:?}");
+        c.close().await.unwrap();
+    });
+    println!(
+        "headless Chromium: the diff page's marked row is TTL 4, {R4} → {R5} (target/ui-screenshots/routes-diff.png)"
+    );
+}
+
+/// `edgewatch serve` in the root namespace on 127.0.0.1 (a free port) over the lab's
+/// database, for the web UI; killed when dropped.
+struct UiServe {
+    child: std::process::Child,
+    base: String,
+}
+
+impl UiServe {
+    fn start(url: &str, config: &str) -> UiServe {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = lab::edgewatch_command();
+        cmd.args(["--database-url", url, "--config", config, "serve", "--listen", "127.0.0.1:0", "--interval", "1s"]);
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        let base = line.trim().strip_prefix("listening on ").map(str::to_string);
+        let ui = UiServe { child, base: base.clone().unwrap_or_default() };
+        assert!(base.is_some(), "serve said {line:?}");
+        ui
+    }
+}
+
+impl Drop for UiServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// R4 answers no TTL-exceeded for three cycles: its hop is silent (rate-limited), D

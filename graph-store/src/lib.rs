@@ -37,6 +37,7 @@
 //! - [`figures`]: the running figures behind `/metrics`.
 //! - [`ui`]: what the web UI's pages read besides the graph questions (edges by id, their
 //!   events and last day of results, stored reports).
+//! - [`hop_names`]: the node holding a hop address, for the web UI's route pages.
 //!
 //! Embedded cluster:
 //! - [`embedded`]: the private PostgreSQL cluster used when no `DATABASE_URL` is given.
@@ -53,6 +54,7 @@ pub mod embedded;
 mod error;
 pub mod figures;
 pub mod history;
+pub mod hop_names;
 pub mod lease;
 pub mod model;
 pub mod paths;

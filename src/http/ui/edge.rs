@@ -39,6 +39,7 @@ pub async fn page(State(app): State<Arc<App>>, Path(id): Path<String>) -> UiResu
                 " · learned from " b { (e.sources.join(", ")) }
                 " · first seen " (when(e.first_seen)) " · last seen " (when(e.last_seen))
                 @if let Some(r) = e.retired_at { " · " span.state.stale { "retired" } " " (when(r)) }
+                " · " a.route href=(super::routes::pair_href(&e.src, &e.dst_ip, None, None, None)) { "its path (route)" }
             }
             section #health {
                 h2 { "State" }

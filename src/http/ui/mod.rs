@@ -6,6 +6,7 @@
 //! - `/ui/nodes/{name}` — [`node`]: dependencies, dependents, blast radius, edges, agent
 //! - `/ui/edges/{id}` — [`edge`]: state, events, the last 24 h of loss and RTT as SVG
 //! - `/ui/reports`, `/ui/reports/{day}` — [`reports`]: the stored daily reports
+//! - `/ui/routes`, `/ui/routes/pair` — [`routes`]: route changes; a pair's hops and two windows side by side
 //! - `/ui/login` — [`auth`]: the read token asked once and kept in a cookie
 //! - `/ui/assets/ui.css|ui.js|icon.svg` — the static assets, served without the token (no data)
 
@@ -15,6 +16,7 @@ pub mod edge;
 pub mod node;
 pub mod overview;
 pub mod reports;
+pub mod routes;
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -54,6 +56,8 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/ui/reports", get(reports::list))
         .route("/ui/reports/{day}", get(reports::day))
         .route("/ui/reports/{day}/html", get(reports::html))
+        .route("/ui/routes", get(routes::changes))
+        .route("/ui/routes/pair", get(routes::pair))
         .route_layer(middleware::from_fn_with_state(app, auth::require));
     Router::new()
         .merge(pages)
@@ -83,7 +87,7 @@ pub fn page(status: StatusCode, title: &str, main: Markup) -> Response {
             body {
                 header.top {
                     a.brand href="/" { "edgewatch" }
-                    nav { a href="/" { "Overview" } a href="/ui/reports" { "Reports" } }
+                    nav { a href="/" { "Overview" } a href="/ui/routes" { "Routes" } a href="/ui/reports" { "Reports" } }
                     span #status {}
                 }
                 (main)
