@@ -8,12 +8,14 @@
 # tracing beside scamper (bench/trace_bench.sh, root: 1,000 destinations behind a chain of 4
 # routers in network namespaces, ICMP Paris, 3 probes per TTL), written to docs/BENCHMARKS.md
 # with the machine, the date and the exact commands, and agent check-ins against a real
-# `serve` (bench/agents_bench.sh: 5,000 simulated agents from examples/agent_swarm.rs).
-# `BENCH_ONLY=trace` alone puts only its section (and its rows of the Targets table) into
-# BENCH_OUT and leaves the rest of the page; so does `BENCH_ONLY=agents` with its section.
+# `serve` (bench/agents_bench.sh: 5,000 simulated agents from examples/agent_swarm.rs), and
+# the web UI on the topology graph (bench/ui_bench.sh: pages over HTTP and in headless
+# Chromium). `BENCH_ONLY=trace` alone puts only its section (and its rows of the Targets
+# table) into BENCH_OUT and leaves the rest of the page; so do `BENCH_ONLY=agents` and
+# `BENCH_ONLY=ui` with theirs.
 #
 # Knobs (environment):
-#   BENCH_ONLY           sections to run, of "parse ingest probe topology report trace paths agents" (default all),
+#   BENCH_ONLY           sections to run, of "parse ingest probe topology report trace paths agents ui" (default all),
 #                        e.g. BENCH_ONLY=topology BENCH_OUT=/tmp/b.md bash bench/run.sh, or as root
 #                        BENCH_ONLY=trace bash bench/run.sh (trace is skipped, saying so, when not root)
 #   BENCH_DIR            scratch directory (default ${TMPDIR:-/tmp}/edgewatch-bench)
@@ -34,10 +36,11 @@
 #   BENCH_API_SECS       how long they send (default 10)
 #   BENCH_TRACE_*        the path-tracing section's knobs: see the head of bench/trace_bench.sh
 #   BENCH_AGENTS*        the agent check-in section's knobs: see the head of bench/agents_bench.sh
+#   BENCH_UI_RUNS        timed loads of each web UI page (default 10)
 #   BENCH_KEEP=1         keep the generated files and clusters' data afterwards
 #
 # Network traffic stays on this machine: the probing section probes 127.0.0.0/8 only, the
-# topology and agents sections' HTTP load goes to an `edgewatch serve` on 127.0.0.1 (the
+# topology, agents and ui sections' HTTP load goes to an `edgewatch serve` on 127.0.0.1 (the
 # simulated agents send no probes), the tracing section
 # probes only addresses inside the network namespaces it makes (and removes); PostgreSQL is
 # embedded, on a unix socket in BENCH_DIR.
@@ -53,11 +56,11 @@ INGEST_FLAVOUR=${BENCH_INGEST_FLAVOUR:-auth-console}
 REPS=${BENCH_REPS:-5}
 PY_REPS=${BENCH_PY_REPS:-2}
 OUT=${BENCH_OUT:-docs/BENCHMARKS.md}
-ONLY=" ${BENCH_ONLY:-parse ingest probe topology report trace paths agents} "
+ONLY=" ${BENCH_ONLY:-parse ingest probe topology report trace paths agents ui} "
 ONLY=${ONLY//,/ }
 for section in $ONLY; do
-  case $section in parse | ingest | probe | topology | report | trace | paths | agents) ;; *)
-    echo "BENCH_ONLY: unknown section $section (sections: parse ingest probe topology report trace paths agents)" >&2
+  case $section in parse | ingest | probe | topology | report | trace | paths | agents | ui) ;; *)
+    echo "BENCH_ONLY: unknown section $section (sections: parse ingest probe topology report trace paths agents ui)" >&2
     exit 2
     ;;
   esac
@@ -72,6 +75,9 @@ fi
 # Only the agents section: likewise into the existing page.
 AGENTS_ALONE=0
 [ "$(echo $ONLY)" != agents ] || AGENTS_ALONE=1
+# Only the web UI section: likewise.
+UI_ALONE=0
+[ "$(echo $ONLY)" != ui ] || UI_ALONE=1
 ZONE=example.com
 FLAVOURS="auth-console auth-plain auth-syslog rec-old rec-structured pipe journald-json"
 
@@ -354,6 +360,13 @@ if want agents; then
   run bash bench/agents_bench.sh "$RESULTS" bench >&2
 fi
 
+# The web UI on the topology graph: pages over HTTP and in headless Chromium (its own script,
+# its own cluster).
+if want ui; then
+  say "ui: the web UI's pages on ${BENCH_TOPO_NODES:-100000} nodes, ${BENCH_TOPO_EDGES:-1000000} edges, over HTTP and in headless Chromium"
+  run bash bench/ui_bench.sh "$RESULTS" >&2
+fi
+
 say "report: $OUT"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/loadavg-end.txt" 2>/dev/null || true
 if [ "$TRACE_ALONE" = 1 ]; then
@@ -361,6 +374,8 @@ if [ "$TRACE_ALONE" = 1 ]; then
   python3 bench/trace_section.py "$RESULTS" --into "$OUT"
 elif [ "$AGENTS_ALONE" = 1 ]; then
   python3 bench/agents_section.py "$RESULTS" bench --into "$OUT"
+elif [ "$UI_ALONE" = 1 ]; then
+  python3 bench/ui_section.py "$RESULTS" --into "$OUT"
 else
   export BENCH_SEED=$SEED BENCH_PARSE_LINES=$PARSE_LINES BENCH_INGEST_FLAVOUR=$INGEST_FLAVOUR \
     BENCH_REPS=$REPS BENCH_PY_REPS=$PY_REPS BENCH_DIR BENCH_SECONDS=$(( $(date +%s) - STARTED )) \
@@ -369,5 +384,6 @@ else
   if want probe; then python3 bench/probe_report.py "$RESULTS" "$PROBE_SECS" "$PROBE_INTERVAL" >>"$OUT"; fi
   if want paths; then python3 bench/paths_store_section.py "$RESULTS" >>"$OUT"; fi
   if want agents; then python3 bench/agents_section.py "$RESULTS" bench --into "$OUT"; fi
+  if want ui; then python3 bench/ui_section.py "$RESULTS" --into "$OUT"; fi
 fi
 echo "wrote $OUT in $(( $(date +%s) - STARTED )) s" >&2

@@ -386,3 +386,58 @@ fn broken_section(o: &Overview, all_href: &str) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use graph_store::vocab::HealthState;
+
+    fn broken(n: usize) -> Vec<BrokenEdge> {
+        (0..n)
+            .map(|i| BrokenEdge {
+                src: format!("fe{i}.host1"),
+                src_dc: "Tx".into(),
+                dst_ip: format!("10.0.{}.{}", i / 250, i % 250),
+                dst: None,
+                services: vec!["db".into()],
+                state: HealthState::Down,
+                since: Utc::now(),
+                loss_pct: Some(100.0),
+                consumers_failing: 1,
+            })
+            .collect()
+    }
+
+    fn page(n: usize, all: bool) -> String {
+        let o = Overview {
+            at: None,
+            read_at: Some(Utc::now()),
+            counts: vec![("down".into(), n as i64)],
+            diagnosis: None,
+            broken: Arc::new(broken(n)),
+            ids: Default::default(),
+            all,
+        };
+        main(&o).into_string()
+    }
+
+    #[test]
+    fn long_lists_are_cut_with_a_link_to_every_one() {
+        let cut = page(BROKEN_SHOWN + 50, false);
+        assert_eq!(cut.matches("<tr class=\"broken-edge\"").count(), BROKEN_SHOWN);
+        assert!(cut.contains(&format!("The first {BROKEN_SHOWN} of {} broken edges", BROKEN_SHOWN + 50)), "{cut}");
+        assert!(cut.contains("href=\"/ui/overview?all=1\""));
+        assert!(cut.contains("data-refresh=\"/ui/overview?fragment=1\""));
+
+        let all = page(BROKEN_SHOWN + 50, true);
+        assert_eq!(all.matches("<tr class=\"broken-edge\"").count(), BROKEN_SHOWN + 50);
+        assert!(!all.contains("Show all"));
+        // The refresh keeps listing every one.
+        assert!(all.contains("data-refresh=\"/ui/overview?fragment=1&amp;all=1\""), "{all}");
+
+        let short = page(3, false);
+        assert_eq!(short.matches("<tr class=\"broken-edge\"").count(), 3);
+        assert!(!short.contains("Show all"));
+        assert!(short.contains("No diagnosis yet"));
+    }
+}
