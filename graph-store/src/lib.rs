@@ -37,6 +37,8 @@
 //! - [`figures`]: the running figures behind `/metrics`.
 //! - [`ui`]: what the web UI's pages read besides the graph questions (edges by id, their
 //!   events and last day of results, stored reports).
+//! - [`ui_map`]: the web UI's map: the graph aggregated by data center, host, container
+//!   and service, live or as it was.
 //!
 //! Embedded cluster:
 //! - [`embedded`]: the private PostgreSQL cluster used when no `DATABASE_URL` is given.
@@ -68,6 +70,7 @@ pub mod testing;
 mod time;
 pub mod topology;
 pub mod ui;
+pub mod ui_map;
 pub mod vocab;
 
 pub use db::{connect, migrate, Database};
