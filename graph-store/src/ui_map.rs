@@ -13,6 +13,10 @@ use std::cmp::Ordering;
 
 use chrono::{DateTime, Utc};
 
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::QueryAs;
+use sqlx::{FromRow, Postgres};
+
 use crate::error::{Error, Result};
 use crate::history::live_at;
 use crate::PgPool;
@@ -139,6 +143,31 @@ fn trim_zeros(d: &[u8]) -> &[u8] {
     &d[z..]
 }
 
+/// Runs one map query in a transaction of its own with JIT off (compiling the plan of a
+/// million-row join costs more than it saves) and room to hash and sort in memory.
+async fn fetch<'q, R>(pool: &PgPool, op: &'static str, q: QueryAs<'q, Postgres, R, PgArguments>) -> Result<Vec<R>>
+where
+    R: Send + Unpin + for<'r> FromRow<'r, PgRow>,
+{
+    let mut tx = pool.begin().await.map_err(Error::sql(op))?;
+    let rows = async {
+        sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
+        sqlx::query("SET LOCAL work_mem = '64MB'").execute(&mut *tx).await?;
+        q.fetch_all(&mut *tx).await
+    }
+    .await;
+    match rows {
+        Ok(rows) => {
+            tx.commit().await.map_err(Error::sql(op))?;
+            Ok(rows)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(Error::sql(op)(e))
+        }
+    }
+}
+
 /// The three views every map query starts from, for the live graph or at `$1`.
 fn graph(past: bool) -> String {
     if past {
@@ -179,14 +208,16 @@ pub struct DcSize {
 /// The data centers (of live nodes, or of nodes live at `at`), by name.
 #[tracing::instrument(skip(pool))]
 pub async fn dcs(pool: &PgPool, at: Option<DateTime<Utc>>) -> Result<Vec<DcSize>> {
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
-        "WITH {} SELECT dc, count(DISTINCT host), count(*) FROM nd GROUP BY dc ORDER BY dc",
-        graph(at.is_some())
-    ))
-    .bind(at)
-    .fetch_all(pool)
-    .await
-    .map_err(Error::sql("counting the data centers' hosts and nodes"))?;
+    let rows: Vec<(String, i64, i64)> = fetch(
+        pool,
+        "counting the data centers' hosts and nodes",
+        sqlx::query_as(&format!(
+            "WITH {} SELECT dc, count(DISTINCT host), count(*) FROM nd GROUP BY dc ORDER BY dc",
+            graph(at.is_some())
+        ))
+        .bind(at),
+    )
+    .await?;
     Ok(rows.into_iter().map(|(dc, hosts, nodes)| DcSize { dc, hosts, nodes }).collect())
 }
 
@@ -202,17 +233,19 @@ pub struct DcLink {
 /// Every pair of data centers with edges between them, by state.
 #[tracing::instrument(skip(pool))]
 pub async fn dc_links(pool: &PgPool, at: Option<DateTime<Utc>>) -> Result<Vec<DcLink>> {
-    let rows: Vec<(String, Option<String>, String, i64)> = sqlx::query_as(&format!(
-        "WITH {} SELECT s.dc, d.dc, e.state, count(*) \
+    let rows: Vec<(String, Option<String>, String, i64)> = fetch(
+        pool,
+        "counting edges between data centers",
+        sqlx::query_as(&format!(
+            "WITH {} SELECT s.dc, d.dc, e.state, count(*) \
          FROM ed e JOIN nd s ON s.id = e.src_id \
          LEFT JOIN ad a ON a.ip = e.dst_ip LEFT JOIN nd d ON d.id = a.node_id \
          GROUP BY 1, 2, 3",
-        graph(at.is_some())
-    ))
-    .bind(at)
-    .fetch_all(pool)
-    .await
-    .map_err(Error::sql("counting edges between data centers"))?;
+            graph(at.is_some())
+        ))
+        .bind(at),
+    )
+    .await?;
     Ok(fold(rows, |(src_dc, dst_dc, state, n)| ((src_dc.clone(), dst_dc.clone()), state.as_str(), *n))
         .into_iter()
         .map(|((src_dc, dst_dc), edges)| DcLink { src_dc, dst_dc, edges })
@@ -265,15 +298,17 @@ pub struct DcDetail {
 /// has no node (then).
 #[tracing::instrument(skip(pool))]
 pub async fn dc(pool: &PgPool, at: Option<DateTime<Utc>>, dc: &str) -> Result<Option<DcDetail>> {
-    let sizes: Vec<(String, i64)> = sqlx::query_as(&format!(
-        "WITH {} SELECT host, count(*) FROM nd WHERE dc = $2 GROUP BY host",
-        graph(at.is_some())
-    ))
-    .bind(at)
-    .bind(dc)
-    .fetch_all(pool)
-    .await
-    .map_err(Error::sql("listing a data center's hosts"))?;
+    let sizes: Vec<(String, i64)> = fetch(
+        pool,
+        "listing a data center's hosts",
+        sqlx::query_as(&format!(
+            "WITH {} SELECT host, count(*) FROM nd WHERE dc = $2 GROUP BY host",
+            graph(at.is_some())
+        ))
+        .bind(at)
+        .bind(dc),
+    )
+    .await?;
     if sizes.is_empty() {
         return Ok(None);
     }
@@ -281,8 +316,11 @@ pub async fn dc(pool: &PgPool, at: Option<DateTime<Utc>>, dc: &str) -> Result<Op
     // (way, other data center). Way: true out of here, false into here (an edge within
     // the data center counts both ways).
     type Row = (Option<String>, bool, Option<String>, String, i64, i32);
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "WITH {}, \
+    let rows: Vec<Row> = fetch(
+        pool,
+        "counting a data center's edges",
+        sqlx::query_as(&format!(
+            "WITH {}, \
          here AS NOT MATERIALIZED (SELECT id, host FROM nd WHERE dc = $2), \
          t AS (SELECT m.host, true AS way, d.dc AS other, e.state \
                FROM ed e JOIN here m ON m.id = e.src_id \
@@ -293,13 +331,12 @@ pub async fn dc(pool: &PgPool, at: Option<DateTime<Utc>>, dc: &str) -> Result<Op
                JOIN nd s ON s.id = e.src_id) \
          SELECT host, way, other, state, count(*), GROUPING(host)::int FROM t \
          GROUP BY GROUPING SETS ((host, way, state), (way, other, state))",
-        graph(at.is_some())
-    ))
-    .bind(at)
-    .bind(dc)
-    .fetch_all(pool)
-    .await
-    .map_err(Error::sql("counting a data center's edges"))?;
+            graph(at.is_some())
+        ))
+        .bind(at)
+        .bind(dc),
+    )
+    .await?;
     let mut hosts: std::collections::HashMap<String, HostTile> = sizes
         .into_iter()
         .map(|(host, nodes)| (host.clone(), HostTile { host, nodes, out: Tally::default(), inc: Tally::default() }))
@@ -364,19 +401,24 @@ impl Container {
 /// One host: its data center and containers (None if it has no node then).
 #[tracing::instrument(skip(pool))]
 pub async fn host(pool: &PgPool, at: Option<DateTime<Utc>>, host: &str) -> Result<Option<(String, Vec<Container>)>> {
-    let nodes: Vec<(String, String, Option<String>)> = sqlx::query_as(&format!(
-        "WITH {} SELECT name, dc, role FROM nd WHERE host = $2 ORDER BY name",
-        graph(at.is_some())
-    ))
-    .bind(at)
-    .bind(host)
-    .fetch_all(pool)
-    .await
-    .map_err(Error::sql("listing a host's containers"))?;
+    let nodes: Vec<(String, String, Option<String>)> = fetch(
+        pool,
+        "listing a host's containers",
+        sqlx::query_as(&format!(
+            "WITH {} SELECT name, dc, role FROM nd WHERE host = $2 ORDER BY name",
+            graph(at.is_some())
+        ))
+        .bind(at)
+        .bind(host),
+    )
+    .await?;
     let Some(dc) = nodes.first().map(|n| n.1.clone()) else { return Ok(None) };
     type Row = (String, bool, Option<String>, Option<String>, Vec<String>, String, i64);
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "WITH {}, \
+    let rows: Vec<Row> = fetch(
+        pool,
+        "counting a host's edges",
+        sqlx::query_as(&format!(
+            "WITH {}, \
          here AS NOT MATERIALIZED (SELECT id, name FROM nd WHERE host = $2), \
          t AS (SELECT m.name, true AS way, d.host, d.dc, e.services, e.state \
                FROM ed e JOIN here m ON m.id = e.src_id \
@@ -386,13 +428,12 @@ pub async fn host(pool: &PgPool, at: Option<DateTime<Utc>>, host: &str) -> Resul
                FROM here m JOIN ad a ON a.node_id = m.id JOIN ed e ON e.dst_ip = a.ip \
                JOIN nd s ON s.id = e.src_id) \
          SELECT name, way, host, dc, services, state, count(*) FROM t GROUP BY 1, 2, 3, 4, 5, 6",
-        graph(at.is_some())
-    ))
-    .bind(at)
-    .bind(host)
-    .fetch_all(pool)
-    .await
-    .map_err(Error::sql("counting a host's edges"))?;
+            graph(at.is_some())
+        ))
+        .bind(at)
+        .bind(host),
+    )
+    .await?;
     let mut containers: Vec<Container> =
         nodes.into_iter().map(|(name, _, role)| Container { name, role, out: vec![], inc: vec![] }).collect();
     for (name, way, host, dc, services, state, n) in rows {
@@ -443,8 +484,11 @@ pub struct ServiceTile {
 #[tracing::instrument(skip(pool))]
 pub async fn services(pool: &PgPool, at: Option<DateTime<Utc>>) -> Result<Vec<ServiceTile>> {
     type Row = (String, i64, i64, i64, i64, i64, i64, i64, i64);
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "WITH {}, \
+    let rows: Vec<Row> = fetch(
+        pool,
+        "counting the services' providers and edges",
+        sqlx::query_as(&format!(
+            "WITH {}, \
          per AS (SELECT s.svc, a.node_id, CASE WHEN a.node_id IS NULL THEN e.dst_ip END, count(*) AS n, \
                         count(*) FILTER (WHERE e.state = 'up') AS up, \
                         count(*) FILTER (WHERE e.state = 'down') AS down, \
@@ -463,12 +507,11 @@ pub async fn services(pool: &PgPool, at: Option<DateTime<Utc>>) -> Result<Vec<Se
                 COALESCE(agg.n, 0), COALESCE(agg.up, 0), COALESCE(agg.down, 0), COALESCE(agg.degraded, 0), \
                 COALESCE(agg.flapping, 0), COALESCE(agg.stale, 0) \
          FROM agg FULL JOIN prov ON prov.service = agg.svc",
-        graph(at.is_some())
-    ))
-    .bind(at)
-    .fetch_all(pool)
-    .await
-    .map_err(Error::sql("counting the services' providers and edges"))?;
+            graph(at.is_some())
+        ))
+        .bind(at),
+    )
+    .await?;
     let mut tiles: Vec<ServiceTile> = rows
         .into_iter()
         .map(|(service, providers, unreachable, n, up, down, degraded, flapping, stale)| ServiceTile {
@@ -510,8 +553,11 @@ pub async fn service(
     service: &str,
 ) -> Result<Option<(Vec<ServiceEnd>, Vec<ServiceEnd>)>> {
     type Row = (bool, Option<String>, Option<String>, Option<String>, bool, Option<String>, i64);
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "WITH {}, \
+    let rows: Vec<Row> = fetch(
+        pool,
+        "reading a service's providers and consumers",
+        sqlx::query_as(&format!(
+            "WITH {}, \
          se AS (SELECT e.src_id, a.node_id AS dst_id, e.state FROM ed e JOIN nd c ON c.id = e.src_id \
                 LEFT JOIN ad a ON a.ip = e.dst_ip WHERE $2 = ANY(e.services)), \
          p AS (SELECT pr.node_id FROM pr WHERE pr.service = $2), \
@@ -523,13 +569,12 @@ pub async fn service(
          UNION ALL \
          SELECT false, n.name, n.host, n.dc, false, se.state, count(*) \
          FROM se JOIN nd n ON n.id = se.src_id GROUP BY 2, 3, 4, 6",
-        graph(at.is_some())
-    ))
-    .bind(at)
-    .bind(service)
-    .fetch_all(pool)
-    .await
-    .map_err(Error::sql("reading a service's providers and consumers"))?;
+            graph(at.is_some())
+        ))
+        .bind(at)
+        .bind(service),
+    )
+    .await?;
     if rows.is_empty() {
         return Ok(None);
     }

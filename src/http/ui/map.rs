@@ -6,14 +6,23 @@
 //! ([`graph_store::ui_map`]): no page lists the graph's edges one by one.
 //!
 //! `?at=TIME` (RFC 3339) shows the graph as it was then, and every map link carries it.
+//!
+//! The counts that read every edge (the data centers and the pairs between them, one data
+//! center's hosts, the services) take a second or more at 1,000,000 edges: they are kept
+//! for [`FRESH`] per page and time ([`Memo`]), one count at a time, and the page says when
+//! it was counted.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, SecondsFormat, Utc};
-use graph_store::ui_map::{self, Container, DcLink, EdgeGroup, HostTile, ServiceEnd, ServiceTile, Tally};
+use graph_store::ui_map::{
+    self, Container, DcDetail, DcLink, DcSize, EdgeGroup, HostTile, ServiceEnd, ServiceTile, Tally,
+};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -24,6 +33,54 @@ use super::{node_link, segment, when, UiError, UiResult};
 
 /// Service tiles shown beyond the troubled ones (every troubled one is shown).
 const QUIET_SERVICES: usize = 2000;
+
+/// How long a count is reused.
+const FRESH: Duration = Duration::from_secs(15);
+/// Counts kept per kind of page (the oldest dropped first).
+const KEPT: usize = 16;
+
+/// Counts kept for [`FRESH`] by key (a page's data center and time), computed one at a
+/// time: a request that finds none waits for the one being made.
+struct Memo<K, V> {
+    entries: tokio::sync::Mutex<Vec<(K, Instant, Arc<V>)>>,
+}
+
+impl<K: PartialEq, V> Memo<K, V> {
+    const fn new() -> Self {
+        Memo { entries: tokio::sync::Mutex::const_new(Vec::new()) }
+    }
+
+    /// The value of `key` counted less than [`FRESH`] ago, else `make`'s; with when it
+    /// was counted.
+    async fn get<F>(&self, key: K, make: F) -> Result<(Arc<V>, DateTime<Utc>), UiError>
+    where
+        F: Future<Output = Result<V, ApiError>>,
+    {
+        let mut entries = self.entries.lock().await;
+        entries.retain(|(_, made, _)| made.elapsed() < FRESH);
+        let counted = |made: Instant| Utc::now() - chrono::Duration::from_std(made.elapsed()).unwrap_or_default();
+        if let Some((_, made, v)) = entries.iter().find(|(k, ..)| *k == key) {
+            return Ok((v.clone(), counted(*made)));
+        }
+        let v = Arc::new(make.await?);
+        if entries.len() >= KEPT {
+            entries.remove(0);
+        }
+        let made = Instant::now();
+        entries.push((key, made, v.clone()));
+        Ok((v, counted(made)))
+    }
+}
+
+type Dcs = (Vec<DcSize>, Vec<DcLink>);
+static DCS: Memo<Option<DateTime<Utc>>, Dcs> = Memo::new();
+static DC: Memo<(String, Option<DateTime<Utc>>), Option<DcDetail>> = Memo::new();
+static SERVICES: Memo<Option<DateTime<Utc>>, Vec<ServiceTile>> = Memo::new();
+
+/// "counted at …", under a heading.
+fn counted(t: DateTime<Utc>) -> Markup {
+    html! { p.meta.counted { "Counted at " (when(t)) "; counts are reused for " (FRESH.as_secs()) " s." } }
+}
 
 #[derive(Debug, Deserialize)]
 pub struct Params {
@@ -123,12 +180,18 @@ fn counts(t: &Tally) -> Markup {
 pub async fn index(State(app): State<Arc<App>>, q: Result<ApiQuery<Params>, ApiError>) -> UiResult {
     let at = At::parse(q)?;
     let pool = app.reads.pool();
-    let dcs = with_store_timeout(ui_map::dcs(&pool, at.0)).await?;
-    let links = with_store_timeout(ui_map::dc_links(&pool, at.0)).await?;
+    let (counted_dcs, made) = DCS
+        .get(at.0, async {
+            let dcs = with_store_timeout(ui_map::dcs(&pool, at.0)).await?;
+            let links = with_store_timeout(ui_map::dc_links(&pool, at.0)).await?;
+            Ok((dcs, links))
+        })
+        .await?;
+    let (dcs, links) = (&counted_dcs.0, &counted_dcs.1);
     // Each data center's edges both ways (an edge within it counted once).
     let mut out = BTreeMap::<&str, Tally>::new();
     let mut inc = BTreeMap::<&str, Tally>::new();
-    for l in &links {
+    for l in links {
         out.entry(l.src_dc.as_str()).or_default().merge(&l.edges);
         if let Some(d) = l.dst_dc.as_deref().filter(|d| *d != l.src_dc) {
             inc.entry(d).or_default().merge(&l.edges);
@@ -138,12 +201,13 @@ pub async fn index(State(app): State<Arc<App>>, q: Result<ApiQuery<Params>, ApiE
         main #main {
             h1 { "Map" (at.note()) }
             (at.form("/ui/map"))
+            (counted(made))
             p.crumbs { b { "Data centers" } " · " a href=(at.href("/ui/map/services")) { "Services → providers" } }
             section #dcs {
                 h2 { "Data centers " span.n { "(" (dcs.len()) ")" } }
                 @if dcs.is_empty() { p.none { "No nodes." } }
                 div.tiles.dcs {
-                    @for d in &dcs {
+                    @for d in dcs {
                         @let (o, i) = (out.get(d.dc.as_str()).copied().unwrap_or_default(), inc.get(d.dc.as_str()).copied().unwrap_or_default());
                         @let all = { let mut a = o; a.merge(&i); a };
                         a class={ "tile dc " (all.level().as_str()) } data-level=(all.level().as_str()) href=(dc_href(at, &d.dc))
@@ -156,7 +220,7 @@ pub async fn index(State(app): State<Arc<App>>, q: Result<ApiQuery<Params>, ApiE
                     }
                 }
             }
-            (matrix(at, &dcs.iter().map(|d| d.dc.clone()).collect::<Vec<_>>(), &links))
+            (matrix(at, &dcs.iter().map(|d| d.dc.clone()).collect::<Vec<_>>(), links))
         }
     };
     Ok(super::page(StatusCode::OK, "Map", main))
@@ -217,14 +281,15 @@ pub async fn dc(
     let ApiPath(name) = path?;
     let at = At::parse(q)?;
     let pool = app.reads.pool();
-    let d = with_store_timeout(ui_map::dc(&pool, at.0, &name))
-        .await?
+    let (d, made) = DC.get((name.clone(), at.0), with_store_timeout(ui_map::dc(&pool, at.0, &name))).await?;
+    let d = Option::as_ref(&d)
         .ok_or_else(|| ApiError::NotFound(format!("no data center {name:?} (no node in it{})", then(at))))?;
     let nodes: i64 = d.hosts.iter().map(|h| h.nodes).sum();
     let main = html! {
         main #main {
             h1 { "Data center " span.name { (name) } (at.note()) }
             (at.form(&format!("/ui/map/dc/{}", segment(&name))))
+            (counted(made))
             p.crumbs { a href=(at.href("/ui/map")) { "Map" } " › " b { (name) } }
             section #hosts {
                 h2 { "Hosts " span.n { "(" (d.hosts.len()) " hosts, " (nodes) " containers)" } }
@@ -337,13 +402,14 @@ fn group(at: At, way: &str, g: &EdgeGroup) -> Markup {
 pub async fn services(State(app): State<Arc<App>>, q: Result<ApiQuery<Params>, ApiError>) -> UiResult {
     let at = At::parse(q)?;
     let pool = app.reads.pool();
-    let tiles = with_store_timeout(ui_map::services(&pool, at.0)).await?;
+    let (tiles, made) = SERVICES.get(at.0, with_store_timeout(ui_map::services(&pool, at.0))).await?;
     let troubled = tiles.iter().filter(|t| t.unreachable > 0 || t.edges.broken() > 0).count();
     let shown = tiles.len().min(troubled + QUIET_SERVICES);
     let main = html! {
         main #main {
             h1 { "Services → providers" (at.note()) }
             (at.form("/ui/map/services"))
+            (counted(made))
             p.crumbs { a href=(at.href("/ui/map")) { "Map" } " › " b { "Services" } }
             section #services {
                 h2 { "Services " span.n { "(" (tiles.len()) ", " (troubled) " with broken edges)" } }
