@@ -230,7 +230,7 @@ async fn the_map_clicks_through_in_headless_chromium() {
     c.find(Locator::Css("header.top nav a[href='/ui/map']")).await.unwrap().click().await.unwrap();
     let tx = c.wait().for_element(Locator::Css("#dcs a.tile.dc.down[href='/ui/map/dc/Tx']")).await.unwrap();
     let colour = tx.css_value("border-top-color").await.unwrap();
-    assert_eq!(colour, "rgb(198, 40, 40)", "the broken data center's tile is red");
+    assert!(colour.contains("198, 40, 40"), "the broken data center's tile is red (#c62828): {colour}");
     assert!(tx.attr("title").await.unwrap().unwrap().contains("down"), "a tooltip with the counts");
     assert!(count(&c, "#links td.cell.down").await >= 1);
     shot(&c, "map-dcs.png").await;
