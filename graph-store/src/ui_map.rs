@@ -168,7 +168,13 @@ where
     }
 }
 
-/// The three views every map query starts from, for the live graph or at `$1`.
+/// The edges with their state: `ee` (the edges) and `sx` (edge id → state) joined.
+const ED: &str = "ed AS NOT MATERIALIZED (SELECT ee.id, ee.src_id, ee.dst_ip, ee.services, \
+                  COALESCE(sx.state, 'unknown') AS state FROM ee LEFT JOIN sx ON sx.edge_id = ee.id)";
+
+/// The views every map query starts from, for the live graph or at `$1`: `nd`, `ad`,
+/// `ee` (edges without their state), `sx` (their states), `ed` (both) and `pr`
+/// (providers).
 fn graph(past: bool) -> String {
     if past {
         let (h, a, eh) = (live_at("h"), live_at("a"), live_at("eh"));
@@ -176,24 +182,26 @@ fn graph(past: bool) -> String {
             "nd AS NOT MATERIALIZED (SELECT h.node_id AS id, n.name, h.host, h.dc, h.role \
                  FROM node_history h JOIN nodes n ON n.id = h.node_id WHERE {h}), \
              ad AS NOT MATERIALIZED (SELECT a.ip, a.node_id FROM address_history a WHERE {a}), \
-             st AS NOT MATERIALIZED (SELECT DISTINCT ON (edge_id) edge_id, to_state FROM edge_events \
+             ee AS NOT MATERIALIZED (SELECT e.id, e.src_id, e.dst_ip, eh.services \
+                 FROM edge_history eh JOIN edges e ON e.id = eh.edge_id WHERE {eh}), \
+             sx AS NOT MATERIALIZED (SELECT DISTINCT ON (edge_id) edge_id, to_state AS state FROM edge_events \
                  WHERE at <= $1 ORDER BY edge_id, at DESC, id DESC), \
-             ed AS NOT MATERIALIZED (SELECT e.id, e.src_id, e.dst_ip, eh.services, \
-                     COALESCE(st.to_state, 'unknown') AS state \
-                 FROM edge_history eh JOIN edges e ON e.id = eh.edge_id \
-                 LEFT JOIN st ON st.edge_id = e.id WHERE {eh}), \
+             {ed}, \
              pr AS NOT MATERIALIZED (SELECT p.service, p.node_id FROM provider_history p WHERE {p})",
-            p = live_at("p")
+            p = live_at("p"),
+            ed = ED
         )
     } else {
         // $1 is null: the live graph.
-        "nd AS NOT MATERIALIZED (SELECT id, name, host, dc, role FROM nodes \
+        format!(
+            "nd AS NOT MATERIALIZED (SELECT id, name, host, dc, role FROM nodes \
              WHERE retired_at IS NULL AND $1::timestamptz IS NULL), \
          ad AS NOT MATERIALIZED (SELECT ip, node_id FROM addresses WHERE retired_at IS NULL), \
-         ed AS NOT MATERIALIZED (SELECT e.id, e.src_id, e.dst_ip, e.services, COALESCE(h.state, 'unknown') AS state \
-             FROM edges e LEFT JOIN edge_health h ON h.edge_id = e.id WHERE e.retired_at IS NULL), \
+         ee AS NOT MATERIALIZED (SELECT id, src_id, dst_ip, services FROM edges WHERE retired_at IS NULL), \
+         sx AS NOT MATERIALIZED (SELECT edge_id, state FROM edge_health), \
+         {ED}, \
          pr AS NOT MATERIALIZED (SELECT service, node_id FROM service_providers)"
-            .to_string()
+        )
     }
 }
 
@@ -312,8 +320,8 @@ pub async fn dc(pool: &PgPool, at: Option<DateTime<Utc>>, dc: &str) -> Result<Op
     if sizes.is_empty() {
         return Ok(None);
     }
-    // One pass over the edges touching the data center: per (host here, way) and per
-    // (way, other data center). Way: true out of here, false into here (an edge within
+    // One pass over the edges touching the data center (their states joined once, after
+    // the union): per (host here, way) and per (way, other data center). Way: true out of here, false into here (an edge within
     // the data center counts both ways).
     type Row = (Option<String>, bool, Option<String>, String, i64, i32);
     let rows: Vec<Row> = fetch(
@@ -322,13 +330,15 @@ pub async fn dc(pool: &PgPool, at: Option<DateTime<Utc>>, dc: &str) -> Result<Op
         sqlx::query_as(&format!(
             "WITH {}, \
          here AS NOT MATERIALIZED (SELECT id, host FROM nd WHERE dc = $2), \
-         t AS (SELECT m.host, true AS way, d.dc AS other, e.state \
-               FROM ed e JOIN here m ON m.id = e.src_id \
-               LEFT JOIN ad a ON a.ip = e.dst_ip LEFT JOIN nd d ON d.id = a.node_id \
-               UNION ALL \
-               SELECT m.host, false, s.dc, e.state \
-               FROM here m JOIN ad a ON a.node_id = m.id JOIN ed e ON e.dst_ip = a.ip \
-               JOIN nd s ON s.id = e.src_id) \
+         t0 AS (SELECT e.id, m.host, true AS way, d.dc AS other \
+                FROM ee e JOIN here m ON m.id = e.src_id \
+                LEFT JOIN ad a ON a.ip = e.dst_ip LEFT JOIN nd d ON d.id = a.node_id \
+                UNION ALL \
+                SELECT e.id, m.host, false, s.dc \
+                FROM here m JOIN ad a ON a.node_id = m.id JOIN ee e ON e.dst_ip = a.ip \
+                JOIN nd s ON s.id = e.src_id), \
+         t AS (SELECT t0.host, t0.way, t0.other, COALESCE(sx.state, 'unknown') AS state \
+               FROM t0 LEFT JOIN sx ON sx.edge_id = t0.id) \
          SELECT host, way, other, state, count(*), GROUPING(host)::int FROM t \
          GROUP BY GROUPING SETS ((host, way, state), (way, other, state))",
             graph(at.is_some())
