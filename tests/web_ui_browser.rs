@@ -122,3 +122,63 @@ async fn click_through_the_ui_in_headless_chromium() {
     c.close().await.unwrap();
     eprintln!("screenshots in {}", shots().display());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_map_clicks_through_in_headless_chromium() {
+    let Some(chromedriver) = common::tool("chromedriver", "chromium-driver") else { return };
+    let db = TestDb::new().await;
+    ok(&db, &["cmdb", "import", &sample("inventory.json"), &sample("links.txt")]);
+    ok(&db, &["dns", "ingest", "--zone", "example.com", &sample("pdns-auth-console.log")]);
+    let server = Server::start_with(&db, &[], &["--interval", "10s"], &[]);
+    let before = Utc::now();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    break_edges_of(&server.base, &db, "fe1.host101", Utc::now()).await;
+    let driver = Driver::start(&chromedriver).await;
+    let c = driver.browser().await;
+    let base = &server.base;
+
+    // From the nav to the map: Tx's tile is red (its colour, not only its class).
+    c.goto(&format!("{base}/")).await.unwrap();
+    c.find(Locator::Css("header.top nav a[href='/ui/map']")).await.unwrap().click().await.unwrap();
+    let tx = c.wait().for_element(Locator::Css("#dcs a.tile.dc.down[href='/ui/map/dc/Tx']")).await.unwrap();
+    let colour = tx.css_value("border-top-color").await.unwrap();
+    assert!(colour.contains("198, 40, 40"), "the broken data center's tile is red (#c62828): {colour}");
+    assert!(tx.attr("title").await.unwrap().unwrap().contains("down"), "a tooltip with the counts");
+    assert!(count(&c, "#links td.cell.down").await >= 1);
+    shot(&c, "map-dcs.png").await;
+
+    // Data center → host → node.
+    tx.click().await.unwrap();
+    let host = c.wait().for_element(Locator::Css("#hosts a.tile.host")).await.unwrap();
+    assert_eq!(host.attr("href").await.unwrap().as_deref(), Some("/ui/map/host/host101"), "troubled first");
+    assert!(host.attr("class").await.unwrap().unwrap().contains("down"));
+    shot(&c, "map-dc.png").await;
+    host.click().await.unwrap();
+    c.wait().for_element(Locator::Css("#containers article.container.down")).await.unwrap();
+    assert!(c.current_url().await.unwrap().path().ends_with("/ui/map/host/host101"));
+    assert!(count(&c, "#containers tr[data-state='down']").await >= 1);
+    shot(&c, "map-host.png").await;
+    c.find(Locator::Css("#containers a.node[href='/ui/nodes/fe1.host101']")).await.unwrap().click().await.unwrap();
+    let h1 = c.wait().for_element(Locator::Css("h1")).await.unwrap();
+    assert_eq!(h1.text().await.unwrap(), "Node fe1.host101");
+
+    // Services → providers.
+    c.goto(&format!("{base}/ui/map/services")).await.unwrap();
+    c.wait().for_element(Locator::Css("#services a.tile.service")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("#providers")).await.unwrap();
+    shot(&c, "map-service.png").await;
+
+    // Before the break: no red tile, and the time kept while drilling down.
+    c.goto(&format!("{base}/ui/map?at={}", seg(&iso(before)))).await.unwrap();
+    c.wait().for_element(Locator::Css("#dcs a.tile.dc")).await.unwrap();
+    assert_eq!(count(&c, "a.tile.down, td.cell.down").await, 0);
+    shot(&c, "map-before-the-break.png").await;
+    c.find(Locator::Css("#dcs a.tile.dc[href^='/ui/map/dc/Tx']")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("#hosts a.tile.host")).await.unwrap();
+    assert!(c.current_url().await.unwrap().query().unwrap_or_default().starts_with("at="));
+    assert_eq!(count(&c, "a.tile.down").await, 0);
+
+    let errors = driver.console_errors(&c).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    c.close().await.unwrap();
+}

@@ -38,6 +38,8 @@
 //! - [`ui`]: what the web UI's pages read besides the graph questions (edges by id, their
 //!   events and last day of results, stored reports).
 //! - [`hop_names`]: the node holding a hop address, for the web UI's route pages.
+//! - [`ui_map`]: the web UI's map: the graph aggregated by data center, host, container
+//!   and service, live or as it was.
 //!
 //! Embedded cluster:
 //! - [`embedded`]: the private PostgreSQL cluster used when no `DATABASE_URL` is given.
@@ -70,6 +72,7 @@ pub mod testing;
 mod time;
 pub mod topology;
 pub mod ui;
+pub mod ui_map;
 pub mod vocab;
 
 pub use db::{connect, migrate, Database};

@@ -5,6 +5,8 @@
 //!   (`?at=` the graph as it was; `?fragment=1` only the `<main>`, for the 10 s refresh)
 //! - `/ui/nodes/{name}` — [`node`]: dependencies, dependents, blast radius, edges, agent
 //! - `/ui/edges/{id}` — [`edge`]: state, events, the last 24 h of loss and RTT as SVG
+//! - `/ui/map`, `/ui/map/dc/{dc}`, `/ui/map/host/{host}`, `/ui/map/services[/{service}]` —
+//!   [`map`]: data centers → hosts → containers, services → providers, coloured by state
 //! - `/ui/reports`, `/ui/reports/{day}` — [`reports`]: the stored daily reports
 //! - `/ui/routes`, `/ui/routes/pair` — [`routes`]: route changes; a pair's hops and two windows side by side
 //! - `/ui/login` — [`auth`]: the read token asked once and kept in a cookie
@@ -13,6 +15,7 @@
 pub mod auth;
 pub mod chart;
 pub mod edge;
+pub mod map;
 pub mod node;
 pub mod overview;
 pub mod reports;
@@ -53,6 +56,11 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route("/ui/overview", get(overview::page))
         .route("/ui/nodes/{name}", get(node::page))
         .route("/ui/edges/{id}", get(edge::page))
+        .route("/ui/map", get(map::index))
+        .route("/ui/map/dc/{dc}", get(map::dc))
+        .route("/ui/map/host/{host}", get(map::host))
+        .route("/ui/map/services", get(map::services))
+        .route("/ui/map/services/{service}", get(map::service))
         .route("/ui/reports", get(reports::list))
         .route("/ui/reports/{day}", get(reports::day))
         .route("/ui/reports/{day}/html", get(reports::html))
@@ -87,7 +95,7 @@ pub fn page(status: StatusCode, title: &str, main: Markup) -> Response {
             body {
                 header.top {
                     a.brand href="/" { "edgewatch" }
-                    nav { a href="/" { "Overview" } a href="/ui/routes" { "Routes" } a href="/ui/reports" { "Reports" } }
+                    nav { a href="/" { "Overview" } a href="/ui/map" { "Map" } a href="/ui/routes" { "Routes" } a href="/ui/reports" { "Reports" } }
                     span #status {}
                 }
                 (main)
