@@ -34,41 +34,96 @@ use super::{node_link, segment, when, UiError, UiResult};
 /// Service tiles shown beyond the troubled ones (every troubled one is shown).
 const QUIET_SERVICES: usize = 2000;
 
-/// How long a count is reused.
+/// How long a count is reused as it is.
 const FRESH: Duration = Duration::from_secs(15);
+/// How long an older count is still shown while a new one is made in the background
+/// (older: the page waits for a new one).
+const STALE: Duration = Duration::from_secs(120);
 /// Counts kept per kind of page (the oldest dropped first).
 const KEPT: usize = 16;
 
-/// Counts kept for [`FRESH`] by key (a page's data center and time), computed one at a
-/// time: a request that finds none waits for the one being made.
-struct Memo<K, V> {
-    entries: tokio::sync::Mutex<Vec<(K, Instant, Arc<V>)>>,
+/// A count, when it was made, and whether a new one is being made.
+struct Entry<K, V> {
+    key: K,
+    made: Instant,
+    value: Arc<V>,
+    recounting: bool,
 }
 
-impl<K: PartialEq, V> Memo<K, V> {
+/// Counts by key (a page's data center and time): reused for [`FRESH`]; up to [`STALE`]
+/// shown while a new one is made in the background, so that a page does not wait for a
+/// join over a million edges; else made while the page waits, one at a time.
+struct Memo<K, V> {
+    entries: std::sync::Mutex<Vec<Entry<K, V>>>,
+    counting: tokio::sync::Mutex<()>,
+}
+
+impl<K: PartialEq + Clone + Send + 'static, V: Send + Sync + 'static> Memo<K, V> {
     const fn new() -> Self {
-        Memo { entries: tokio::sync::Mutex::const_new(Vec::new()) }
+        Memo { entries: std::sync::Mutex::new(Vec::new()), counting: tokio::sync::Mutex::const_new(()) }
     }
 
-    /// The value of `key` counted less than [`FRESH`] ago, else `make`'s; with when it
-    /// was counted.
-    async fn get<F>(&self, key: K, make: F) -> Result<(Arc<V>, DateTime<Utc>), UiError>
-    where
-        F: Future<Output = Result<V, ApiError>>,
-    {
-        let mut entries = self.entries.lock().await;
-        entries.retain(|(_, made, _)| made.elapsed() < FRESH);
-        let counted = |made: Instant| Utc::now() - chrono::Duration::from_std(made.elapsed()).unwrap_or_default();
-        if let Some((_, made, v)) = entries.iter().find(|(k, ..)| *k == key) {
-            return Ok((v.clone(), counted(*made)));
-        }
-        let v = Arc::new(make.await?);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry<K, V>>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps `value` as the count of `key`.
+    fn keep(&self, key: K, value: Arc<V>) -> Instant {
+        let mut entries = self.lock();
+        entries.retain(|e| e.key != key && e.made.elapsed() < STALE);
         if entries.len() >= KEPT {
             entries.remove(0);
         }
         let made = Instant::now();
-        entries.push((key, made, v.clone()));
-        Ok((v, counted(made)))
+        entries.push(Entry { key, made, value, recounting: false });
+        made
+    }
+
+    /// The count of `key` and when it was made: see [`Memo`]. `make` makes a new one.
+    async fn get<F, Fut>(&'static self, key: K, make: F) -> Result<(Arc<V>, DateTime<Utc>), UiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, ApiError>> + Send + 'static,
+    {
+        let counted = |made: Instant| Utc::now() - chrono::Duration::from_std(made.elapsed()).unwrap_or_default();
+        let shown = {
+            let mut entries = self.lock();
+            match entries.iter_mut().find(|e| e.key == key && e.made.elapsed() < STALE) {
+                Some(e) if e.made.elapsed() < FRESH => return Ok((e.value.clone(), counted(e.made))),
+                Some(e) => {
+                    let recount = !e.recounting;
+                    e.recounting = true;
+                    Some((e.value.clone(), counted(e.made), recount))
+                }
+                None => None,
+            }
+        };
+        if let Some((value, at, recount)) = shown {
+            if recount {
+                let fresh = make();
+                tokio::spawn(async move {
+                    match fresh.await {
+                        Ok(v) => {
+                            self.keep(key, Arc::new(v));
+                        }
+                        Err(e) => {
+                            tracing::warn!("counting for the map failed: {e:?}");
+                            if let Some(e) = self.lock().iter_mut().find(|e| e.key == key) {
+                                e.recounting = false;
+                            }
+                        }
+                    }
+                });
+            }
+            return Ok((value, at));
+        }
+        let _counting = self.counting.lock().await;
+        if let Some(e) = self.lock().iter().find(|e| e.key == key && e.made.elapsed() < FRESH) {
+            return Ok((e.value.clone(), counted(e.made)));
+        }
+        let value = Arc::new(make().await?);
+        let made = self.keep(key, value.clone());
+        Ok((value, counted(made)))
     }
 }
 
@@ -79,7 +134,7 @@ static SERVICES: Memo<Option<DateTime<Utc>>, Vec<ServiceTile>> = Memo::new();
 
 /// "counted at …", under a heading.
 fn counted(t: DateTime<Utc>) -> Markup {
-    html! { p.meta.counted { "Counted at " (when(t)) "; counts are reused for " (FRESH.as_secs()) " s." } }
+    html! { p.meta.counted { "Counted at " (when(t)) "; a count is reused for " (FRESH.as_secs()) " s, and shown up to " (STALE.as_secs() / 60) " min while a new one is made." } }
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,7 +236,7 @@ pub async fn index(State(app): State<Arc<App>>, q: Result<ApiQuery<Params>, ApiE
     let at = At::parse(q)?;
     let pool = app.reads.pool();
     let (counted_dcs, made) = DCS
-        .get(at.0, async {
+        .get(at.0, || async move {
             let dcs = with_store_timeout(ui_map::dcs(&pool, at.0)).await?;
             let links = with_store_timeout(ui_map::dc_links(&pool, at.0)).await?;
             Ok((dcs, links))
@@ -281,7 +336,8 @@ pub async fn dc(
     let ApiPath(name) = path?;
     let at = At::parse(q)?;
     let pool = app.reads.pool();
-    let (d, made) = DC.get((name.clone(), at.0), with_store_timeout(ui_map::dc(&pool, at.0, &name))).await?;
+    let (key, dc) = ((name.clone(), at.0), name.clone());
+    let (d, made) = DC.get(key, || async move { with_store_timeout(ui_map::dc(&pool, at.0, &dc)).await }).await?;
     let d = Option::as_ref(&d)
         .ok_or_else(|| ApiError::NotFound(format!("no data center {name:?} (no node in it{})", then(at))))?;
     let nodes: i64 = d.hosts.iter().map(|h| h.nodes).sum();
@@ -402,7 +458,8 @@ fn group(at: At, way: &str, g: &EdgeGroup) -> Markup {
 pub async fn services(State(app): State<Arc<App>>, q: Result<ApiQuery<Params>, ApiError>) -> UiResult {
     let at = At::parse(q)?;
     let pool = app.reads.pool();
-    let (tiles, made) = SERVICES.get(at.0, with_store_timeout(ui_map::services(&pool, at.0))).await?;
+    let (tiles, made) =
+        SERVICES.get(at.0, || async move { with_store_timeout(ui_map::services(&pool, at.0)).await }).await?;
     let troubled = tiles.iter().filter(|t| t.unreachable > 0 || t.edges.broken() > 0).count();
     let shown = tiles.len().min(troubled + QUIET_SERVICES);
     let main = html! {
