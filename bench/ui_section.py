@@ -85,10 +85,20 @@ def section(results):
     if mp:
         L.append(f"| Map of the largest data center interactive in Chromium (max) | {ms(mp['max_load_ms'])} | "
                  f"< {MAP_INTERACTIVE_MS:,} ms | {yes(mp['max_load_ms'] < MAP_INTERACTIVE_MS)} |")
+        # Cold: the page's first answer (over HTTP, above) plus what the browser spends
+        # after the response (its median here).
+        vs = mp["visits"]
+        after = sorted(v["load"] - v["responseEnd"] for v in vs)[len(vs) // 2]
+        cold = h["map_dc"]["first_ms"] + after
+        L.append(f"| The same, the first request after `serve` started (first HTTP answer + the browser's "
+                 f"median {ms(after)} after the response) | {ms(cold)} | < {MAP_INTERACTIVE_MS:,} ms | "
+                 f"{yes(cold < MAP_INTERACTIVE_MS)} |")
     mem = d.get("serve_memory_mb")
     if mem:
         L.append("")
-        L.append(f"`serve`'s memory at the end: RSS {mem['VmRSS']:,.0f} MB, peak {mem['VmHWM']:,.0f} MB.")
+        L.append(f"`serve`'s memory at the end: RSS {mem['VmRSS']:,.0f} MB, peak {mem['VmHWM']:,.0f} MB; the pages keep only "
+                 f"counts and the edges they list, so most of it is, by its size (not measured apart), the "
+                 f"leader's diagnosis, which loads every edge (issue 18's goal for `serve`, < 150 MB).")
     L.append("")
     L.append("Reproduce (as root or not; Chromium and chromedriver from `scripts/install-deps.sh report`):")
     L.append("")

@@ -164,7 +164,7 @@ async fn edge_ids(
             }),
         );
     }
-    Ok(with_store_timeout(graph_store::ui::edge_ids(pool, &pairs)).await?)
+    with_store_timeout(graph_store::ui::edge_ids(pool, &pairs)).await
 }
 
 /// The live counts, broken edges and diagnosis, read side by side.
