@@ -117,6 +117,30 @@ async fn click_through_the_ui_in_headless_chromium() {
         no_alert(&c, n).await;
         assert_eq!(c.execute("return document.scripts.length;", vec![]).await.unwrap(), json!(1), "{n:?}");
     }
+    // The map's pages, with each name as a data center, a host and a service: the page's
+    // own name is text, nothing runs.
+    let mut pages = vec![("/ui/map".to_string(), script.clone()), ("/ui/map/services".to_string(), script.clone())];
+    for n in &names {
+        for (path, name) in [("dc", format!("dc:{n}")), ("host", format!("host:{n}")), ("services", format!("{n}:svc"))]
+        {
+            pages.push((format!("/ui/map/{path}/{}", seg(&name)), name));
+        }
+    }
+    for (path, name) in &pages {
+        c.goto(&format!("{}{path}", server.base)).await.unwrap();
+        c.wait().for_element(Locator::Css("main h1")).await.unwrap();
+        no_alert(&c, path).await;
+        let dom = c
+            .execute(
+                "return [document.scripts.length, document.images.length, document.querySelectorAll('[onerror]').length, \
+                 document.body.textContent.includes(arguments[0])];",
+                vec![json!(name)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(dom, json!([1, 0, 0, true]), "{path}: only our script; {name:?} is text");
+    }
+    shot(&c, "hostile-map.png").await;
     let errors = driver.console_errors(&c).await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
     c.close().await.unwrap();

@@ -12,44 +12,11 @@ use std::time::Duration;
 use chrono::Utc;
 use common::{ok, sample, Server};
 use graph_store::testing::TestDb;
-use ui_fleet::{break_edges_of, hostile_fleet, iso, seg};
-
-/// `GET`, with the cookie if any: (status, content type, body).
-async fn page(base: &str, path: &str, cookie: Option<&str>) -> (u16, String, String) {
-    let mut req = common::http().get(format!("{base}{path}"));
-    if let Some(c) = cookie {
-        req = req.header("cookie", c);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let kind = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-    (status, kind, resp.text().await.unwrap())
-}
+use ui_fleet::{break_edges_of, hostile_fleet, hrefs, iso, page, section, seg};
 
 /// A page that must answer 200 as HTML.
 async fn html(base: &str, path: &str) -> String {
-    let (status, kind, body) = page(base, path, None).await;
-    assert_eq!(status, 200, "{path}: {body}");
-    assert!(kind.starts_with("text/html"), "{path}: {kind}");
-    body
-}
-
-/// The `href` values of `<a>` starting with `prefix`, in page order.
-fn hrefs(body: &str, prefix: &str) -> Vec<String> {
-    let needle = format!("href=\"{prefix}");
-    body.match_indices(&needle)
-        .map(|(i, _)| {
-            let rest = &body[i + 6..];
-            rest[..rest.find('"').unwrap()].replace("&amp;", "&")
-        })
-        .collect()
-}
-
-/// The part of `body` inside the element with `id`, up to the next `</section>`.
-fn section<'a>(body: &'a str, id: &str) -> &'a str {
-    let start = body.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in {body}"));
-    let rest = &body[start..];
-    &rest[..rest.find("</section>").unwrap_or(rest.len())]
+    ui_fleet::html(base, path, None).await
 }
 
 /// The `<main>` of `body` without the form that picks the time (its "back to now" link

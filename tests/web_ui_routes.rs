@@ -16,7 +16,7 @@ use graph_store::cmdb::{apply_inventory, apply_links, lock_graph};
 use graph_store::model::{Inventory, Link, LinkSet};
 use graph_store::paths::{self, Hop, PairSchedule, Run, TraceRecord, TrackConfig};
 use graph_store::testing::{container, TestDb};
-use ui_fleet::seg;
+use ui_fleet::{hrefs, section, seg};
 
 /// The story's minute `m`: from the hour starting three to four hours ago (taken once).
 fn t(m: i64) -> DateTime<Utc> {
@@ -121,24 +121,6 @@ async fn error_page(base: &str, path: &str, status: u16, says: &str) -> String {
     assert!(kind.starts_with("text/html") && body.contains("<p class=\"error\">"), "{path}: {kind} {body}");
     assert!(body.contains(says), "{path}: {says:?} in {body}");
     body
-}
-
-/// The `href` values starting with `prefix`, in page order, unescaped.
-fn hrefs(body: &str, prefix: &str) -> Vec<String> {
-    let needle = format!("href=\"{prefix}");
-    body.match_indices(&needle)
-        .map(|(i, _)| {
-            let rest = &body[i + 6..];
-            rest[..rest.find('"').unwrap()].replace("&amp;", "&")
-        })
-        .collect()
-}
-
-/// The part of `body` from the element with `id` to the next `</section>`.
-fn section<'a>(body: &'a str, id: &str) -> &'a str {
-    let start = body.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in {body}"));
-    let rest = &body[start..];
-    &rest[..rest.find("</section>").unwrap_or(rest.len())]
 }
 
 /// The `<tr …>` element whose start tag has `attrs`, up to its end.

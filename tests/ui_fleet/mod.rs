@@ -1,5 +1,5 @@
-//! The fleets of the web UI's tests (tests/web_ui.rs, tests/web_ui_browser.rs): an agent
-//! breaking its node's edges through the agent API, and the hostile-names fleet.
+//! The fleets of the web UI's tests (tests/web_ui*.rs): an agent breaking its node's edges
+//! through the agent API, and the hostile-names fleet; fetching pages and reading them.
 
 #![allow(dead_code)]
 
@@ -102,4 +102,42 @@ pub fn hostile_fleet(dir: &std::path::Path) -> (Vec<String>, Vec<std::path::Path
     std::fs::write(&inventory, json!({"containers": containers, "services": services}).to_string()).unwrap();
     std::fs::write(&links_file, json!({ "links": links }).to_string()).unwrap();
     (names, vec![inventory, links_file])
+}
+
+/// `GET`, with the cookie if any: (status, content type, body).
+pub async fn page(base: &str, path: &str, cookie: Option<&str>) -> (u16, String, String) {
+    let mut req = common::http().get(format!("{base}{path}"));
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let kind = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    (status, kind, resp.text().await.unwrap())
+}
+
+/// A page that must answer 200 as HTML.
+pub async fn html(base: &str, path: &str, cookie: Option<&str>) -> String {
+    let (status, kind, body) = page(base, path, cookie).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    assert!(kind.starts_with("text/html"), "{path}: {kind}");
+    body
+}
+
+/// The `href` values of `<a>` starting with `prefix`, in page order.
+pub fn hrefs(body: &str, prefix: &str) -> Vec<String> {
+    let needle = format!("href=\"{prefix}");
+    body.match_indices(&needle)
+        .map(|(i, _)| {
+            let rest = &body[i + 6..];
+            rest[..rest.find('"').unwrap()].replace("&amp;", "&")
+        })
+        .collect()
+}
+
+/// The part of `body` inside the element with `id`, up to the next `</section>`.
+pub fn section<'a>(body: &'a str, id: &str) -> &'a str {
+    let start = body.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in {body}"));
+    let rest = &body[start..];
+    &rest[..rest.find("</section>").unwrap_or(rest.len())]
 }
