@@ -153,6 +153,63 @@ def check_targets(results):
              check["max_ms"] < CHECK_MS)]
 
 
+CMD_SECS, CMD_MB, INCIDENTS_SECS, SERVE_MB = 1.0, 200, 2.0, 150
+
+
+def commands_targets(results):
+    """(target, measured, met) for the whole topology commands, if they ran."""
+    c = load_json(f"{results}/topology-commands.json")
+    if not c:
+        return []
+    packed = [x for x in c["commands"] if x["from"] == "packed" and x["name"] != "incidents"]
+    inc = [x for x in c["commands"] if x["name"] == "incidents"]
+    big = max(packed, key=lambda x: max(x["rss_mb"]))
+    rows = [
+        (f"`graph blast|deps|dependents --depth 5` whole process < {CMD_SECS:g} s (1M edges, the packed topology)",
+         ", ".join(f"{x['name']} {max(x['wall_s']):.2f} s" for x in packed),
+         max(x for p in packed for x in p["wall_s"]) < CMD_SECS),
+        (f"the same, peak RSS < {CMD_MB} MB", ", ".join(f"{x['name']} {max(x['rss_mb']):.0f} MB" for x in packed),
+         max(big["rss_mb"]) < CMD_MB),
+    ]
+    if inc:
+        rows.append((f"`incidents` whole process < {INCIDENTS_SECS:g} s (the stored diagnosis)",
+                     f"{max(inc[0]['wall_s']):.2f} s, {max(inc[0]['rss_mb']):.0f} MB", max(inc[0]["wall_s"]) < INCIDENTS_SECS))
+    rows.append((f"`serve`: first `/api/v1/blast` answer after start < {CMD_SECS:g} s",
+                 f"{c['serve_first_answer_s']:.2f} s", c["serve_first_answer_s"] < CMD_SECS))
+    rows.append((f"`serve` holding the snapshot < {SERVE_MB} MB RSS",
+                 f"{c['serve_rss_mb']:.0f} MB (peak {c['serve_hwm_mb']:.0f} MB)", c["serve_hwm_mb"] < SERVE_MB))
+    return rows
+
+
+def commands_lines(w, results):
+    c = load_json(f"{results}/topology-commands.json")
+    if not c:
+        return
+    w("### Whole commands")
+    w("")
+    w("Each command a whole process as a user runs it (start, connect, answer, print), timed by GNU time: "
+      f"{c['runs']} runs each, on `{c['node']}`. `serve`'s leader keeps the topology packed in PostgreSQL "
+      "(`topology_packed`, `graph_store::topology::packed`, refreshed when the history tables' change counters "
+      "move); a command uses it while it matches the graph, else loads the tables (by number, streamed). "
+      f"`serve` stored it {c['packed_after_start_s']:.1f} s after its start ({c['packed_bytes'] / 1e6:.1f} MB); "
+      "no `serve` ran during the timed commands. The answers from the tables were byte for byte those from the "
+      f"packed form: {'yes' if all(c.get('same_answers', {}).values()) else '**NO**'}.")
+    w("")
+    w("| command | from | wall, best | wall, worst | peak RSS, largest | exit |")
+    w("| --- | --- | ---: | ---: | ---: | --- |")
+    for x in c["commands"]:
+        source = "stored diagnosis" if x["name"] == "incidents" else x["from"]
+        w(f"| `{x['name']}` | {source} | {min(x['wall_s']):.2f} s | {max(x['wall_s']):.2f} s | "
+          f"{max(x['rss_mb']):.0f} MB | {', '.join(map(str, x['exit']))} |")
+    w("")
+    a = c["serve_answer_ms"]
+    w(f"`serve` started again with the packed form stored: first `/api/v1/blast/{c['node']}` answer "
+      f"{c['serve_first_answer_s']:.2f} s after the spawn; the next 20 answers median {ms(a[len(a) // 2])}, "
+      f"slowest {ms(a[-1])}; RSS then {c['serve_rss_mb']:.0f} MB (peak {c['serve_hwm_mb']:.0f} MB), "
+      "measured before the leader's first diagnosis (which loads every edge, see below).")
+    w("")
+
+
 def topology_section(results, topo, env):
     """The "Topology" section, as lines."""
     fill = load_json(f"{results}/topology-fill.json") or {}
@@ -221,9 +278,10 @@ def topology_section(results, topo, env):
     w("")
     w("| target | measured | met |")
     w("| --- | --- | --- |")
-    for target, measured, ok in topology_targets(topo) + check_targets(results):
+    for target, measured, ok in topology_targets(topo) + commands_targets(results) + check_targets(results):
         w(f"| {target} | {measured} | {yes(ok)} |")
     w("")
+    commands_lines(w, results)
     check = load_json(f"{results}/check.json")
     if check:
         diag = load_json(f"{results}/diagnosis-secs.txt")
@@ -232,7 +290,7 @@ def topology_section(results, topo, env):
         w("`edgewatch check nagios` on the same graph, answering from the stored diagnosis as it does "
           "while `serve` keeps that fresh (`[check] diagnosis_max_age`); each run is a whole process: "
           "start, connect (no migrations), read, print. "
-          + (f"Making the diagnosis itself (`edgewatch incidents`, every live edge loaded and grouped): "
+          + (f"Making the diagnosis itself (`edgewatch incidents --fresh`, every live edge loaded and grouped): "
              f"{diag:.1f} s. " if diag else "")
           + f"Its answer: `{check['first_line'][:160]}…`")
         w("")
@@ -356,7 +414,7 @@ def main():
               f"{ingest[-1]['lines'] / ingest[0]['lines']:g}× the lines) | {growth:+.0%} | "
               f"{yes(growth <= RSS_FLAT_GROWTH)} |")
     if topo:
-        for target, measured, ok in topology_targets(topo) + check_targets(results):
+        for target, measured, ok in topology_targets(topo) + commands_targets(results) + check_targets(results):
             w(f"| {target} | {measured} | {yes(ok)} |")
     for target, measured, ok in report_targets(results) + trace_targets(results):
         w(f"| {target} | {measured} | {yes(ok)} |")

@@ -32,6 +32,8 @@
 #   BENCH_TOPO_SAMPLES   nodes asked `blast` and `dependents` (default 20; plus 5 hosts, 1 DC)
 #   BENCH_TOPO_REPS      timed runs of each question on each side, median of (default 3)
 #   BENCH_CHECK_RUNS     timed runs of `edgewatch check nagios` on the topology graph (default 20)
+#   BENCH_TOPO_NODE      the node of the whole-command topology runs (default be5000.host1000)
+#   BENCH_TOPO_CMD_RUNS  timed runs of each whole topology command (default 3)
 #   BENCH_API_CONNECTIONS keep-alive connections sending GET /api/v1/broken (default 4)
 #   BENCH_API_SECS       how long they send (default 10)
 #   BENCH_TRACE_*        the path-tracing section's knobs: see the head of bench/trace_bench.sh
@@ -306,7 +308,7 @@ if want topology; then
     VALUES ('icmp', 'ok', 0, now()) ON CONFLICT (kind, verdict, slot) DO UPDATE SET last_at = now()" "$url"
   printf '[check]\ndiagnosis_max_age = "1h"\n' >"$RESULTS/check.toml"
   t0=$(date +%s.%N)
-  run "$EDGEWATCH" --database-url "$url" incidents --format json >"$RESULTS/incidents.json"
+  run "$EDGEWATCH" --database-url "$url" incidents --fresh --format json >"$RESULTS/incidents.json"
   t1=$(date +%s.%N)
   python3 -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$t0" "$t1" >"$RESULTS/diagnosis-secs.txt"
   printf '%s\n' "$(typed "$EDGEWATCH" --database-url "$url" --config check.toml check nagios) # x ${CHECK_RUNS}, timed" \
@@ -325,6 +327,10 @@ times.sort()
 print(json.dumps({"runs": runs, "ms": times, "median_ms": times[len(times) // 2], "max_ms": times[-1],
                   "exit_codes": sorted(codes), "first_line": first[:300]}))
 PY
+  # Whole commands as a user runs them (start, connect, answer, print), from the packed
+  # topology `serve` keeps and from the tables; serve's first answer after a start.
+  run python3 bench/topology_commands.py "$EDGEWATCH" "$url" "$RESULTS" "${BENCH_TOPO_NODE:-be5000.host1000}" \
+    "${BENCH_TOPO_CMD_RUNS:-3}" >"$RESULTS/topology-commands.json"
   SECTION_COMMANDS=
   sed -i "s|http://$addr/|http://127.0.0.1:PORT/|" "$RESULTS/commands-topology.txt" "$COMMANDS"
   run "$EDGEWATCH" --data-dir "$data" db stop >&2

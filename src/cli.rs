@@ -153,9 +153,16 @@ pub enum Command {
     Man,
     /// The broken edges grouped into incidents, each with its likely culprit (a data-center
     /// link, a host pair, a host, a node, or one edge) and the counts behind it.
+    ///
+    /// The diagnosis `serve` keeps is used while it is at most 2 minutes old and saw
+    /// exactly the edges broken now (at a million edges, a new one takes seconds);
+    /// `--fresh` makes a new one regardless.
     Incidents {
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
+        /// Make a new diagnosis even when the stored one still matches the broken edges.
+        #[arg(long)]
+        fresh: bool,
     },
     /// Monitoring checks.
     #[command(subcommand)]

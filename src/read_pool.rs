@@ -93,6 +93,11 @@ impl Reads {
         Ok(Reads { primary: primary.clone(), standby: Some(Arc::new(standby)) })
     }
 
+    /// Whether the next read goes to the standby.
+    pub fn on_standby(&self) -> bool {
+        matches!(&self.standby, Some(s) if !s.fallback.load(Ordering::Relaxed))
+    }
+
     /// The pool the next read uses.
     pub fn pool(&self) -> PgPool {
         match &self.standby {

@@ -27,10 +27,15 @@
 //! - **`path A B`**: the shortest dependency chain A → … → B (breadth first), if any.
 
 mod algo;
+pub mod packed;
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-pub use algo::{Blast, Dep, EdgeRow, Hop, Loser, Lost, NodeRow, Reached, Snapshot, Spof, TargetKind};
+pub use algo::{
+    Blast, Dep, EdgeRow, Hop, Loser, Lost, NodeRow, Parts, Reached, Snapshot, Spof, TargetKind, UseRow, NO_SERVICE,
+};
 
 use crate::error::{Error, Result};
 use crate::{PgConnection, PgPool};
@@ -58,7 +63,7 @@ pub struct PathAnswer {
 }
 
 /// Loads the live graph as one consistent snapshot (a repeatable-read, read-only
-/// transaction around the three bulk queries).
+/// transaction around three bulk queries, by number: no name is sent per edge).
 #[tracing::instrument(skip(pool))]
 pub async fn load(pool: &PgPool) -> Result<Snapshot> {
     let mut tx = pool.begin().await.map_err(Error::sql("starting the topology snapshot"))?;
@@ -66,13 +71,19 @@ pub async fn load(pool: &PgPool) -> Result<Snapshot> {
         .execute(&mut *tx)
         .await
         .map_err(Error::sql("starting the topology snapshot"))?;
-    let nodes = live_nodes(&mut tx).await?;
-    let edges = live_edges(&mut tx).await?;
-    let providers = service_providers(&mut tx).await?;
+    let parts = live_parts(&mut tx).await?;
     tx.commit().await.map_err(Error::sql("ending the topology snapshot"))?;
-    let snapshot = Snapshot::new(nodes, edges, providers);
+    let snapshot = build(parts).await;
     tracing::debug!(nodes = snapshot.node_count(), deps = snapshot.edge_count(), "topology snapshot loaded");
     Ok(snapshot)
+}
+
+/// Builds a snapshot off the async threads (a second of CPU at a million edges).
+pub(crate) async fn build(parts: Parts) -> Snapshot {
+    match tokio::task::spawn_blocking(move || Snapshot::from_parts(parts)).await {
+        Ok(snapshot) => snapshot,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 /// Loads the graph as it was at `at` (see [`crate::history`]), or the live graph.
@@ -128,47 +139,185 @@ pub async fn load_at(pool: &PgPool, at: Option<DateTime<Utc>>) -> Result<Snapsho
         .collect();
     let edges =
         edges.into_iter().map(|(src, dst, services, sources)| EdgeRow { src, dst, services, sources }).collect();
-    Ok(Snapshot::new(nodes, edges, providers))
+    let snapshot = tokio::task::spawn_blocking(move || Snapshot::new(nodes, edges, providers)).await;
+    Ok(snapshot.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
 }
 
-/// Every live node with its host and data center.
-pub async fn live_nodes(conn: &mut PgConnection) -> Result<Vec<NodeRow>> {
-    let rows: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT name, host, dc FROM nodes WHERE retired_at IS NULL ORDER BY name")
-            .fetch_all(conn)
+/// The live graph by number: every live node; a row per (live edge, service) with the
+/// node holding the edge's address now (edges to an address of no live node, or from a
+/// retired node, are dropped by [`Snapshot::from_parts`]); who provides what. Rows are
+/// read as they stream in, never all held as rows.
+pub async fn live_parts(conn: &mut PgConnection) -> Result<Parts> {
+    use futures_util::TryStreamExt;
+    use sqlx::FromRow;
+
+    let mut parts = Parts::default();
+    let mut position: HashMap<i64, u32> = HashMap::new();
+    {
+        let mut rows = sqlx::query("SELECT id, name, host, dc FROM nodes WHERE retired_at IS NULL").fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await.map_err(Error::sql("loading live nodes for the topology"))? {
+            let (id, name, host, dc): (i64, &str, &str, &str) =
+                FromRow::from_row(&row).map_err(Error::sql("reading live nodes for the topology"))?;
+            position.insert(id, parts.nodes.len() as u32);
+            parts.nodes.push(NodeRow { name: name.into(), host: host.into(), dc: dc.into() });
+        }
+    }
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let mut service_id = |name: &str, services: &mut Vec<String>| -> u32 {
+        if let Some(&id) = ids.get(name) {
+            return id;
+        }
+        services.push(name.to_string());
+        let id = (services.len() - 1) as u32;
+        ids.insert(name.to_string(), id);
+        id
+    };
+    {
+        let mut rows = sqlx::query(
+            "SELECT e.src_id, a.node_id, s.service, \
+                    cardinality(e.services) = 0 OR NOT e.sources <@ ARRAY['dns'] AS linked \
+             FROM edges e \
+             JOIN addresses a ON a.ip = e.dst_ip AND a.retired_at IS NULL \
+             LEFT JOIN LATERAL unnest(e.services) AS s(service) ON true \
+             WHERE e.retired_at IS NULL",
+        )
+        .fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await.map_err(Error::sql("loading live edges for the topology"))? {
+            let (src, dst, service, linked): (i64, i64, Option<&str>, bool) =
+                FromRow::from_row(&row).map_err(Error::sql("reading live edges for the topology"))?;
+            let (Some(&src), Some(&dst)) = (position.get(&src), position.get(&dst)) else { continue };
+            let service = service.map_or(NO_SERVICE, |name| service_id(name, &mut parts.services));
+            parts.uses.push(UseRow { src, dst, service, linked });
+        }
+    }
+    {
+        let mut rows = sqlx::query("SELECT node_id, service FROM service_providers").fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await.map_err(Error::sql("loading service providers for the topology"))? {
+            let (node, service): (i64, &str) =
+                FromRow::from_row(&row).map_err(Error::sql("reading service providers for the topology"))?;
+            if let Some(&node) = position.get(&node) {
+                parts.provides.push((node, service_id(service, &mut parts.services)));
+            }
+        }
+    }
+    Ok(parts)
+}
+
+/// A number that moves whenever the live topology may have changed: the sum of the
+/// changed-row counters of the four history tables, which a trigger writes on every change
+/// of a node, an address, an edge's services, sources or life, or a provider. Aborted
+/// writes and a reset of the counters move it too (a needless rebuild, never a missed
+/// one). PostgreSQL publishes a session's counters when it commits, at most a second late
+/// (a minute on a very busy session). `None` when the counters are off (`track_counts`).
+pub async fn signature(conn: &mut PgConnection) -> Result<Option<i64>> {
+    sqlx::query_scalar(SIGNATURE).fetch_one(conn).await.map_err(Error::sql("reading the topology's change counters"))
+}
+
+/// [`signature`] on a connection of the pool.
+pub async fn current_signature(pool: &PgPool) -> Result<Option<i64>> {
+    sqlx::query_scalar(SIGNATURE).fetch_one(pool).await.map_err(Error::sql("reading the topology's change counters"))
+}
+
+const SIGNATURE: &str = "SELECT CASE WHEN current_setting('track_counts')::boolean THEN \
+     (SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint FROM pg_stat_user_tables \
+      WHERE relid IN ('node_history'::regclass, 'edge_history'::regclass, \
+                      'address_history'::regclass, 'provider_history'::regclass)) END";
+
+/// What [`refresh_packed`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refreshed {
+    /// The stored snapshot still matches the graph.
+    Unchanged,
+    /// A new one was built and stored: its nodes, dependencies and size in bytes.
+    Built { nodes: usize, deps: usize, bytes: usize },
+}
+
+/// Keeps `topology_packed` in step with the graph (`serve`'s leader, every interval): when
+/// the [`signature`] moved since it was built, or there is none, loads the graph and stores
+/// it packed; else notes that it was checked. The signature is read before the load, so a
+/// change during the load is caught by the next call.
+pub async fn refresh_packed(pool: &PgPool) -> Result<Refreshed> {
+    let mut tx = pool.begin().await.map_err(Error::sql("checking the packed topology"))?;
+    let now = signature(&mut tx).await?;
+    let stored: Option<Option<i64>> = sqlx::query_scalar("SELECT signature FROM topology_packed")
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(Error::sql("checking the packed topology"))?;
+    if now.is_some() && stored == Some(now) {
+        sqlx::query("UPDATE topology_packed SET checked_at = now()")
+            .execute(&mut *tx)
             .await
-            .map_err(Error::sql("loading live nodes for the topology"))?;
-    Ok(rows
-        .into_iter()
-        .map(|(name, host, dc)| NodeRow { name: name.into(), host: host.into(), dc: dc.into() })
-        .collect())
+            .map_err(Error::sql("noting the packed topology as checked"))?;
+        tx.commit().await.map_err(Error::sql("noting the packed topology as checked"))?;
+        return Ok(Refreshed::Unchanged);
+    }
+    tx.commit().await.map_err(Error::sql("checking the packed topology"))?;
+    let built_at = chrono::Utc::now();
+    let snapshot = load(pool).await?;
+    let (nodes, deps) = (snapshot.node_count(), snapshot.edge_count());
+    let data = tokio::task::spawn_blocking(move || packed::pack(&snapshot.to_parts()))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    sqlx::query(
+        "INSERT INTO topology_packed (id, built_at, checked_at, signature, nodes, deps, data) \
+         VALUES (true, $1, now(), $2, $3, $4, $5) \
+         ON CONFLICT (id) DO UPDATE SET built_at = EXCLUDED.built_at, checked_at = EXCLUDED.checked_at, \
+           signature = EXCLUDED.signature, nodes = EXCLUDED.nodes, deps = EXCLUDED.deps, data = EXCLUDED.data",
+    )
+    .bind(built_at)
+    .bind(now)
+    .bind(i32::try_from(nodes).unwrap_or(i32::MAX))
+    .bind(i32::try_from(deps).unwrap_or(i32::MAX))
+    .bind(&data)
+    .execute(pool)
+    .await
+    .map_err(Error::sql("storing the packed topology"))?;
+    Ok(Refreshed::Built { nodes, deps, bytes: data.len() })
 }
 
-/// Every live edge between two live nodes (the destination: the live owner of `dst_ip`).
-pub async fn live_edges(conn: &mut PgConnection) -> Result<Vec<EdgeRow>> {
-    let rows: Vec<(String, String, Vec<String>, Vec<String>)> = sqlx::query_as(
-        "SELECT s.name, d.name, e.services, e.sources \
-         FROM edges e \
-         JOIN nodes s ON s.id = e.src_id AND s.retired_at IS NULL \
-         JOIN addresses a ON a.ip = e.dst_ip AND a.retired_at IS NULL \
-         JOIN nodes d ON d.id = a.node_id AND d.retired_at IS NULL \
-         WHERE e.retired_at IS NULL \
-         ORDER BY s.name, d.name, e.dst_ip",
-    )
-    .fetch_all(conn)
-    .await
-    .map_err(Error::sql("loading live edges for the topology"))?;
-    Ok(rows.into_iter().map(|(src, dst, services, sources)| EdgeRow { src, dst, services, sources }).collect())
+/// How long a standby trusts the packed topology after the leader last checked it (a
+/// standby cannot read the primary's change counters).
+pub const STANDBY_PACKED_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Where a snapshot came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `topology_packed`, built at this time and still matching the graph.
+    Packed(DateTime<Utc>),
+    /// Loaded from the tables now.
+    Tables,
 }
 
-/// (service, node) for every live node providing a service.
-pub async fn service_providers(conn: &mut PgConnection) -> Result<Vec<(String, String)>> {
-    sqlx::query_as(
-        "SELECT sp.service, n.name FROM service_providers sp \
-         JOIN nodes n ON n.id = sp.node_id AND n.retired_at IS NULL \
-         ORDER BY sp.service, n.name",
-    )
-    .fetch_all(conn)
-    .await
-    .map_err(Error::sql("loading service providers for the topology"))
+/// The live graph, from `topology_packed` when that still matches it (on a primary: the
+/// [`signature`] has not moved since it was built; on a standby, `on_standby`: the leader
+/// checked it at most [`STANDBY_PACKED_MAX_AGE`] ago), else [`load`]ed from the tables.
+pub async fn load_fast(pool: &PgPool, on_standby: bool) -> Result<(Snapshot, Source)> {
+    let mut tx = pool.begin().await.map_err(Error::sql("reading the packed topology"))?;
+    let row: Option<(DateTime<Utc>, DateTime<Utc>, Option<i64>, Option<i64>)> =
+        sqlx::query_as(&format!("SELECT built_at, checked_at, signature, ({SIGNATURE}) FROM topology_packed"))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(Error::sql("reading the packed topology"))?;
+    let usable = row.is_some_and(|(_, checked_at, stored, now)| {
+        if on_standby {
+            (Utc::now() - checked_at).to_std().unwrap_or_default() <= STANDBY_PACKED_MAX_AGE
+        } else {
+            now.is_some() && stored == now
+        }
+    });
+    if let (true, Some((built_at, ..))) = (usable, row) {
+        let data: Vec<u8> = sqlx::query_scalar("SELECT data FROM topology_packed")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(Error::sql("reading the packed topology"))?;
+        tx.commit().await.map_err(Error::sql("reading the packed topology"))?;
+        match tokio::task::spawn_blocking(move || packed::unpack(&data).map(Snapshot::from_parts)).await {
+            Ok(Ok(snapshot)) => return Ok((snapshot, Source::Packed(built_at))),
+            Ok(Err(e)) => tracing::warn!("{e}; loading the topology from the tables"),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    } else {
+        tx.commit().await.map_err(Error::sql("reading the packed topology"))?;
+    }
+    Ok((load(pool).await?, Source::Tables))
 }

@@ -12,10 +12,18 @@ use crate::cli::ListFormat;
 use crate::config::Settings;
 use crate::output;
 
-pub async fn run(settings: &Settings, format: ListFormat) -> Result<ExitCode> {
+/// The stored diagnosis is reused while at most this old (and seeing exactly the edges
+/// broken now): `serve`'s leader remakes it every interval (at most 30 s), which at a
+/// million edges itself takes seconds.
+const REUSE_MAX_AGE: Duration = Duration::from_secs(120);
+
+pub async fn run(settings: &Settings, format: ListFormat, fresh: bool) -> Result<ExitCode> {
     let db = super::shared::connect(settings).await?;
     let read = crate::read_pool::for_command(settings, &db.pool).await?;
-    let diagnosis = if read.on_standby {
+    let reused = if fresh { None } else { diagnosis::stored_if_current(&read.pool, REUSE_MAX_AGE).await? };
+    let diagnosis = if let Some(d) = reused {
+        d
+    } else if read.on_standby {
         diagnosis::current_read_only(&read.pool, &settings.diagnosis(), Duration::ZERO).await?
     } else {
         diagnosis::current(&db.pool, &settings.diagnosis(), Duration::ZERO).await?

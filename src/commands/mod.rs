@@ -60,7 +60,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Route(cmd) => route::run(settings, cmd).await,
         Command::AgentToken(cmd) => agent_token::run(settings, cmd).await,
         Command::Asn(cmd) => asn::run(settings, cmd).await,
-        Command::Incidents { format } => incidents::run(settings, format).await,
+        Command::Incidents { format, fresh } => incidents::run(settings, format, fresh).await,
         Command::Check(cmd) => check::run(settings, cmd).await,
         Command::Report(args) => report::run(settings, args).await,
         Command::Run(args) => run::run(settings, args).await,

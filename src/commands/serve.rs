@@ -157,7 +157,11 @@ async fn housekeeping(pool: &PgPool, record: &RecordConfig) -> graph_store::Resu
     Ok(())
 }
 
-/// Repeats [`housekeeping`] while serving, keeps the stored diagnosis fresh (for the
+/// A changing graph is packed again at most this often (a million edges take seconds).
+const PACKED_MIN_GAP: Duration = Duration::from_secs(15);
+
+/// Repeats [`housekeeping`] while serving, keeps the packed topology in step with the
+/// graph (for the topology commands and answers), the stored diagnosis fresh (for the
 /// Nagios check), and prunes old agent reports hourly — in the one `serve` that holds the
 /// lease on this work. A store that is away only delays it.
 async fn keep_house(
@@ -167,6 +171,7 @@ async fn keep_house(
     shutdown: CancellationToken,
 ) {
     let mut last_prune: Option<tokio::time::Instant> = None;
+    let mut last_packed: Option<tokio::time::Instant> = None;
     loop {
         let (record, diagnosis) = {
             let now = tuning.borrow();
@@ -183,6 +188,16 @@ async fn keep_house(
         if let Err(e) = housekeeping(&pool, &record).await {
             tracing::warn!("housekeeping (partitions, health rows) failed, will retry: {e}");
             continue;
+        }
+        if last_packed.is_none_or(|t| t.elapsed() >= PACKED_MIN_GAP) {
+            match graph_store::topology::refresh_packed(&pool).await {
+                Ok(graph_store::topology::Refreshed::Unchanged) => {}
+                Ok(graph_store::topology::Refreshed::Built { nodes, deps, bytes }) => {
+                    last_packed = Some(tokio::time::Instant::now());
+                    tracing::info!(nodes, deps, bytes, "packed topology stored");
+                }
+                Err(e) => tracing::warn!("storing the packed topology failed, will retry: {e}"),
+            }
         }
         if let Err(e) = graph_store::diagnosis::refresh(&pool, &diagnosis).await {
             tracing::warn!("refreshing the diagnosis failed, will retry: {e}");

@@ -3,8 +3,11 @@
 //! `/blast/{target}`, `/spof`, `/path`, `/history/edges`, `/diff`. Each takes `at` (a
 //! past time) where the CLI takes `--at`.
 //!
-//! Topology answers for the live graph share one snapshot, reloaded when it is older than
-//! the configured age, so a burst of questions costs one load.
+//! Topology answers for the live graph share one snapshot ([`LiveSnapshot`]): checked
+//! against the store when older than the configured age (one small query while the graph
+//! has not changed), reloaded in the background when it has, from the packed form the
+//! leader keeps (`graph_store::topology::load_fast`); answers wait for a reload a moment at
+//! most, then get the one held.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,10 +66,83 @@ impl<T> Cached<T> {
     }
 }
 
+/// How long an answer waits for a reload of the snapshot before the one held is used.
+const RELOAD_WAIT: Duration = Duration::from_millis(500);
+
+/// `serve`'s topology snapshot: one held, shared by every answer; when it is older than
+/// `[api] snapshot_max_age` the next answer has it checked (is the store's topology
+/// [`signature`](topology::signature) still the one it was loaded at?) and, when the graph
+/// changed, reloaded — one check or reload at a time, in the background, waited for
+/// [`RELOAD_WAIT`] at most: a reload of a million edges never stalls the answers.
+#[derive(Debug, Default)]
+pub struct LiveSnapshot {
+    held: std::sync::Mutex<Option<Held>>,
+    /// Held by the one check or reload under way.
+    reloading: Mutex<()>,
+}
+
+#[derive(Debug, Clone)]
+struct Held {
+    snapshot: Arc<Snapshot>,
+    /// The topology signature when loaded (none: unknown, or read on a standby).
+    signature: Option<i64>,
+    checked: Instant,
+}
+
+impl LiveSnapshot {
+    fn held(&self) -> Option<Held> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn get(&self, app: &Arc<App>) -> Result<Arc<Snapshot>, ApiError> {
+        let held = self.held();
+        if let Some(h) = held.as_ref().filter(|h| h.checked.elapsed() <= app.snapshot_max_age) {
+            return Ok(h.snapshot.clone());
+        }
+        let app2 = app.clone();
+        let mut reload = tokio::spawn(async move { app2.live.snapshot.reload(&app2).await });
+        let waited = match held {
+            None => Some((&mut reload).await),
+            Some(_) => tokio::time::timeout(RELOAD_WAIT, &mut reload).await.ok(),
+        };
+        match (waited, held) {
+            (Some(Ok(result)), _) => result,
+            (Some(Err(e)), _) => std::panic::resume_unwind(e.into_panic()),
+            (None, Some(h)) => Ok(h.snapshot),
+            (None, None) => unreachable!("without a snapshot the reload is awaited"),
+        }
+    }
+
+    /// Checks the held snapshot against the store and reloads it when the graph changed.
+    async fn reload(&self, app: &App) -> Result<Arc<Snapshot>, ApiError> {
+        let _one = self.reloading.lock().await;
+        let held = self.held();
+        if let Some(h) = held.as_ref().filter(|h| h.checked.elapsed() <= app.snapshot_max_age) {
+            return Ok(h.snapshot.clone());
+        }
+        let (pool, on_standby) = (app.reads.pool(), app.reads.on_standby());
+        let started = Instant::now();
+        let signature = if on_standby { None } else { with_store_timeout(topology::current_signature(&pool)).await? };
+        if let Some(h) = held.filter(|h| h.signature.is_some() && h.signature == signature) {
+            let snapshot = h.snapshot.clone();
+            self.keep(Held { checked: started, ..h });
+            return Ok(snapshot);
+        }
+        let (snapshot, _) = topology::load_fast(&pool, on_standby).await?;
+        let snapshot = Arc::new(snapshot);
+        self.keep(Held { snapshot: snapshot.clone(), signature, checked: started });
+        Ok(snapshot)
+    }
+
+    fn keep(&self, held: Held) {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(held);
+    }
+}
+
 /// The caches of the live answers.
 #[derive(Debug, Default)]
 pub struct LiveCache {
-    snapshot: Cached<Snapshot>,
+    snapshot: LiveSnapshot,
     /// `/api/v1/broken`, serialized.
     broken: Cached<Bytes>,
     /// What the web UI's overview shows of the live graph.
@@ -124,15 +200,10 @@ fn parse_at(at: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
     at.as_deref().map(|v| parse_time("at", v)).transpose()
 }
 
-pub(super) async fn snapshot(app: &App, at: &Option<String>) -> Result<Arc<Snapshot>, ApiError> {
+pub(super) async fn snapshot(app: &Arc<App>, at: &Option<String>) -> Result<Arc<Snapshot>, ApiError> {
     match parse_at(at)? {
         Some(at) => Ok(Arc::new(with_store_timeout(topology::load_at(&app.reads.pool(), Some(at))).await?)),
-        None => {
-            app.live
-                .snapshot
-                .get(app.snapshot_max_age, || async { with_store_timeout(topology::load(&app.reads.pool())).await })
-                .await
-        }
+        None => app.live.snapshot.get(app).await,
     }
 }
 
@@ -340,7 +411,7 @@ pub async fn dependents(
     reached(&app, name, p, false).await
 }
 
-async fn reached(app: &App, name: String, p: DepthParams, forward: bool) -> Result<Json<ReachedAnswer>, ApiError> {
+async fn reached(app: &Arc<App>, name: String, p: DepthParams, forward: bool) -> Result<Json<ReachedAnswer>, ApiError> {
     let snapshot = snapshot(app, &p.at).await?;
     let limit = match p.depth.unwrap_or(1) {
         0 => None,

@@ -30,16 +30,40 @@ pub struct EdgeRow {
 }
 
 /// A dependency in the graph: all edges from one node to (any address of) another.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Compact: its services are a run of [`Snapshot`]'s service list, by id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Dep {
-    /// Services the consumer resolved to this destination (DNS).
-    pub services: BTreeSet<String>,
-    /// The same, as service ids.
-    service_ids: Vec<u32>,
-    /// The same, as a shared list for answers.
-    service_list: Arc<[String]>,
+    /// Where its service ids start in the snapshot's list, and how many.
+    start: u32,
+    len: u32,
     /// Learned from a published link (`cmdb`/`config`), or carries no service.
     pub linked: bool,
+}
+
+/// A service id of a [`UseRow`] that names none: an edge without services.
+pub const NO_SERVICE: u32 = u32::MAX;
+
+/// One use of the input by number: consumer → destination (positions in
+/// [`Parts::nodes`]) for one service (an id in [`Parts::services`], or [`NO_SERVICE`]).
+/// An edge gives a row per service it was learned for, or one row without a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UseRow {
+    pub src: u32,
+    pub dst: u32,
+    pub service: u32,
+    /// From a published link (`cmdb`/`config`), or no service.
+    pub linked: bool,
+}
+
+/// What a snapshot is built from, by number (the loaders' form: no name is copied per
+/// edge). Positions and ids may be in any order; unknown positions are ignored.
+#[derive(Debug, Clone, Default)]
+pub struct Parts {
+    pub nodes: Vec<NodeRow>,
+    pub services: Vec<String>,
+    pub uses: Vec<UseRow>,
+    /// (node position, service id): who provides what.
+    pub provides: Vec<(u32, u32)>,
 }
 
 /// What a consumer uses through its edges: a service, or (for a published link to a node
@@ -61,8 +85,10 @@ pub struct Snapshot {
     by_dc: HashMap<String, Vec<NodeIndex>>,
     /// Services each node provides, as service ids.
     provides: HashMap<NodeIndex, Vec<u32>>,
-    service_ids: HashMap<String, u32>,
+    /// Service names by id; ids are in name order.
     service_names: Vec<String>,
+    /// The dependencies' services, a run per [`Dep`].
+    dep_services: Vec<u32>,
     /// The graph's dependencies again, as contiguous arrays per direction: the walks read
     /// these, not petgraph's linked edge lists (a million edges do not fit in the cache, and
     /// following those lists is a cache miss an edge).
@@ -188,48 +214,148 @@ pub struct Spof {
 }
 
 impl Snapshot {
-    /// Builds the graph. Edges naming an unknown node and self-edges are ignored;
-    /// several edges between the same two nodes (one per address) become one [`Dep`].
-    pub fn new(mut nodes: Vec<NodeRow>, edges: Vec<EdgeRow>, providers: Vec<(String, String)>) -> Snapshot {
+    /// Builds the graph from rows by name (tests, the graph at a past time). Edges naming
+    /// an unknown node and self-edges are ignored; several edges between the same two
+    /// nodes (one per address) become one [`Dep`].
+    pub fn new(nodes: Vec<NodeRow>, edges: Vec<EdgeRow>, providers: Vec<(String, String)>) -> Snapshot {
+        let mut parts = Parts { nodes, ..Parts::default() };
+        let position: HashMap<&str, u32> = parts.nodes.iter().enumerate().map(|(i, n)| (&*n.name, i as u32)).collect();
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut id = |name: String, services: &mut Vec<String>| -> u32 {
+            *ids.entry(name).or_insert_with_key(|name| {
+                services.push(name.clone());
+                (services.len() - 1) as u32
+            })
+        };
+        let mut uses = Vec::new();
+        let mut provides = Vec::new();
+        for e in edges {
+            let (Some(&src), Some(&dst)) = (position.get(e.src.as_str()), position.get(e.dst.as_str())) else {
+                continue;
+            };
+            let linked = e.services.is_empty() || e.sources.iter().any(|src| src != "dns");
+            if e.services.is_empty() {
+                uses.push(UseRow { src, dst, service: NO_SERVICE, linked });
+            }
+            for service in e.services {
+                uses.push(UseRow { src, dst, service: id(service, &mut parts.services), linked });
+            }
+        }
+        for (service, node) in providers {
+            if let Some(&n) = position.get(node.as_str()) {
+                provides.push((n, id(service, &mut parts.services)));
+            }
+        }
+        parts.uses = uses;
+        parts.provides = provides;
+        Snapshot::from_parts(parts)
+    }
+
+    /// Builds the graph from rows by number; see [`Snapshot::new`] for what is ignored.
+    /// Nodes are indexed in name order and services numbered in name order, whatever
+    /// order they came in (a name given twice: its first row counts).
+    pub fn from_parts(parts: Parts) -> Snapshot {
+        let Parts { nodes, services, mut uses, provides } = parts;
         let mut s = Snapshot::default();
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        for n in nodes {
+
+        // Services in name order: id → new id.
+        let mut by_name: Vec<u32> = (0..services.len() as u32).collect();
+        by_name.sort_by(|&a, &b| services[a as usize].cmp(&services[b as usize]));
+        let mut service_id = vec![NO_SERVICE; services.len()];
+        let mut services: Vec<Option<String>> = services.into_iter().map(Some).collect();
+        for old in by_name {
+            let name = services[old as usize].take().unwrap_or_default();
+            if s.service_names.last() != Some(&name) {
+                s.service_names.push(name);
+            }
+            service_id[old as usize] = (s.service_names.len() - 1) as u32;
+        }
+        let service = |old: u32| service_id.get(old as usize).copied().unwrap_or(NO_SERVICE);
+
+        // Nodes in name order: position → index.
+        let mut order: Vec<u32> = (0..nodes.len() as u32).collect();
+        order.sort_by(|&a, &b| nodes[a as usize].name.cmp(&nodes[b as usize].name));
+        let mut index = vec![None; nodes.len()];
+        for pos in order {
+            let n = &nodes[pos as usize];
             if s.by_name.contains_key(&*n.name) {
                 continue;
             }
-            let (name, host, dc) = (n.name.to_string(), n.host.to_string(), n.dc.to_string());
-            let ix = s.graph.add_node(n);
-            s.by_name.insert(name.to_string(), ix);
-            s.by_host.entry(host.to_string()).or_default().push(ix);
-            s.by_dc.entry(dc.to_string()).or_default().push(ix);
+            let ix = s.graph.add_node(n.clone());
+            index[pos as usize] = Some(ix);
+            s.by_name.insert(n.name.to_string(), ix);
+            s.by_host.entry(n.host.to_string()).or_default().push(ix);
+            s.by_dc.entry(n.dc.to_string()).or_default().push(ix);
         }
-        let mut deps: BTreeMap<(NodeIndex, NodeIndex), Dep> = BTreeMap::new();
-        for e in edges {
-            let (Some(&a), Some(&b)) = (s.by_name.get(&e.src), s.by_name.get(&e.dst)) else { continue };
-            if a == b {
+        drop(nodes);
+        let ix = |pos: u32| index.get(pos as usize).copied().flatten();
+
+        // Uses by (consumer, destination) index, each pair's rows one dependency.
+        uses.retain_mut(|u| match (ix(u.src), ix(u.dst)) {
+            (Some(a), Some(b)) if a != b => {
+                (u.src, u.dst, u.service) = (a.index() as u32, b.index() as u32, service(u.service));
+                true
+            }
+            _ => false,
+        });
+        uses.sort_unstable();
+        s.graph.reserve_edges(uses.len());
+        for pair in uses.chunk_by(|a, b| (a.src, a.dst) == (b.src, b.dst)) {
+            let start = s.dep_services.len() as u32;
+            let (mut linked, mut last) = (false, NO_SERVICE);
+            for u in pair {
+                linked |= u.linked || u.service == NO_SERVICE;
+                if u.service != NO_SERVICE && u.service != last {
+                    s.dep_services.push(u.service);
+                    last = u.service;
+                }
+            }
+            let len = s.dep_services.len() as u32 - start;
+            let (a, b) = (NodeIndex::new(pair[0].src as usize), NodeIndex::new(pair[0].dst as usize));
+            s.graph.add_edge(a, b, Dep { start, len, linked });
+        }
+        drop(uses);
+        s.dep_services.shrink_to_fit();
+
+        for (node, id) in provides {
+            let (Some(n), id) = (ix(node), service(id)) else { continue };
+            if id == NO_SERVICE {
                 continue;
             }
-            let dep = deps.entry((a, b)).or_default();
-            dep.linked |= e.services.is_empty() || e.sources.iter().any(|src| src != "dns");
-            dep.services.extend(e.services);
-        }
-        for ((a, b), mut dep) in deps {
-            dep.service_ids = dep.services.iter().map(|name| s.service_id(name)).collect();
-            dep.service_list = dep.services.iter().cloned().collect();
-            s.graph.add_edge(a, b, dep);
-        }
-        for (service, node) in providers {
-            if let Some(&ix) = s.by_name.get(&node) {
-                let id = s.service_id(&service);
-                let provided = s.provides.entry(ix).or_default();
-                if !provided.contains(&id) {
-                    provided.push(id);
-                }
+            let provided = s.provides.entry(n).or_default();
+            if !provided.contains(&id) {
+                provided.push(id);
             }
         }
         s.out_adj = Adjacency::build(&s.graph, Direction::Outgoing);
         s.in_adj = Adjacency::build(&s.graph, Direction::Incoming);
         s
+    }
+
+    /// The snapshot as parts in canonical order (nodes and services in name order, uses by
+    /// consumer, destination, service): [`Snapshot::from_parts`] gives it back.
+    pub fn to_parts(&self) -> Parts {
+        let mut uses = Vec::with_capacity(self.dep_services.len().max(self.graph.edge_count()));
+        for src in self.graph.node_indices() {
+            for &(dst, edge) in self.out_adj.of(src) {
+                let dep = &self.graph[edge];
+                let (src, dst) = (src.index() as u32, dst.index() as u32);
+                let services = self.services_of(dep);
+                if services.is_empty() {
+                    uses.push(UseRow { src, dst, service: NO_SERVICE, linked: true });
+                }
+                uses.extend(services.iter().map(|&service| UseRow { src, dst, service, linked: dep.linked }));
+            }
+        }
+        let mut provides: Vec<(u32, u32)> =
+            self.provides.iter().flat_map(|(ix, ids)| ids.iter().map(move |&id| (ix.index() as u32, id))).collect();
+        provides.sort_unstable();
+        Parts {
+            nodes: self.graph.node_weights().cloned().collect(),
+            services: self.service_names.clone(),
+            uses,
+            provides,
+        }
     }
 
     fn adjacency(&self, dir: Direction) -> &Adjacency {
@@ -239,14 +365,14 @@ impl Snapshot {
         }
     }
 
-    fn service_id(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.service_ids.get(name) {
-            return id;
-        }
-        let id = u32::try_from(self.service_names.len()).expect("fewer than 4 billion services");
-        self.service_ids.insert(name.to_string(), id);
-        self.service_names.push(name.to_string());
-        id
+    /// A dependency's service ids, in name order.
+    fn services_of(&self, dep: &Dep) -> &[u32] {
+        &self.dep_services[dep.start as usize..(dep.start + dep.len) as usize]
+    }
+
+    /// A dependency's service names, in name order.
+    fn service_names_of(&self, dep: &Dep) -> impl Iterator<Item = String> + '_ {
+        self.services_of(dep).iter().map(|&s| self.service_names[s as usize].clone())
     }
 
     pub fn node_count(&self) -> usize {
@@ -342,7 +468,7 @@ impl Snapshot {
                         dc: n.dc.clone(),
                         hops,
                         via: self.graph[via].name.clone(),
-                        services: dep.service_list.clone(),
+                        services: self.service_names_of(dep).collect(),
                         linked: dep.linked,
                     }
                 })
@@ -384,7 +510,7 @@ impl Snapshot {
             hops.push(Hop {
                 src: self.graph[prev].name.to_string(),
                 dst: self.graph[cur].name.to_string(),
-                services: dep.services.iter().cloned().collect(),
+                services: self.service_names_of(dep).collect(),
                 linked: dep.linked,
             });
             cur = prev;
@@ -399,7 +525,7 @@ impl Snapshot {
         buf.clear();
         for &(dst, edge) in self.out_adj.of(consumer) {
             let dep = &self.graph[edge];
-            buf.extend(dep.service_ids.iter().map(|&s| (Use::Service(s), dst)));
+            buf.extend(self.services_of(dep).iter().map(|&s| (Use::Service(s), dst)));
             if dep.linked {
                 match self.provides.get(&dst) {
                     Some(services) if !services.is_empty() => {

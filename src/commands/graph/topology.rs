@@ -17,8 +17,12 @@ use crate::output::{self, table};
 
 pub async fn run(settings: &Settings, cmd: TopologyCommand, at: Option<DateTime<Utc>>) -> Result<ExitCode> {
     let db = crate::commands::shared::connect(settings).await?;
-    let read = crate::read_pool::for_command(settings, &db.pool).await?.pool;
-    let snapshot = topology::load_at(&read, at).await?;
+    let read = crate::read_pool::for_command(settings, &db.pool).await?;
+    let snapshot = match at {
+        Some(_) => topology::load_at(&read.pool, at).await?,
+        // The packed form `serve` keeps, while it matches the graph; else the tables.
+        None => topology::load_fast(&read.pool, read.on_standby).await?.0,
+    };
     answer(&snapshot, cmd)
 }
 

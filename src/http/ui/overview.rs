@@ -2,7 +2,7 @@
 //! and evidence, the broken edges; refreshed in place every 10 s by ui.js from
 //! `?fragment=1`. With `?at=TIME`, the graph as it was then (and no refresh).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -188,11 +188,8 @@ async fn load_live(app: &Arc<App>) -> Result<Live, ApiError> {
 /// (`DIAGNOSIS_WAIT`), and when it is not ready by then the newest there is (the page
 /// says when it was made).
 async fn diagnosis_of(app: &Arc<App>, broken: &[BrokenEdge], stored: Option<Diagnosis>) -> Option<Arc<Diagnosis>> {
-    let now: HashSet<(&str, &str)> = broken.iter().map(|b| (b.src.as_str(), b.dst_ip.as_str())).collect();
     let fits = |d: &Diagnosis| {
-        let seen: HashSet<(&str, &str)> =
-            d.trouble.iter().filter(|e| e.state.is_broken()).map(|e| (e.src.as_str(), e.dst_ip.as_str())).collect();
-        seen == now && Utc::now() - d.computed_at <= DIAGNOSIS_MAX_AGE
+        graph_store::diagnosis::saw_exactly(d, broken) && Utc::now() - d.computed_at <= DIAGNOSIS_MAX_AGE
     };
     let newest = |stored: Option<Arc<Diagnosis>>| {
         let made = app.live.diagnosing.last();
