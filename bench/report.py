@@ -235,8 +235,9 @@ def topology_section(results, topo, env):
       f"{fill.get('down_edges', 0):,} of them down and {fill.get('degraded_edges', 0):,} degraded. "
       + (f"Filled with set-based SQL in {fill_secs:.0f} s." if fill_secs else ""))
     w("")
-    w("The snapshot is `graph_store::topology::load` (three bulk queries in one read-only transaction, then "
-      f"`Snapshot::new`), {len(topo['load_secs'])} loads. Each question is asked of the loaded snapshot "
+    w("The snapshot is `graph_store::topology::load` (three bulk queries by number in one read-only "
+      f"transaction, rows decoded as they stream in, then `Snapshot::from_parts`), {len(topo['load_secs'])} loads "
+      "from the tables (the packed form `serve` keeps is timed under Whole commands). Each question is asked of the loaded snapshot "
       f"(`Snapshot::blast`, `Snapshot::dependents(node, Some({depth}))`: what `edgewatch graph blast|dependents` "
       "and the API answer once the snapshot is loaded) and of PostgreSQL as one SQL statement "
       "(`blast`: resolve the target, find the consumers with a dependency into it, what each uses, keep the "
