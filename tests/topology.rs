@@ -253,3 +253,71 @@ async fn cli_answers_equal_the_library() {
     let dependents = common::json(&db, &["graph", "dependents", "db1a.host101", "--format", "json"]);
     assert_eq!(dependents["nodes"], serde_json::to_value(snap.dependents("db1a.host101", Some(1)).unwrap()).unwrap());
 }
+
+/// The parts of a snapshot, comparable.
+fn parts_of(s: &Snapshot) -> (Vec<String>, Vec<String>, Vec<topology::UseRow>, Vec<(u32, u32)>) {
+    let p = s.to_parts();
+    (p.nodes.iter().map(|n| format!("{} {} {}", n.name, n.host, n.dc)).collect(), p.services, p.uses, p.provides)
+}
+
+/// Polls `load_fast` until it says where it loaded from what `want` says (the change
+/// counters reach other sessions within a second or so).
+async fn load_fast_until(db: &TestDb, packed: bool) -> Snapshot {
+    for _ in 0..100 {
+        let (snapshot, source) = topology::load_fast(&db.pool, false).await.unwrap();
+        if matches!(source, topology::Source::Packed(_)) == packed {
+            return snapshot;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("load_fast never loaded {}", if packed { "the packed form" } else { "from the tables" });
+}
+
+#[tokio::test]
+async fn the_packed_topology_answers_as_the_tables_and_follows_every_change() {
+    let (db, tables) = discovered().await;
+    assert!(
+        matches!(topology::load_fast(&db.pool, false).await.unwrap().1, topology::Source::Tables),
+        "none stored yet"
+    );
+    let built = topology::refresh_packed(&db.pool).await.unwrap();
+    assert!(matches!(built, topology::Refreshed::Built { deps, .. } if deps == tables.edge_count()), "{built:?}");
+    let packed = load_fast_until(&db, true).await;
+    assert_eq!(parts_of(&packed), parts_of(&tables));
+    for target in tables.nodes().into_iter().chain(tables.hosts()).chain(tables.dcs()) {
+        assert_eq!(packed.blast(&target), tables.blast(&target), "blast {target}");
+        assert_eq!(packed.dependents(&target, None), tables.dependents(&target, None), "dependents {target}");
+    }
+    assert_eq!(packed.spof(), tables.spof());
+    // Nothing changed: checked, not built again.
+    let mut again = topology::refresh_packed(&db.pool).await.unwrap();
+    for _ in 0..50 {
+        if again == topology::Refreshed::Unchanged {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        again = topology::refresh_packed(&db.pool).await.unwrap();
+    }
+    assert_eq!(again, topology::Refreshed::Unchanged);
+
+    // A node retired: the packed form no longer matches, the tables are read until it is
+    // built again, and then it has the change.
+    let retired: String = sqlx::query_scalar(
+        "UPDATE nodes SET retired_at = now() WHERE id = (SELECT min(id) FROM nodes WHERE retired_at IS NULL) \
+         RETURNING name",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let changed = load_fast_until(&db, false).await;
+    assert_eq!(parts_of(&changed), parts_of(&topology::load(&db.pool).await.unwrap()));
+    assert!(tables.has_node(&retired) && !changed.has_node(&retired), "{retired} retired");
+    assert!(matches!(topology::refresh_packed(&db.pool).await.unwrap(), topology::Refreshed::Built { .. }));
+    assert_eq!(parts_of(&load_fast_until(&db, true).await), parts_of(&changed));
+
+    // A corrupt packed form is never used.
+    sqlx::query("UPDATE topology_packed SET data = '\\x45575431ff'").execute(&db.pool).await.unwrap();
+    let (snapshot, source) = topology::load_fast(&db.pool, false).await.unwrap();
+    assert_eq!(source, topology::Source::Tables);
+    assert_eq!(parts_of(&snapshot), parts_of(&changed));
+}
