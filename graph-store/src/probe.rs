@@ -216,11 +216,27 @@ pub async fn lock_health(conn: &mut PgConnection, edge_ids: &[i64]) -> Result<Ve
     Ok(health_rows(rows))
 }
 
-/// Health rows with no result since `before` that are not `stale` yet.
+/// The health rows of `edge_ids` that no other transaction holds, locked until the
+/// transaction ends; rows held elsewhere (a worker recording them now) are skipped, not
+/// waited for.
+pub async fn lock_health_free(conn: &mut PgConnection, edge_ids: &[i64]) -> Result<Vec<HealthRow>> {
+    let rows: Vec<HealthTuple> = sqlx::query_as(&format!(
+        "SELECT {HEALTH_COLUMNS} FROM edge_health WHERE edge_id = ANY($1) ORDER BY edge_id FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(edge_ids)
+    .fetch_all(conn)
+    .await
+    .map_err(Error::sql("locking health rows"))?;
+    Ok(health_rows(rows))
+}
+
+/// Health rows with no result since `before` that are not `stale` yet, and not claimed
+/// by a worker now (a lease not yet run out: its result is on the way).
 pub async fn silent_since(pool: &PgPool, before: DateTime<Utc>) -> Result<Vec<HealthRow>> {
     let rows: Vec<HealthTuple> = sqlx::query_as(&format!(
         "SELECT {HEALTH_COLUMNS} FROM edge_health h WHERE h.state <> 'stale' \
          AND COALESCE(h.last_result_at, h.since) < $1 \
+         AND (h.lease_until IS NULL OR h.lease_until < now()) \
          AND EXISTS (SELECT 1 FROM edges e WHERE e.id = h.edge_id AND e.retired_at IS NULL) \
          ORDER BY edge_id LIMIT 10000"
     ))

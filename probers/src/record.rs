@@ -264,7 +264,8 @@ pub async fn mark_stale(pool: &PgPool, cfg: &RecordConfig) -> graph_store::Resul
     }
     let mut tx = pool.begin().await.map_err(|source| graph_store::Error::Sql { op: "marking stale edges", source })?;
     let ids: Vec<i64> = silent.iter().map(|r| r.edge_id).collect();
-    let locked = store::lock_health(&mut tx, &ids).await?;
+    // Rows a worker is recording now are about to have a result: skipped, never waited for.
+    let locked = store::lock_health_free(&mut tx, &ids).await?;
     let (mut health, mut events) = (Vec::new(), Vec::new());
     for row in &locked {
         let mut h = to_health(row);

@@ -34,12 +34,24 @@ pub struct WorkerOptions {
     pub max_pending: usize,
     /// Probe-history retention in days.
     pub retention_days: u32,
+    /// Whether this worker also does the store's housekeeping (partitions, health rows
+    /// for new edges, stale edges, retention): one worker per process is enough, and
+    /// several doing it at once only wait for each other.
+    pub housekeeper: bool,
 }
 
 impl WorkerOptions {
     pub fn new(name: impl Into<String>, record: RecordConfig) -> Self {
         let lease = (record.interval / 2).clamp(Duration::from_secs(10), Duration::from_secs(300));
-        WorkerOptions { name: name.into(), batch: 500, lease, record, max_pending: 100_000, retention_days: 14 }
+        WorkerOptions {
+            name: name.into(),
+            batch: 500,
+            lease,
+            record,
+            max_pending: 100_000,
+            retention_days: 14,
+            housekeeper: true,
+        }
     }
 }
 
@@ -66,7 +78,9 @@ pub async fn run_worker(
     let idle = (opts.record.interval / 10).clamp(Duration::from_millis(100), Duration::from_secs(2));
 
     while !shutdown.is_cancelled() {
-        if last_housekeeping.is_none_or(|t| t.elapsed() >= Duration::from_secs(5).min(opts.record.interval)) {
+        if opts.housekeeper
+            && last_housekeeping.is_none_or(|t| t.elapsed() >= Duration::from_secs(5).min(opts.record.interval))
+        {
             match housekeeping(&pool, &opts).await {
                 Ok(()) => last_housekeeping = Some(Instant::now()),
                 Err(e) => tracing::warn!(worker = %opts.name, "housekeeping: {e}"),

@@ -114,6 +114,8 @@ async fn run_round(
     for i in 0..args.workers.max(1) {
         let mut opts = WorkerOptions::new(format!("{base}/{i}"), probe.record.clone());
         opts.batch = args.batch;
+        // The first worker keeps house for the process.
+        opts.housekeeper = i == 0;
         if let Some(days) = probe.retention_days {
             opts.retention_days = days;
         }
