@@ -53,7 +53,9 @@ pub fn parse_line<'a>(line: &'a [u8], ctx: &ParseContext) -> Parsed<'a> {
     if line.len() > MAX_LINE {
         return Parsed::Skipped(SkipReason::TooLong);
     }
-    let Ok(text) = std::str::from_utf8(line) else {
+    // simdutf8's check: the same answer as `std::str::from_utf8`, checked many bytes at a
+    // time (the check was a tenth of the time of a whole parse).
+    let Ok(text) = simdutf8::basic::from_utf8(line) else {
         return Parsed::Skipped(SkipReason::InvalidUtf8);
     };
     if text.starts_with('{') {
@@ -99,16 +101,19 @@ fn by_first_byte(message: &str) -> Option<Parsed<'_>> {
 
 /// `name|type`, all of the input, as the auth and the old-style recursor quote a
 /// question: split at the last `|` (a type never has one), both parts non-empty.
+#[inline]
 fn question(i: &str) -> Res<'_, (&str, &str)> {
     let qname = try_map(take_until_last_byte(b'|'), |qname: &str| (!qname.is_empty()).then_some(qname));
     terminated((qname, preceded(byte(b'|'), qtype)), eof).parse_complete(i)
 }
 
 /// `A`, `AAAA`, `ANY`, `TYPE65534`: letters and digits.
+#[inline]
 fn qtype(i: &str) -> Res<'_, &str> {
     take_while_m_n(1, 16, |b| b.is_ascii_alphanumeric()).parse_complete(i)
 }
 
+#[inline]
 fn is_qtype(s: &str) -> bool {
     terminated(qtype, eof).parse_complete(s).is_ok()
 }
@@ -119,6 +124,7 @@ fn epoch_seconds_us(s: &str) -> Option<i64> {
 }
 
 /// `1795311372.334`, all of the input: epoch seconds with a fraction, in microseconds.
+#[inline]
 fn epoch_seconds(i: &str) -> Res<'_, i64> {
     let secs = take_while_m_n(1, 12, |b| b.is_ascii_digit())
         .map(|digits: &str| digits.bytes().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')));
@@ -129,6 +135,7 @@ fn epoch_seconds(i: &str) -> Res<'_, i64> {
 }
 
 /// A query record that borrows its name and type from the line.
+#[inline]
 fn borrowed<'a>(client: IpAddr, (qname, qtype): (&'a str, &'a str)) -> Parsed<'a> {
     Parsed::Query(QueryRecord { client, qname: Cow::Borrowed(qname), qtype, time_us: None })
 }

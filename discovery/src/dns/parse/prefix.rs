@@ -47,6 +47,7 @@ impl Prefixed<'_> {
 }
 
 /// Splits the known prefixes off `line`. A line without one is all message.
+#[inline]
 pub(super) fn split(line: &str) -> Prefixed<'_> {
     match prefix(line) {
         Ok((message, stamp)) => Prefixed { message, stamp },
@@ -56,6 +57,7 @@ pub(super) fn split(line: &str) -> Prefixed<'_> {
 
 /// `[<30>]time [[host ]tag: [time ]]`: the time stamp, if any. Fails when there is
 /// neither a priority nor a time.
+#[inline]
 fn prefix(i: &str) -> Res<'_, Option<Stamp>> {
     let stamp = || alt((iso_stamp, bsd_stamp));
     let (i, stamp) = alt((preceded(priority, opt(stamp())), stamp().map(Some))).parse_complete(i)?;
@@ -160,11 +162,13 @@ fn year_of_day(days: i64) -> i64 {
 }
 
 /// `<30>`: the priority of a raw syslog datagram.
+#[inline]
 fn priority(i: &str) -> Res<'_, &str> {
     delimited(byte(b'<'), take_while_m_n(1, 3, |b| b.is_ascii_digit()), byte(b'>')).parse_complete(i)
 }
 
 /// `2026-11-22T01:36:05.080405+00:00 ` (also `+0000`, `Z`, no offset, or a space for `T`).
+#[inline]
 fn iso_stamp(i: &str) -> Res<'_, Stamp> {
     let date = (number(4, 4), byte(b'-'), number(2, 2), byte(b'-'), number(2, 2));
     (date, one_of("T "), clock, opt(utc_offset), byte(b' '))
@@ -179,6 +183,7 @@ fn iso_stamp(i: &str) -> Res<'_, Stamp> {
 }
 
 /// `Nov 22 01:36:00 ` (syslog pads the day with a space: `Nov  2`).
+#[inline]
 fn bsd_stamp(i: &str) -> Res<'_, Stamp> {
     (month, byte(b' '), opt(byte(b' ')), number(1, 2), byte(b' '), clock, byte(b' '))
         .map(|(month, _, _, day, _, clock, _)| Stamp::YearLess { month, day, clock })
@@ -186,6 +191,7 @@ fn bsd_stamp(i: &str) -> Res<'_, Stamp> {
 }
 
 /// `Jan` … `Dec`: 1 … 12.
+#[inline]
 fn month(i: &str) -> Res<'_, u32> {
     let number = |name: &str| match name {
         "Jan" => Some(1),
@@ -206,6 +212,7 @@ fn month(i: &str) -> Res<'_, u32> {
 }
 
 /// `01:36:05` or `01:36:05.080405`.
+#[inline]
 fn clock(i: &str) -> Res<'_, Clock> {
     let fraction = opt(preceded(byte(b'.'), digit1()));
     (number(2, 2), byte(b':'), number(2, 2), byte(b':'), number(2, 2), fraction)
@@ -219,6 +226,7 @@ fn clock(i: &str) -> Res<'_, Clock> {
 }
 
 /// `Z`, `+00:00`, `-0500`: seconds east of UTC.
+#[inline]
 fn utc_offset(i: &str) -> Res<'_, i32> {
     let signed = (one_of("+-"), number(2, 2), opt(byte(b':')), number(2, 2)).map(|(sign, hours, _, minutes)| {
         let secs = (hours * 3600 + minutes * 60) as i32;
@@ -232,6 +240,7 @@ fn utc_offset(i: &str) -> Res<'_, i32> {
 }
 
 /// `pdns[123]: ` or `pdns_recursor: ` (or the tag ending the line).
+#[inline]
 fn program(i: &str) -> Res<'_, ()> {
     let pid = delimited(byte(b'['), digit1(), byte(b']'));
     let end = alt((tag(" "), eof));
@@ -239,21 +248,25 @@ fn program(i: &str) -> Res<'_, ()> {
 }
 
 /// `vm pdns[123]: `.
+#[inline]
 fn host_and_program(i: &str) -> Res<'_, ()> {
     preceded((take_while_m_n(1, usize::MAX, is_host_char), byte(b' ')), program).parse_complete(i)
 }
 
 /// `080405123` → 80405: the first six digits of a decimal fraction, as microseconds.
+#[inline]
 pub(super) fn micros_of_fraction(digits: &str) -> u32 {
     let b = digits.as_bytes();
     (0..6).fold(0, |acc, at| acc * 10 + b.get(at).map_or(0, |&c| u32::from(c.wrapping_sub(b'0') % 10)))
 }
 
 /// Host names, or addresses when the sender has no name.
+#[inline]
 fn is_host_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':')
 }
 
+#[inline]
 fn is_tag_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/' | b'@')
 }
