@@ -113,7 +113,9 @@ pub(super) fn take_while_m_n<'a>(
     }
 }
 
-/// A decimal number of `min..=max` ASCII digits (at most 9, so it fits).
+/// A decimal number of `min..=max` ASCII digits (at most 9, so it fits). Only the
+/// prefix's nom references use it now.
+#[cfg(test)]
 #[inline]
 pub(super) fn number<'a>(min: usize, max: usize) -> impl Parser<&'a str, Output = u32, Error = ()> {
     take_while_m_n(min, max, |b| b.is_ascii_digit())
