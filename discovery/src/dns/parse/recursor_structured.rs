@@ -46,13 +46,16 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// Keeps the first of each field that matters.
+    /// Keeps the first of each field that matters. By length first: most keys are none
+    /// of these, and most are told apart without comparing a byte.
+    #[inline]
     fn keep(&mut self, value: Value<'a>) {
-        let slot = match value.key {
-            "qname" => &mut self.qname,
-            "qtype" => &mut self.qtype,
-            "remote" => &mut self.remote,
-            "ts" => &mut self.ts,
+        let key = value.key;
+        let slot = match (key.len(), key.as_bytes().first()) {
+            (5, Some(b'q')) if key == "qname" => &mut self.qname,
+            (5, Some(b'q')) if key == "qtype" => &mut self.qtype,
+            (6, Some(b'r')) if key == "remote" => &mut self.remote,
+            (2, Some(b't')) if key == "ts" => &mut self.ts,
             _ => return,
         };
         slot.get_or_insert(value);
