@@ -570,6 +570,35 @@ mod tests {
         assert_eq!(parse_line(&huge_invalid, &ctx()), Parsed::Skipped(SkipReason::TooLong));
     }
 
+    /// simdutf8 checks whole blocks at a time: a bad byte anywhere in a long line, and
+    /// the sequences std refuses (overlong, surrogates, beyond U+10FFFF, cut short), must
+    /// still make the line `InvalidUtf8`, and nothing else must.
+    #[test]
+    fn the_utf8_check_is_stds() {
+        let base = "2026-11-22T01:36:05.080405+00:00 vm pdns[11882]: Remote 127.0.0.1 wants 'a.example.com|A', do = 0, bufsize = 1232: packetcache MISS";
+        let bad: [&[u8]; 9] = [
+            b"\xff",
+            b"\xc0\xaf",
+            b"\xe0\x80\xaf",
+            b"\xed\xa0\x80",
+            b"\xf4\x90\x80\x80",
+            b"\xf0\x9f\x98",
+            b"\xc3",
+            b"\x80",
+            b"\xfe",
+        ];
+        let good: [&[u8]; 4] = [b"\xc3\xa9", b"\xe2\x82\xac", b"\xf0\x9f\x98\x80", b"\xed\x9f\xbf"];
+        for at in 0..=base.len() {
+            for bytes in bad.iter().chain(&good) {
+                let mut line = base.as_bytes()[..at].to_vec();
+                line.extend_from_slice(bytes);
+                line.extend_from_slice(&base.as_bytes()[at..]);
+                let invalid = std::str::from_utf8(&line).is_err();
+                assert_eq!(parse_line(&line, &ctx()) == Parsed::Skipped(SkipReason::InvalidUtf8), invalid, "{line:?}");
+            }
+        }
+    }
+
     #[test]
     fn the_flavour_is_found_per_line() {
         let mixed = [
