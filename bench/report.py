@@ -17,8 +17,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report_section import report_section, report_targets  # noqa: E402
 from trace_section import trace_section, trace_targets  # noqa: E402
 
+# Issue 18: every flavour ≥ 3 M lines/s on one core, and ≥ 10× the Python `re` baseline.
 PARSE_LINES_PER_SEC = 3e6
-PYTHON_FACTOR = 20
+PYTHON_FACTOR = 10
 INGEST_LINES_PER_SEC = 1e6
 RSS_LIMIT_MB = 100
 # "Flat": the bigger file may grow the peak RSS by at most this much over the smaller one.
@@ -385,21 +386,15 @@ def main():
 
     # -- targets --------------------------------------------------------------------------
     flavours = [f for f in rust if f in python]
-    slow = [f for f in flavours if rust[f]["lines_per_sec"] < PARSE_LINES_PER_SEC]
     ratios = {f: rust[f]["lines_per_sec"] / python[f]["lines_per_sec"] for f in flavours}
-    weak = [f for f in flavours if ratios[f] < PYTHON_FACTOR]
+    grep = {r["label"]: r for r in jsonl(f"{results}/parse-grep.jsonl")}
     w("## Targets")
     w("")
     w("| target | measured | met |")
     w("| --- | --- | --- |")
     if flavours:
-        lo = min(flavours, key=lambda f: rust[f]["lines_per_sec"])
-        w(f"| parse ≥ {m(PARSE_LINES_PER_SEC)} lines/s per flavour, one core | "
-          f"slowest: {lo} {m(rust[lo]['lines_per_sec'])} lines/s"
-          + (f"; below target: {', '.join(slow)}" if slow else "") + f" | {yes(not slow)} |")
-        lo = min(flavours, key=lambda f: ratios[f])
-        w(f"| parse ≥ {PYTHON_FACTOR}× the Python `re` baseline | lowest: {lo} {ratios[lo]:.1f}×"
-          + (f"; below target: {', '.join(weak)}" if weak else "") + f" | {yes(not weak)} |")
+        for target, measured, ok in parse_targets(rust, ratios, flavours):
+            w(f"| {target} | {measured} | {yes(ok)} |")
     if ingest:
         rates = [r["lines"] / r["wall_secs"] for r in ingest]
         w(f"| ingest ≥ {m(INGEST_LINES_PER_SEC)} lines/s | "
@@ -423,7 +418,7 @@ def main():
 
     # -- parse ----------------------------------------------------------------------------
     if flavours:
-        parse_section(w, env, rust, python, ratios, flavours)
+        parse_section(w, env, rust, python, grep, ratios, flavours)
 
     # -- ingest ---------------------------------------------------------------------------
     if ingest:
@@ -446,7 +441,28 @@ def main():
         f.write("\n".join(L))
 
 
-def parse_section(w, env, rust, python, ratios, flavours):
+def parse_targets(rust, ratios, flavours):
+    """(target, measured, met) for the parse rate: each flavour's figure against the goal,
+    and the ones that miss it named."""
+    slow = [f for f in flavours if rust[f]["lines_per_sec"] < PARSE_LINES_PER_SEC]
+    weak = [f for f in flavours if ratios[f] < PYTHON_FACTOR]
+
+    def missed(names, figure):
+        if not names:
+            return "; every flavour meets it"
+        return f"; **missed by {len(names)} of {len(flavours)}: " + ", ".join(f"{f} {figure(f)}" for f in names) + "**"
+
+    rate = lambda f: f"{m(rust[f]['lines_per_sec'])}"  # noqa: E731
+    ratio = lambda f: f"{ratios[f]:.1f}×"  # noqa: E731
+    return [
+        (f"parse ≥ {m(PARSE_LINES_PER_SEC)} lines/s per flavour, one core (issue 18)",
+         ", ".join(f"{f} {rate(f)}" for f in flavours) + missed(slow, rate), not slow),
+        (f"parse ≥ {PYTHON_FACTOR}× the Python `re` baseline per flavour (issue 18)",
+         ", ".join(f"{f} {ratio(f)}" for f in flavours) + missed(weak, ratio), not weak),
+    ]
+
+
+def parse_section(w, env, rust, python, grep, ratios, flavours):
     w("## Parse rate, one core")
     w("")
     w(f"`parse_line` over every line of a {int(env.get('BENCH_PARSE_LINES', 0)) / 1e6:g} M-line file held in memory,")
@@ -457,13 +473,23 @@ def parse_section(w, env, rust, python, ratios, flavours):
       "The baseline matches `bytes` (reading `str` lines from a text-mode file is no faster), "
       "with one compiled pattern per flavour (three `search`es for the JSON, whose key order varies).")
     w("")
-    w("| flavour | size | queries (Rust / Python) | Rust lines/s | Rust MB/s | Python lines/s | Python MB/s | × Python |")
-    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    if grep:
+        w(f"The practical ceiling: `LC_ALL=C grep -c -F MARKER` on the same file, best of "
+          f"{env.get('BENCH_REPS', '?')} (`bench/grep_ceiling.py`; the whole process, reading the file "
+          "from the page cache), with a fixed string every query line of the flavour contains: "
+          + "; ".join(f"{f} `{grep[f]['marker'].replace(chr(9), '<TAB>')}`" for f in flavours if f in grep)
+          + ". grep only counts the lines with the string; the parser also finds and checks every field.")
+        w("")
+    w("| flavour | size | queries (Rust / Python) | Rust lines/s | Rust MB/s | Python lines/s | Python MB/s | × Python "
+      "| `grep -c` lines/s (lines) | Rust / grep |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for f in flavours:
-        r, p = rust[f], python[f]
+        r, p, g = rust[f], python[f], grep.get(f)
+        ceiling = (f"{m(g['lines_per_sec'])} ({g['matches']:,}) | {r['lines_per_sec'] / g['lines_per_sec']:.2f}"
+                   if g else "? | ?")
         w(f"| {f} | {r['bytes'] / 1e6:.0f} MB | {r['queries']:,} / {p['queries']:,} | "
           f"{m(r['lines_per_sec'])} | {r['mb_per_sec']:.0f} | {m(p['lines_per_sec'])} | "
-          f"{p['mb_per_sec']:.0f} | {ratios[f]:.1f}× |")
+          f"{p['mb_per_sec']:.0f} | {ratios[f]:.1f}× | {ceiling} |")
     w("")
 
 

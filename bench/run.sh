@@ -169,6 +169,8 @@ if want parse; then
     run "$PARSE" "$file" --reps "$REPS" --label "$flavour" | tee -a "$RESULTS/parse-rust.jsonl"
     run python3 bench/parse_baseline.py "$file" --flavour "$flavour" --reps "$PY_REPS" --label "$flavour" \
       | tee -a "$RESULTS/parse-python.jsonl"
+    run python3 bench/grep_ceiling.py "$file" --flavour "$flavour" --reps "$REPS" --label "$flavour" \
+      | tee -a "$RESULTS/parse-grep.jsonl"
   done
 fi
 

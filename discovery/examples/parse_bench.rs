@@ -2,12 +2,17 @@
 //! prints the best of several passes as JSON (lines/s, MB/s).
 //!
 //! ```text
-//! cargo run --release -p discovery --example parse_bench -- FILE [--reps 5] [--label NAME]
+//! cargo run --release -p discovery --example parse_bench -- FILE [--reps 5] [--label NAME] [--digest]
 //! ```
 //!
 //! The file is read into memory first; each pass splits it into lines with `memchr` and
 //! parses each line, as the ingest does, so the time is splitting plus parsing, no I/O.
+//! `--digest` adds a hash of every line's outcome (the record's fields, or the reason it
+//! was skipped) to the report, to check that a change to the parsers reads every line as
+//! before.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -44,9 +49,21 @@ fn pass(data: &[u8], ctx: &ParseContext) -> Pass {
     p
 }
 
+/// A hash of every line's outcome, in order (the same for the same outcomes, run to run).
+fn digest(data: &[u8], ctx: &ParseContext) -> String {
+    let mut h = DefaultHasher::new();
+    for line in data.split(|&b| b == b'\n') {
+        match parse_line(line, ctx) {
+            Parsed::Query(q) => (0u8, q.client, &*q.qname, q.qtype, q.time_us).hash(&mut h),
+            Parsed::Skipped(reason) => (1u8, reason).hash(&mut h),
+        }
+    }
+    format!("{:016x}", h.finish())
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let (mut file, mut reps, mut label) = (None, 5u32, None);
+    let (mut file, mut reps, mut label, mut want_digest) = (None, 5u32, None, false);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--reps" => match args.next().and_then(|v| v.parse().ok()) {
@@ -57,15 +74,16 @@ fn main() -> ExitCode {
                 }
             },
             "--label" => label = args.next(),
+            "--digest" => want_digest = true,
             _ if file.is_none() => file = Some(arg),
             _ => {
-                eprintln!("usage: parse_bench FILE [--reps N] [--label NAME]");
+                eprintln!("usage: parse_bench FILE [--reps N] [--label NAME] [--digest]");
                 return ExitCode::from(2);
             }
         }
     }
     let Some(file) = file else {
-        eprintln!("usage: parse_bench FILE [--reps N] [--label NAME]");
+        eprintln!("usage: parse_bench FILE [--reps N] [--label NAME] [--digest]");
         return ExitCode::from(2);
     };
     let data = match std::fs::read(&file) {
@@ -85,7 +103,7 @@ fn main() -> ExitCode {
         best = best.min(t.elapsed().as_secs_f64());
         assert_eq!(p.queries, expected.queries);
     }
-    let report = serde_json::json!({
+    let mut report = serde_json::json!({
         "label": label.unwrap_or_else(|| file.clone()),
         "file": file,
         "lines": expected.lines,
@@ -96,6 +114,9 @@ fn main() -> ExitCode {
         "lines_per_sec": expected.lines as f64 / best,
         "mb_per_sec": data.len() as f64 / 1e6 / best,
     });
+    if want_digest {
+        report["digest"] = digest(&data, &ctx).into();
+    }
     println!("{report}");
     ExitCode::SUCCESS
 }

@@ -17,6 +17,7 @@ static SUBNET: Needle = LazyLock::new(|| Finder::new("<-"));
 
 /// The client address in `token`, with port, `<-subnet` and `(…)` suffixes removed.
 /// `None` when what is left is not an IPv4 or IPv6 address.
+#[inline]
 pub(super) fn parse_client(token: &str) -> Option<IpAddr> {
     // The common case, `1.2.3.4` or `1.2.3.4:port` (nothing to cut or trim), without
     // the general parsers.
@@ -31,6 +32,7 @@ pub(super) fn parse_client(token: &str) -> Option<IpAddr> {
 }
 
 /// `[fd00::2]` or `[fd00::2]:53`, the whole token; once the bracket opens, nothing else.
+#[inline]
 fn bracketed(i: &str) -> Res<'_, IpAddr> {
     let ipv6 = try_map(take_till_byte(b']'), |inside: &str| before(inside, b'%').parse::<Ipv6Addr>().ok());
     preceded(byte(b'['), cut(terminated(ipv6, (byte(b']'), opt(preceded(byte(b':'), port)), eof))))
@@ -39,17 +41,20 @@ fn bracketed(i: &str) -> Res<'_, IpAddr> {
 }
 
 /// An address as std reads one (`fe80::1%eth0` without its zone), the whole token.
+#[inline]
 fn bare(i: &str) -> Res<'_, IpAddr> {
     try_map(rest, |token: &str| before(token, b'%').parse::<IpAddr>().ok()).parse_complete(i)
 }
 
 /// `1.2.3.4:53`, the whole token (an IPv6 address with a port is always bracketed).
+#[inline]
 fn ipv4_with_port(i: &str) -> Res<'_, IpAddr> {
     terminated(ipv4, (byte(b':'), port, eof)).map(IpAddr::V4).parse_complete(i)
 }
 
 /// A dotted-quad IPv4 address, as `Ipv4Addr::from_str` reads one (four decimal
 /// octets, no leading zeros).
+#[inline]
 fn ipv4(i: &str) -> Res<'_, Ipv4Addr> {
     (octet, byte(b'.'), octet, byte(b'.'), octet, byte(b'.'), octet)
         .map(|(a, _, b, _, c, _, d)| Ipv4Addr::new(a, b, c, d))
@@ -57,6 +62,7 @@ fn ipv4(i: &str) -> Res<'_, Ipv4Addr> {
 }
 
 /// `0` to `255`, without leading zeros.
+#[inline]
 fn octet(i: &str) -> Res<'_, u8> {
     let value = |digits: &str| {
         if digits.len() > 1 && digits.starts_with('0') {
@@ -68,6 +74,7 @@ fn octet(i: &str) -> Res<'_, u8> {
 }
 
 /// One to five digits; whether the token ends there is up to the caller.
+#[inline]
 fn port(i: &str) -> Res<'_, &str> {
     take_while_m_n(1, 5, |b| b.is_ascii_digit()).parse_complete(i)
 }

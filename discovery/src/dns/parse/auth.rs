@@ -43,22 +43,26 @@ pub(super) fn find(message: &str) -> Option<Parsed<'_>> {
 
 /// `[TCP ]Remote <client> wants 'name|type', do = …`; once ` wants '` is seen, it is
 /// this flavour, and a bad client or question is a failure.
+#[inline]
 fn query(i: &str) -> Res<'_, (IpAddr, (&str, &str))> {
     (within(head, cut(client)), cut(within(quoted, question))).parse_complete(i)
 }
 
 /// `[TCP ]Remote <client> wants '`: the client text.
+#[inline]
 fn head(i: &str) -> Res<'_, &str> {
     delimited((opt(tag("TCP ")), tag("Remote ")), take_until_first(&WANTS), tag(" wants '")).parse_complete(i)
 }
 
 /// The client is the first word: a later `(…)` note is not part of it.
+#[inline]
 fn client(i: &str) -> Res<'_, IpAddr> {
     try_map(take_till_byte(b' '), parse_client).parse_complete(i)
 }
 
 /// What is quoted: up to `', do = `, or, for older versions without that tail, the last
 /// quote.
+#[inline]
 fn quoted(i: &str) -> Res<'_, &str> {
     alt((take_until_first(&DO), take_until_last_byte(b'\''))).parse_complete(i)
 }

@@ -25,6 +25,7 @@ pub(super) fn parse(message: &str) -> Option<Parsed<'_>> {
 
 /// `qname<TAB>qclass<TAB>qtype<TAB>id<TAB>remote[<TAB>local[<TAB>subnet]]`, all of the
 /// input: the name (not empty), the type and the remote address as they stand.
+#[inline]
 fn fields(i: &str) -> Res<'_, (&str, &str, &str)> {
     let field = || take_till_byte(b'\t');
     let tab = || byte(b'\t');

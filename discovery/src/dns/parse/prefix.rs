@@ -14,13 +14,11 @@
 //! worked out (plain integer arithmetic) only when a record needs it.
 
 use nom::branch::alt;
-use nom::bytes::tag;
-use nom::character::{digit1, one_of};
-use nom::combinator::{eof, opt, value};
+use nom::combinator::opt;
 use nom::sequence::{delimited, preceded};
 use nom::Parser;
 
-use super::combinators::{byte, number, take_while_m_n, try_map, Res};
+use super::combinators::{byte, take_while_m_n, Res};
 use crate::dns::record::ParseContext;
 
 const MICROS: i64 = 1_000_000;
@@ -47,6 +45,7 @@ impl Prefixed<'_> {
 }
 
 /// Splits the known prefixes off `line`. A line without one is all message.
+#[inline]
 pub(super) fn split(line: &str) -> Prefixed<'_> {
     match prefix(line) {
         Ok((message, stamp)) => Prefixed { message, stamp },
@@ -56,6 +55,7 @@ pub(super) fn split(line: &str) -> Prefixed<'_> {
 
 /// `[<30>]time [[host ]tag: [time ]]`: the time stamp, if any. Fails when there is
 /// neither a priority nor a time.
+#[inline]
 fn prefix(i: &str) -> Res<'_, Option<Stamp>> {
     let stamp = || alt((iso_stamp, bsd_stamp));
     let (i, stamp) = alt((preceded(priority, opt(stamp())), stamp().map(Some))).parse_complete(i)?;
@@ -66,7 +66,7 @@ fn prefix(i: &str) -> Res<'_, Option<Stamp>> {
 }
 
 /// A time of day with microseconds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Clock {
     hour: u32,
     min: u32,
@@ -74,7 +74,7 @@ struct Clock {
     micros: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Stamp {
     /// RFC 3339 / ISO 8601; without an offset, local time.
     Full { year: u32, month: u32, day: u32, clock: Clock, offset_secs: Option<i32> },
@@ -160,100 +160,221 @@ fn year_of_day(days: i64) -> i64 {
 }
 
 /// `<30>`: the priority of a raw syslog datagram.
+#[inline]
 fn priority(i: &str) -> Res<'_, &str> {
     delimited(byte(b'<'), take_while_m_n(1, 3, |b| b.is_ascii_digit()), byte(b'>')).parse_complete(i)
 }
 
-/// `2026-11-22T01:36:05.080405+00:00 ` (also `+0000`, `Z`, no offset, or a space for `T`).
-fn iso_stamp(i: &str) -> Res<'_, Stamp> {
-    let date = (number(4, 4), byte(b'-'), number(2, 2), byte(b'-'), number(2, 2));
-    (date, one_of("T "), clock, opt(utc_offset), byte(b' '))
-        .map(|((year, _, month, _, day), _, clock, offset_secs, _)| Stamp::Full {
-            year,
-            month,
-            day,
-            clock,
-            offset_secs,
+/// The leaf parsers below read bytes at fixed places (they were nom compositions, the
+/// most of a prefix's time); [`tests::reference`] keeps those, and a test holds the two
+/// to the same answers.
+/// A place in a line, moved on as its bytes are read.
+#[derive(Debug, Clone, Copy)]
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    #[inline]
+    fn new(i: &'a str) -> Self {
+        Cursor { bytes: i.as_bytes(), at: 0 }
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    /// `want` next: taken, and `Some`.
+    #[inline]
+    fn byte(&mut self, want: u8) -> Option<()> {
+        self.eat(want).then_some(())
+    }
+
+    /// Takes `want` if it is next; whether it was.
+    #[inline]
+    fn eat(&mut self, want: u8) -> bool {
+        let next = self.peek() == Some(want);
+        self.at += usize::from(next);
+        next
+    }
+
+    /// Up to `max` bytes that satisfy `cond`, at least `min` (as `take_while_m_n`).
+    #[inline]
+    fn span(&mut self, min: usize, max: usize, cond: impl Fn(u8) -> bool) -> Option<&'a [u8]> {
+        let rest = &self.bytes[self.at..];
+        let n = rest.iter().take(max).take_while(|&&b| cond(b)).count();
+        (n >= min).then(|| {
+            self.at += n;
+            &rest[..n]
         })
-        .parse_complete(i)
+    }
+
+    /// `min..=max` (at most 9) ASCII digits, as a number (as [`number`]).
+    #[inline]
+    fn number(&mut self, min: usize, max: usize) -> Option<u32> {
+        let digits = self.span(min, max, |b| b.is_ascii_digit())?;
+        Some(digits.iter().fold(0, |acc, &d| acc * 10 + u32::from(d - b'0')))
+    }
+
+    /// The rest of `i` after what was read, and `out`.
+    #[inline]
+    fn done<O>(self, i: &'a str, out: Option<O>) -> Res<'a, O> {
+        match (out, i.get(self.at..)) {
+            (Some(out), Some(rest)) => Ok((rest, out)),
+            _ => Err(nom::Err::Error(())),
+        }
+    }
+}
+
+/// `2026-11-22T01:36:05.080405+00:00 ` (also `+0000`, `Z`, no offset, or a space for `T`).
+#[inline]
+fn iso_stamp(i: &str) -> Res<'_, Stamp> {
+    let mut c = Cursor::new(i);
+    let stamp = (|| {
+        let year = c.number(4, 4)?;
+        c.byte(b'-')?;
+        let month = c.number(2, 2)?;
+        c.byte(b'-')?;
+        let day = c.number(2, 2)?;
+        if !(c.eat(b'T') || c.eat(b' ')) {
+            return None;
+        }
+        let clock = clock(&mut c)?;
+        let offset_secs = utc_offset(&mut c);
+        c.byte(b' ')?;
+        Some(Stamp::Full { year, month, day, clock, offset_secs })
+    })();
+    c.done(i, stamp)
 }
 
 /// `Nov 22 01:36:00 ` (syslog pads the day with a space: `Nov  2`).
+#[inline]
 fn bsd_stamp(i: &str) -> Res<'_, Stamp> {
-    (month, byte(b' '), opt(byte(b' ')), number(1, 2), byte(b' '), clock, byte(b' '))
-        .map(|(month, _, _, day, _, clock, _)| Stamp::YearLess { month, day, clock })
-        .parse_complete(i)
+    let mut c = Cursor::new(i);
+    let stamp = (|| {
+        let month = month(c.span(3, 3, |b| b.is_ascii_alphabetic())?)?;
+        c.byte(b' ')?;
+        c.eat(b' ');
+        let day = c.number(1, 2)?;
+        c.byte(b' ')?;
+        let clock = clock(&mut c)?;
+        c.byte(b' ')?;
+        Some(Stamp::YearLess { month, day, clock })
+    })();
+    c.done(i, stamp)
 }
 
 /// `Jan` … `Dec`: 1 … 12.
-fn month(i: &str) -> Res<'_, u32> {
-    let number = |name: &str| match name {
-        "Jan" => Some(1),
-        "Feb" => Some(2),
-        "Mar" => Some(3),
-        "Apr" => Some(4),
-        "May" => Some(5),
-        "Jun" => Some(6),
-        "Jul" => Some(7),
-        "Aug" => Some(8),
-        "Sep" => Some(9),
-        "Oct" => Some(10),
-        "Nov" => Some(11),
-        "Dec" => Some(12),
+#[inline]
+fn month(name: &[u8]) -> Option<u32> {
+    match name {
+        b"Jan" => Some(1),
+        b"Feb" => Some(2),
+        b"Mar" => Some(3),
+        b"Apr" => Some(4),
+        b"May" => Some(5),
+        b"Jun" => Some(6),
+        b"Jul" => Some(7),
+        b"Aug" => Some(8),
+        b"Sep" => Some(9),
+        b"Oct" => Some(10),
+        b"Nov" => Some(11),
+        b"Dec" => Some(12),
         _ => None,
-    };
-    try_map(take_while_m_n(3, 3, |b| b.is_ascii_alphabetic()), number).parse_complete(i)
+    }
 }
 
-/// `01:36:05` or `01:36:05.080405`.
-fn clock(i: &str) -> Res<'_, Clock> {
-    let fraction = opt(preceded(byte(b'.'), digit1()));
-    (number(2, 2), byte(b':'), number(2, 2), byte(b':'), number(2, 2), fraction)
-        .map(|(hour, _, min, _, sec, fraction)| Clock {
-            hour,
-            min,
-            sec,
-            micros: fraction.map_or(0, micros_of_fraction),
-        })
-        .parse_complete(i)
+/// `01:36:05` or `01:36:05.080405`; the cursor is left where it was read to.
+#[inline]
+fn clock(c: &mut Cursor<'_>) -> Option<Clock> {
+    let hour = c.number(2, 2)?;
+    c.byte(b':')?;
+    let min = c.number(2, 2)?;
+    c.byte(b':')?;
+    let sec = c.number(2, 2)?;
+    // A fraction only if a digit follows the dot; otherwise the dot is left.
+    let mut micros = 0;
+    if c.peek() == Some(b'.') && c.bytes.get(c.at + 1).is_some_and(u8::is_ascii_digit) {
+        c.at += 1;
+        let digits = c.span(1, usize::MAX, |b| b.is_ascii_digit())?;
+        micros = micros_of_fraction_bytes(digits);
+    }
+    Some(Clock { hour, min, sec, micros })
 }
 
-/// `Z`, `+00:00`, `-0500`: seconds east of UTC.
-fn utc_offset(i: &str) -> Res<'_, i32> {
-    let signed = (one_of("+-"), number(2, 2), opt(byte(b':')), number(2, 2)).map(|(sign, hours, _, minutes)| {
-        let secs = (hours * 3600 + minutes * 60) as i32;
-        if sign == '-' {
-            -secs
-        } else {
-            secs
-        }
-    });
-    alt((value(0, byte(b'Z')), signed)).parse_complete(i)
+/// `Z`, `+00:00`, `-0500`: seconds east of UTC; `None`, and nothing read, when none is
+/// there.
+#[inline]
+fn utc_offset(c: &mut Cursor<'_>) -> Option<i32> {
+    if c.eat(b'Z') {
+        return Some(0);
+    }
+    let mut ahead = *c;
+    let sign = ahead.peek().filter(|&b| b == b'+' || b == b'-')?;
+    ahead.at += 1;
+    let hours = ahead.number(2, 2)?;
+    ahead.eat(b':');
+    let minutes = ahead.number(2, 2)?;
+    *c = ahead;
+    let secs = (hours * 3600 + minutes * 60) as i32;
+    Some(if sign == b'-' { -secs } else { secs })
 }
 
 /// `pdns[123]: ` or `pdns_recursor: ` (or the tag ending the line).
+#[inline]
 fn program(i: &str) -> Res<'_, ()> {
-    let pid = delimited(byte(b'['), digit1(), byte(b']'));
-    let end = alt((tag(" "), eof));
-    value((), (take_while_m_n(1, 64, is_tag_char), opt(pid), byte(b':'), end)).parse_complete(i)
+    let mut c = Cursor::new(i);
+    let ok = program_at(&mut c);
+    c.done(i, ok)
+}
+
+#[inline]
+fn program_at(c: &mut Cursor<'_>) -> Option<()> {
+    c.span(1, 64, is_tag_char)?;
+    // `[123]`, or nothing read.
+    if c.peek() == Some(b'[') {
+        let mut ahead = *c;
+        ahead.at += 1;
+        if ahead.span(1, usize::MAX, |b| b.is_ascii_digit()).is_some() && ahead.eat(b']') {
+            *c = ahead;
+        }
+    }
+    c.byte(b':')?;
+    (c.at == c.bytes.len() || c.eat(b' ')).then_some(())
 }
 
 /// `vm pdns[123]: `.
+#[inline]
 fn host_and_program(i: &str) -> Res<'_, ()> {
-    preceded((take_while_m_n(1, usize::MAX, is_host_char), byte(b' ')), program).parse_complete(i)
+    let mut c = Cursor::new(i);
+    let ok = (|| {
+        c.span(1, usize::MAX, is_host_char)?;
+        c.byte(b' ')?;
+        program_at(&mut c)
+    })();
+    c.done(i, ok)
 }
 
 /// `080405123` → 80405: the first six digits of a decimal fraction, as microseconds.
+#[inline]
 pub(super) fn micros_of_fraction(digits: &str) -> u32 {
-    let b = digits.as_bytes();
+    micros_of_fraction_bytes(digits.as_bytes())
+}
+
+#[inline]
+fn micros_of_fraction_bytes(b: &[u8]) -> u32 {
     (0..6).fold(0, |acc, at| acc * 10 + b.get(at).map_or(0, |&c| u32::from(c.wrapping_sub(b'0') % 10)))
 }
 
 /// Host names, or addresses when the sender has no name.
+#[inline]
 fn is_host_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':')
 }
 
+#[inline]
 fn is_tag_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'/' | b'@')
 }
@@ -263,6 +384,100 @@ pub(super) mod tests {
     use chrono::{DateTime, Datelike, NaiveDate};
 
     use super::*;
+
+    /// The leaf parsers as nom compositions, as they were: the reference for the
+    /// hand-written ones.
+    pub(super) mod reference {
+        use nom::branch::alt;
+        use nom::bytes::tag;
+        use nom::character::{digit1, one_of};
+        use nom::combinator::{eof, opt, value};
+        use nom::sequence::{delimited, preceded};
+        use nom::Parser;
+
+        use super::super::super::combinators::{byte, number, take_while_m_n, try_map, Res};
+        use super::super::{is_host_char, is_tag_char, micros_of_fraction, Clock, Stamp};
+
+        /// `2026-11-22T01:36:05.080405+00:00 ` (also `+0000`, `Z`, no offset, or a space for `T`).
+        pub(in super::super) fn iso_stamp_nom(i: &str) -> Res<'_, Stamp> {
+            let date = (number(4, 4), byte(b'-'), number(2, 2), byte(b'-'), number(2, 2));
+            (date, one_of("T "), clock_nom, opt(utc_offset_nom), byte(b' '))
+                .map(|((year, _, month, _, day), _, clock, offset_secs, _)| Stamp::Full {
+                    year,
+                    month,
+                    day,
+                    clock,
+                    offset_secs,
+                })
+                .parse_complete(i)
+        }
+
+        /// `Nov 22 01:36:00 ` (syslog pads the day with a space: `Nov  2`).
+        pub(in super::super) fn bsd_stamp_nom(i: &str) -> Res<'_, Stamp> {
+            (month_nom, byte(b' '), opt(byte(b' ')), number(1, 2), byte(b' '), clock_nom, byte(b' '))
+                .map(|(month, _, _, day, _, clock, _)| Stamp::YearLess { month, day, clock })
+                .parse_complete(i)
+        }
+
+        /// `Jan` … `Dec`: 1 … 12.
+        fn month_nom(i: &str) -> Res<'_, u32> {
+            let number = |name: &str| match name {
+                "Jan" => Some(1),
+                "Feb" => Some(2),
+                "Mar" => Some(3),
+                "Apr" => Some(4),
+                "May" => Some(5),
+                "Jun" => Some(6),
+                "Jul" => Some(7),
+                "Aug" => Some(8),
+                "Sep" => Some(9),
+                "Oct" => Some(10),
+                "Nov" => Some(11),
+                "Dec" => Some(12),
+                _ => None,
+            };
+            try_map(take_while_m_n(3, 3, |b| b.is_ascii_alphabetic()), number).parse_complete(i)
+        }
+
+        /// `01:36:05` or `01:36:05.080405`.
+        fn clock_nom(i: &str) -> Res<'_, Clock> {
+            let fraction = opt(preceded(byte(b'.'), digit1()));
+            (number(2, 2), byte(b':'), number(2, 2), byte(b':'), number(2, 2), fraction)
+                .map(|(hour, _, min, _, sec, fraction)| Clock {
+                    hour,
+                    min,
+                    sec,
+                    micros: fraction.map_or(0, micros_of_fraction),
+                })
+                .parse_complete(i)
+        }
+
+        /// `Z`, `+00:00`, `-0500`: seconds east of UTC.
+        fn utc_offset_nom(i: &str) -> Res<'_, i32> {
+            let signed =
+                (one_of("+-"), number(2, 2), opt(byte(b':')), number(2, 2)).map(|(sign, hours, _, minutes)| {
+                    let secs = (hours * 3600 + minutes * 60) as i32;
+                    if sign == '-' {
+                        -secs
+                    } else {
+                        secs
+                    }
+                });
+            alt((value(0, byte(b'Z')), signed)).parse_complete(i)
+        }
+
+        /// `pdns[123]: ` or `pdns_recursor: ` (or the tag ending the line).
+        pub(in super::super) fn program_nom(i: &str) -> Res<'_, ()> {
+            let pid = delimited(byte(b'['), digit1(), byte(b']'));
+            let end = alt((tag(" "), eof));
+            value((), (take_while_m_n(1, 64, is_tag_char), opt(pid), byte(b':'), end)).parse_complete(i)
+        }
+
+        /// `vm pdns[123]: `.
+        pub(in super::super) fn host_and_program_nom(i: &str) -> Res<'_, ()> {
+            preceded((take_while_m_n(1, usize::MAX, is_host_char), byte(b' ')), program_nom).parse_complete(i)
+        }
+    }
 
     /// Microseconds since the epoch of a UTC date and time.
     pub(crate) fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
@@ -332,6 +547,70 @@ pub(super) mod tests {
         for (line, message, time_us) in cases {
             let got = split(line);
             assert_eq!((got.message, got.time_us(&ctx())), (*message, *time_us), "{line:?}");
+        }
+    }
+
+    /// Every leaf parser against its nom reference, on every suffix of every fixture
+    /// line (each place a prefix could start) and on those suffixes with bytes changed.
+    #[test]
+    fn the_leaf_parsers_answer_as_their_nom_references() {
+        let fixtures = [
+            include_str!("../../../tests/data/pdns-formats/auth-4.7.3-formats.log"),
+            include_str!("../../../tests/data/pdns-formats/recursor-4.8.8-formats.log"),
+            include_str!("../../../../examples/sample-fleet/pdns-auth-syslog.log"),
+            include_str!("../../../../examples/sample-fleet/pdns-rec-old.log"),
+        ];
+        let handmade = [
+            "2026-11-22T01:36:05.080405+00:00 vm pdns[11882]: x",
+            "2026-11-22 01:31:52.+0500 x",
+            "2026-11-22T01:31:52.9-05:3 x",
+            "2026-11-22T01:31:52+05:30 x",
+            "2026-11-22T01:31:52Z x",
+            "2026-11-22T01:31:52+0 x",
+            "Nov  2 01:28:50 vm pdns[8023]: x",
+            "Nov 2 01:28:50. x",
+            "Nov 123 01:28:50 x",
+            "nov 22 01:28:50 x",
+            "Nov 22 1:28:50 x",
+            "pdns[]: x",
+            "pdns[12: x",
+            "pdns[12]:x",
+            "pdns:",
+            "a b: c",
+            "vm  pdns: x",
+        ];
+        let mut inputs: Vec<String> = handmade.iter().map(|s| (*s).to_owned()).collect();
+        for line in fixtures.iter().flat_map(|text| text.lines()) {
+            for (at, _) in line.char_indices() {
+                inputs.push(line[at..].to_owned());
+            }
+        }
+        let mut x: u64 = 0x0123_4567_89AB_CDEF;
+        let interesting = b"0123456789 :.-+TZ[]<>Nov\tpdns_@/";
+        let seeds = inputs.len();
+        for n in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut bytes = inputs[(x as usize) % seeds].clone().into_bytes();
+            if bytes.is_empty() {
+                continue;
+            }
+            let at = ((x >> 20) as usize) % bytes.len().min(48);
+            bytes[at] = interesting[((x >> 40) as usize) % interesting.len()];
+            if n % 3 == 0 {
+                bytes.truncate(((x >> 50) as usize) % (bytes.len() + 1));
+            }
+            if let Ok(s) = String::from_utf8(bytes) {
+                inputs.push(s);
+            }
+        }
+        for i in &inputs {
+            let i = i.as_str();
+            assert_eq!(iso_stamp(i), reference::iso_stamp_nom(i), "{i:?}");
+            assert_eq!(bsd_stamp(i), reference::bsd_stamp_nom(i), "{i:?}");
+            assert_eq!(program(i), reference::program_nom(i), "{i:?}");
+            assert_eq!(host_and_program(i), reference::host_and_program_nom(i), "{i:?}");
         }
     }
 

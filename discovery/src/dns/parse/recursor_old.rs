@@ -43,6 +43,7 @@ pub(super) fn parse(message: &str) -> Option<Parsed<'_>> {
 }
 
 /// `3 [1/1] question for 'name|type' from client …` or a packet-cache hit.
+#[inline]
 fn line(i: &str) -> Res<'_, Question<'_>> {
     preceded(
         thread_and_query_id,
@@ -55,11 +56,13 @@ fn line(i: &str) -> Res<'_, Question<'_>> {
 }
 
 /// `3 [1/1] `: the worker thread and the query counters, each optional.
+#[inline]
 fn thread_and_query_id(i: &str) -> Res<'_, ()> {
     (opt((digit1(), byte(b' '))), opt((byte(b'['), take_until_byte(b']'), tag("] ")))).map(|_| ()).parse_complete(i)
 }
 
 /// `name|type' from client[ (…)]`: the name is up to the last `' from `.
+#[inline]
 fn query(i: &str) -> Res<'_, (IpAddr, (&str, &str))> {
     (within(take_until_last(&FROM), question), preceded(tag("' from "), try_map(take_till_byte(b' '), parse_client)))
         .map(|(question, client)| (client, question))

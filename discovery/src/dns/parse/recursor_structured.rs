@@ -18,7 +18,7 @@ use nom::sequence::{preceded, terminated};
 use nom::Parser;
 
 use super::addr::parse_client;
-use super::combinators::{byte, quoted_string, take_while_m_n, Res};
+use super::combinators::{byte, quoted_string, take_while_m_n, ByteOffsets, Res};
 use super::{epoch_seconds, is_qtype};
 use crate::dns::record::{Parsed, QueryRecord, SkipReason};
 
@@ -37,7 +37,7 @@ pub(super) fn parse(message: &str) -> Option<Parsed<'_>> {
 }
 
 /// The fields a question needs, as they stand in the line.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Fields<'a> {
     qname: Option<Value<'a>>,
     qtype: Option<Value<'a>>,
@@ -46,13 +46,16 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    /// Keeps the first of each field that matters.
+    /// Keeps the first of each field that matters. By length first: most keys are none
+    /// of these, and most are told apart without comparing a byte.
+    #[inline]
     fn keep(&mut self, value: Value<'a>) {
-        let slot = match value.key {
-            "qname" => &mut self.qname,
-            "qtype" => &mut self.qtype,
-            "remote" => &mut self.remote,
-            "ts" => &mut self.ts,
+        let key = value.key;
+        let slot = match (key.len(), key.as_bytes().first()) {
+            (5, Some(b'q')) if key == "qname" => &mut self.qname,
+            (5, Some(b'q')) if key == "qtype" => &mut self.qtype,
+            (6, Some(b'r')) if key == "remote" => &mut self.remote,
+            (2, Some(b't')) if key == "ts" => &mut self.ts,
             _ => return,
         };
         slot.get_or_insert(value);
@@ -61,13 +64,7 @@ impl<'a> Fields<'a> {
 
 /// The pairs after `msg="…"`, all of them well-formed.
 fn question(rest: &str) -> Option<Parsed<'_>> {
-    let mut fields = Fields::default();
-    let mut pairs = iterator(rest, pair);
-    for value in &mut pairs {
-        fields.keep(value);
-    }
-    let (rest, ()) = pairs.finish().ok()?;
-    eof::<_, ()>(rest).ok()?;
+    let fields = quoted_pairs(rest).or_else(|| pairs(rest))?;
     let qname = fields.qname?.text();
     let qtype = fields.qtype?.plain()?;
     if qname.is_empty() || !is_qtype(qtype) {
@@ -82,8 +79,48 @@ fn question(rest: &str) -> Option<Parsed<'_>> {
     }))
 }
 
+/// Every pair of `rest`, read with [`pair`]; `None` unless all of it is well-formed pairs.
+fn pairs(rest: &str) -> Option<Fields<'_>> {
+    let mut fields = Fields::default();
+    let mut pairs = iterator(rest, pair);
+    for value in &mut pairs {
+        fields.keep(value);
+    }
+    let (rest, ()) = pairs.finish().ok()?;
+    eof::<_, ()>(rest).ok()?;
+    Some(fields)
+}
+
+/// The common case of [`pairs`], the fast way: no backslash anywhere and every value
+/// quoted, so that the quotes pair up and each key is what stands between a closing quote
+/// (after spaces) and the next `="`. `None` for anything else, which [`pairs`] then reads:
+/// whatever this accepts, that reads the same.
+fn quoted_pairs(rest: &str) -> Option<Fields<'_>> {
+    let bytes = rest.as_bytes();
+    if memchr::memchr(b'\\', bytes).is_some() {
+        return None;
+    }
+    let mut quotes = ByteOffsets::new(bytes, b'"');
+    let mut fields = Fields::default();
+    let mut key_start = 0;
+    while key_start < bytes.len() {
+        let (open, close) = (quotes.next()?, quotes.next()?);
+        // `key=` right before the opening quote: at least one byte, no `=` or space.
+        let key = bytes.get(key_start..open.checked_sub(1)?)?;
+        if key.is_empty() || bytes[open - 1] != b'=' || key.iter().any(|&b| b == b'=' || b == b' ') {
+            return None;
+        }
+        fields.keep(Value { key: rest.get(key_start..open - 1)?, raw: rest.get(open + 1..close)?, escaped: false });
+        key_start = close + 1;
+        while matches!(bytes.get(key_start), Some(b' ' | b'\t')) {
+            key_start += 1;
+        }
+    }
+    quotes.next().is_none().then_some(fields)
+}
+
 /// One `key="value"` (or `key=value`) pair as it stands in the line.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Value<'a> {
     key: &'a str,
     /// Between the quotes, escapes not yet undone.
@@ -188,6 +225,47 @@ mod tests {
         ];
         for (line, expected) in cases {
             assert_eq!(parse(line).map(|p| summary(&p)), expected.map(want), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn the_fast_reading_of_the_pairs_reads_what_the_parser_reads() {
+        let a =
+            r#"subsystem="syncres" ts="1795310995.698" ecs="" qname="a.example.com" qtype="A" remote="10.0.0.1:53""#;
+        let cases: &[(&str, bool)] = &[
+            (a, true),
+            ("qname=\"a\"\t \tqtype=\"A\"  remote=\"10.0.0.1\"  ", true),
+            ("", true),
+            (r#"qname="a" qname="b" qtype="A" remote="10.0.0.1""#, true),
+            ("k\tx=\"1\" qname=\"a\"", true),
+            // No space is needed between pairs.
+            (r#"qname="a"qtype="A""#, true),
+            // Bare values or escapes: the parser reads it.
+            (r#"qname=a qtype="A" remote="10.0.0.1""#, false),
+            (r#"qname="a" qtype=A"#, false),
+            (r#"qname="a" empty= qtype="A""#, false),
+            (r#"qname="a"b" qtype="A""#, false),
+            // Broken: both refuse it.
+            (r#"qname="a" ="A""#, false),
+            (r#"qname="a" q type="A""#, false),
+            (r#"qname="a" q=type="A""#, false),
+            (r#"qname="a" qtype="A"#, false),
+            (r#"qname="a" "A""#, false),
+            (r#"qname=="a""#, false),
+            (r#" qname="a""#, false),
+        ];
+        for (rest, fast) in cases {
+            assert_eq!(quoted_pairs(rest).is_some(), *fast, "{rest}");
+            if let Some(fields) = quoted_pairs(rest) {
+                assert_eq!(Some(fields), pairs(rest), "{rest}");
+            }
+        }
+        for at in 0..=a.len() {
+            for part in [&a[..at], &a[at..]] {
+                if let Some(fields) = quoted_pairs(part) {
+                    assert_eq!(Some(fields), pairs(part), "{part}");
+                }
+            }
         }
     }
 
