@@ -32,6 +32,7 @@
 #   BENCH_TOPO_SAMPLES   nodes asked `blast` and `dependents` (default 20; plus 5 hosts, 1 DC)
 #   BENCH_TOPO_REPS      timed runs of each question on each side, median of (default 3)
 #   BENCH_CHECK_RUNS     timed runs of `edgewatch check nagios` on the topology graph (default 20)
+#   BENCH_PROBE_RUNS     worker-pool runs, each packets:workers:processes (default "1:4:1 5:1:1 5:2:1 5:4:1 5:2:2")
 #   BENCH_TOPO_NODE      the node of the whole-command topology runs (default be5000.host1000)
 #   BENCH_TOPO_CMD_RUNS  timed runs of each whole topology command (default 3)
 #   BENCH_API_CONNECTIONS keep-alive connections sending GET /api/v1/broken (default 4)
@@ -238,6 +239,7 @@ done
 # ---------------------------------------------------------------------------------------
 PROBE_SECS=${BENCH_PROBE_SECS:-30}
 PROBE_INTERVAL=${BENCH_PROBE_INTERVAL:-1s}
+PROBE_RUNS=${BENCH_PROBE_RUNS:-1:4:1 5:1:1 5:2:1 5:4:1 5:2:2}
 if want probe; then
   say "probing: the operators' fleet's edges, worker pool for ${PROBE_SECS}s, interval $PROBE_INTERVAL (loopback only)"
   dir=$BENCH_DIR/probe
@@ -247,15 +249,41 @@ if want probe; then
   CLUSTERS+=("$data")
   run "$EDGEWATCH" --data-dir "$data" cmdb import "$dir/inventory.json" >&2
   run "$EDGEWATCH" --data-dir "$data" dns ingest --zone "$ZONE" "$dir/pdns.log" >&2
-  # Every generated address is in 127.0.0.0/8; the allow-list says so.
-  run /usr/bin/time -v -o "$RESULTS/time-probe.txt" \
-    "$EDGEWATCH" --data-dir "$data" probe --allow 127.0.0.0/8 --interval "$PROBE_INTERVAL" --packets 1 \
-    --timeout 500ms --pps 50000 --workers 4 --batch 2000 --run-for "${PROBE_SECS}s" 2>"$RESULTS/probe.log"
-  url=$("$EDGEWATCH" --data-dir "$data" db url)
-  psql -X -A -t -F' ' "$url" -c "SELECT (SELECT count(*) FROM edges WHERE retired_at IS NULL), count(*), \
-    count(DISTINCT edge_id), extract(epoch FROM max(at) - min(at)) FROM probe_results" >"$RESULTS/probe-counts.txt"
-  psql -X -A -t -F' ' "$url" -c "SELECT state, count(*) FROM edge_health GROUP BY 1 ORDER BY 1" >"$RESULTS/probe-states.txt"
   run "$EDGEWATCH" --data-dir "$data" db stop >&2
+  # Each run starts from this database, copied: the graph, no probe history.
+  rm -rf "$data.base" && cp -a "$data" "$data.base"
+  # Runs: packets per edge, workers per process, processes. Every generated address is in
+  # 127.0.0.0/8; the allow-list says so.
+  for run_spec in $PROBE_RUNS; do
+    IFS=: read -r packets workers procs <<<"$run_spec"
+    tag=p$packets-w$workers-x$procs
+    say "probing: $packets packet(s) per edge, $workers worker(s) x $procs process(es)"
+    rm -rf "$data" && cp -a "$data.base" "$data"
+    run "$EDGEWATCH" --data-dir "$data" db start >&2
+    url=$("$EDGEWATCH" --data-dir "$data" db url)
+    pids=()
+    for i in $(seq "$procs"); do
+      if [ "$i" = 1 ]; then
+        printf '%s\n' "$(typed "$EDGEWATCH" --data-dir "$data" probe --allow 127.0.0.0/8 --interval "$PROBE_INTERVAL" \
+          --packets "$packets" --packet-interval 20ms --timeout 500ms --pps 50000 --workers "$workers" --batch 2000 \
+          --run-for "${PROBE_SECS}s") # x $procs process(es) at once" >>"$COMMANDS"
+      fi
+      /usr/bin/time -v -o "$RESULTS/time-probe-$tag-$i.txt" \
+        "$EDGEWATCH" --data-dir "$data" probe --name "bench-$i" --allow 127.0.0.0/8 --interval "$PROBE_INTERVAL" \
+        --packets "$packets" --packet-interval 20ms --timeout 500ms --pps 50000 --workers "$workers" --batch 2000 \
+        --run-for "${PROBE_SECS}s" 2>"$RESULTS/probe-$tag-$i.log" &
+      pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    psql -X -A -t -F' ' "$url" -c "SELECT (SELECT count(*) FROM edges WHERE retired_at IS NULL), count(*), \
+      count(DISTINCT edge_id), extract(epoch FROM max(at) - min(at)) FROM probe_results" >"$RESULTS/probe-$tag-counts.txt"
+    psql -X -A -t -F' ' "$url" -c "SELECT state, count(*) FROM edge_health GROUP BY 1 ORDER BY 1" \
+      >"$RESULTS/probe-$tag-states.txt"
+    grep -c "slow statement" "$RESULTS"/probe-"$tag"-*.log | awk -F: '{ n += $2 } END { print n + 0 }' \
+      >"$RESULTS/probe-$tag-slow.txt"
+    run "$EDGEWATCH" --data-dir "$data" db stop >&2
+  done
+  rm -rf "$data.base"
   [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$dir"
 fi
 
@@ -389,7 +417,7 @@ else
     BENCH_REPS=$REPS BENCH_PY_REPS=$PY_REPS BENCH_DIR BENCH_SECONDS=$(( $(date +%s) - STARTED )) \
     BENCH_TOPO_REPS=$TOPO_REPS
   python3 bench/report.py "$RESULTS" "$OUT"
-  if want probe; then python3 bench/probe_report.py "$RESULTS" "$PROBE_SECS" "$PROBE_INTERVAL" >>"$OUT"; fi
+  if want probe; then python3 bench/probe_report.py "$RESULTS" "$PROBE_SECS" "$PROBE_INTERVAL" "$PROBE_RUNS" >>"$OUT"; fi
   if want paths; then python3 bench/paths_store_section.py "$RESULTS" >>"$OUT"; fi
   if want agents; then python3 bench/agents_section.py "$RESULTS" bench --into "$OUT"; fi
   if want ui; then python3 bench/ui_section.py "$RESULTS" --into "$OUT"; fi

@@ -206,22 +206,19 @@ fn health_rows(rows: Vec<HealthTuple>) -> Vec<HealthRow> {
 
 /// The health rows of `edge_ids`, locked until the transaction ends.
 pub async fn lock_health(conn: &mut PgConnection, edge_ids: &[i64]) -> Result<Vec<HealthRow>> {
-    let rows: Vec<HealthTuple> = sqlx::query_as(&format!(
-        "SELECT {HEALTH_COLUMNS} FROM edge_health WHERE edge_id = ANY($1) ORDER BY edge_id FOR UPDATE"
-    ))
-    .bind(edge_ids)
-    .fetch_all(conn)
-    .await
-    .map_err(Error::sql("locking health rows"))?;
-    Ok(health_rows(rows))
+    lock_health_rows(conn, edge_ids, "").await
 }
 
 /// The health rows of `edge_ids` that no other transaction holds, locked until the
 /// transaction ends; rows held elsewhere (a worker recording them now) are skipped, not
 /// waited for.
 pub async fn lock_health_free(conn: &mut PgConnection, edge_ids: &[i64]) -> Result<Vec<HealthRow>> {
+    lock_health_rows(conn, edge_ids, " SKIP LOCKED").await
+}
+
+async fn lock_health_rows(conn: &mut PgConnection, edge_ids: &[i64], skip: &str) -> Result<Vec<HealthRow>> {
     let rows: Vec<HealthTuple> = sqlx::query_as(&format!(
-        "SELECT {HEALTH_COLUMNS} FROM edge_health WHERE edge_id = ANY($1) ORDER BY edge_id FOR UPDATE SKIP LOCKED"
+        "SELECT {HEALTH_COLUMNS} FROM edge_health WHERE edge_id = ANY($1) ORDER BY edge_id FOR UPDATE{skip}"
     ))
     .bind(edge_ids)
     .fetch_all(conn)
