@@ -7,8 +7,10 @@ then fresh). Steps, each a separate process timed by GNU time (wall clock, peak 
    matching the change counters): how long packing takes at this size; then stopped.
 2. `serve` started again: time from spawn to its first `GET /api/v1/blast/NODE` answer,
    and its RSS after answering (VmRSS, VmHWM from /proc).
+   Then `incidents` RUNS times while it leads (the stored diagnosis it keeps fresh), and
+   serve's peak RSS after that (its own diagnosis loads every edge).
 3. With the packed form stored and no serve running: `graph blast NODE`, `graph deps NODE`,
-   `graph dependents NODE --depth 5`, `incidents` (the stored diagnosis), RUNS times each.
+   `graph dependents NODE --depth 5`, RUNS times each.
 4. The packed row deleted: the same topology commands loading from the tables, RUNS times;
    their answers must be byte for byte those of step 3 (`same_answers`).
 
@@ -116,6 +118,15 @@ for _ in range(20):
 result["serve_answer_ms"] = sorted(answers)
 result["serve_rss_mb"] = proc_mb(serve.pid, "VmRSS")
 result["serve_hwm_mb"] = proc_mb(serve.pid, "VmHWM")
+
+# `incidents` while that serve leads (it keeps the stored diagnosis fresh).
+result["commands"] = []
+args = ["incidents", "--format", "json"]
+note([exe, "--database-url", url] + args + [f"# x {runs}, timed, while serve runs"])
+rows = [timed(args, os.path.join(results, "cmd-incidents.json")) for _ in range(runs)]
+result["commands"].append({"name": "incidents", "from": "stored diagnosis", "wall_s": [r[0] for r in rows],
+                           "rss_mb": [r[1] for r in rows], "exit": sorted({r[2] for r in rows})})
+result["serve_hwm_after_mb"] = proc_mb(serve.pid, "VmHWM")
 stop(serve)
 
 # 3 and 4. Whole commands, from the packed form, then from the tables.
@@ -124,8 +135,7 @@ topology = [
     ("graph deps", ["graph", "deps", node, "--format", "json"]),
     ("graph dependents --depth 5", ["graph", "dependents", node, "--depth", "5", "--format", "json"]),
 ]
-result["commands"] = []
-for name, args in topology + [("incidents", ["incidents", "--format", "json"])]:
+for name, args in topology:
     note([exe, "--database-url", url] + args + [f"# x {runs}, timed"])
     rows = [timed(args, os.path.join(results, f"cmd-{name.split()[-1]}.json")) for _ in range(runs)]
     result["commands"].append({"name": name, "from": "packed", "wall_s": [r[0] for r in rows],

@@ -154,9 +154,9 @@ pub enum Command {
     /// The broken edges grouped into incidents, each with its likely culprit (a data-center
     /// link, a host pair, a host, a node, or one edge) and the counts behind it.
     ///
-    /// The diagnosis `serve` keeps is used while it is at most 2 minutes old and saw
-    /// exactly the edges broken now (at a million edges, a new one takes seconds);
-    /// `--fresh` makes a new one regardless.
+    /// While a `serve` leader keeps the diagnosis fresh, its stored one is used when it is
+    /// at most 2 minutes old and saw exactly the edges broken now (at a million edges, a
+    /// new one takes seconds); else, or with `--fresh`, a new one is made.
     Incidents {
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,

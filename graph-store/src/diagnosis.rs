@@ -224,10 +224,15 @@ pub fn saw_exactly(d: &Diagnosis, broken: &[crate::query::BrokenEdge]) -> bool {
     seen == now
 }
 
-/// The stored diagnosis (`serve`'s leader keeps it) while it is still the graph's: made at
-/// most `max_age` ago over exactly the edges broken now. Two reads, side by side; at a
-/// million edges a fraction of what a new diagnosis costs.
+/// The stored diagnosis while a `serve` leader keeps it fresh (someone holds its lease,
+/// so it is made again every interval, with the path evidence of the traces) and it is
+/// still the graph's: made at most `max_age` ago over exactly the edges broken now. Without
+/// a leader: none (nobody would make it again). Reads side by side; at a million edges a
+/// fraction of what a new diagnosis costs.
 pub async fn stored_if_current(pool: &PgPool, max_age: std::time::Duration) -> Result<Option<Diagnosis>> {
+    if !crate::lease::held(pool, crate::lease::SERVE).await? {
+        return Ok(None);
+    }
     let (stored, broken) = tokio::try_join!(stored(pool), crate::query::broken(pool))?;
     Ok(stored
         .filter(|d| (Utc::now() - d.computed_at).to_std().unwrap_or_default() <= max_age && saw_exactly(d, &broken)))

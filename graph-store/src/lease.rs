@@ -11,6 +11,19 @@ use chrono::{DateTime, Utc};
 use crate::error::{Error, Result};
 use crate::PgPool;
 
+/// The lease of `serve`'s once-only work (housekeeping, the diagnosis, the packed
+/// topology).
+pub const SERVE: &str = "serve";
+
+/// Whether some process holds the lease `name` now (its holder is alive and doing the work).
+pub async fn held(pool: &PgPool, name: &str) -> Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM leases WHERE name = $1 AND expires_at > now())")
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        .map_err(Error::sql("reading a lease"))
+}
+
 /// A lease as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {

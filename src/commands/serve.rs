@@ -69,7 +69,8 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
     let reloader = tokio::spawn(follow_reloads(reloads, args, tuned, tls.clone(), shutdown.clone()));
     // The lease on the once-only work is given back once the keepers have stopped.
     let lease_stop = CancellationToken::new();
-    let (leading, lease) = leader::lead(db.pool.clone(), "serve", leader::holder("serve"), lease_stop.clone());
+    let (leading, lease) =
+        leader::lead(db.pool.clone(), graph_store::lease::SERVE, leader::holder("serve"), lease_stop.clone());
     let keeper = tokio::spawn(keep_house(db.pool.clone(), tuning.clone(), leading.clone(), shutdown.clone()));
     let trace_keeper = tokio::spawn(keep_traces(db.pool.clone(), tuning.clone(), leading.clone(), shutdown.clone()));
     let mut app = App::new(db.pool.clone(), tuning);
