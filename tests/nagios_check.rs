@@ -293,3 +293,40 @@ async fn edges_whose_prober_went_silent_turn_stale_under_serve_and_the_check_lis
 fn down_edges_in(db: &TestDb, state: &str) -> Vec<serde_json::Value> {
     json(db, &["graph", "edges", "--state", state, "--format", "json"]).as_array().unwrap().clone()
 }
+
+/// `incidents` prints the stored diagnosis only while a `serve` leader keeps it fresh and
+/// it saw exactly the edges broken now; otherwise, and with `--fresh`, it makes a new one.
+#[tokio::test]
+async fn incidents_reuse_the_leaders_diagnosis_only_while_it_is_the_graphs() {
+    let db = TestDb::new().await;
+    probed_fleet(&db);
+    let made = json(&db, &["incidents", "--format", "json"]);
+    assert!(!made.as_array().unwrap().is_empty(), "{made}");
+    // Mark the stored one, so its reuse shows.
+    let mark = || async {
+        sqlx::query(
+            "UPDATE diagnosis SET computed_at = now(), \
+             payload = jsonb_set(payload::jsonb, '{incidents,0,evidence}', '\"from the store\"')::json",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    };
+    let evidence = |v: &serde_json::Value| v[0]["evidence"].as_str().unwrap().to_string();
+    mark().await;
+    // No leader: a new one.
+    assert_ne!(evidence(&json(&db, &["incidents", "--format", "json"])), "from the store");
+    mark().await;
+    let lease =
+        graph_store::lease::acquire(&db.pool, graph_store::lease::SERVE, "test", std::time::Duration::from_secs(60));
+    assert!(lease.await.unwrap());
+    assert_eq!(evidence(&json(&db, &["incidents", "--format", "json"])), "from the store");
+    assert_ne!(evidence(&json(&db, &["incidents", "--fresh", "--format", "json"])), "from the store");
+    // The broken edges change: the stored one is no longer the graph's.
+    mark().await;
+    sqlx::query("UPDATE edge_health SET state = 'up' WHERE edge_id = (SELECT min(edge_id) FROM edge_health WHERE state = 'down')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_ne!(evidence(&json(&db, &["incidents", "--format", "json"])), "from the store");
+}
