@@ -200,7 +200,7 @@ result = {
     "fill": json.load(open(f"{out}/fill.json")),
     "fill_wall_secs": round(float(t1) - float(t0), 1),
     "formats": {},
-    "targets": {"wall_secs": 10, "max_rss_mb": 200},
+    "targets": {"wall_secs": 5, "max_rss_mb": 200},
     "loadavg": [open(f"{out}/loadavg-{w}.txt").read().strip() for w in ("start", "end")],
     "bench_secs": int(secs),
     "commands": [c.replace(pgdir, "$PGDIR").replace(results, "$RESULTS").replace(root, "./")

@@ -7,13 +7,16 @@ bench/report_bench.sh writes into the results directory.
     rows = report_targets(results)       # [(target, measured, met), ...] for the Targets table
 
     python3 bench/report_section.py RESULTS_DIR   # prints the section
+    python3 bench/report_section.py RESULTS_DIR --into OUT.md
+        # replaces the section and its rows of the Targets table in OUT (BENCH_ONLY=report)
 """
 
 import json
 import os
 import sys
 
-WALL_SECS = 10
+# Issue 18: every format of the benchmark day under 5 s (was 10 s).
+WALL_SECS = 5
 RSS_MB = 200
 FORMAT_NAMES = {"json": "JSON", "md": "Markdown", "html": "HTML (with the picture, Graphviz `dot`)"}
 
@@ -58,10 +61,12 @@ def report_targets(results):
     wall, rss = limits(bench)
     f = bench["formats"]
     scale = f"{bench['edges']:,} edges, {nominal_rows(bench) / 1e6:.0f} M probe rows"
+    over = [fmt for fmt, r in f.items() if r["max_wall_secs"] >= wall]
     return [
-        (f"`edgewatch report` for one day ({scale}) < {wall} s, every format and run",
-         ", ".join(f"{fmt} {secs(r['max_wall_secs'])}" for fmt, r in f.items()),
-         all(r["max_wall_secs"] < wall for r in f.values())),
+        (f"`edgewatch report` for one day ({scale}): every format < {wall} s wall, every run (issue 18)",
+         ", ".join(f"{fmt} {secs(r['max_wall_secs'])}" for fmt, r in f.items())
+         + (f" (slowest run of each); goal {wall} s" + (f", missed by {', '.join(over)}" if over else ", met")),
+         not over),
         (f"`edgewatch report` peak RSS < {rss} MB",
          ", ".join(f"{fmt} {mb(r['max_rss_kb'])}" for fmt, r in f.items()),
          all(r["max_rss_kb"] / 1024 < rss for r in f.values())),
@@ -141,10 +146,46 @@ def report_section(results):
     return L
 
 
+TITLE = "## Nightly report"
+TARGET_ROW = "| `edgewatch report`"
+
+
+def into(out, results, lines):
+    """Puts the section into the page `out` in place of the one there (appended when there
+    is none), and this benchmark's rows into its Targets table in place of theirs; the
+    rest of the page stays as it was."""
+    text = open(out).read().split("\n") if os.path.exists(out) else []
+    rows = [f"| {target} | {measured} | {yes(ok)} |" for target, measured, ok in report_targets(results)]
+    targets = next((i for i, l in enumerate(text) if l.strip() == "## Targets"), None)
+    if targets is not None:
+        end = next((i for i in range(targets + 1, len(text)) if text[i].startswith("## ")), len(text))
+        old = [i for i in range(targets, end) if text[i].startswith(TARGET_ROW)]
+        if old:
+            text[old[0]:old[-1] + 1] = rows
+        else:
+            last = max((i for i in range(targets, end) if text[i].startswith("|")), default=None)
+            if last is not None:
+                text[last + 1:last + 1] = rows
+    start = next((i for i, l in enumerate(text) if l.startswith(TITLE)), None)
+    if start is None:
+        while text and text[-1] == "":
+            text.pop()
+        text += [""] + lines
+    else:
+        end = next((i for i in range(start + 1, len(text)) if text[i].startswith("## ")), len(text))
+        text[start:end] = lines
+    with open(out, "w") as f:
+        f.write("\n".join(text).rstrip("\n") + "\n")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: report_section.py RESULTS_DIR")
-    lines = report_section(sys.argv[1])
+    args = sys.argv[1:]
+    if len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--into"):
+        sys.exit("usage: report_section.py RESULTS_DIR [--into OUT.md]")
+    lines = report_section(args[0])
     if not lines:
-        sys.exit(f"no report-bench.json in {sys.argv[1]}")
-    print("\n".join(lines))
+        sys.exit(f"no report-bench.json in {args[0]}")
+    if len(args) == 3:
+        into(args[2], args[0], lines)
+    else:
+        print("\n".join(lines))
