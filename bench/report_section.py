@@ -87,6 +87,10 @@ def report_section(results):
     w = L.append
     w(f"## Nightly report (one day, {bench['edges']:,} edges, {nominal / 1e6:.0f} M probe rows)")
     w("")
+    if bench.get("run_at"):
+        w(f"Run: {bench['run_at']}, commit {bench.get('commit', '?')}, {bench.get('bench_secs', '?')} s "
+          "(`BENCH_ONLY=report make bench` writes only this section and its Targets rows).")
+        w("")
     w(f"`edgewatch report` for {bench['day']} (UTC) on a generated day at the operators' scale "
       f"(`bench/report_fill.sql`, seed {bench['seed']}; `bench/report_bench.sh`): {fill['nodes']:,} nodes on "
       f"{fill['hosts']:,} hosts in {fill['dcs']} data centers, in six layers (nginx → api → backend → mq/cache → "
@@ -112,6 +116,9 @@ def report_section(results):
       "`rollup::fill_down` for the day, the queries, rendering, storing the report, writing the file), timed by "
       "GNU time (`/usr/bin/time -v`): wall clock, and the peak RSS of the process (for HTML, the larger of "
       "edgewatch's and its `dot` child's: the kernel reports the maximum over the waited-for process tree). "
+      "For HTML, `dot` lays the picture out on a thread of its own, started as soon as the graph at the end "
+      "of the day and the day's rollups are read, beside the rest of the reads (which go to PostgreSQL at "
+      "once, on connections of their own). "
       "PostgreSQL CPU: what the cluster's backends used during the run (the postmaster's reaped children). "
       f"The embedded cluster's data was on {storage}"
       + (" (`/dev/shm`: the scratch disk had too little room for the day)"
