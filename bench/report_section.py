@@ -30,6 +30,16 @@ def load(results):
         return None
 
 
+def load_before(results):
+    """report-bench-before.json of the results directory (an earlier run put there by
+    hand, to compare), or None."""
+    try:
+        with open(os.path.join(results, "report-bench-before.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 def yes(ok):
     return "yes" if ok else "**NO**"
 
@@ -89,7 +99,8 @@ def report_section(results):
     w("")
     if bench.get("run_at"):
         w(f"Run: {bench['run_at']}, commit {bench.get('commit', '?')}, {bench.get('bench_secs', '?')} s "
-          "(`BENCH_ONLY=report make bench` writes only this section and its Targets rows).")
+          "(`bench/report_bench.sh`, then `bench/report_section.py --into`: what `BENCH_ONLY=report make bench` "
+          "runs, writing only this section and its Targets rows).")
         w("")
     w(f"`edgewatch report` for {bench['day']} (UTC) on a generated day at the operators' scale "
       f"(`bench/report_fill.sql`, seed {bench['seed']}; `bench/report_bench.sh`): {fill['nodes']:,} nodes on "
@@ -138,6 +149,16 @@ def report_section(results):
           f"{secs(r['worst']['wall_secs'])} | {mb(r['max_rss_kb'])} | "
           f"{best['user_secs'] + best['sys_secs']:.1f} s | {best['pg_cpu_secs']:.1f} s | {size} |")
     w("")
+    before = load_before(results)
+    if before and before.get("formats"):
+        runs = "; ".join(
+            f"{fmt} {secs(r['best']['wall_secs'])}–{secs(r['worst']['wall_secs'])}"
+            + (" (no picture)" if fmt == "html" and r.get("picture") is False else "")
+            for fmt, r in before["formats"].items())
+        w(f"Before (`report-bench-before.json` in the results directory: {before.get('commit') or 'the commit before'}, "
+          f"same day and machine, load average {before['loadavg'][0]} / {before['loadavg'][1]}): {runs}"
+          + (f"; without the picture: {before['note']}" if before.get("note") else "") + ".")
+        w("")
     w("| target | measured | met |")
     w("| --- | --- | --- |")
     for target, measured, ok in report_targets(results):
