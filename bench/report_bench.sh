@@ -155,10 +155,17 @@ cut -d' ' -f1-3 /proc/loadavg >"$OUT/loadavg-end.txt" 2>/dev/null || true
 
 python3 - "$OUT" "$RESULTS/report-bench.json" "$DAY" "$SEED" "$NODES" "$EDGES" "$REPS" "$t0" "$t1" "$STORAGE" \
   "$FORMATS" "$(( $(date +%s) - STARTED ))" "$ROOT/" "$BENCH_DIR" "$PGDIR" "$PG_WHERE" "$RESULTS" <<'PY'
-import json, os, re, sys
+import json, os, re, subprocess, sys, time
 
 out, dest, day, seed, nodes, edges, reps, t0, t1, storage, formats, secs, root, bench_dir, pgdir, pg_where, results = sys.argv[1:]
 reps = int(reps)
+
+
+def commit():
+    def git(*args):
+        return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    return head + (" + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def field(text, name):
@@ -200,9 +207,11 @@ result = {
     "fill": json.load(open(f"{out}/fill.json")),
     "fill_wall_secs": round(float(t1) - float(t0), 1),
     "formats": {},
-    "targets": {"wall_secs": 10, "max_rss_mb": 200},
+    "targets": {"wall_secs": 5, "max_rss_mb": 200},
     "loadavg": [open(f"{out}/loadavg-{w}.txt").read().strip() for w in ("start", "end")],
     "bench_secs": int(secs),
+    "run_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    "commit": commit(),
     "commands": [c.replace(pgdir, "$PGDIR").replace(results, "$RESULTS").replace(root, "./")
                  for c in open(f"{out}/commands.txt").read().splitlines()],
 }

@@ -7,13 +7,16 @@ bench/report_bench.sh writes into the results directory.
     rows = report_targets(results)       # [(target, measured, met), ...] for the Targets table
 
     python3 bench/report_section.py RESULTS_DIR   # prints the section
+    python3 bench/report_section.py RESULTS_DIR --into OUT.md
+        # replaces the section and its rows of the Targets table in OUT (BENCH_ONLY=report)
 """
 
 import json
 import os
 import sys
 
-WALL_SECS = 10
+# Issue 18: every format of the benchmark day under 5 s (was 10 s).
+WALL_SECS = 5
 RSS_MB = 200
 FORMAT_NAMES = {"json": "JSON", "md": "Markdown", "html": "HTML (with the picture, Graphviz `dot`)"}
 
@@ -22,6 +25,16 @@ def load(results):
     """report-bench.json of the results directory, or None."""
     try:
         with open(os.path.join(results, "report-bench.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def load_before(results):
+    """report-bench-before.json of the results directory (an earlier run put there by
+    hand, to compare), or None."""
+    try:
+        with open(os.path.join(results, "report-bench-before.json")) as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
@@ -58,10 +71,12 @@ def report_targets(results):
     wall, rss = limits(bench)
     f = bench["formats"]
     scale = f"{bench['edges']:,} edges, {nominal_rows(bench) / 1e6:.0f} M probe rows"
+    over = [fmt for fmt, r in f.items() if r["max_wall_secs"] >= wall]
     return [
-        (f"`edgewatch report` for one day ({scale}) < {wall} s, every format and run",
-         ", ".join(f"{fmt} {secs(r['max_wall_secs'])}" for fmt, r in f.items()),
-         all(r["max_wall_secs"] < wall for r in f.values())),
+        (f"`edgewatch report` for one day ({scale}): every format < {wall} s wall, every run (issue 18)",
+         ", ".join(f"{fmt} {secs(r['max_wall_secs'])}" for fmt, r in f.items())
+         + (f" (slowest run of each); goal {wall} s" + (f", missed by {', '.join(over)}" if over else ", met")),
+         not over),
         (f"`edgewatch report` peak RSS < {rss} MB",
          ", ".join(f"{fmt} {mb(r['max_rss_kb'])}" for fmt, r in f.items()),
          all(r["max_rss_kb"] / 1024 < rss for r in f.values())),
@@ -82,6 +97,11 @@ def report_section(results):
     w = L.append
     w(f"## Nightly report (one day, {bench['edges']:,} edges, {nominal / 1e6:.0f} M probe rows)")
     w("")
+    if bench.get("run_at"):
+        w(f"Run: {bench['run_at']}, commit {bench.get('commit', '?')}, {bench.get('bench_secs', '?')} s "
+          "(`bench/report_bench.sh`, then `bench/report_section.py --into`: what `BENCH_ONLY=report make bench` "
+          "runs, writing only this section and its Targets rows).")
+        w("")
     w(f"`edgewatch report` for {bench['day']} (UTC) on a generated day at the operators' scale "
       f"(`bench/report_fill.sql`, seed {bench['seed']}; `bench/report_bench.sh`): {fill['nodes']:,} nodes on "
       f"{fill['hosts']:,} hosts in {fill['dcs']} data centers, in six layers (nginx → api → backend → mq/cache → "
@@ -107,6 +127,9 @@ def report_section(results):
       "`rollup::fill_down` for the day, the queries, rendering, storing the report, writing the file), timed by "
       "GNU time (`/usr/bin/time -v`): wall clock, and the peak RSS of the process (for HTML, the larger of "
       "edgewatch's and its `dot` child's: the kernel reports the maximum over the waited-for process tree). "
+      "For HTML, `dot` lays the picture out on a thread of its own, started as soon as the graph at the end "
+      "of the day and the day's rollups are read, beside the rest of the reads (which go to PostgreSQL at "
+      "once, on connections of their own). "
       "PostgreSQL CPU: what the cluster's backends used during the run (the postmaster's reaped children). "
       f"The embedded cluster's data was on {storage}"
       + (" (`/dev/shm`: the scratch disk had too little room for the day)"
@@ -126,6 +149,16 @@ def report_section(results):
           f"{secs(r['worst']['wall_secs'])} | {mb(r['max_rss_kb'])} | "
           f"{best['user_secs'] + best['sys_secs']:.1f} s | {best['pg_cpu_secs']:.1f} s | {size} |")
     w("")
+    before = load_before(results)
+    if before and before.get("formats"):
+        runs = "; ".join(
+            f"{fmt} {secs(r['best']['wall_secs'])}–{secs(r['worst']['wall_secs'])}"
+            + (" (no picture)" if fmt == "html" and r.get("picture") is False else "")
+            for fmt, r in before["formats"].items())
+        w(f"Before (`report-bench-before.json` in the results directory: {before.get('commit') or 'the commit before'}, "
+          f"same day and machine, load average {before['loadavg'][0]} / {before['loadavg'][1]}): {runs}"
+          + (f"; without the picture: {before['note']}" if before.get("note") else "") + ".")
+        w("")
     w("| target | measured | met |")
     w("| --- | --- | --- |")
     for target, measured, ok in report_targets(results):
@@ -141,10 +174,46 @@ def report_section(results):
     return L
 
 
+TITLE = "## Nightly report"
+TARGET_ROW = "| `edgewatch report`"
+
+
+def into(out, results, lines):
+    """Puts the section into the page `out` in place of the one there (appended when there
+    is none), and this benchmark's rows into its Targets table in place of theirs; the
+    rest of the page stays as it was."""
+    text = open(out).read().split("\n") if os.path.exists(out) else []
+    rows = [f"| {target} | {measured} | {yes(ok)} |" for target, measured, ok in report_targets(results)]
+    targets = next((i for i, l in enumerate(text) if l.strip() == "## Targets"), None)
+    if targets is not None:
+        end = next((i for i in range(targets + 1, len(text)) if text[i].startswith("## ")), len(text))
+        old = [i for i in range(targets, end) if text[i].startswith(TARGET_ROW)]
+        if old:
+            text[old[0]:old[-1] + 1] = rows
+        else:
+            last = max((i for i in range(targets, end) if text[i].startswith("|")), default=None)
+            if last is not None:
+                text[last + 1:last + 1] = rows
+    start = next((i for i, l in enumerate(text) if l.startswith(TITLE)), None)
+    if start is None:
+        while text and text[-1] == "":
+            text.pop()
+        text += [""] + lines
+    else:
+        end = next((i for i in range(start + 1, len(text)) if text[i].startswith("## ")), len(text))
+        text[start:end] = lines
+    with open(out, "w") as f:
+        f.write("\n".join(text).rstrip("\n") + "\n")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: report_section.py RESULTS_DIR")
-    lines = report_section(sys.argv[1])
+    args = sys.argv[1:]
+    if len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--into"):
+        sys.exit("usage: report_section.py RESULTS_DIR [--into OUT.md]")
+    lines = report_section(args[0])
     if not lines:
-        sys.exit(f"no report-bench.json in {sys.argv[1]}")
-    print("\n".join(lines))
+        sys.exit(f"no report-bench.json in {args[0]}")
+    if len(args) == 3:
+        into(args[2], args[0], lines)
+    else:
+        print("\n".join(lines))

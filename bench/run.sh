@@ -81,6 +81,9 @@ AGENTS_ALONE=0
 # Only the web UI section: likewise.
 UI_ALONE=0
 [ "$(echo $ONLY)" != ui ] || UI_ALONE=1
+# Only the nightly report section: likewise (its section and its Targets rows).
+REPORT_ALONE=0
+[ "$(echo $ONLY)" != report ] || REPORT_ALONE=1
 ZONE=example.com
 FLAVOURS="auth-console auth-plain auth-syslog rec-old rec-structured pipe journald-json"
 
@@ -412,6 +415,8 @@ elif [ "$AGENTS_ALONE" = 1 ]; then
   python3 bench/agents_section.py "$RESULTS" bench --into "$OUT"
 elif [ "$UI_ALONE" = 1 ]; then
   python3 bench/ui_section.py "$RESULTS" --into "$OUT"
+elif [ "$REPORT_ALONE" = 1 ]; then
+  python3 bench/report_section.py "$RESULTS" --into "$OUT"
 else
   export BENCH_SEED=$SEED BENCH_PARSE_LINES=$PARSE_LINES BENCH_INGEST_FLAVOUR=$INGEST_FLAVOUR \
     BENCH_REPS=$REPS BENCH_PY_REPS=$PY_REPS BENCH_DIR BENCH_SECONDS=$(( $(date +%s) - STARTED )) \

@@ -43,45 +43,70 @@ pub async fn compute(pool: &PgPool, day: &Day, local_hour: &dyn Fn(DateTime<Utc>
 /// [`crate::rollup::fill_down`]): reads only, so `pool` may be a standby that has
 /// replayed them.
 pub async fn compute_filled(pool: &PgPool, day: &Day, local_hour: &dyn Fn(DateTime<Utc>) -> String) -> Result<Report> {
-    let inputs = load(pool, day).await?;
+    compute_filled_early(pool, day, local_hour, &mut |_| {}).await
+}
+
+/// [`compute_filled`], handing `early` the service graph (the report's `service_graph`)
+/// as soon as the reads it comes from are done, before the rest: a caller can start
+/// drawing the picture while the other sections are read.
+pub async fn compute_filled_early(
+    pool: &PgPool,
+    day: &Day,
+    local_hour: &dyn Fn(DateTime<Utc>) -> String,
+    early: &mut dyn FnMut(&[ServiceLink]),
+) -> Result<Report> {
+    let inputs = load(pool, day, early).await?;
     Ok(sections::assemble(inputs, day, local_hour, Utc::now()))
 }
 
-/// Every read the report needs.
-async fn load(pool: &PgPool, day: &Day) -> Result<Inputs> {
+/// Every read the report needs: the service graph's first (then `early` has it), then the
+/// rest at once, each on a connection of its own, so PostgreSQL works on them side by side
+/// (and beside whatever `early` started).
+async fn load(pool: &PgPool, day: &Day, early: &mut dyn FnMut(&[ServiceLink])) -> Result<Inputs> {
     let all = ListOptions::default();
-    let nodes_start = history::nodes_at(pool, day.from, &all).await?;
-    let edges_start = history::edges_at(pool, day.from, &all).await?;
-    let nodes_end = history::nodes_at(pool, day.to, &all).await?;
-    let edges_end = history::edges_at(pool, day.to, &all).await?;
+    let (nodes_end, edges_end, per_edge) = tokio::try_join!(
+        history::nodes_at(pool, day.to, &all),
+        history::edges_at(pool, day.to, &all),
+        edge_days(pool, day),
+    )?;
+    early(&sections::service_links(&nodes_end, &edges_end, &per_edge));
+    let troubles = async {
+        let (start_states, events) = tokio::try_join!(states_at(pool, day.from), events_of_day(pool, day))?;
+        let edge_info = edge_names(pool, &sections::troubled(&per_edge, &start_states, &events)).await?;
+        Ok::<_, Error>((start_states, events, edge_info))
+    };
+    let route_filter = crate::paths::EventFilter {
+        since: Some(day.from),
+        until: Some(day.to),
+        kinds: vec!["changed".into()],
+        ..Default::default()
+    };
+    let (nodes_start, edges_start, (start_states, events, edge_info), hours, incidents, times, hygiene, route_events) =
+        tokio::try_join!(
+            history::nodes_at(pool, day.from, &all),
+            history::edges_at(pool, day.from, &all),
+            troubles,
+            hour_totals(pool, day),
+            incidents_of_day(pool, day),
+            change_times(pool, day),
+            hygiene(pool),
+            crate::paths::events(pool, &route_filter),
+        )?;
     let diff = history::compare(day.from, day.to, (&nodes_start, &edges_start), (&nodes_end, &edges_end));
     drop((nodes_start, edges_start));
-    let per_edge = edge_days(pool, day).await?;
-    let start_states = states_at(pool, day.from).await?;
-    let events = events_of_day(pool, day).await?;
-    let edge_info = edge_names(pool, &sections::troubled(&per_edge, &start_states, &events)).await?;
     Ok(Inputs {
         nodes_end,
         edges_end,
         diff,
         per_edge,
-        hours: hour_totals(pool, day).await?,
+        hours,
         start_states,
         events,
         edge_info,
-        incidents: incidents_of_day(pool, day).await?,
-        times: change_times(pool, day).await?,
-        hygiene: hygiene(pool).await?,
-        route_events: crate::paths::events(
-            pool,
-            &crate::paths::EventFilter {
-                since: Some(day.from),
-                until: Some(day.to),
-                kinds: vec!["changed".into()],
-                ..Default::default()
-            },
-        )
-        .await?,
+        incidents,
+        times,
+        hygiene,
+        route_events,
     })
 }
 

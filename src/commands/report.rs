@@ -8,7 +8,7 @@ use chrono::Utc;
 use graph_store::report::{self as store, Day};
 
 use super::reporting::{day_in, make_reading, render, write_atomically, yesterday};
-use crate::cli::ReportArgs;
+use crate::cli::{ReportArgs, ReportFormat};
 use crate::config::Settings;
 
 pub async fn run(settings: &Settings, args: ReportArgs) -> Result<ExitCode> {
@@ -23,8 +23,8 @@ pub async fn run(settings: &Settings, args: ReportArgs) -> Result<ExitCode> {
         (None, None) => (day_in(yesterday(now, tz), tz)?, true),
     };
     let db = super::shared::connect(settings).await?;
-    let r = make_reading(settings, &db.pool, &day, tz).await?;
-    let body = render(&r, args.format)?;
+    let (r, picture) = make_reading(settings, &db.pool, &day, tz, args.format == ReportFormat::Html).await?;
+    let body = render(&r, args.format, picture)?;
     if stored {
         store::store(&db.pool, day.date, &day.tz, args.format.name(), &body).await?;
     }

@@ -6,10 +6,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use graph_store::report::{self as store, Day, Report};
+use graph_store::report::{self as store, Day, Report, ServiceLink};
 use graph_store::PgPool;
 
 use crate::cli::ReportFormat;
+use crate::report::Drawing;
 
 pub fn yesterday(now: DateTime<Utc>, tz: Tz) -> NaiveDate {
     now.with_timezone(&tz).date_naive().pred_opt().expect("a day before today")
@@ -28,26 +29,51 @@ pub fn day_in(date: NaiveDate, tz: Tz) -> Result<Day> {
     Ok(Day { date, tz: tz.name().to_string(), from: midnight(date)?, to: midnight(next)? })
 }
 
-pub async fn make(pool: &PgPool, day: &Day, tz: Tz) -> Result<Report> {
-    let local = move |t: DateTime<Utc>| t.with_timezone(&tz).format("%H:%M").to_string();
-    Ok(store::compute(pool, day, &local).await?)
+/// The report of `day`, and with `draw` its picture being drawn: started as soon as the
+/// service graph is read, so Graphviz's layout runs beside the rest of the reads.
+pub async fn make(pool: &PgPool, day: &Day, tz: Tz, draw: bool) -> Result<(Report, Option<Drawing>)> {
+    graph_store::rollup::fill_down(pool, day.from, day.to).await?;
+    compute(pool, day, tz, draw).await
 }
 
 /// [`make`] for `edgewatch report`: the rollups filled in on the primary, the rest read
 /// from the standby once it has replayed them (crate::read_pool).
-pub async fn make_reading(settings: &crate::config::Settings, primary: &PgPool, day: &Day, tz: Tz) -> Result<Report> {
+pub async fn make_reading(
+    settings: &crate::config::Settings,
+    primary: &PgPool,
+    day: &Day,
+    tz: Tz,
+    draw: bool,
+) -> Result<(Report, Option<Drawing>)> {
     graph_store::rollup::fill_down(primary, day.from, day.to).await?;
     let read = crate::read_pool::for_command_after_write(settings, primary).await?.pool;
-    let local = move |t: DateTime<Utc>| t.with_timezone(&tz).format("%H:%M").to_string();
-    Ok(store::compute_filled(&read, day, &local).await?)
+    compute(&read, day, tz, draw).await
 }
 
-pub fn render(r: &Report, format: ReportFormat) -> Result<String> {
+async fn compute(pool: &PgPool, day: &Day, tz: Tz, draw: bool) -> Result<(Report, Option<Drawing>)> {
+    let local = move |t: DateTime<Utc>| t.with_timezone(&tz).format("%H:%M").to_string();
+    let mut drawing = None;
+    let mut start = |links: &[ServiceLink]| {
+        if draw {
+            drawing = Some(Drawing::start(crate::report::dot_of(links)));
+        }
+    };
+    let r = store::compute_filled_early(pool, day, &local, &mut start).await?;
+    Ok((r, drawing))
+}
+
+/// The report in `format`; for HTML with `picture` when it is being drawn already, else
+/// drawn here.
+pub fn render(r: &Report, format: ReportFormat, picture: Option<Drawing>) -> Result<String> {
     Ok(match format {
         ReportFormat::Json => serde_json::to_string_pretty(r)? + "\n",
         ReportFormat::Md => crate::report::markdown(r),
         ReportFormat::Html => {
-            let svg = match crate::report::svg(&crate::report::dot(r)) {
+            let svg = match picture {
+                Some(drawing) => drawing.finish(),
+                None => crate::report::svg(&crate::report::dot(r)),
+            };
+            let svg = match svg {
                 Ok(svg) => Some(svg),
                 Err(e) => {
                     eprintln!("edgewatch: warning: no picture of the service graph: {e:#}");

@@ -104,9 +104,9 @@ fn next_run(now: DateTime<Utc>, at: NaiveTime, tz: Tz) -> DateTime<Utc> {
 async fn daily(pool: &PgPool, schedule: &Schedule, date: NaiveDate) -> Result<()> {
     let tz = schedule.tz;
     let day = day_in(date, tz)?;
-    let r = make(pool, &day, tz).await?;
+    let (r, mut picture) = make(pool, &day, tz, true).await?;
     for format in [ReportFormat::Json, ReportFormat::Md, ReportFormat::Html] {
-        let body = render(&r, format)?;
+        let body = render(&r, format, if format == ReportFormat::Html { picture.take() } else { None })?;
         store::store(pool, date, tz.name(), format.name(), &body).await?;
         if let Some(dir) = &schedule.dir {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use graph_store::report::Report;
+use graph_store::report::{Report, ServiceLink};
 use wait_timeout::ChildExt;
 
 use crate::dot::quote;
@@ -22,37 +22,53 @@ const TOOLTIP_CHARS: usize = 300;
 
 const RED: &str = "#dc2626";
 
+/// How hard `dot` works at fewer crossings (a factor of its iterations, default 1): the
+/// crossing minimisation is most of its time on a graph of hundreds of services, and a
+/// third of it made the benchmark's picture about a third cheaper.
+const MCLIMIT: f64 = 0.3;
+
 /// Longer chains of dependencies are drawn top to bottom.
 const MAX_LR_DEPTH: usize = 6;
 
 /// The service graph in Graphviz DOT: a box per service (rounded) or role group (`role:…`,
-/// grey), an arrow per [`ServiceLink`](graph_store::report::ServiceLink) labelled with its
-/// edge count; arrows with edges down are red and say how many, arrows that cross data
-/// centers are dashed.
+/// grey), an arrow per [`ServiceLink`] labelled with its edge count; arrows with edges down
+/// are red and say how many, arrows that cross data centers are dashed.
+///
+/// The counts are external labels (`xlabel`), placed once the layout is done: an ordinary
+/// edge label is a node of the layout itself (a rank of its own between the two ends),
+/// which made `dot` about five times slower on the benchmark's 440 services and 1,400
+/// arrows (docs/BENCHMARKS.md, "Nightly report"). `forcelabels` places every one of them,
+/// overlapping if need be.
 ///
 /// Nodes get generated ids (`s0`, `s1`, …) and the names go only into quoted, escaped
 /// `label` and `tooltip` strings: Graphviz copies node ids into SVG comments and titles,
 /// where a hostile name has no business.
 pub fn dot(r: &Report) -> String {
+    dot_of(&r.service_graph)
+}
+
+/// [`dot`] of the report's `service_graph` alone, which graph-store hands over before the
+/// rest of the report is read ([`graph_store::report::compute_filled_early`]).
+pub fn dot_of(links: &[ServiceLink]) -> String {
     let mut ids: BTreeMap<&str, String> = BTreeMap::new();
-    for link in &r.service_graph {
+    for link in links {
         for name in [link.from.as_str(), link.to.as_str()] {
             let next = format!("s{}", ids.len());
             ids.entry(name).or_insert(next);
         }
     }
     let mut broken_into: BTreeMap<&str, usize> = BTreeMap::new();
-    for link in &r.service_graph {
+    for link in links {
         *broken_into.entry(link.to.as_str()).or_default() += link.broken;
     }
 
     // Left to right suits the usual shallow graph (consumers → services → stores); a long
     // chain that way would be a thin strip, unreadable once scaled to the page.
-    let rankdir = if depth(r) > MAX_LR_DEPTH { "TB" } else { "LR" };
+    let rankdir = if depth(links) > MAX_LR_DEPTH { "TB" } else { "LR" };
     let mut out = String::from("digraph services {\n");
     let _ = writeln!(
         out,
-        "  graph [rankdir={rankdir}, fontname=\"DejaVu Sans\", bgcolor=\"transparent\", nodesep=0.25, ranksep=0.6, pad=0.2];"
+        "  graph [rankdir={rankdir}, fontname=\"DejaVu Sans\", bgcolor=\"transparent\", nodesep=0.25, ranksep=0.6, pad=0.2, forcelabels=true, mclimit={MCLIMIT}];"
     );
     out.push_str(
         "  node [shape=box, style=\"rounded,filled\", fillcolor=\"#e0ecff\", color=\"#3b6fd8\", \
@@ -72,16 +88,16 @@ pub fn dot(r: &Report) -> String {
         }
         let _ = writeln!(out, "  {id} [{attrs}];");
     }
-    for link in &r.service_graph {
+    for link in links {
         let (from, to) = (&ids[link.from.as_str()], &ids[link.to.as_str()]);
         let mut tooltip = format!("{} → {}: {} edges", shorten(&link.from, 80), shorten(&link.to, 80), link.edges);
         let mut attrs = Vec::new();
         if link.broken > 0 {
             let _ = write!(tooltip, ", {} down", link.broken);
-            attrs.push(format!("label={}", quote(&format!("{} ({} down)", link.edges, link.broken))));
+            attrs.push(format!("xlabel={}", quote(&format!("{} ({} down)", link.edges, link.broken))));
             attrs.push(format!("color=\"{RED}\", fontcolor=\"{RED}\", penwidth=2.2, class=\"broken\""));
         } else {
-            attrs.push(format!("label=\"{}\"", link.edges));
+            attrs.push(format!("xlabel=\"{}\"", link.edges));
             attrs.push(format!("penwidth={:.1}", 1.0 + (link.edges as f64).log10().min(2.0)));
         }
         if link.cross_dc {
@@ -97,12 +113,12 @@ pub fn dot(r: &Report) -> String {
 
 /// The longest chain of arrows (counting a cycle's arrows once each, at most the number of
 /// nodes): levels relaxed until nothing changes, as for longest paths in a DAG.
-fn depth(r: &Report) -> usize {
-    let nodes = r.service_graph.iter().flat_map(|l| [l.from.as_str(), l.to.as_str()]).collect::<BTreeSet<_>>();
+fn depth(links: &[ServiceLink]) -> usize {
+    let nodes = links.iter().flat_map(|l| [l.from.as_str(), l.to.as_str()]).collect::<BTreeSet<_>>();
     let mut level: BTreeMap<&str, usize> = nodes.iter().map(|n| (*n, 0)).collect();
     for _ in 0..nodes.len() {
         let mut changed = false;
-        for l in &r.service_graph {
+        for l in links {
             let next = (level[l.from.as_str()] + 1).min(nodes.len());
             if next > level[l.to.as_str()] {
                 level.insert(l.to.as_str(), next);
@@ -120,6 +136,23 @@ fn depth(r: &Report) -> usize {
 /// XML prolog or doctype), so it can be written to a file or put inline into HTML as is.
 pub fn svg(dot: &str) -> anyhow::Result<String> {
     draw("dot", dot, DOT_TIME_LIMIT)
+}
+
+/// The picture being drawn on a thread of its own (Graphviz runs as a child process), so
+/// the layout overlaps whatever the caller does meanwhile: reading the rest of the report.
+#[derive(Debug)]
+pub struct Drawing(std::thread::JoinHandle<anyhow::Result<String>>);
+
+impl Drawing {
+    /// Starts [`svg`] of `dot`.
+    pub fn start(dot: String) -> Drawing {
+        Drawing(std::thread::spawn(move || svg(&dot)))
+    }
+
+    /// Waits for the SVG.
+    pub fn finish(self) -> anyhow::Result<String> {
+        self.0.join().map_err(|_| anyhow::anyhow!("drawing the service graph panicked"))?
+    }
 }
 
 /// Runs `program -Tsvg` (Graphviz's `dot`, or another layout program of Graphviz's).
@@ -194,7 +227,6 @@ mod tests {
 
     #[test]
     fn long_chains_are_drawn_top_to_bottom() {
-        use graph_store::report::ServiceLink;
         let link = |from: String, to: String| ServiceLink { from, to, edges: 1, broken: 0, cross_dc: false };
         let mut r: Report = serde_json::from_value(serde_json::json!({
             "date": "2026-11-21", "tz": "UTC", "from": "2026-11-21T00:00:00Z", "to": "2026-11-22T00:00:00Z",
@@ -208,13 +240,13 @@ mod tests {
             "service_graph": []
         }))
         .unwrap();
-        assert_eq!(depth(&r), 0);
+        assert_eq!(depth(&r.service_graph), 0);
         r.service_graph = vec![link("fe".into(), "api".into()), link("api".into(), "db".into())];
-        assert_eq!(depth(&r), 2);
+        assert_eq!(depth(&r.service_graph), 2);
         assert!(dot(&r).contains("rankdir=LR"));
         // A ring of 10: every chain is cut at the number of nodes.
         r.service_graph = (0..10).map(|i| link(format!("s{i}"), format!("s{}", (i + 1) % 10))).collect();
-        assert_eq!(depth(&r), 10);
+        assert_eq!(depth(&r.service_graph), 10);
         assert!(dot(&r).contains("rankdir=TB"));
     }
 

@@ -20,7 +20,7 @@ use chrono_tz::Tz;
 use graph_store::report::{BrokenDay, Report, Summary};
 use graph_store::vocab::EventState;
 
-pub use graph::{dot, svg};
+pub use graph::{dot, dot_of, svg, Drawing};
 pub use html::html;
 pub use markdown::markdown;
 

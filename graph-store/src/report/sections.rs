@@ -267,10 +267,20 @@ pub(crate) fn cross_dc(i: &Inputs) -> Vec<CrossDc> {
 /// The picture: consumers by the service they provide (else their role) → what they use
 /// (its services, else the destination's first service or role).
 pub(crate) fn service_graph(i: &Inputs) -> Vec<ServiceLink> {
-    let node_by_name = node_by_name(&i.nodes_end);
-    let down_keys = down_keys(&i.per_edge);
+    service_links(&i.nodes_end, &i.edges_end, &i.per_edge)
+}
+
+/// [`service_graph`] from the three reads it needs (the graph at the end of the day and the
+/// day's rollups), so it can be made before the rest is read.
+pub(crate) fn service_links(
+    nodes_end: &[NodeView],
+    edges_end: &[EdgeAt],
+    per_edge: &BTreeMap<EdgeKey, EdgeDay>,
+) -> Vec<ServiceLink> {
+    let node_by_name = node_by_name(nodes_end);
+    let down_keys = down_keys(per_edge);
     let mut links: BTreeMap<(String, String), ServiceLink> = BTreeMap::new();
-    for e in &i.edges_end {
+    for e in edges_end {
         let Some(src) = node_by_name.get(e.src.as_str()) else { continue };
         let dst = e.dst.as_deref().and_then(|d| node_by_name.get(d));
         let from = src.services.first().cloned().unwrap_or_else(|| format!("role:{}", role(src)));
