@@ -288,12 +288,15 @@ pub enum Source {
     Tables,
 }
 
+/// `topology_packed`'s built and checked times, stored signature, and the signature now.
+type PackedRow = (DateTime<Utc>, DateTime<Utc>, Option<i64>, Option<i64>);
+
 /// The live graph, from `topology_packed` when that still matches it (on a primary: the
 /// [`signature`] has not moved since it was built; on a standby, `on_standby`: the leader
 /// checked it at most [`STANDBY_PACKED_MAX_AGE`] ago), else [`load`]ed from the tables.
 pub async fn load_fast(pool: &PgPool, on_standby: bool) -> Result<(Snapshot, Source)> {
     let mut tx = pool.begin().await.map_err(Error::sql("reading the packed topology"))?;
-    let row: Option<(DateTime<Utc>, DateTime<Utc>, Option<i64>, Option<i64>)> =
+    let row: Option<PackedRow> =
         sqlx::query_as(&format!("SELECT built_at, checked_at, signature, ({SIGNATURE}) FROM topology_packed"))
             .fetch_optional(&mut *tx)
             .await
