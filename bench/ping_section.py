@@ -85,7 +85,11 @@ def section(results):
              "microseconds, where each tool's own timing (when it reads the clock around `sendto` and "
              "`recvfrom`) and the scheduler are the noise, so they are compared as distributions: the "
              "per-target averages' median and 95th percentile for each tool, and the per-target difference "
-             "(edgewatch − fping).")
+             "(edgewatch − fping). They do not agree within noise: fping's few-microsecond figures look like "
+             "kernel receive timestamps, while edgewatch reads the clock before `sendto` and in its receive "
+             "task after tokio wakes it, so its RTTs include the time until that task runs (and the other "
+             "targets' sends queued before it): on a loaded machine, milliseconds. Loss and received "
+             "counts are what the comparison checks.")
     L.append("")
     L.append("| run | targets compared | received differs | loss differs | on one side only | fping avg RTT p50 / p95 | "
              "edgewatch avg RTT p50 / p95 | difference p5 / p50 / p95 |")
