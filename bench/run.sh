@@ -10,12 +10,13 @@
 # with the machine, the date and the exact commands, and agent check-ins against a real
 # `serve` (bench/agents_bench.sh: 5,000 simulated agents from examples/agent_swarm.rs), and
 # the web UI on the topology graph (bench/ui_bench.sh: pages over HTTP and in headless
-# Chromium). `BENCH_ONLY=trace` alone puts only its section (and its rows of the Targets
+# Chromium), and `edgewatch ping` beside fping on 10,000 loopback targets (bench/ping_bench.sh).
+# `BENCH_ONLY=trace` alone puts only its section (and its rows of the Targets
 # table) into BENCH_OUT and leaves the rest of the page; so do `BENCH_ONLY=agents` and
-# `BENCH_ONLY=ui` with theirs.
+# `BENCH_ONLY=ui` and `BENCH_ONLY=ping` with theirs.
 #
 # Knobs (environment):
-#   BENCH_ONLY           sections to run, of "parse ingest probe topology report trace paths agents ui" (default all),
+#   BENCH_ONLY           sections to run, of "parse ingest probe topology report trace paths agents ui ping" (default all),
 #                        e.g. BENCH_ONLY=topology BENCH_OUT=/tmp/b.md bash bench/run.sh, or as root
 #                        BENCH_ONLY=trace bash bench/run.sh (trace is skipped, saying so, when not root)
 #   BENCH_DIR            scratch directory (default ${TMPDIR:-/tmp}/edgewatch-bench)
@@ -40,6 +41,7 @@
 #   BENCH_TRACE_*        the path-tracing section's knobs: see the head of bench/trace_bench.sh
 #   BENCH_AGENTS*        the agent check-in section's knobs: see the head of bench/agents_bench.sh
 #   BENCH_UI_RUNS        timed loads of each web UI page (default 10)
+#   BENCH_PING_*         the ping section's knobs: see the head of bench/ping_bench.sh
 #   BENCH_KEEP=1         keep the generated files and clusters' data afterwards
 #
 # Network traffic stays on this machine: the probing section probes 127.0.0.0/8 only, the
@@ -59,11 +61,11 @@ INGEST_FLAVOUR=${BENCH_INGEST_FLAVOUR:-auth-console}
 REPS=${BENCH_REPS:-5}
 PY_REPS=${BENCH_PY_REPS:-2}
 OUT=${BENCH_OUT:-docs/BENCHMARKS.md}
-ONLY=" ${BENCH_ONLY:-parse ingest probe topology report trace paths agents ui} "
+ONLY=" ${BENCH_ONLY:-parse ingest probe topology report trace paths agents ui ping} "
 ONLY=${ONLY//,/ }
 for section in $ONLY; do
-  case $section in parse | ingest | probe | topology | report | trace | paths | agents | ui) ;; *)
-    echo "BENCH_ONLY: unknown section $section (sections: parse ingest probe topology report trace paths agents ui)" >&2
+  case $section in parse | ingest | probe | topology | report | trace | paths | agents | ui | ping) ;; *)
+    echo "BENCH_ONLY: unknown section $section (sections: parse ingest probe topology report trace paths agents ui ping)" >&2
     exit 2
     ;;
   esac
@@ -84,6 +86,9 @@ UI_ALONE=0
 # Only the nightly report section: likewise (its section and its Targets rows).
 REPORT_ALONE=0
 [ "$(echo $ONLY)" != report ] || REPORT_ALONE=1
+# Only the ping section: likewise.
+PING_ALONE=0
+[ "$(echo $ONLY)" != ping ] || PING_ALONE=1
 ZONE=example.com
 FLAVOURS="auth-console auth-plain auth-syslog rec-old rec-structured pipe journald-json"
 
@@ -141,7 +146,7 @@ if ! /usr/bin/time -f %M true >/dev/null 2>&1; then
   else sudo apt-get install -y -q time; fi
 fi
 command -v python3 >/dev/null || { echo "python3 is needed for the baseline and the report" >&2; exit 1; }
-[ "$TRACE_ALONE" = 1 ] || scripts/install-deps.sh postgres
+[ "$TRACE_ALONE" = 1 ] || [ "$PING_ALONE" = 1 ] || scripts/install-deps.sh postgres
 
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS" "$BENCH_DIR"
@@ -406,6 +411,12 @@ if want ui; then
   run bash bench/ui_bench.sh "$RESULTS" >&2
 fi
 
+# `edgewatch ping` beside fping on the same loopback targets (its own script).
+if want ping; then
+  say "ping: ${BENCH_PING_TARGETS:-10000} loopback targets × ${BENCH_PING_COUNT:-5}, edgewatch ping beside fping"
+  run bash bench/ping_bench.sh "$RESULTS" >&2
+fi
+
 say "report: $OUT"
 cut -d' ' -f1-3 /proc/loadavg >"$RESULTS/loadavg-end.txt" 2>/dev/null || true
 if [ "$TRACE_ALONE" = 1 ]; then
@@ -417,6 +428,8 @@ elif [ "$UI_ALONE" = 1 ]; then
   python3 bench/ui_section.py "$RESULTS" --into "$OUT"
 elif [ "$REPORT_ALONE" = 1 ]; then
   python3 bench/report_section.py "$RESULTS" --into "$OUT"
+elif [ "$PING_ALONE" = 1 ]; then
+  python3 bench/ping_section.py "$RESULTS" --into "$OUT"
 else
   export BENCH_SEED=$SEED BENCH_PARSE_LINES=$PARSE_LINES BENCH_INGEST_FLAVOUR=$INGEST_FLAVOUR \
     BENCH_REPS=$REPS BENCH_PY_REPS=$PY_REPS BENCH_DIR BENCH_SECONDS=$(( $(date +%s) - STARTED )) \
@@ -426,5 +439,6 @@ else
   if want paths; then python3 bench/paths_store_section.py "$RESULTS" >>"$OUT"; fi
   if want agents; then python3 bench/agents_section.py "$RESULTS" bench --into "$OUT"; fi
   if want ui; then python3 bench/ui_section.py "$RESULTS" --into "$OUT"; fi
+  if want ping; then python3 bench/ping_section.py "$RESULTS" --into "$OUT"; fi
 fi
 echo "wrote $OUT in $(( $(date +%s) - STARTED )) s" >&2

@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh postgres      PostgreSQL server binaries (initdb, pg_ctl, postgres)
 #   scripts/install-deps.sh pdns          PowerDNS auth + bind backend + recursor, dig, iproute2
 #   scripts/install-deps.sh lab           network-namespace lab: iproute2, nftables, fping, and mtr-tiny
-#                                         (probers/tests/trace_netns.rs and tests/trace_lab_netns.rs compare with mtr)
+#                                         (probers/tests/trace_netns.rs and tests/trace_lab_netns.rs compare with mtr;
+#                                         tests/ping_cli.rs drops echo requests with nftables in a namespace)
 #   scripts/install-deps.sh nagios        nagios4 and icinga2 binaries, to check deploy/nagios, deploy/icinga2
 #   scripts/install-deps.sh dot           graphviz alone: `dot` draws the HTML report's picture (`make demo`
 #                                         suggests `edgewatch report --format html`)
@@ -23,7 +24,8 @@
 #                                         streaming standby of tests/standby.rs); the service is not started
 #   scripts/install-deps.sh bench         the path-tracing benchmark (`BENCH_ONLY=trace make bench`):
 #                                         iproute2 for its namespaces, and scamper, the tracer it is
-#                                         measured beside
+#                                         measured beside; and fping, which `edgewatch ping` is measured
+#                                         beside (`BENCH_ONLY=ping make bench`)
 #
 # Uses apt-get (Debian/Ubuntu) as root, or through sudo when that needs no password.
 # Without either, prints what to install and fails. Never creates or starts a system
@@ -115,9 +117,10 @@ for group in "$@"; do
             ;;
         bench)
             # bench/run.sh's `trace` section: a routed chain of namespaces, and scamper
-            # tracing the same destinations as edgewatch's tracer.
+            # tracing the same destinations as edgewatch's tracer; its `ping` section: fping.
             command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
             command -v scamper >/dev/null 2>&1 || [ -x /usr/bin/scamper ] || need+=(scamper)
+            command -v fping >/dev/null 2>&1 || [ -x /usr/bin/fping ] || need+=(fping)
             optional=1
             ;;
         *) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;

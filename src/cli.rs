@@ -108,6 +108,24 @@ pub enum Command {
     /// Example: `edgewatch trace 127.0.0.1`, `edgewatch trace ::1 --format json`,
     /// `edgewatch trace 10.1.2.3 --protocol tcp --port 5432 --allow 10.0.0.0/8`.
     Trace(TraceArgs),
+    /// Ping targets now, like `fping -q -c N`: per target the echo requests sent and
+    /// answered, the loss and the round-trip min/avg/max, in the order given.
+    ///
+    /// Every target must be inside the allow-list (--allow, default loopback only): one
+    /// outside it, or a line that is not an address, stops the command before any packet
+    /// is sent to any target. Uses the probe engine's ICMP sockets (raw as root, else the
+    /// kernel's unprivileged ICMP socket where net.ipv4.ping_group_range allows it).
+    ///
+    /// Exit status (as fping): 0 every target answered at least once; 1 some target did not
+    /// answer at all; 2 bad input (usage, a target that is not an address or is outside the
+    /// allow-list, an unreadable file) or no ICMP socket: nothing was sent.
+    #[command(after_help = "Examples:\n  \
+edgewatch ping 127.0.0.1 ::1\n  \
+edgewatch ping --count 3 --period 50 127.0.0.2 127.0.0.3 --format json\n  \
+edgewatch ping -f targets.txt                 one address a line, # comments\n  \
+seq 1 9 | sed 's/^/127.0.0./' | edgewatch ping -f -\n  \
+edgewatch ping --allow 10.20.0.0/16 10.20.1.5   beyond loopback: allow the network")]
+    Ping(PingArgs),
     /// Path history between host pairs: the hops over a window, windows side by side, and
     /// the route changes edgewatch found (which hop, since when, whose network). SRC and
     /// DST name a pair by node (its host), host, address, or external target name.
@@ -419,6 +437,43 @@ pub struct TraceArgs {
     /// With --from-host: how long to wait for the run.
     #[arg(long, value_parser = parse_duration, default_value = "60s", requires = "from_host")]
     pub wait: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    /// IPv4 or IPv6 addresses to ping (or -f FILE).
+    #[arg(value_name = "TARGET", required_unless_present = "file")]
+    pub targets: Vec<String>,
+    /// Read the targets from FILE (`-` for stdin): one address a line; blank lines and
+    /// `#` comments are skipped.
+    #[arg(short = 'f', long, value_name = "FILE", conflicts_with = "targets")]
+    pub file: Option<PathBuf>,
+    /// Echo requests per target (1-100).
+    #[arg(short = 'c', long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub count: u32,
+    /// Gap between one target's echo requests, in milliseconds (or with a unit: 1s); as
+    /// fping -p. Up to 60 s.
+    #[arg(short = 'p', long, value_name = "MS", value_parser = parse_period, default_value = "200")]
+    pub period: Duration,
+    /// How long to wait for each reply, in milliseconds (or with a unit: 2s); 1 ms-60 s.
+    #[arg(short = 't', long, value_name = "MS", value_parser = parse_ping_timeout, default_value = "1000")]
+    pub timeout: Duration,
+    /// Cap on echo requests per second, all targets together (1-1000000); fping -i0 is
+    /// uncapped, 1000000 is this command's nearest.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub pps: u32,
+    /// Networks pings may go to (comma-separated CIDRs or addresses, repeatable); a target
+    /// outside them is refused before anything is sent.
+    #[arg(
+        long,
+        value_name = "NET",
+        env = "EDGEWATCH_ALLOW",
+        value_delimiter = ',',
+        default_value = "127.0.0.0/8,::1/128"
+    )]
+    pub allow: Vec<String>,
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -947,6 +1002,32 @@ fn pooler_parser() -> impl clap::builder::TypedValueParser<Value = Pooler> {
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(Pooler::NAMES)
         .map(|name| name.parse::<Pooler>().expect("one of Pooler::NAMES"))
+}
+
+/// Milliseconds as fping takes them (`20`), or a duration with a unit (`20ms`, `1s`).
+fn parse_millis(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<u64>() {
+        Ok(ms) => Ok(Duration::from_millis(ms)),
+        Err(_) => parse_duration(s),
+    }
+}
+
+/// `ping --period`: 0–60 s (the probe engine's range).
+fn parse_period(s: &str) -> Result<Duration, String> {
+    let d = parse_millis(s)?;
+    if d > Duration::from_secs(60) {
+        return Err("is over 60 s".into());
+    }
+    Ok(d)
+}
+
+/// `ping --timeout`: 1 ms–60 s (the probe engine's range).
+fn parse_ping_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_millis(s)?;
+    if d < Duration::from_millis(1) || d > Duration::from_secs(60) {
+        return Err("is not within 1 ms..=60 s".into());
+    }
+    Ok(d)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -125,3 +125,89 @@ pub fn broken_table(edges: &[graph_store::query::BrokenEdge]) {
     println!("{t}");
     println!("{} broken edges", edges.len());
 }
+
+/// One target's line of `edgewatch ping`, as printed and as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PingRow {
+    pub target: std::net::IpAddr,
+    pub sent: u32,
+    pub received: u32,
+    pub loss_pct: f64,
+    pub rtt_min_ms: Option<f64>,
+    pub rtt_avg_ms: Option<f64>,
+    pub rtt_max_ms: Option<f64>,
+    /// Why packets were lost, when known ("no echo reply within 1s", "host unreachable …").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl PingRow {
+    pub fn new(target: std::net::IpAddr, o: probers::ProbeOutcome) -> Self {
+        PingRow {
+            target,
+            sent: o.sent,
+            received: o.received,
+            loss_pct: o.loss_pct,
+            rtt_min_ms: o.rtt_min_ms,
+            rtt_avg_ms: o.rtt_avg_ms,
+            rtt_max_ms: o.rtt_max_ms,
+            error: o.error,
+        }
+    }
+
+    /// The row's cells: target, sent, received, loss, min, avg, max (ms, 3 decimals as
+    /// fping prints them; empty when nothing came back), and the cause of any loss.
+    pub fn cells(&self) -> [String; 8] {
+        let ms = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_default();
+        [
+            self.target.to_string(),
+            self.sent.to_string(),
+            self.received.to_string(),
+            format!("{:.0}%", self.loss_pct),
+            ms(self.rtt_min_ms),
+            ms(self.rtt_avg_ms),
+            ms(self.rtt_max_ms),
+            self.error.clone().unwrap_or_default(),
+        ]
+    }
+}
+
+/// `edgewatch ping`'s table, one row per target in the order given.
+pub fn ping_table(rows: &[PingRow]) {
+    let mut t = table(&["target", "sent", "received", "loss", "min ms", "avg ms", "max ms", "why lost"]);
+    for r in rows {
+        t.add_row(r.cells().to_vec());
+    }
+    println!("{t}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_rows() {
+        let ms = |v: &[u64]| v.iter().map(|&m| std::time::Duration::from_micros(m)).collect::<Vec<_>>();
+        let answered = PingRow::new(
+            "127.0.0.1".parse().unwrap(),
+            probers::ProbeOutcome::from_samples(5, &ms(&[30, 45, 60, 45, 45]), None),
+        );
+        assert_eq!(answered.cells(), ["127.0.0.1", "5", "5", "0%", "0.030", "0.045", "0.060", ""].map(String::from));
+        let some = PingRow::new(
+            "::1".parse().unwrap(),
+            probers::ProbeOutcome::from_samples(3, &ms(&[1500]), Some("no echo reply within 1s".into())),
+        );
+        assert_eq!(
+            some.cells(),
+            ["::1", "3", "1", "67%", "1.500", "1.500", "1.500", "no echo reply within 1s"].map(String::from)
+        );
+        let lost = PingRow::new("127.0.0.9".parse().unwrap(), probers::ProbeOutcome::from_samples(5, &[], None));
+        assert_eq!(lost.cells(), ["127.0.0.9", "5", "0", "100%", "", "", "", ""].map(String::from));
+
+        let json = serde_json::to_value(&answered).unwrap();
+        let mut keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["loss_pct", "received", "rtt_avg_ms", "rtt_max_ms", "rtt_min_ms", "sent", "target"]);
+        assert_eq!(serde_json::to_value(&lost).unwrap()["rtt_avg_ms"], serde_json::Value::Null);
+    }
+}

@@ -254,8 +254,11 @@ async fn cli_answers_equal_the_library() {
     assert_eq!(dependents["nodes"], serde_json::to_value(snap.dependents("db1a.host101", Some(1)).unwrap()).unwrap());
 }
 
+/// Nodes (name, host, dc), services, uses, provides.
+type Comparable = (Vec<String>, Vec<String>, Vec<topology::UseRow>, Vec<(u32, u32)>);
+
 /// The parts of a snapshot, comparable.
-fn parts_of(s: &Snapshot) -> (Vec<String>, Vec<String>, Vec<topology::UseRow>, Vec<(u32, u32)>) {
+fn parts_of(s: &Snapshot) -> Comparable {
     let p = s.to_parts();
     (p.nodes.iter().map(|n| format!("{} {} {}", n.name, n.host, n.dc)).collect(), p.services, p.uses, p.provides)
 }

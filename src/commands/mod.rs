@@ -15,6 +15,7 @@ mod fleet;
 mod graph;
 mod incidents;
 mod migrate;
+mod ping;
 mod probe;
 mod report;
 mod reporting;
@@ -57,6 +58,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::run(settings, args).await,
         Command::Agent(args) => agent::run(settings, args).await,
         Command::Trace(args) => trace::run(settings, args).await,
+        Command::Ping(args) => ping::run(args).await,
         Command::Route(cmd) => route::run(settings, cmd).await,
         Command::AgentToken(cmd) => agent_token::run(settings, cmd).await,
         Command::Asn(cmd) => asn::run(settings, cmd).await,

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""The "Ping beside fping" section of docs/BENCHMARKS.md and its rows of the Targets
+table, from the ping-bench.json that bench/ping_bench.sh writes.
+
+    python3 bench/ping_section.py RESULTS_DIR                # prints the section
+    python3 bench/ping_section.py RESULTS_DIR --into OUT.md  # replaces it (and its Targets rows) in OUT
+"""
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+TITLE = "## Ping beside fping (10,000 loopback targets × 5 packets)"
+# Every row this section adds to the Targets table starts so (`--into` replaces them).
+TARGET_PREFIX = "edgewatch ping"
+
+
+def yes(ok):
+    return "yes" if ok else "**NO**"
+
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+    except Exception:
+        return "?"
+
+
+def med(runs, tool, key):
+    return statistics.median(r[tool][key] for r in runs)
+
+
+def ms(x):
+    return "?" if x is None else f"{x:.3f}"
+
+
+def targets(d):
+    """[(target, measured, met)] for the Targets table: medians over the runs."""
+    runs = d["runs"]
+    fw, ew = med(runs, "fping", "wall_s"), med(runs, "edgewatch", "wall_s")
+    fc, ec = med(runs, "fping", "cpu_s"), med(runs, "edgewatch", "cpu_s")
+    agree = all(r["received_differs"] == 0 and r["only_one_side"] == 0 for r in runs)
+    n = f"{d['targets']:,} loopback targets × {d['count']}"
+    return [
+        (f"{TARGET_PREFIX} wall ≤ fping's ({n}, median of {len(runs)})",
+         f"{ew:.2f} s vs fping {fw:.2f} s" + ("" if ew <= fw else " (edgewatch loses)"), yes(ew <= fw)),
+        (f"{TARGET_PREFIX} CPU ≤ fping's (user+sys, {n}, median of {len(runs)})",
+         f"{ec:.2f} s vs fping {fc:.2f} s" + ("" if ec <= fc else " (edgewatch loses)"), yes(ec <= fc)),
+        (f"{TARGET_PREFIX} per-target received counts equal fping's (every run)",
+         "equal" if agree else "differ (see the section)", yes(agree)),
+    ]
+
+
+def section(results):
+    path = os.path.join(results, "ping-bench.json")
+    if not os.path.exists(path):
+        return [], []
+    d = json.load(open(path))
+    runs = d["runs"]
+    cpu = sh("sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+    L = [TITLE, ""]
+    L.append(f"Measured {sh('date', '-u', '+%Y-%m-%d')} at commit {sh('git', 'rev-parse', '--short', 'HEAD')} on "
+             f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, {d['fping_version']}, as "
+             f"{'root (raw ICMP sockets for both)' if os.geteuid() == 0 else 'a user'}. The same "
+             f"{d['targets']:,} addresses 127.0.x.y (one file), {d['count']} echo requests each "
+             f"{d['period_ms']} ms apart, the two tools taking turns, {len(runs)} runs each; each process timed by "
+             f"GNU time (`/usr/bin/time -v`): wall clock, user + system CPU, peak RSS. fping with `-i0` (no gap "
+             f"between requests to different targets); edgewatch with its defaults (`--pps 100000`, every target in "
+             f"flight at once) and `--format json`.")
+    L.append("")
+    L.append("| run | tool | exit | wall | CPU user + sys | peak RSS | targets answered | sent / received |")
+    L.append("|---:|---|---:|---:|---:|---:|---:|---:|")
+    for i, r in enumerate(runs, 1):
+        for tool in ("fping", "edgewatch"):
+            t = r[tool]
+            L.append(f"| {i} | {tool} | {t['status']} | {t['wall_s']:.2f} s | {t['user_s']:.2f} + {t['sys_s']:.2f} "
+                     f"= {t['cpu_s']:.2f} s | {t['rss_kb'] / 1024:.0f} MB | {t['answered']:,} of {t['rows']:,} | "
+                     f"{t['sent']:,} / {t['received']:,} |")
+    L.append("")
+    L.append("Per target, the two tools' figures side by side (run by run: the same addresses, minutes apart): "
+             "received counts and loss must be equal; the average RTTs are loopback round trips of a few "
+             "microseconds, where each tool's own timing (when it reads the clock around `sendto` and "
+             "`recvfrom`) and the scheduler are the noise, so they are compared as distributions: the "
+             "per-target averages' median and 95th percentile for each tool, and the per-target difference "
+             "(edgewatch − fping). They do not agree within noise: fping's few-microsecond figures look like "
+             "kernel receive timestamps, while edgewatch reads the clock before `sendto` and in its receive "
+             "task after tokio wakes it, so its RTTs include the time until that task runs (and the other "
+             "targets' sends queued before it): on a loaded machine, milliseconds. Loss and received "
+             "counts are what the comparison checks.")
+    L.append("")
+    L.append("| run | targets compared | received differs | loss differs | on one side only | fping avg RTT p50 / p95 | "
+             "edgewatch avg RTT p50 / p95 | difference p5 / p50 / p95 |")
+    L.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for i, r in enumerate(runs, 1):
+        f, e, dd = r["fping"]["avg_ms"], r["edgewatch"]["avg_ms"], r["avg_diff_ms"]
+        fq = f"{ms(f['p50'])} / {ms(f['p95'])} ms" if f else "?"
+        eq = f"{ms(e['p50'])} / {ms(e['p95'])} ms" if e else "?"
+        dq = f"{ms(dd['p5'])} / {ms(dd['p50'])} / {ms(dd['p95'])} ms" if dd else "?"
+        L.append(f"| {i} | {r['compared']:,} | {r['received_differs']} | {r['loss_differs']} | {r['only_one_side']} | "
+                 f"{fq} | {eq} | {dq} |")
+    L.append("")
+    rows = targets(d)
+    L.append("| Target | Measured | Met |")
+    L.append("|---|---|---|")
+    for t, m, ok in rows:
+        L.append(f"| {t} | {m} | {ok} |")
+    L.append("")
+    L.append("Reproduce (root, or a user in `net.ipv4.ping_group_range`; fping from `scripts/install-deps.sh bench`, run by the script when missing):")
+    L.append("")
+    L.append("```sh")
+    L.append("BENCH_ONLY=ping make bench    # this section only")
+    L.append("```")
+    L.append("")
+    L.append("Commands run (the targets file first):")
+    L.append("")
+    L.append("```sh")
+    seen = []
+    for c in d.get("commands", []):
+        if c not in seen:
+            seen.append(c)
+    L += seen
+    L.append("```")
+    return L, rows
+
+
+def into(out, lines, rows):
+    """Replaces the section (up to the next `## `) in `out`, or appends it, and this
+    section's rows of the Targets table."""
+    text = open(out).read().split("\n") if os.path.exists(out) else ["# Benchmarks", "", "## Targets", "",
+                                                                      "| target | measured | met |",
+                                                                      "| --- | --- | --- |"]
+    start = next((i for i, l in enumerate(text) if l.strip() == TITLE), None)
+    if start is None:
+        while text and text[-1] == "":
+            text.pop()
+        text += [""] + lines
+    else:
+        end = next((i for i in range(start + 1, len(text)) if text[i].startswith("## ")), len(text))
+        text[start:end] = lines + [""]
+    top = next((i for i, l in enumerate(text) if l.startswith("## Targets")), None)
+    if top is not None:
+        end = next((i for i in range(top + 1, len(text)) if text[i].startswith("## ")), len(text))
+        body = [l for l in text[top:end] if not l.startswith(f"| {TARGET_PREFIX}")]
+        last = max(i for i, l in enumerate(body) if l.startswith("|"))
+        body[last + 1:last + 1] = [f"| {t} | {m} | {ok} |" for t, m, ok in rows]
+        text[top:end] = body
+    open(out, "w").write("\n".join(text).rstrip("\n") + "\n")
+
+
+def main():
+    args = sys.argv[1:]
+    if len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--into"):
+        sys.exit("usage: ping_section.py RESULTS_DIR [--into OUT.md]")
+    lines, rows = section(args[0])
+    if not lines:
+        sys.exit(f"no ping-bench.json in {args[0]}")
+    if len(args) == 3:
+        into(args[2], lines, rows)
+    else:
+        print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
