@@ -13,6 +13,9 @@ import platform
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import page  # noqa: E402  (bench/page.py)
+
 CHECKINS_PER_SEC = 10_000
 P99_MS = 50
 RSS_GROWTH = 0.10
@@ -250,20 +253,6 @@ def section(results, mode, note=""):
     return L
 
 
-def into(out, title, lines):
-    """Replaces the section starting with `title` (up to the next `## `) in `out`, or appends it."""
-    text = open(out).read().split("\n") if os.path.exists(out) else []
-    start = next((i for i, l in enumerate(text) if l.strip() == title), None)
-    if start is None:
-        while text and text[-1] == "":
-            text.pop()
-        text += [""] + lines
-    else:
-        end = next((i for i in range(start + 1, len(text)) if text[i].startswith("## ")), len(text))
-        text[start:end] = lines
-    open(out, "w").write("\n".join(text).rstrip("\n") + "\n")
-
-
 def main():
     args = sys.argv[1:]
     if len(args) not in (2, 4) or args[1] not in TITLES or (len(args) == 4 and args[2] != "--into"):
@@ -273,7 +262,7 @@ def main():
     if not lines:
         sys.exit(f"no agents-{args[1]}.json in {args[0]}")
     if len(args) == 4:
-        into(args[3], TITLES[args[1]], lines)
+        page.into(args[3], TITLES[args[1]], lines)
     else:
         print("\n".join(lines))
 

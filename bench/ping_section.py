@@ -13,6 +13,9 @@ import statistics
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import page  # noqa: E402  (bench/page.py)
+
 TITLE = "## Ping beside fping (10,000 loopback targets × 5 packets)"
 # Every row this section adds to the Targets table starts so (`--into` replaces them).
 TARGET_PREFIX = "edgewatch ping"
@@ -126,30 +129,6 @@ def section(results):
     return L, rows
 
 
-def into(out, lines, rows):
-    """Replaces the section (up to the next `## `) in `out`, or appends it, and this
-    section's rows of the Targets table."""
-    text = open(out).read().split("\n") if os.path.exists(out) else ["# Benchmarks", "", "## Targets", "",
-                                                                      "| target | measured | met |",
-                                                                      "| --- | --- | --- |"]
-    start = next((i for i, l in enumerate(text) if l.strip() == TITLE), None)
-    if start is None:
-        while text and text[-1] == "":
-            text.pop()
-        text += [""] + lines
-    else:
-        end = next((i for i in range(start + 1, len(text)) if text[i].startswith("## ")), len(text))
-        text[start:end] = lines + [""]
-    top = next((i for i, l in enumerate(text) if l.startswith("## Targets")), None)
-    if top is not None:
-        end = next((i for i in range(top + 1, len(text)) if text[i].startswith("## ")), len(text))
-        body = [l for l in text[top:end] if not l.startswith(f"| {TARGET_PREFIX}")]
-        last = max(i for i, l in enumerate(body) if l.startswith("|"))
-        body[last + 1:last + 1] = [f"| {t} | {m} | {ok} |" for t, m, ok in rows]
-        text[top:end] = body
-    open(out, "w").write("\n".join(text).rstrip("\n") + "\n")
-
-
 def main():
     args = sys.argv[1:]
     if len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--into"):
@@ -158,7 +137,7 @@ def main():
     if not lines:
         sys.exit(f"no ping-bench.json in {args[0]}")
     if len(args) == 3:
-        into(args[2], lines, rows)
+        page.into(args[2], TITLE, lines, [f"| {t} | {m} | {ok} |" for t, m, ok in rows], f"| {TARGET_PREFIX}")
     else:
         print("\n".join(lines))
 

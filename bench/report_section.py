@@ -15,6 +15,9 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import page  # noqa: E402  (bench/page.py)
+
 # Issue 18: every format of the benchmark day under 5 s (was 10 s).
 WALL_SECS = 5
 RSS_MB = 200
@@ -178,34 +181,6 @@ TITLE = "## Nightly report"
 TARGET_ROW = "| `edgewatch report`"
 
 
-def into(out, results, lines):
-    """Puts the section into the page `out` in place of the one there (appended when there
-    is none), and this benchmark's rows into its Targets table in place of theirs; the
-    rest of the page stays as it was."""
-    text = open(out).read().split("\n") if os.path.exists(out) else []
-    rows = [f"| {target} | {measured} | {yes(ok)} |" for target, measured, ok in report_targets(results)]
-    targets = next((i for i, l in enumerate(text) if l.strip() == "## Targets"), None)
-    if targets is not None:
-        end = next((i for i in range(targets + 1, len(text)) if text[i].startswith("## ")), len(text))
-        old = [i for i in range(targets, end) if text[i].startswith(TARGET_ROW)]
-        if old:
-            text[old[0]:old[-1] + 1] = rows
-        else:
-            last = max((i for i in range(targets, end) if text[i].startswith("|")), default=None)
-            if last is not None:
-                text[last + 1:last + 1] = rows
-    start = next((i for i, l in enumerate(text) if l.startswith(TITLE)), None)
-    if start is None:
-        while text and text[-1] == "":
-            text.pop()
-        text += [""] + lines
-    else:
-        end = next((i for i in range(start + 1, len(text)) if text[i].startswith("## ")), len(text))
-        text[start:end] = lines
-    with open(out, "w") as f:
-        f.write("\n".join(text).rstrip("\n") + "\n")
-
-
 if __name__ == "__main__":
     args = sys.argv[1:]
     if len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--into"):
@@ -214,6 +189,6 @@ if __name__ == "__main__":
     if not lines:
         sys.exit(f"no report-bench.json in {args[0]}")
     if len(args) == 3:
-        into(args[2], args[0], lines)
+        page.into(args[2], TITLE, lines, [f"| {t} | {m} | {yes(ok)} |" for t, m, ok in report_targets(args[0])], TARGET_ROW)
     else:
         print("\n".join(lines))

@@ -12,6 +12,9 @@ import platform
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import page  # noqa: E402  (bench/page.py)
+
 TITLE = "## Web UI (100k nodes, 1M edges)"
 OVERVIEW_MS = 1000
 MAP_INTERACTIVE_MS = 3000
@@ -114,20 +117,6 @@ def section(results):
     return L
 
 
-def into(out, title, lines):
-    """Replaces the section starting with `title` (up to the next `## `) in `out`, or appends it."""
-    text = open(out).read().split("\n") if os.path.exists(out) else []
-    start = next((i for i, l in enumerate(text) if l.strip() == title), None)
-    if start is None:
-        while text and text[-1] == "":
-            text.pop()
-        text += [""] + lines
-    else:
-        end = next((i for i in range(start + 1, len(text)) if text[i].startswith("## ")), len(text))
-        text[start:end] = lines + [""]
-    open(out, "w").write("\n".join(text).rstrip("\n") + "\n")
-
-
 def main():
     args = sys.argv[1:]
     if len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--into"):
@@ -136,7 +125,7 @@ def main():
     if not lines:
         sys.exit(f"no ui-bench.json in {args[0]}")
     if len(args) == 3:
-        into(args[2], TITLE, lines)
+        page.into(args[2], TITLE, lines)
     else:
         print("\n".join(lines))
 
