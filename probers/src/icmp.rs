@@ -19,13 +19,9 @@ pub mod packet;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
-
-use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage};
-use tokio::io::Interest;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -117,8 +113,6 @@ struct Waiter {
     target: IpAddr,
     token: u64,
     sent_at: Instant,
-    /// The same moment by the wall clock, which the kernel's receive time stamps use.
-    sent_wall: SystemTime,
     tx: oneshot::Sender<Reply>,
 }
 
@@ -269,7 +263,6 @@ impl IcmpSocket {
             },
         };
         socket.set_nonblocking(true).map_err(Error::io("set ICMP socket non-blocking"))?;
-        stamp_arrivals(&socket, family);
         // Thousands of replies can arrive in a burst; a larger buffer keeps them (the
         // kernel caps it at net.core.rmem_max, which is fine).
         let _ = socket.set_recv_buffer_size(4 << 20);
@@ -322,17 +315,13 @@ impl IcmpSocket {
         pending.next_seq = seq.wrapping_add(1);
         let token = pending.next_token;
         pending.next_token += 1;
-        let (sent_at, sent_wall) = (Instant::now(), SystemTime::now());
-        pending.waiters.insert(seq, Waiter { target: target.ip(), token, sent_at, sent_wall, tx });
+        pending.waiters.insert(seq, Waiter { target: target.ip(), token, sent_at: Instant::now(), tx });
         drop(pending);
         (Registration { socket: self.clone(), seq, token, _slot: slot }, rx)
     }
 
-    /// Hands a received packet to the probe waiting for it, if any. `arrived`: when the
-    /// kernel took it in (its receive time stamp), else `at`, when it was read: the round
-    /// trip is measured to the first, so a receive task that runs late (thousands of
-    /// targets on a busy runtime) does not add its lateness to every RTT.
-    fn dispatch(&self, buf: &[u8], from: IpAddr, at: Instant, arrived: Option<SystemTime>) {
+    /// Hands a received packet to the probe waiting for it, if any.
+    fn dispatch(&self, buf: &[u8], from: IpAddr, at: Instant) {
         let framing = match (self.mode, self.family) {
             (IcmpMode::Raw, Family::V4) => Framing::WithIpHeader,
             _ => Framing::IcmpOnly,
@@ -349,10 +338,7 @@ impl IcmpSocket {
         if pending.waiters.get(&seq).is_some_and(|w| w.target == target.to_canonical()) {
             let waiter = pending.waiters.remove(&seq).expect("checked above");
             drop(pending);
-            let rtt = arrived
-                .and_then(|t| t.duration_since(waiter.sent_wall).ok())
-                .unwrap_or_else(|| at.saturating_duration_since(waiter.sent_at));
-            let reply = reply.unwrap_or(Reply::Echo(rtt));
+            let reply = reply.unwrap_or_else(|| Reply::Echo(at.saturating_duration_since(waiter.sent_at)));
             let _ = waiter.tx.send(reply);
         }
     }
@@ -365,12 +351,12 @@ async fn receive(socket: Arc<IcmpSocket>, counters: Arc<Counters>, cancel: Cance
     loop {
         let received = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = socket.socket.async_io(Interest::READABLE, || receive_stamped(&socket.socket, &mut buf)) => r,
+            r = socket.socket.recv_from(&mut buf) => r,
         };
         match received {
-            Ok((n, from, arrived)) => {
+            Ok((n, from)) => {
                 counters.icmp_packet_read();
-                socket.dispatch(&buf[..n], from, Instant::now(), arrived);
+                socket.dispatch(&buf[..n], from.ip(), Instant::now());
             }
             Err(e) => {
                 tracing::warn!(family = %socket.family, mode = %socket.mode, error = %e, "ICMP receive failed");
@@ -378,41 +364,6 @@ async fn receive(socket: Arc<IcmpSocket>, counters: Arc<Counters>, cancel: Cance
             }
         }
     }
-}
-
-/// Asks the kernel to stamp each packet with the time it arrived (`SO_TIMESTAMPNS`); without
-/// it, round trips are measured to when the packet is read.
-fn stamp_arrivals(socket: &Socket, family: Family) {
-    if let Err(e) = setsockopt(socket, sockopt::ReceiveTimestampns, &true) {
-        tracing::debug!(%family, error = %e, "no receive time stamps on the ICMP socket");
-    }
-}
-
-/// One packet, with its sender and the kernel's time stamp of its arrival, if given.
-fn receive_stamped(
-    socket: &tokio::net::UdpSocket,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, IpAddr, Option<SystemTime>)> {
-    let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
-    let mut iov = [std::io::IoSliceMut::new(buf)];
-    let msg = recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(&mut control), MsgFlags::empty())
-        .map_err(std::io::Error::from)?;
-    let from = msg
-        .address
-        .and_then(|a| {
-            a.as_sockaddr_in()
-                .map(|v4| IpAddr::V4(v4.ip()))
-                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
-        })
-        .ok_or_else(|| std::io::Error::other("an ICMP packet without a sender address"))?;
-    let arrived = msg.cmsgs().ok().into_iter().flatten().find_map(|c| match c {
-        ControlMessageOwned::ScmTimestampns(ts) => {
-            let (secs, nanos) = (u64::try_from(ts.tv_sec()).ok()?, u32::try_from(ts.tv_nsec()).ok()?);
-            Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos))
-        }
-        _ => None,
-    });
-    Ok((msg.bytes, from, arrived))
 }
 
 /// The kernel filter for a raw socket: keep echo replies carrying our identifier and the
