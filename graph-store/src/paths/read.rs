@@ -106,6 +106,13 @@ pub async fn pair(pool: &PgPool, id: i64) -> Result<Option<PairInfo>> {
 /// those still in `trace_runs` (the running block's, and late ones).
 pub async fn runs_between(pool: &PgPool, pair_id: i64, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Run>> {
     let mut stored: Vec<BlockRun> = Vec::new();
+    // One snapshot for both tables: compaction moves runs from `trace_runs` into a block in
+    // one transaction, and two reads on either side of it would miss them.
+    let mut tx = pool.begin().await.map_err(Error::sql("reading trace runs"))?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::sql("reading trace runs"))?;
     let blocks = sqlx::query(
         "SELECT starts, data FROM trace_blocks WHERE pair_id = $1 AND starts > $2 - make_interval(hours => $4) \
          AND starts < $3 ORDER BY starts",
@@ -114,7 +121,7 @@ pub async fn runs_between(pool: &PgPool, pair_id: i64, from: DateTime<Utc>, to: 
     .bind(from)
     .bind(to)
     .bind(block::BLOCK_HOURS as i32)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await
     .map_err(Error::sql("reading trace blocks"))?;
     for r in &blocks {
@@ -127,7 +134,7 @@ pub async fn runs_between(pool: &PgPool, pair_id: i64, from: DateTime<Utc>, to: 
     .bind(pair_id as i32)
     .bind(from)
     .bind(to)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await
     .map_err(Error::sql("reading trace runs"))?;
     stored.extend(recent.iter().map(|r| BlockRun {
@@ -136,7 +143,6 @@ pub async fn runs_between(pool: &PgPool, pair_id: i64, from: DateTime<Utc>, to: 
         figures: r.get("figures"),
     }));
     let stored = block::merge(stored);
-    let mut tx = pool.begin().await.map_err(Error::sql("reading trace paths"))?;
     let ids: Vec<i64> = stored.iter().map(|r| r.path_id).collect::<HashSet<_>>().into_iter().collect();
     let paths = paths_by_id(&mut tx, &ids).await?;
     tx.commit().await.map_err(Error::sql("reading trace paths"))?;
