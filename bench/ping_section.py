@@ -16,6 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import page  # noqa: E402  (bench/page.py)
 
+RTT_NOISE_MS = 0.02
 TITLE = "## Ping beside fping (10,000 loopback targets × 5 packets)"
 # Every row this section adds to the Targets table starts so (`--into` replaces them).
 TARGET_PREFIX = "edgewatch ping"
@@ -45,15 +46,24 @@ def targets(d):
     runs = d["runs"]
     fw, ew = med(runs, "fping", "wall_s"), med(runs, "edgewatch", "wall_s")
     fc, ec = med(runs, "fping", "cpu_s"), med(runs, "edgewatch", "cpu_s")
-    agree = all(r["received_differs"] == 0 and r["only_one_side"] == 0 for r in runs)
+    # Noise: a reply or two either tool misses now and then (at most 0.1 % of the targets
+    # differing), and scheduler jitter of a few tens of microseconds around loopback RTTs.
+    received_noise = max(1, d["targets"] // 1000)
+    agree = all(r["received_differs"] <= received_noise and r["only_one_side"] == 0 for r in runs)
+    diffs = [r["avg_diff_ms"]["p50"] for r in runs if r.get("avg_diff_ms")]
+    rtt_agree = len(diffs) == len(runs) and all(abs(x) <= RTT_NOISE_MS for x in diffs)
     n = f"{d['targets']:,} loopback targets × {d['count']}"
     return [
         (f"{TARGET_PREFIX} wall ≤ fping's ({n}, median of {len(runs)})",
          f"{ew:.2f} s vs fping {fw:.2f} s" + ("" if ew <= fw else " (edgewatch loses)"), yes(ew <= fw)),
         (f"{TARGET_PREFIX} CPU ≤ fping's (user+sys, {n}, median of {len(runs)})",
          f"{ec:.2f} s vs fping {fc:.2f} s" + ("" if ec <= fc else " (edgewatch loses)"), yes(ec <= fc)),
-        (f"{TARGET_PREFIX} per-target received counts equal fping's (every run)",
-         "equal" if agree else "differ (see the section)", yes(agree)),
+        (f"{TARGET_PREFIX} per-target received counts equal fping's within noise (≤ {received_noise} targets "
+         f"differ, every run)",
+         ", ".join(str(r["received_differs"]) for r in runs) + " targets differ", yes(agree)),
+        (f"{TARGET_PREFIX} per-target average RTT equal fping's within noise (median difference within "
+         f"±{RTT_NOISE_MS * 1000:.0f} µs, every run)",
+         ", ".join(f"{x * 1000:+.1f} µs" for x in diffs), yes(rtt_agree)),
     ]
 
 
@@ -88,11 +98,9 @@ def section(results):
              "microseconds, where each tool's own timing (when it reads the clock around `sendto` and "
              "`recvfrom`) and the scheduler are the noise, so they are compared as distributions: the "
              "per-target averages' median and 95th percentile for each tool, and the per-target difference "
-             "(edgewatch − fping). They do not agree within noise: fping's few-microsecond figures look like "
-             "kernel receive timestamps, while edgewatch reads the clock before `sendto` and in its receive "
-             "task after tokio wakes it, so its RTTs include the time until that task runs (and the other "
-             "targets' sends queued before it): on a loaded machine, milliseconds. Loss and received "
-             "counts are what the comparison checks.")
+             "(edgewatch − fping). Both end a round trip at the kernel's receive time stamp (`SO_TIMESTAMPNS`), "
+             "and edgewatch reads replies on a thread of its own, so neither counts the time until it gets to a "
+             "reply.")
     L.append("")
     L.append("| run | targets compared | received differs | loss differs | on one side only | fping avg RTT p50 / p95 | "
              "edgewatch avg RTT p50 / p95 | difference p5 / p50 / p95 |")

@@ -87,7 +87,7 @@ pub struct EngineStats {
     pub refused: u64,
     /// Targets that passed the allow-list and were probed.
     pub targets_probed: u64,
-    /// Packets the ICMP receive tasks read (after the kernel's filter), ours or not.
+    /// Packets the ICMP receive threads read (after the kernel's filter), ours or not.
     pub icmp_packets_read: u64,
 }
 
@@ -348,7 +348,7 @@ impl Engine {
             .collect()
     }
 
-    /// Stops the ICMP receive tasks and waits for them. Probes after this time out.
+    /// Stops the ICMP receive threads and waits for them. Probes after this time out.
     pub async fn shutdown(&self) {
         if let Ok(pinger) = &self.inner.pinger {
             pinger.shutdown().await;
