@@ -42,7 +42,20 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
     let addr = listener.local_addr().context("reading the bound address")?;
     let how = tls::listening(addr, tls.is_some(), serve.insecure_http).map_err(anyhow::Error::msg)?;
     let db = super::shared::connect(settings).await?;
-    housekeeping(&db.pool, &serve.record).await.context("preparing the store for results")?;
+    // Today's partitions before anything is answered; the health rows (an anti-join over
+    // every edge: seconds at a million) after listening, while graph questions are already
+    // answered. Agents' requests wait for them (App::store_ready).
+    graph_store::probe::ensure_partitions(&db.pool).await.context("preparing the store for results")?;
+    let (store_ready, ready) = watch::channel(false);
+    let start_up = tokio::spawn({
+        let (pool, record) = (db.pool.clone(), serve.record.clone());
+        async move {
+            if let Err(e) = housekeeping(&pool, &record).await {
+                tracing::warn!("start-up housekeeping (health rows, stale edges) failed, will retry: {e}");
+            }
+            store_ready.send_replace(true);
+        }
+    });
     let scheme = if how == Listening::Https { "https" } else { "http" };
     println!("listening on {scheme}://{addr}");
     match (how, &tls) {
@@ -75,6 +88,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
     let trace_keeper = tokio::spawn(keep_traces(db.pool.clone(), tuning.clone(), leading.clone(), shutdown.clone()));
     let mut app = App::new(db.pool.clone(), tuning);
     app.leading = Some(leading);
+    app.store_ready = Some(ready);
     app.read_token_hash = serve.read_token.as_deref().map(token::hash);
     if let Some(age) = serve.snapshot_max_age {
         app.snapshot_max_age = age;
@@ -91,7 +105,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
         None => http::serve(listener, app, shutdown.clone()).await,
     };
     shutdown.cancel();
-    let _ = tokio::join!(keeper, trace_keeper, reloader);
+    let _ = tokio::join!(keeper, trace_keeper, reloader, start_up);
     if let Some(task) = read_watch {
         let _ = task.await;
     }

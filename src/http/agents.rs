@@ -84,6 +84,7 @@ pub(super) async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Token
         ));
     };
     let hash = token::hash(presented?);
+    app.store_ready().await;
     if let Some(owner) = app.tokens.get(&hash) {
         return Ok(owner);
     }

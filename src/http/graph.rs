@@ -128,7 +128,7 @@ impl LiveSnapshot {
             self.keep(Held { checked: started, ..h });
             return Ok(snapshot);
         }
-        let (snapshot, _) = topology::load_fast(&pool, on_standby).await?;
+        let (snapshot, _) = with_store_timeout(topology::load_fast(&pool, on_standby)).await?;
         let snapshot = Arc::new(snapshot);
         self.keep(Held { snapshot: snapshot.clone(), signature, checked: started });
         Ok(snapshot)

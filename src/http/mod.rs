@@ -73,6 +73,10 @@ pub struct App {
     /// never changes hands, so the list can only be short of new edges, which the store
     /// is then asked about).
     pub edges_of: moka::sync::Cache<i64, Arc<std::collections::HashSet<i64>>>,
+    /// Turns true once `serve`'s start-up housekeeping (health rows for new edges, silent
+    /// agents' edges marked stale) is done: agents' requests wait for it, graph answers do
+    /// not. None: nothing to wait for.
+    pub store_ready: Option<watch::Receiver<bool>>,
 }
 
 /// How long a token's owner is taken from [`App::tokens`] before the store is asked again.
@@ -111,6 +115,15 @@ impl App {
             intake,
             tokens,
             edges_of,
+            store_ready: None,
+        }
+    }
+
+    /// Waits until the store is ready for agents' targets and results (see `store_ready`);
+    /// at once when there is nothing to wait for or the start-up housekeeping gave up.
+    pub async fn store_ready(&self) {
+        if let Some(mut ready) = self.store_ready.clone() {
+            let _ = ready.wait_for(|r| *r).await;
         }
     }
 
