@@ -8,7 +8,8 @@ then fresh). Steps, each a separate process timed by GNU time (wall clock, peak 
 2. `serve` started again: time from spawn to its first `GET /api/v1/blast/NODE` answer,
    and its RSS after answering (VmRSS, VmHWM from /proc).
    Then `incidents` RUNS times while it leads (the stored diagnosis it keeps fresh), and
-   serve's peak RSS after that (its own diagnosis loads every edge).
+   serve's peak RSS after that, and after its leader has stored a diagnosis of its own
+   (which loads every edge).
 3. With the packed form stored and no serve running: `graph blast NODE`, `graph deps NODE`,
    `graph dependents NODE --depth 5`, RUNS times each.
 4. The packed row deleted: the same topology commands loading from the tables, RUNS times;
@@ -127,6 +128,14 @@ rows = [timed(args, os.path.join(results, "cmd-incidents.json")) for _ in range(
 result["commands"].append({"name": "incidents", "from": "stored diagnosis", "wall_s": [r[0] for r in rows],
                            "rss_mb": [r[1] for r in rows], "exit": sorted({r[2] for r in rows})})
 result["serve_hwm_after_mb"] = proc_mb(serve.pid, "VmHWM")
+# Then its leader's own diagnosis (every edge loaded): serve's peak once it has stored one
+# made after this serve started (up to 5 minutes).
+started = psql("SELECT now()")
+deadline = time.time() + 300
+while time.time() < deadline and psql(f"SELECT count(*) FROM diagnosis WHERE computed_at > '{started}'") == "0":
+    time.sleep(1)
+if psql(f"SELECT count(*) FROM diagnosis WHERE computed_at > '{started}'") != "0":
+    result["serve_hwm_diagnosed_mb"] = proc_mb(serve.pid, "VmHWM")
 stop(serve)
 
 # 3 and 4. Whole commands, from the packed form, then from the tables.

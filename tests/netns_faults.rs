@@ -390,15 +390,15 @@ fn each_fault_is_diagnosed_from_the_edge_states_alone() {
             .map(|e| {
                 let (s, d) = (&fleet.containers[e.0], &fleet.containers[e.1]);
                 EdgeFact {
-                    src: s.name.clone(),
-                    src_host: s.host.clone(),
-                    src_dc: s.dc.clone(),
+                    src: s.name.as_str().into(),
+                    src_host: s.host.as_str().into(),
+                    src_dc: s.dc.as_str().into(),
                     src_role: Some("app".into()),
-                    dst_ip: d.ip(),
-                    dst: Some(d.name.clone()),
-                    dst_host: Some(d.host.clone()),
-                    dst_dc: Some(d.dc.clone()),
-                    services: vec![],
+                    dst_ip: d.ip().into(),
+                    dst: Some(d.name.as_str().into()),
+                    dst_host: Some(d.host.as_str().into()),
+                    dst_dc: Some(d.dc.as_str().into()),
+                    services: std::sync::Arc::new([]),
                     state: if fault.breaks(e) { HealthState::Down } else { HealthState::Up },
                     flapping: false,
                     since: DateTime::UNIX_EPOCH,

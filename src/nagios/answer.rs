@@ -40,9 +40,9 @@ pub struct Filter {
 
 impl Filter {
     fn keeps(&self, e: &EdgeFact) -> bool {
-        self.dc.as_ref().is_none_or(|dc| &e.src_dc == dc)
-            && self.role.as_ref().is_none_or(|role| e.src_role.as_ref() == Some(role))
-            && self.service.as_ref().is_none_or(|s| e.services.contains(s))
+        self.dc.as_ref().is_none_or(|dc| *e.src_dc == **dc)
+            && self.role.as_ref().is_none_or(|role| e.src_role.as_deref() == Some(role.as_str()))
+            && self.service.as_ref().is_none_or(|s| e.services.iter().any(|x| **x == **s))
     }
 
     fn is_empty(&self) -> bool {
@@ -86,7 +86,7 @@ impl Answer {
         let Diagnosis { live_edges, mut trouble, mut incidents, .. } = diagnosis;
         if !filter.is_empty() {
             trouble.retain(|e| filter.keeps(e));
-            let kept: BTreeSet<(&str, &str)> = trouble.iter().map(|e| (e.src.as_str(), e.dst_ip.as_str())).collect();
+            let kept: BTreeSet<(&str, &str)> = trouble.iter().map(|e| (&*e.src, &*e.dst_ip)).collect();
             incidents.retain_mut(|i| {
                 i.edges.retain(|e| kept.contains(&(e.src.as_str(), e.dst_ip.as_str())));
                 i.affected_nodes = i.edges.iter().map(|e| &e.src).collect::<BTreeSet<_>>().len();
@@ -234,7 +234,7 @@ impl Answer {
                 .iter()
                 .map(|e| match &e.dst {
                     Some(d) => format!("{} ({})", e.dst_ip, clean(d)),
-                    None => e.dst_ip.clone(),
+                    None => e.dst_ip.to_string(),
                 })
                 .collect();
             let _ = writeln!(
@@ -269,6 +269,8 @@ impl Answer {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use std::sync::Arc;
+
     use graph_store::diagnosis::{BrokenRef, IncidentKind};
 
     use super::*;
@@ -281,14 +283,14 @@ pub(super) mod tests {
     pub fn edge(src: &str, dst_ip: &str, state: HealthState) -> EdgeFact {
         EdgeFact {
             src: src.into(),
-            src_host: format!("h-{src}"),
+            src_host: format!("h-{src}").into(),
             src_dc: "Tx".into(),
             src_role: Some("be".into()),
             dst_ip: dst_ip.into(),
             dst: None,
             dst_host: None,
             dst_dc: None,
-            services: vec!["db1".into()],
+            services: Arc::new(["db1".into()]),
             state,
             flapping: false,
             since: at("2026-11-22T10:00:00Z"),
@@ -492,7 +494,7 @@ pub(super) mod tests {
         let mut va = edge("v", "10.0.0.9", HealthState::Down);
         va.src_dc = "VA".into();
         let mut api = edge("b", "10.0.0.1", HealthState::Down);
-        api.services = vec!["api".into()];
+        api.services = Arc::new(["api".into()]);
         api.src_role = Some("fe".into());
         let trouble = vec![edge("a", "10.0.0.1", HealthState::Down), api, va];
         let incidents =
@@ -508,7 +510,7 @@ pub(super) mod tests {
         ];
         for (filter, srcs, incidents) in cases {
             let answer = Answer::new(diagnosis.clone(), &filter, Duration::ZERO);
-            let got: Vec<&str> = answer.broken().map(|e| e.src.as_str()).collect();
+            let got: Vec<&str> = answer.broken().map(|e| &*e.src).collect();
             assert_eq!(got, srcs, "{filter:?}");
             let got: Vec<(&str, usize)> =
                 answer.incidents.iter().map(|i| (i.culprit.as_str(), i.affected_nodes)).collect();

@@ -46,7 +46,7 @@ fn problem(host: &str, broken: &[&EdgeFact], flapping: &[&EdgeFact], flapping_is
     } else {
         State::Warning
     };
-    let nodes: BTreeSet<&str> = broken.iter().map(|e| e.src.as_str()).collect();
+    let nodes: BTreeSet<&str> = broken.iter().map(|e| &*e.src).collect();
     let mut text =
         format!("EDGEWATCH {} - {}: {} broken edges from {} containers", state.name(), host, broken.len(), nodes.len());
     if !flapping.is_empty() {

@@ -2,25 +2,30 @@
 //! states, no I/O. See the parent module for the rules.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::vocab::HealthState;
 
+/// A name an edge shares with many others (its node's, host's, data center's): held once
+/// however many edges name it (a million edges name 100,000 nodes).
+pub type Name = Arc<str>;
+
 /// One live edge as the diagnosis sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EdgeFact {
-    pub src: String,
-    pub src_host: String,
-    pub src_dc: String,
-    pub src_role: Option<String>,
-    pub dst_ip: String,
+    pub src: Name,
+    pub src_host: Name,
+    pub src_dc: Name,
+    pub src_role: Option<Name>,
+    pub dst_ip: Name,
     /// The node owning `dst_ip` now, with its host and data center (none: nobody's).
-    pub dst: Option<String>,
-    pub dst_host: Option<String>,
-    pub dst_dc: Option<String>,
-    pub services: Vec<String>,
+    pub dst: Option<Name>,
+    pub dst_host: Option<Name>,
+    pub dst_dc: Option<Name>,
+    pub services: Arc<[Name]>,
     pub state: HealthState,
     pub flapping: bool,
     #[serde(with = "chrono::serde::ts_seconds")]
@@ -288,8 +293,8 @@ impl<'a> Index<'a> {
             .iter()
             .flat_map(|n| Self::of(&self.by_dst, n))
             .map(|&i| &self.edges[i])
-            .filter(|e| e.broken() && !nodes.contains(e.src.as_str()))
-            .map(|e| e.src.as_str())
+            .filter(|e| e.broken() && !nodes.contains(&*e.src))
+            .map(|e| &*e.src)
             .collect();
         let mut c = Count::default();
         for &i in consumers.iter().flat_map(|n| Self::of(&self.by_src, n)) {
@@ -309,12 +314,12 @@ impl<'a> Index<'a> {
             .map(|&i| &self.edges[i])
             // Edges among `nodes` themselves fail with them: not a target others reach.
             .filter(|e| e.broken() && !e.dst.as_deref().is_some_and(|d| nodes.contains(d)))
-            .map(|e| e.dst_ip.as_str())
+            .map(|e| &*e.dst_ip)
             .collect();
         let mut c = Count::default();
         for &i in targets.iter().flat_map(|t| Self::of(&self.by_dst_ip, t)) {
             let e = &self.edges[i];
-            if !nodes.contains(e.src.as_str()) {
+            if !nodes.contains(&*e.src) {
                 c.add(e);
             }
         }
@@ -438,7 +443,7 @@ fn hosts(g: &Groups<'_>, index: &Index<'_>, cfg: &DiagnosisConfig, claims: &mut 
             continue;
         }
         let on_host =
-            |e: &EdgeFact| (unreachable && e.dst_host.as_deref() == Some(host)) || (cut_off && e.src_host == host);
+            |e: &EdgeFact| (unreachable && e.dst_host.as_deref() == Some(host)) || (cut_off && &*e.src_host == host);
         claims.claim(IncidentKind::Host, host.to_string(), format!("{host}: {}", parts.join("; ")), &on_host);
     }
 }
@@ -473,7 +478,7 @@ fn isolated_nodes(g: &Groups<'_>, index: &Index<'_>, cfg: &DiagnosisConfig, clai
                 r.reached(),
                 r.total
             );
-            claims.claim(IncidentKind::NodeIsolated, node.to_string(), evidence, &|e| e.src == node);
+            claims.claim(IncidentKind::NodeIsolated, node.to_string(), evidence, &|e| &*e.src == node);
         }
     }
 }
@@ -503,9 +508,15 @@ fn incident<'a>(
 ) -> Incident {
     let edges: Vec<&EdgeFact> = edges.collect();
     let since = edges.iter().map(|e| e.since).min().unwrap_or_else(Utc::now);
-    let affected_nodes = edges.iter().map(|e| e.src.as_str()).collect::<BTreeSet<_>>().len();
-    let edges =
-        edges.iter().map(|e| BrokenRef { src: e.src.clone(), dst_ip: e.dst_ip.clone(), dst: e.dst.clone() }).collect();
+    let affected_nodes = edges.iter().map(|e| &*e.src).collect::<BTreeSet<_>>().len();
+    let edges = edges
+        .iter()
+        .map(|e| BrokenRef {
+            src: e.src.to_string(),
+            dst_ip: e.dst_ip.to_string(),
+            dst: e.dst.as_deref().map(str::to_string),
+        })
+        .collect();
     Incident { kind, culprit, evidence, since, affected_nodes, edges, paths: Vec::new() }
 }
 
@@ -530,15 +541,15 @@ mod tests {
             for d in &nodes {
                 if s.0 != d.0 {
                     edges.push(EdgeFact {
-                        src: s.0.clone(),
-                        src_host: s.1.clone(),
-                        src_dc: s.2.clone(),
+                        src: s.0.as_str().into(),
+                        src_host: s.1.as_str().into(),
+                        src_dc: s.2.as_str().into(),
                         src_role: None,
-                        dst_ip: d.3.clone(),
-                        dst: Some(d.0.clone()),
-                        dst_host: Some(d.1.clone()),
-                        dst_dc: Some(d.2.clone()),
-                        services: vec![],
+                        dst_ip: d.3.as_str().into(),
+                        dst: Some(d.0.as_str().into()),
+                        dst_host: Some(d.1.as_str().into()),
+                        dst_dc: Some(d.2.as_str().into()),
+                        services: Arc::new([]),
                         state: HealthState::Up,
                         flapping: false,
                         since: DateTime::UNIX_EPOCH,
@@ -572,7 +583,7 @@ mod tests {
     #[test]
     fn groups_count_known_edges_per_dc_host_and_node() {
         let mut edges = mesh();
-        break_where(&mut edges, |e| e.src == "a1c1");
+        break_where(&mut edges, |e| &*e.src == "a1c1");
         let g = Groups::count(&edges);
         // 12 containers, 11 targets each; 6 per DC: 6×6 edges cross each way.
         assert_eq!((g.dc_pairs[&("A", "B")].total, g.dc_pairs[&("A", "B")].broken), (72, 6));
@@ -601,7 +612,7 @@ mod tests {
     #[test]
     fn a_claimed_edge_is_never_claimed_again() {
         let mut edges = mesh();
-        break_where(&mut edges, |e| e.src == "a1c1");
+        break_where(&mut edges, |e| &*e.src == "a1c1");
         let index = Index::new(&edges);
         let mut claims = Claims::new(&edges, &index.broken);
         claims.claim(IncidentKind::NodeIsolated, "a1c1".into(), "x".into(), &|e| e.dst_host.as_deref() == Some("a2"));
@@ -618,21 +629,21 @@ mod tests {
         let d = |e: &EdgeFact| e.dst.clone().unwrap();
         type Case = (&'static str, Box<dyn Fn(&EdgeFact) -> bool>, (IncidentKind, &'static str));
         let cases: Vec<Case> = vec![
-            ("isolated", Box::new(|e| e.src == "a1c1"), (IncidentKind::NodeIsolated, "a1c1")),
-            ("unreachable", Box::new(move |e| d(e) == "a1c1"), (IncidentKind::NodeUnreachable, "a1c1")),
+            ("isolated", Box::new(|e| &*e.src == "a1c1"), (IncidentKind::NodeIsolated, "a1c1")),
+            ("unreachable", Box::new(move |e| &*d(e) == "a1c1"), (IncidentKind::NodeUnreachable, "a1c1")),
             (
                 "host down",
-                Box::new(|e| (e.src_host == "a1") != (e.dst_host.as_deref() == Some("a1"))),
+                Box::new(|e| (&*e.src_host == "a1") != (e.dst_host.as_deref() == Some("a1"))),
                 (IncidentKind::Host, "a1"),
             ),
             (
                 "host down, its own containers cut from each other too",
-                Box::new(|e| e.src_host == "a1" || e.dst_host.as_deref() == Some("a1")),
+                Box::new(|e| &*e.src_host == "a1" || e.dst_host.as_deref() == Some("a1")),
                 (IncidentKind::Host, "a1"),
             ),
             (
                 "host unreachable only",
-                Box::new(|e| e.src_host != "a1" && e.dst_host.as_deref() == Some("a1")),
+                Box::new(|e| &*e.src_host != "a1" && e.dst_host.as_deref() == Some("a1")),
                 (IncidentKind::Host, "a1"),
             ),
             (
@@ -640,7 +651,7 @@ mod tests {
                 Box::new(|e| pair(&e.src_host, e.dst_host.as_deref().unwrap()) == ("a1", "b1")),
                 (IncidentKind::HostPair, "a1<->b1"),
             ),
-            ("dc link", Box::new(|e| Some(e.src_dc.as_str()) != e.dst_dc.as_deref()), (IncidentKind::DcLink, "A<->B")),
+            ("dc link", Box::new(|e| Some(&*e.src_dc) != e.dst_dc.as_deref()), (IncidentKind::DcLink, "A<->B")),
         ];
         for (name, pick, (kind, culprit)) in cases {
             let mut edges = mesh();
@@ -652,8 +663,8 @@ mod tests {
     #[test]
     fn a_lone_edge_is_an_edge_and_flapping_edges_are_no_incident() {
         let mut edges = mesh();
-        break_where(&mut edges, |e| e.src == "a1c1" && e.dst.as_deref() == Some("b2c3"));
-        for e in edges.iter_mut().filter(|e| e.src == "b1c1") {
+        break_where(&mut edges, |e| &*e.src == "a1c1" && e.dst.as_deref() == Some("b2c3"));
+        for e in edges.iter_mut().filter(|e| &*e.src == "b1c1") {
             e.state = HealthState::Down;
             e.flapping = true;
         }
@@ -664,7 +675,7 @@ mod tests {
     fn two_faults_at_once_are_two_incidents_worst_first() {
         let mut edges = mesh();
         let link = break_where(&mut edges, |e| pair(&e.src_host, e.dst_host.as_deref().unwrap()) == ("a2", "b2"));
-        break_where(&mut edges, |e| e.src == "a1c1" && e.dst.as_deref() == Some("a1c2"));
+        break_where(&mut edges, |e| &*e.src == "a1c1" && e.dst.as_deref() == Some("a1c2"));
         assert_eq!(
             diagnosed(&edges),
             vec![(IncidentKind::HostPair, "a2<->b2".into(), link), (IncidentKind::Edge, "a1c1 -> a1c2".into(), 1)]
