@@ -414,6 +414,9 @@ fn stamp_arrivals(socket: &Socket, family: Family) {
 }
 
 /// One packet, with its sender and the kernel's time stamp of its arrival, if given.
+/// `control`: the ancillary-data buffer, reused from packet to packet (nix's `recvmsg`
+/// takes it as a `Vec`).
+#[allow(clippy::ptr_arg)]
 fn receive_stamped(
     socket: &Socket,
     buf: &mut [u8],
