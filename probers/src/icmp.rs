@@ -4,15 +4,15 @@
 //! kernel's unprivileged ICMP datagram socket (`SOCK_DGRAM`, allowed when our group is in
 //! `net.ipv4.ping_group_range`), whichever opens first in the preferred order. Every echo
 //! request gets a sequence number unique among those in flight on its socket; one receive
-//! task per socket matches replies to waiting probes by sequence number and source address
+//! thread per socket matches replies to waiting probes by sequence number and source address
 //! (and, on raw sockets, which see every ICMP packet on the host, by our identifier too; a
 //! datagram socket's identifier is the kernel's). Raw sockets carry a kernel (classic BPF)
 //! filter that lets through only echo replies with our identifier and ICMP errors, so our
 //! own requests looping back and other programs' traffic never reach the receive thread.
 //!
-//! The sockets are driven by tokio's `UdpSocket`, which is only readiness plumbing around
-//! `sendto`/`recvfrom` — the same calls an ICMP socket takes — and gives safe, initialised
-//! receive buffers and source addresses without `unsafe`.
+//! The sockets are socket2's, blocking: the receive thread sits in `recvmsg` (through nix,
+//! for the kernel's arrival time stamp, with safe buffers and source addresses, no
+//! `unsafe`), and probes send from the runtime with `MSG_DONTWAIT`.
 
 pub mod packet;
 
@@ -349,8 +349,8 @@ impl IcmpSocket {
 
     /// Hands a received packet to the probe waiting for it, if any. `arrived`: when the
     /// kernel took it in (its receive time stamp), else `at`, when it was read: the round
-    /// trip is measured to the first, so a receive task that runs late (thousands of
-    /// targets on a busy runtime) does not add its lateness to every RTT.
+    /// trip is measured to the first, so a reader that comes to a packet late does not
+    /// add its lateness to the RTT.
     fn dispatch(&self, buf: &[u8], from: IpAddr, at: Instant, arrived: Option<SystemTime>) {
         let framing = match (self.mode, self.family) {
             (IcmpMode::Raw, Family::V4) => Framing::WithIpHeader,
