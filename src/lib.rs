@@ -44,7 +44,14 @@ pub fn main() -> ExitCode {
         restore_sigpipe();
     }
     init_tracing(cli.global.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // `ping` is fping's kind of work: one thread sending, the ICMP receive threads reading.
+    // A second runtime worker only adds wake-ups between threads: about a quarter more CPU
+    // at 10,000 targets.
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if matches!(cli.command, cli::Command::Ping(_)) {
+        runtime.worker_threads(1);
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("edgewatch: cannot start the async runtime: {e}");
