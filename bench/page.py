@@ -3,6 +3,8 @@ put their section (and their rows of the Targets table) into the page in place o
 ones, leaving the rest of the page as it was."""
 
 import os
+import platform
+import subprocess
 
 
 def into(out, title, lines, rows=None, row_prefix=None):
@@ -42,3 +44,19 @@ def into(out, title, lines, rows=None, row_prefix=None):
         text[start:end] = lines + ([""] if end < len(text) else [])
     with open(out, "w") as f:
         f.write("\n".join(text).rstrip("\n") + "\n")
+
+
+def sh(*cmd):
+    """A command's output, or "?" when it cannot be had."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+    except Exception:
+        return "?"
+
+
+def measured_on():
+    """"Measured DATE at commit REV on N cores (CPU), OS RELEASE": where a section's figures
+    were taken."""
+    cpu = sh("sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+    return (f"Measured {sh('date', '-u', '+%Y-%m-%d')} at commit {sh('git', 'rev-parse', '--short', 'HEAD')} on "
+            f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}")

@@ -8,9 +8,7 @@ table, from the ping-bench.json that bench/ping_bench.sh writes.
 
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -24,13 +22,6 @@ TARGET_PREFIX = "edgewatch ping"
 
 def yes(ok):
     return "yes" if ok else "**NO**"
-
-
-def sh(*cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
-    except Exception:
-        return "?"
 
 
 def med(runs, tool, key):
@@ -73,10 +64,8 @@ def section(results):
         return [], []
     d = json.load(open(path))
     runs = d["runs"]
-    cpu = sh("sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
     L = [TITLE, ""]
-    L.append(f"Measured {sh('date', '-u', '+%Y-%m-%d')} at commit {sh('git', 'rev-parse', '--short', 'HEAD')} on "
-             f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, {d['fping_version']}, as "
+    L.append(f"{page.measured_on()}, {d['fping_version']}, as "
              f"{'root (raw ICMP sockets for both)' if os.geteuid() == 0 else 'a user'}. The same "
              f"{d['targets']:,} addresses 127.0.x.y (one file), {d['count']} echo requests each "
              f"{d['period_ms']} ms apart, the two tools taking turns, {len(runs)} runs each; each process timed by "

@@ -8,8 +8,6 @@ bench/ui_bench.sh writes.
 
 import json
 import os
-import platform
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -28,13 +26,6 @@ def ms(x):
     return "?" if x is None else f"{x:,.0f} ms" if x >= 100 else f"{x:.1f} ms"
 
 
-def sh(*cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
-    except Exception:
-        return "?"
-
-
 def section(results):
     path = os.path.join(results, "ui-bench.json")
     if not os.path.exists(path):
@@ -42,10 +33,8 @@ def section(results):
     d = json.load(open(path))
     h, b = d["http"], d["browser"]
     g = d.get("graph", {})
-    cpu = sh("sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
     L = [TITLE, ""]
-    L.append(f"Measured {sh('date', '-u', '+%Y-%m-%d')} at commit {sh('git', 'rev-parse', '--short', 'HEAD')} "
-             f"on {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, {d.get('chromium', '?')}. "
+    L.append(f"{page.measured_on()}, {d.get('chromium', '?')}. "
              f"The topology benchmark's graph (bench/topology_fill.sql, seed 1): "
              f"{g.get('nodes', '?'):,} nodes, {g.get('live_edges', '?'):,} live edges, {g.get('dcs', '?')} data centers, "
              f"{g.get('down_edges', 0) + g.get('degraded_edges', 0):,} edges down or degraded; one `edgewatch serve` "
